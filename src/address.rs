@@ -1,0 +1,170 @@
+//! Mail addresses: parsing an RFC 5321 mailbox into local part and domain,
+//! and the comparison key that treats the domain case-insensitively and the
+//! local part case-preservingly (RFC 5321 §2.4).
+//!
+//! Trusts nothing: every string here may come from the network or a file.
+
+use std::fmt;
+
+/// Longest address accepted anywhere (RFC 5321 §4.5.3.1: 64 + 1 + 255).
+pub const MAX_ADDRESS_LEN: usize = 320;
+
+/// A syntactically checked mailbox `local@domain`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Address {
+    local: String,
+    domain: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error("address is empty")]
+    Empty,
+    #[error("address is longer than {MAX_ADDRESS_LEN} characters")]
+    TooLong,
+    #[error("address has no '@'")]
+    NoAt,
+    #[error("local part is empty or longer than 64 characters")]
+    BadLocal,
+    #[error("domain is empty or malformed")]
+    BadDomain,
+    #[error("address contains a space, control character or bracket")]
+    BadChar,
+}
+
+impl Address {
+    /// Parses `local@domain`, with or without surrounding angle brackets.
+    pub fn parse(input: &str) -> Result<Address, AddressError> {
+        let s = input.trim();
+        let s = s
+            .strip_prefix('<')
+            .and_then(|s| s.strip_suffix('>'))
+            .unwrap_or(s);
+        if s.is_empty() {
+            return Err(AddressError::Empty);
+        }
+        if s.len() > MAX_ADDRESS_LEN {
+            return Err(AddressError::TooLong);
+        }
+        let at = s.rfind('@').ok_or(AddressError::NoAt)?;
+        let (local, domain) = (&s[..at], &s[at + 1..]);
+        if local.is_empty() || local.len() > 64 {
+            return Err(AddressError::BadLocal);
+        }
+        let quoted = local.len() >= 2 && local.starts_with('"') && local.ends_with('"');
+        if !quoted
+            && local
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || "<>()[]\\,;:\"".contains(c))
+        {
+            return Err(AddressError::BadChar);
+        }
+        if quoted && local.chars().any(|c| c.is_control()) {
+            return Err(AddressError::BadChar);
+        }
+        if !valid_domain(domain) {
+            return Err(AddressError::BadDomain);
+        }
+        Ok(Address {
+            local: local.to_string(),
+            domain: domain.to_ascii_lowercase(),
+        })
+    }
+
+    pub fn local(&self) -> &str {
+        &self.local
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// The comparison key: local part as written, domain lower-cased.
+    pub fn key(&self) -> String {
+        format!("{}@{}", self.local, self.domain)
+    }
+}
+
+/// The comparison key of an address string, or the trimmed input lower-cased
+/// in its domain when it does not parse (so lookups never panic).
+pub fn address_key(s: &str) -> String {
+    match Address::parse(s) {
+        Ok(a) => a.key(),
+        Err(_) => s.trim().to_string(),
+    }
+}
+
+fn valid_domain(d: &str) -> bool {
+    if d.is_empty() || d.len() > 255 {
+        return false;
+    }
+    if let Some(lit) = d.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+        return !lit.is_empty()
+            && lit
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || ".:".contains(c) || c.is_ascii_alphabetic());
+    }
+    d.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
+    })
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.local, self.domain)
+    }
+}
+
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Address({self})")
+    }
+}
+
+impl std::str::FromStr for Address {
+    type Err = AddressError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Address::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_folds_local_keeps_case() {
+        let a = Address::parse("<Jane.Doe@Example.ORG>").unwrap();
+        assert_eq!(a.key(), "Jane.Doe@example.org");
+        assert_ne!(
+            Address::parse("jane.doe@example.org").unwrap(),
+            Address::parse("Jane.Doe@example.org").unwrap()
+        );
+        assert_eq!(
+            Address::parse("x@EXAMPLE.org").unwrap(),
+            Address::parse("x@example.org").unwrap()
+        );
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        assert_eq!(Address::parse(""), Err(AddressError::Empty));
+        assert_eq!(Address::parse("nobody"), Err(AddressError::NoAt));
+        assert_eq!(Address::parse("@example.org"), Err(AddressError::BadLocal));
+        assert_eq!(
+            Address::parse("a b@example.org"),
+            Err(AddressError::BadChar)
+        );
+        assert_eq!(Address::parse("a@exa..mple"), Err(AddressError::BadDomain));
+        assert_eq!(Address::parse("a@-x.org"), Err(AddressError::BadDomain));
+        assert!(Address::parse(&format!("{}@x.org", "a".repeat(65))).is_err());
+        assert!(Address::parse("\"a b\"@example.org").is_ok());
+        assert!(Address::parse("a@[127.0.0.1]").is_ok());
+    }
+}

@@ -1,0 +1,403 @@
+//! One list's settings, `lists/NAME.yaml`. The file name is the list's name.
+
+use super::error::{find_line, ConfigError};
+use crate::address::Address;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Who may subscribe, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionPolicy {
+    Open,
+    #[default]
+    Confirm,
+    Approve,
+    ConfirmThenApprove,
+    Closed,
+}
+
+/// Whether unsubscribing needs a confirmation from the address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UnsubscribePolicy {
+    Open,
+    #[default]
+    Confirm,
+}
+
+/// Who may post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PostingPolicy {
+    Anyone,
+    #[default]
+    Members,
+    Moderated,
+    Announce,
+}
+
+/// What happens to a post from a non-member on a `members` list
+/// (and from a non-moderator on an `announce` list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum NonmemberAction {
+    #[default]
+    Hold,
+    Reject,
+    Discard,
+}
+
+/// Who may see the membership (EXPN over SMTP, `who` by email).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    #[default]
+    Nobody,
+    Trusted,
+    Members,
+    Owners,
+    Anyone,
+}
+
+/// The Reply-To policy: `none`, `list`, or an address.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ReplyTo {
+    #[default]
+    None,
+    List,
+    Address(String),
+}
+
+impl<'de> Deserialize<'de> for ReplyTo {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "none" => Ok(ReplyTo::None),
+            "list" => Ok(ReplyTo::List),
+            other => Address::parse(other)
+                .map(|a| ReplyTo::Address(a.to_string()))
+                .map_err(|e| {
+                    serde::de::Error::custom(format!(
+                        "reply_to must be `none`, `list` or an address; `{other}`: {e}"
+                    ))
+                }),
+        }
+    }
+}
+
+/// The `digest:` map of a list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DigestConfig {
+    pub enabled: bool,
+    pub max_messages: u32,
+    pub max_bytes: u64,
+    /// `daily HH:MM`, `weekly DAY HH:MM` or `none`.
+    pub schedule: String,
+    /// `yearly`, `monthly` or `never`.
+    pub volume_period: String,
+    pub send_empty: bool,
+    /// Template names for the digest header and footer.
+    pub header: String,
+    pub footer: String,
+}
+
+impl Default for DigestConfig {
+    fn default() -> Self {
+        DigestConfig {
+            enabled: true,
+            max_messages: 30,
+            max_bytes: 100 * 1024,
+            schedule: "daily 06:00".into(),
+            volume_period: "yearly".into(),
+            send_empty: false,
+            header: "digest-header".into(),
+            footer: "digest-footer".into(),
+        }
+    }
+}
+
+/// The settings of one list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListConfig {
+    /// The list's name, from its file name (not a YAML key).
+    #[serde(skip)]
+    pub name: String,
+    /// The file this came from.
+    #[serde(skip)]
+    pub path: PathBuf,
+    #[serde(default)]
+    pub description: String,
+    /// Listed by `lists` and the web; a private list is not advertised.
+    #[serde(default = "yes")]
+    pub advertised: bool,
+    #[serde(default)]
+    pub owners: Vec<String>,
+    #[serde(default)]
+    pub moderators: Vec<String>,
+    #[serde(default)]
+    pub subscription: SubscriptionPolicy,
+    #[serde(default)]
+    pub unsubscription: UnsubscribePolicy,
+    #[serde(default)]
+    pub posting: PostingPolicy,
+    #[serde(default)]
+    pub nonmember_posts: NonmemberAction,
+    /// e.g. `"[dev]"`; empty for none.
+    #[serde(default)]
+    pub subject_prefix: String,
+    #[serde(default)]
+    pub reply_to: ReplyTo,
+    /// Per-list size limit in bytes (0: the global smtp.max_message_size).
+    #[serde(default)]
+    pub max_message_size: u64,
+    #[serde(default = "access_trusted")]
+    pub expn: Access,
+    #[serde(default = "access_owners")]
+    pub who: Access,
+    #[serde(default)]
+    pub digest: DigestConfig,
+    #[serde(default = "yes")]
+    pub archive: bool,
+    /// Per-recipient envelope senders `NAME-bounces+user=example.org@domain`.
+    #[serde(default)]
+    pub verp: bool,
+    /// Append the `footer` template to posts.
+    #[serde(default)]
+    pub footer: bool,
+    /// Leave out members already named in To/Cc.
+    #[serde(default)]
+    pub skip_explicit_recipients: bool,
+    /// Owners get a notice on each subscribe and unsubscribe.
+    #[serde(default = "yes")]
+    pub notify_owners: bool,
+    /// Posters are told their post awaits moderation.
+    #[serde(default = "yes")]
+    pub notify_held: bool,
+    /// Moderators get a daily reminder of pending posts.
+    #[serde(default = "yes")]
+    pub moderator_reminders: bool,
+    /// Days a held post waits before it expires.
+    #[serde(default = "hold_days")]
+    pub hold_days: u32,
+    /// argon2 hash (PHC string) of the moderator password for `Approved:`.
+    #[serde(default)]
+    pub moderator_password: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn access_trusted() -> Access {
+    Access::Trusted
+}
+fn access_owners() -> Access {
+    Access::Owners
+}
+fn hold_days() -> u32 {
+    14
+}
+
+/// Suffixes that route to a list's service addresses, and so cannot end a list name.
+pub const RESERVED_SUFFIXES: &[&str] = &[
+    "request",
+    "owner",
+    "bounces",
+    "confirm",
+    "join",
+    "leave",
+    "subscribe",
+    "unsubscribe",
+    "moderate",
+];
+
+impl ListConfig {
+    /// Whether an address is one of the owners.
+    pub fn is_owner(&self, addr: &str) -> bool {
+        let k = crate::address::address_key(addr);
+        self.owners
+            .iter()
+            .any(|o| crate::address::address_key(o) == k)
+    }
+
+    /// Whether an address is a moderator or an owner.
+    pub fn is_moderator(&self, addr: &str) -> bool {
+        let k = crate::address::address_key(addr);
+        self.is_owner(addr)
+            || self
+                .moderators
+                .iter()
+                .any(|o| crate::address::address_key(o) == k)
+    }
+
+    /// The size limit in force for posts: the list's, else the global one.
+    pub fn size_limit(&self, global: u64) -> u64 {
+        if self.max_message_size == 0 {
+            global
+        } else {
+            self.max_message_size.min(global)
+        }
+    }
+
+    /// Parses one list file. `name` is the file stem.
+    pub fn parse(path: &Path, name: &str, text: &str) -> Result<ListConfig, Vec<ConfigError>> {
+        let mut list: ListConfig = if text.trim().is_empty() {
+            serde_yaml_ng::from_str("{}")
+        } else {
+            serde_yaml_ng::from_str(text)
+        }
+        .map_err(|e| vec![ConfigError::from_yaml(path, &e)])?;
+        list.name = name.to_string();
+        list.path = path.to_path_buf();
+        let mut errors = Vec::new();
+        let at = |needle: &str| find_line(text, needle);
+        if let Some(reason) = bad_list_name(name) {
+            errors.push(ConfigError::new(path, None, reason));
+        }
+        for (key, addrs) in [("owners", &list.owners), ("moderators", &list.moderators)] {
+            for a in addrs {
+                if let Err(e) = Address::parse(a) {
+                    errors.push(ConfigError::new(
+                        path,
+                        at(a).or_else(|| at(&format!("{key}:"))),
+                        format!("{key}: `{a}` is not a valid address: {e}"),
+                    ));
+                }
+            }
+        }
+        if let Some(h) = &list.moderator_password {
+            if !h.starts_with("$argon2") {
+                errors.push(ConfigError::new(
+                    path,
+                    at("moderator_password"),
+                    "moderator_password must be an argon2 hash (`listd hash-password` makes one), not a plain password".into(),
+                ));
+            }
+        }
+        if list.digest.max_messages == 0 {
+            errors.push(ConfigError::new(
+                path,
+                at("max_messages"),
+                "digest.max_messages must be greater than 0".into(),
+            ));
+        }
+        if !["yearly", "monthly", "never"].contains(&list.digest.volume_period.as_str()) {
+            errors.push(ConfigError::new(
+                path,
+                at("volume_period"),
+                format!(
+                    "digest.volume_period must be yearly, monthly or never, not `{}`",
+                    list.digest.volume_period
+                ),
+            ));
+        }
+        if list.hold_days == 0 {
+            errors.push(ConfigError::new(
+                path,
+                at("hold_days"),
+                "hold_days must be at least 1".into(),
+            ));
+        }
+        if errors.is_empty() {
+            Ok(list)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// Why `name` cannot be a list name, if it cannot.
+pub fn bad_list_name(name: &str) -> Option<String> {
+    let ok_chars = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+    if !ok_chars {
+        return Some(format!(
+            "list name `{name}` (from the file name) must be 1-64 characters of a-z, 0-9, `.`, `_` and `-`, starting with a letter or digit"
+        ));
+    }
+    if name == "majordomo" {
+        return Some("list name `majordomo` is reserved for the site-wide robot".into());
+    }
+    for s in RESERVED_SUFFIXES {
+        if name.ends_with(&format!("-{s}")) {
+            return Some(format!(
+                "list name `{name}` ends in `-{s}`, which is reserved for the list's service addresses"
+            ));
+        }
+    }
+    None
+}
+
+/// Loads every `*.yaml` / `*.yml` file in `dir`. A list defined twice is an error.
+pub(super) fn load_all(
+    dir: &Path,
+    _domain: &str,
+    errors: &mut Vec<ConfigError>,
+) -> BTreeMap<String, ListConfig> {
+    let mut lists: BTreeMap<String, ListConfig> = BTreeMap::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            errors.push(ConfigError::new(
+                dir,
+                None,
+                format!("cannot read lists_dir: {e}"),
+            ));
+            return lists;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml") | Some("yml")
+                )
+        })
+        .collect();
+    paths.sort();
+    for path in paths {
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let name = stem.to_ascii_lowercase();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(ConfigError::new(&path, None, format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        if let Some(prev) = lists.get(&name) {
+            errors.push(ConfigError::new(
+                &path,
+                Some((1, 1)),
+                format!(
+                    "duplicate list `{name}`: already defined in {}",
+                    prev.path.display()
+                ),
+            ));
+            continue;
+        }
+        match ListConfig::parse(&path, &stem, &text) {
+            Ok(l) => {
+                lists.insert(name, l);
+            }
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    lists
+}

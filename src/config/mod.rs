@@ -1,0 +1,414 @@
+//! Configuration: the global `listd.yaml` and one `lists/NAME.yaml` per list,
+//! read with `serde_yaml_ng` into typed structs.
+//!
+//! Trusts nothing in the files: unknown keys, wrong types, bad addresses,
+//! bad CIDRs and duplicate lists are errors that name the file, the line and
+//! column, and the reason. Loading collects every error instead of stopping
+//! at the first, so `listd check` can report them all.
+
+mod error;
+mod list;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use list::{
+    Access, DigestConfig, ListConfig, NonmemberAction, PostingPolicy, ReplyTo, SubscriptionPolicy,
+    UnsubscribePolicy,
+};
+
+use crate::address::Address;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// Environment variable naming the global config file.
+pub const CONFIG_ENV: &str = "LISTD_CONFIG";
+
+/// The global configuration, `listd.yaml`, plus every list found in `lists_dir`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Path of the file this was loaded from.
+    pub path: PathBuf,
+    pub domain: String,
+    pub data_dir: PathBuf,
+    pub lists_dir: PathBuf,
+    pub templates_dir: PathBuf,
+    pub smtp: SmtpConfig,
+    pub lmtp: LmtpConfig,
+    pub relay: RelayConfig,
+    pub robot: RobotConfig,
+    pub delivery: DeliveryConfig,
+    pub web: WebConfig,
+    pub lists: BTreeMap<String, ListConfig>,
+}
+
+/// The on-disk shape of `listd.yaml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    domain: String,
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    #[serde(default = "default_lists_dir")]
+    lists_dir: PathBuf,
+    #[serde(default = "default_templates_dir")]
+    templates_dir: PathBuf,
+    #[serde(default)]
+    smtp: SmtpConfig,
+    #[serde(default)]
+    lmtp: LmtpConfig,
+    #[serde(default)]
+    relay: RelayConfig,
+    #[serde(default)]
+    robot: RobotConfig,
+    #[serde(default)]
+    delivery: DeliveryConfig,
+    #[serde(default)]
+    web: WebConfig,
+}
+
+fn default_data_dir() -> PathBuf {
+    "data".into()
+}
+fn default_lists_dir() -> PathBuf {
+    "lists".into()
+}
+fn default_templates_dir() -> PathBuf {
+    "templates".into()
+}
+
+/// `smtp:` — the ESMTP listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// `host:port` pairs to listen on.
+    pub listen: Vec<String>,
+    /// Name used in the greeting, EHLO reply and Received: headers.
+    pub hostname: String,
+    /// Largest message accepted, in bytes (advertised as SIZE).
+    pub max_message_size: u64,
+    /// Concurrent connections; one more gets 421.
+    pub max_connections: usize,
+    /// CIDRs whose clients count as `trusted` for EXPN/VRFY policies.
+    pub trusted_networks: Vec<String>,
+    /// Seconds of silence before the session gets 421 and is closed.
+    pub idle_timeout_secs: u64,
+    /// RCPT commands accepted per transaction (452 beyond).
+    pub max_recipients: usize,
+    /// Errors in a row before the session gets 421 and is closed.
+    pub max_errors: u32,
+    /// Commands per connection per minute before the session is slowed with 421.
+    pub max_commands_per_minute: u32,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            listen: vec!["127.0.0.1:2525".into()],
+            hostname: "localhost".into(),
+            max_message_size: 10 * 1024 * 1024,
+            max_connections: 256,
+            trusted_networks: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            idle_timeout_secs: 300,
+            max_recipients: 100,
+            max_errors: 10,
+            max_commands_per_minute: 6000,
+        }
+    }
+}
+
+/// `lmtp:` — the LMTP listener (TCP `host:port` or a unix socket path).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LmtpConfig {
+    pub listen: Vec<String>,
+}
+
+/// How the outbound relay connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RelayTls {
+    #[default]
+    None,
+    Starttls,
+    Tls,
+}
+
+/// `relay:` — the MTA that delivers what listd sends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: RelayTls,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// RCPTs per SMTP transaction.
+    pub max_recipients: usize,
+    /// Parallel connections to the relay.
+    pub connections: usize,
+    /// Seconds to wait for any one relay reply.
+    pub timeout_secs: u64,
+    /// Name listd gives in its EHLO to the relay (defaults to smtp.hostname).
+    pub helo_name: Option<String>,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            host: "127.0.0.1".into(),
+            port: 25,
+            tls: RelayTls::None,
+            username: None,
+            password: None,
+            max_recipients: 100,
+            connections: 4,
+            timeout_secs: 60,
+            helo_name: None,
+        }
+    }
+}
+
+/// `robot:` — the command robot's limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RobotConfig {
+    /// Replies sent to one address per hour; beyond that they are dropped and logged.
+    pub replies_per_hour: u32,
+    /// Days a confirmation token stays valid.
+    pub token_expiry_days: u32,
+    /// Non-command lines tolerated before the robot stops reading.
+    pub max_bad_lines: u32,
+    /// Command mails larger than this are answered with a refusal, not parsed.
+    pub max_command_mail_size: u64,
+}
+
+impl Default for RobotConfig {
+    fn default() -> Self {
+        RobotConfig {
+            replies_per_hour: 10,
+            token_expiry_days: 7,
+            max_bad_lines: 25,
+            max_command_mail_size: 256 * 1024,
+        }
+    }
+}
+
+/// `delivery:` — retry schedule of the outbound queue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// First retry delay of a deferred recipient, seconds.
+    pub retry_initial_secs: u64,
+    /// Longest delay between two tries, seconds.
+    pub retry_max_secs: u64,
+    /// A recipient still deferred after this many hours is given up (bounced).
+    pub give_up_hours: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            retry_initial_secs: 300,
+            retry_max_secs: 1800,
+            give_up_hours: 120,
+        }
+    }
+}
+
+/// `web:` — public URLs (the web admin and one-click unsubscribe come later).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Base of the archive URL advertised in List-Archive, e.g. `https://lists.example.org/archive`.
+    pub archive_url: Option<String>,
+    /// Base of an HTTPS one-click unsubscribe URL (RFC 8058), e.g. `https://lists.example.org/unsubscribe`.
+    pub unsubscribe_url: Option<String>,
+}
+
+impl Config {
+    /// Where the config file is: `--config`, then `$LISTD_CONFIG`, then `./listd.yaml`.
+    pub fn locate(cli: Option<&Path>) -> PathBuf {
+        if let Some(p) = cli {
+            return p.to_path_buf();
+        }
+        if let Some(p) = std::env::var_os(CONFIG_ENV) {
+            if !p.is_empty() {
+                return PathBuf::from(p);
+            }
+        }
+        PathBuf::from("listd.yaml")
+    }
+
+    /// Loads the global file and every list, returning all errors found.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let mut errors = Vec::new();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError::new(
+                path,
+                None,
+                format!("cannot read: {e}"),
+            )])
+        })?;
+        let raw: RawConfig = serde_yaml_ng::from_str(&text)
+            .map_err(|e| ConfigErrors(vec![ConfigError::from_yaml(path, &e)]))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+
+        validate_global(path, &text, &raw, &mut errors);
+        let lists_dir = resolve(&raw.lists_dir);
+        let lists = list::load_all(&lists_dir, &raw.domain, &mut errors);
+
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            domain: raw.domain.to_ascii_lowercase(),
+            data_dir: resolve(&raw.data_dir),
+            lists_dir,
+            templates_dir: resolve(&raw.templates_dir),
+            smtp: raw.smtp,
+            lmtp: raw.lmtp,
+            relay: raw.relay,
+            robot: raw.robot,
+            delivery: raw.delivery,
+            web: raw.web,
+            lists,
+        })
+    }
+
+    /// The list with this name (names are lower-case).
+    pub fn list(&self, name: &str) -> Option<&ListConfig> {
+        self.lists.get(&name.to_ascii_lowercase())
+    }
+
+    /// `NAME@domain`.
+    pub fn list_address(&self, name: &str) -> String {
+        format!("{name}@{}", self.domain)
+    }
+
+    /// `NAME-SUFFIX@domain`, e.g. `dev-request@lists.example.org`.
+    pub fn list_suffix_address(&self, name: &str, suffix: &str) -> String {
+        format!("{name}-{suffix}@{}", self.domain)
+    }
+
+    /// The path of the SQLite database.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("listd.db")
+    }
+
+    /// The parsed trusted networks (validated at load time).
+    pub fn trusted_networks(&self) -> Vec<ipnet::IpNet> {
+        self.smtp
+            .trusted_networks
+            .iter()
+            .filter_map(|s| parse_cidr(s).ok())
+            .collect()
+    }
+
+    /// Whether a client IP is in `smtp.trusted_networks`.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted_networks().iter().any(|n| n.contains(&ip))
+    }
+
+    /// A configuration built in code (tests, benches): the defaults for
+    /// everything, the given domain and data dir, and no lists.
+    pub fn for_tests(domain: &str, dir: &Path) -> Config {
+        Config {
+            path: dir.join("listd.yaml"),
+            domain: domain.to_string(),
+            data_dir: dir.join("data"),
+            lists_dir: dir.join("lists"),
+            templates_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates"),
+            smtp: SmtpConfig::default(),
+            lmtp: LmtpConfig::default(),
+            relay: RelayConfig::default(),
+            robot: RobotConfig::default(),
+            delivery: DeliveryConfig::default(),
+            web: WebConfig::default(),
+            lists: BTreeMap::new(),
+        }
+    }
+}
+
+/// Parses a CIDR, accepting a bare IP as a host route.
+pub fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
+    if let Ok(n) = s.parse::<ipnet::IpNet>() {
+        return Ok(n);
+    }
+    s.parse::<IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| format!("`{s}` is not a CIDR network (like 127.0.0.0/8)"))
+}
+
+fn validate_global(path: &Path, text: &str, raw: &RawConfig, errors: &mut Vec<ConfigError>) {
+    let at = |needle: &str| error::find_line(text, needle);
+    if Address::parse(&format!("x@{}", raw.domain)).is_err() {
+        errors.push(ConfigError::new(
+            path,
+            at("domain:"),
+            format!("domain `{}` is not a valid domain name", raw.domain),
+        ));
+    }
+    for n in &raw.smtp.trusted_networks {
+        if let Err(e) = parse_cidr(n) {
+            errors.push(ConfigError::new(path, at(n), e));
+        }
+    }
+    for l in &raw.smtp.listen {
+        if l.parse::<std::net::SocketAddr>().is_err() {
+            errors.push(ConfigError::new(
+                path,
+                at(l),
+                format!("smtp.listen `{l}` is not host:port (like 127.0.0.1:2525)"),
+            ));
+        }
+    }
+    for l in &raw.lmtp.listen {
+        if !l.starts_with('/') && l.parse::<std::net::SocketAddr>().is_err() {
+            errors.push(ConfigError::new(
+                path,
+                at(l),
+                format!("lmtp.listen `{l}` is neither host:port nor an absolute unix socket path"),
+            ));
+        }
+    }
+    let positive = [
+        ("max_message_size", raw.smtp.max_message_size == 0),
+        ("max_connections", raw.smtp.max_connections == 0),
+        ("max_recipients", raw.relay.max_recipients == 0),
+        ("connections", raw.relay.connections == 0),
+    ];
+    for (key, zero) in positive {
+        if zero {
+            errors.push(ConfigError::new(
+                path,
+                at(&format!("{key}:")),
+                format!("{key} must be greater than 0"),
+            ));
+        }
+    }
+    if raw.relay.username.is_some() != raw.relay.password.is_some() {
+        errors.push(ConfigError::new(
+            path,
+            at("relay:"),
+            "relay.username and relay.password go together".into(),
+        ));
+    }
+    if let Some(u) = &raw.web.unsubscribe_url {
+        if !u.starts_with("https://") {
+            errors.push(ConfigError::new(
+                path,
+                at("unsubscribe_url"),
+                "web.unsubscribe_url must be an https:// URL (RFC 8058)".into(),
+            ));
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! (delivery: to be written.)

@@ -1,0 +1,23 @@
+//! listd: a Majordomo-style mailing list manager.
+//!
+//! The message path (see ARCHITECTURE.md): `smtp` accepts mail and commits it
+//! to the `store` spool before answering 250; `pipeline` routes each incoming
+//! recipient to its handler (posts, `commands`, `moderation`, owners, bounces);
+//! accepted posts are decorated, archived and expanded into the outbound
+//! queue, which `delivery` drains to the relay; `digest` collects posts for
+//! digest members.
+
+pub mod address;
+pub mod archive;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod daemon;
+pub mod delivery;
+pub mod digest;
+pub mod moderation;
+pub mod pipeline;
+pub mod routing;
+pub mod smtp;
+pub mod store;
+pub mod templates;

@@ -1,0 +1,5 @@
+//! The `listd` binary: a thin clap front end over the library.
+
+fn main() {
+    std::process::exit(listd::cli::main());
+}

@@ -1,0 +1,221 @@
+//! The `members` table: who is on which list, and how they take their mail.
+
+use super::{Result, StoreError};
+use crate::address::Address;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+/// How a member receives the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryMode {
+    Each,
+    DigestMime,
+    DigestPlain,
+    NoMail,
+}
+
+impl DeliveryMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryMode::Each => "each",
+            DeliveryMode::DigestMime => "digest_mime",
+            DeliveryMode::DigestPlain => "digest_plain",
+            DeliveryMode::NoMail => "nomail",
+        }
+    }
+
+    /// Parses the stored name, and the user-facing aliases of `set LIST MODE`.
+    pub fn parse(s: &str) -> Option<DeliveryMode> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "each" | "mail" => DeliveryMode::Each,
+            "digest_mime" | "digest" | "mime" => DeliveryMode::DigestMime,
+            "digest_plain" | "plain" => DeliveryMode::DigestPlain,
+            "nomail" => DeliveryMode::NoMail,
+            _ => return None,
+        })
+    }
+
+    pub fn is_digest(self) -> bool {
+        matches!(self, DeliveryMode::DigestMime | DeliveryMode::DigestPlain)
+    }
+}
+
+/// One membership row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: i64,
+    pub list: String,
+    pub address: String,
+    pub name: Option<String>,
+    pub mode: DeliveryMode,
+    pub disabled: bool,
+    pub joined_at: i64,
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Member> {
+    let mode: String = r.get(4)?;
+    Ok(Member {
+        id: r.get(0)?,
+        list: r.get(1)?,
+        address: r.get(2)?,
+        name: r.get(3)?,
+        mode: DeliveryMode::parse(&mode).unwrap_or(DeliveryMode::Each),
+        disabled: r.get::<_, i64>(5)? != 0,
+        joined_at: r.get(6)?,
+    })
+}
+
+const COLS: &str = "id, list, address, name, mode, disabled, joined_at";
+
+/// Adds a member. Returns false if the address was already on the list.
+pub fn add(
+    conn: &Connection,
+    list: &str,
+    address: &Address,
+    name: Option<&str>,
+    mode: DeliveryMode,
+    now: i64,
+) -> Result<bool> {
+    let n = conn.execute(
+        "INSERT OR IGNORE INTO members(list, address, address_key, name, mode, joined_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            list,
+            address.to_string(),
+            address.key(),
+            name,
+            mode.as_str(),
+            now
+        ],
+    )?;
+    Ok(n == 1)
+}
+
+/// Removes a member. Returns false if the address was not on the list.
+pub fn remove(conn: &Connection, list: &str, address: &Address) -> Result<bool> {
+    let n = conn.execute(
+        "DELETE FROM members WHERE list = ?1 AND address_key = ?2",
+        params![list, address.key()],
+    )?;
+    Ok(n == 1)
+}
+
+/// The membership of `address` on `list`, if any.
+pub fn get(conn: &Connection, list: &str, address: &Address) -> Result<Option<Member>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLS} FROM members WHERE list = ?1 AND address_key = ?2"),
+            params![list, address.key()],
+            from_row,
+        )
+        .optional()?)
+}
+
+/// Whether `address` (any string; unparsable is never a member) is on `list`.
+pub fn is_member(conn: &Connection, list: &str, address: &str) -> Result<bool> {
+    match Address::parse(address) {
+        Ok(a) => Ok(get(conn, list, &a)?.is_some()),
+        Err(_) => Ok(false),
+    }
+}
+
+/// Changes a member's delivery mode. Returns false if not a member.
+pub fn set_mode(
+    conn: &Connection,
+    list: &str,
+    address: &Address,
+    mode: DeliveryMode,
+) -> Result<bool> {
+    let n = conn.execute(
+        "UPDATE members SET mode = ?3 WHERE list = ?1 AND address_key = ?2",
+        params![list, address.key(), mode.as_str()],
+    )?;
+    Ok(n == 1)
+}
+
+/// Sets or clears the disabled flag (bounce processing). Returns false if not a member.
+pub fn set_disabled(
+    conn: &Connection,
+    list: &str,
+    address: &Address,
+    disabled: bool,
+) -> Result<bool> {
+    let n = conn.execute(
+        "UPDATE members SET disabled = ?3 WHERE list = ?1 AND address_key = ?2",
+        params![list, address.key(), disabled as i64],
+    )?;
+    Ok(n == 1)
+}
+
+/// Number of members of a list.
+pub fn count(conn: &Connection, list: &str) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM members WHERE list = ?1",
+        [list],
+        |r| r.get(0),
+    )?)
+}
+
+/// Streams the members of a list in address order, calling `f` for each,
+/// without collecting them. `f` returns false to stop early.
+pub fn for_each(conn: &Connection, list: &str, mut f: impl FnMut(Member) -> bool) -> Result<()> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM members WHERE list = ?1 ORDER BY address_key"
+    ))?;
+    let mut rows = stmt.query([list])?;
+    while let Some(row) = rows.next()? {
+        if !f(from_row(row)?) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The lists an address is on.
+pub fn lists_of(conn: &Connection, address: &Address) -> Result<Vec<String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT list FROM members WHERE address_key = ?1 ORDER BY list")?;
+    let rows = stmt.query_map([address.key()], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+}
+
+/// Parses an address for the store, turning a bad one into a clear error.
+pub fn parse_address(s: &str) -> Result<Address> {
+    Address::parse(s).map_err(|e| StoreError::Invalid(format!("`{s}`: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_remove_modes_and_case_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::open(&dir.path().join("t.db")).unwrap();
+        let a = Address::parse("Ann@Example.org").unwrap();
+        assert!(add(&conn, "dev", &a, Some("Ann"), DeliveryMode::Each, 1).unwrap());
+        // same address, domain in another case: same member
+        let a2 = Address::parse("Ann@EXAMPLE.ORG").unwrap();
+        assert!(!add(&conn, "dev", &a2, None, DeliveryMode::Each, 2).unwrap());
+        // local part in another case: a different mailbox
+        let a3 = Address::parse("ann@example.org").unwrap();
+        assert!(get(&conn, "dev", &a3).unwrap().is_none());
+        assert!(is_member(&conn, "dev", "Ann@example.ORG").unwrap());
+        assert!(!is_member(&conn, "dev", "garbage").unwrap());
+        assert!(set_mode(&conn, "dev", &a, DeliveryMode::DigestPlain).unwrap());
+        assert_eq!(
+            get(&conn, "dev", &a).unwrap().unwrap().mode,
+            DeliveryMode::DigestPlain
+        );
+        let mut seen = vec![];
+        for_each(&conn, "dev", |m| {
+            seen.push(m.address);
+            true
+        })
+        .unwrap();
+        assert_eq!(seen, vec!["Ann@example.org".to_string()]);
+        assert_eq!(lists_of(&conn, &a).unwrap(), vec!["dev".to_string()]);
+        assert!(remove(&conn, "dev", &a2).unwrap());
+        assert!(!remove(&conn, "dev", &a2).unwrap());
+        assert_eq!(count(&conn, "dev").unwrap(), 0);
+    }
+}

@@ -1,0 +1,104 @@
+//! The inbound spool: message bytes stored once in `messages`, and one
+//! `incoming` queue row per routed envelope recipient.
+
+use super::Result;
+use crate::routing::Route;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// The envelope of an accepted message, as the SMTP session recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The reverse-path; empty for the null sender `<>`.
+    pub mail_from: String,
+    /// Routed recipients, in RCPT order.
+    pub rcpts: Vec<(String, Route)>,
+    /// The client's IP address, if it came over TCP.
+    pub client_ip: Option<String>,
+    /// The HELO/EHLO/LHLO name.
+    pub helo: String,
+    /// `ESMTP`, `SMTP`, `LMTP` or `local`.
+    pub protocol: String,
+}
+
+/// A stored message.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub received_at: i64,
+    pub env_from: String,
+    pub client_ip: Option<String>,
+    pub helo: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+/// Stores an inbound message and queues one `incoming` row per recipient.
+/// Call inside a transaction; the caller commits (group commit).
+pub fn insert_inbound(conn: &Connection, env: &Envelope, bytes: &[u8], now: i64) -> Result<i64> {
+    let mut ins = conn.prepare_cached(
+        "INSERT INTO messages(direction, received_at, env_from, client_ip, helo, protocol, size, bytes)
+         VALUES ('in', ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    ins.execute(params![
+        now,
+        env.mail_from,
+        env.client_ip,
+        env.helo,
+        env.protocol,
+        bytes.len() as i64,
+        bytes
+    ])?;
+    let id = conn.last_insert_rowid();
+    let mut q = conn.prepare_cached(
+        "INSERT INTO incoming(message_id, rcpt, route, list, tag, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (rcpt, route) in &env.rcpts {
+        q.execute(params![
+            id,
+            rcpt,
+            route.kind(),
+            route.list(),
+            route.tag(),
+            now
+        ])?;
+    }
+    Ok(id)
+}
+
+/// Stores a body listd itself composed (a reply, a decorated post, a digest).
+pub fn insert_outbound(conn: &Connection, env_from: &str, bytes: &[u8], now: i64) -> Result<i64> {
+    let mut ins = conn.prepare_cached(
+        "INSERT INTO messages(direction, received_at, env_from, protocol, size, bytes)
+         VALUES ('out', ?1, ?2, 'local', ?3, ?4)",
+    )?;
+    ins.execute(params![now, env_from, bytes.len() as i64, bytes])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Loads a message by id.
+pub fn load(conn: &Connection, id: i64) -> Result<Option<StoredMessage>> {
+    Ok(conn
+        .query_row(
+            "SELECT id, received_at, env_from, client_ip, helo, bytes FROM messages WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(StoredMessage {
+                    id: r.get(0)?,
+                    received_at: r.get(1)?,
+                    env_from: r.get(2)?,
+                    client_ip: r.get(3)?,
+                    helo: r.get(4)?,
+                    bytes: r.get(5)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Counts of the incoming queue by state, for `listd queue`.
+pub fn incoming_counts(conn: &Connection) -> Result<Vec<(String, i64)>> {
+    let mut stmt =
+        conn.prepare("SELECT state, COUNT(*) FROM incoming GROUP BY state ORDER BY state")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
