@@ -1,15 +1,23 @@
-//! The command line: `listd serve`, `check`, `lists`, `members`, `queue`.
-//! Each subcommand is a thin call into the library. Exit codes: 0 ok,
-//! 1 error, 2 usage (clap's own).
+//! The command line: `listd serve`, `check`, `lists`, `members`, `queue`, ...
+//! Each subcommand is a thin call into the library, in its own file.
+//! Exit codes: 0 ok, 1 error, 2 usage (clap's own).
+
+mod check;
+mod members;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "listd", version, about = "A mailing list manager daemon")]
+#[command(
+    name = "listd",
+    version,
+    about = "A Majordomo-style mailing list manager daemon",
+    after_help = "Exit codes: 0 success, 1 error, 2 usage error."
+)]
 pub struct Cli {
     /// The global config file [default: $LISTD_CONFIG, then ./listd.yaml]
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
@@ -17,9 +25,17 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Validate listd.yaml and every list; exit non-zero on any error.
+    /// Validate listd.yaml, every list and the templates; exit 1 on any error.
     Check,
+    /// Show the configured lists with their member counts.
+    Lists,
+    /// Add, remove or list members.
+    #[command(subcommand)]
+    Members(members::MembersCmd),
 }
+
+/// An error a subcommand reports; printed as `listd: ...` with exit code 1.
+pub type CliResult = anyhow::Result<()>;
 
 /// Runs the CLI; returns the process exit code.
 pub fn main() -> i32 {
@@ -32,16 +48,27 @@ pub fn main() -> i32 {
         }
     };
     let path = crate::config::Config::locate(cli.config.as_deref());
-    match cli.command {
-        Command::Check => match crate::config::Config::load(&path) {
-            Ok(c) => {
-                println!("{}: ok, {} lists", path.display(), c.lists.len());
-                0
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                1
-            }
-        },
+    let result = match cli.command {
+        Command::Check => check::run(&path),
+        Command::Lists => check::lists(&path),
+        Command::Members(cmd) => members::run(&path, cmd),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("listd: {e:#}");
+            1
+        }
     }
+}
+
+/// Loads the configuration or fails with every error, one per line.
+pub fn load_config(path: &std::path::Path) -> anyhow::Result<crate::config::Config> {
+    crate::config::Config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))
+}
+
+/// Opens the store of a configuration.
+pub fn open_store(config: &crate::config::Config) -> anyhow::Result<rusqlite::Connection> {
+    let p = config.db_path();
+    crate::store::open(&p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
 }

@@ -1,0 +1,43 @@
+//! `listd check` and `listd lists`.
+
+use super::{load_config, open_store, CliResult};
+use std::path::Path;
+
+/// Validates the configuration and the templates, printing every error.
+pub fn run(path: &Path) -> CliResult {
+    let config = match crate::config::Config::load(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            anyhow::bail!("{} error(s) in the configuration", errors.0.len());
+        }
+    };
+    crate::templates::Templates::for_config(&config)?;
+    println!(
+        "{}: ok ({} lists: {})",
+        path.display(),
+        config.lists.len(),
+        config.lists.keys().cloned().collect::<Vec<_>>().join(", ")
+    );
+    Ok(())
+}
+
+/// Lists every configured list with its address, policy and member count.
+pub fn lists(path: &Path) -> CliResult {
+    let config = load_config(path)?;
+    let conn = open_store(&config)?;
+    for (name, l) in &config.lists {
+        let n = crate::store::members::count(&conn, name)?;
+        println!(
+            "{:<24} {:>7} members  posting={:<9} subscription={:<20} {}",
+            config.list_address(name),
+            n,
+            format!("{:?}", l.posting).to_lowercase(),
+            format!("{:?}", l.subscription).to_lowercase(),
+            l.description
+        );
+    }
+    Ok(())
+}

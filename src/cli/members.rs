@@ -1,0 +1,221 @@
+//! `listd members add|remove|list`: membership from the command line.
+//! Addresses come from arguments or, with `-`, from stdin one a line
+//! (`Name <addr>` and bare addresses both work); a progress bar shows on a
+//! terminal for bulk work. Bad addresses are reported with their line and
+//! skipped; the command then exits 1.
+
+use super::{load_config, open_store, CliResult};
+use crate::address::Address;
+use crate::store::members::{self, DeliveryMode};
+use clap::Subcommand;
+use std::io::{BufRead, IsTerminal};
+use std::path::Path;
+
+#[derive(Subcommand, Debug)]
+pub enum MembersCmd {
+    /// Add members; `-` reads addresses from stdin, one a line.
+    Add {
+        list: String,
+        #[arg(required = true, value_name = "ADDR")]
+        addresses: Vec<String>,
+        /// each, digest (MIME), plain (RFC 1153 digest), nomail
+        #[arg(long, default_value = "each")]
+        mode: String,
+    },
+    /// Remove members; `-` reads addresses from stdin, one a line.
+    Remove {
+        list: String,
+        #[arg(required = true, value_name = "ADDR")]
+        addresses: Vec<String>,
+    },
+    /// Print the members: address, mode, flags.
+    List { list: String },
+}
+
+/// One address input with where it came from, for error messages.
+struct Input {
+    origin: String,
+    text: String,
+}
+
+fn inputs(args: &[String]) -> anyhow::Result<Vec<Input>> {
+    let mut out = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        if a == "-" {
+            let stdin = std::io::stdin();
+            for (n, line) in stdin.lock().lines().enumerate() {
+                let line = line?;
+                let t = line.trim();
+                if t.is_empty() || t.starts_with('#') {
+                    continue;
+                }
+                out.push(Input {
+                    origin: format!("stdin line {}", n + 1),
+                    text: t.to_string(),
+                });
+            }
+        } else {
+            out.push(Input {
+                origin: format!("argument {}", i + 1),
+                text: a.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Splits `Name <addr>` into (name, addr); a bare address has no name.
+fn split_name(s: &str) -> (Option<String>, String) {
+    match (s.rfind('<'), s.rfind('>')) {
+        (Some(a), Some(b)) if a < b => {
+            let name = s[..a].trim().trim_matches('"').trim();
+            let name = (!name.is_empty()).then(|| name.to_string());
+            (name, s[a + 1..b].trim().to_string())
+        }
+        _ => (None, s.to_string()),
+    }
+}
+
+fn progress(n: usize) -> indicatif::ProgressBar {
+    if std::io::stderr().is_terminal() && n > 1 {
+        let pb = indicatif::ProgressBar::new(n as u64);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta}")
+        {
+            pb.set_style(style);
+        }
+        pb
+    } else {
+        indicatif::ProgressBar::hidden()
+    }
+}
+
+pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
+    let config = load_config(path)?;
+    let list_of = |name: &str| -> anyhow::Result<String> {
+        let lc = name.to_ascii_lowercase();
+        if config.lists.contains_key(&lc) {
+            Ok(lc)
+        } else {
+            anyhow::bail!("no such list `{name}` (see `listd lists`)")
+        }
+    };
+    let mut conn = open_store(&config)?;
+    match cmd {
+        MembersCmd::Add {
+            list,
+            addresses,
+            mode,
+        } => {
+            let list = list_of(&list)?;
+            let mode = DeliveryMode::parse(&mode).ok_or_else(|| {
+                anyhow::anyhow!("unknown mode `{mode}`: use each, digest, mime, plain or nomail")
+            })?;
+            let inputs = inputs(&addresses)?;
+            let pb = progress(inputs.len());
+            let now = crate::store::now();
+            let (mut added, mut already, mut bad) = (0usize, 0usize, 0usize);
+            let tx = conn.transaction()?;
+            for inp in &inputs {
+                let (name, addr) = split_name(&inp.text);
+                match Address::parse(&addr) {
+                    Ok(a) => {
+                        if members::add(&tx, &list, &a, name.as_deref(), mode, now)? {
+                            added += 1;
+                        } else {
+                            already += 1;
+                        }
+                    }
+                    Err(e) => {
+                        bad += 1;
+                        pb.suspend(|| eprintln!("listd: {}: `{}`: {e}", inp.origin, inp.text));
+                    }
+                }
+                pb.inc(1);
+            }
+            tx.commit()?;
+            pb.finish_and_clear();
+            println!("{list}: {added} added, {already} already members, {bad} invalid");
+            if bad > 0 {
+                anyhow::bail!("{bad} invalid address(es) skipped");
+            }
+        }
+        MembersCmd::Remove { list, addresses } => {
+            let list = list_of(&list)?;
+            let inputs = inputs(&addresses)?;
+            let pb = progress(inputs.len());
+            let (mut removed, mut absent, mut bad) = (0usize, 0usize, 0usize);
+            let tx = conn.transaction()?;
+            for inp in &inputs {
+                let (_, addr) = split_name(&inp.text);
+                match Address::parse(&addr) {
+                    Ok(a) => {
+                        if members::remove(&tx, &list, &a)? {
+                            removed += 1;
+                        } else {
+                            absent += 1;
+                            pb.suspend(|| eprintln!("listd: {}: {a} is not a member", inp.origin));
+                        }
+                    }
+                    Err(e) => {
+                        bad += 1;
+                        pb.suspend(|| eprintln!("listd: {}: `{}`: {e}", inp.origin, inp.text));
+                    }
+                }
+                pb.inc(1);
+            }
+            tx.commit()?;
+            pb.finish_and_clear();
+            println!("{list}: {removed} removed, {absent} not members, {bad} invalid");
+            if bad + absent > 0 {
+                anyhow::bail!("{} address(es) not removed", bad + absent);
+            }
+        }
+        MembersCmd::List { list } => {
+            let list = list_of(&list)?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut err = None;
+            members::for_each(&conn, &list, |m| {
+                use std::io::Write;
+                let flags = if m.disabled { " disabled" } else { "" };
+                let line = match &m.name {
+                    Some(n) => format!("{}\t{}\t{}{flags}", m.address, m.mode.as_str(), n),
+                    None => format!("{}\t{}{flags}", m.address, m.mode.as_str()),
+                };
+                if let Err(e) = writeln!(out, "{line}") {
+                    err = Some(e);
+                    return false;
+                }
+                true
+            })?;
+            if let Some(e) = err {
+                // a closed pipe (`| head`) is not an error worth a message
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_name;
+
+    #[test]
+    fn splits_display_names() {
+        assert_eq!(
+            split_name("\"Ann Lee\" <ann@example.org>"),
+            (Some("Ann Lee".into()), "ann@example.org".into())
+        );
+        assert_eq!(
+            split_name("ann@example.org"),
+            (None, "ann@example.org".into())
+        );
+        assert_eq!(
+            split_name("<ann@example.org>"),
+            (None, "ann@example.org".into())
+        );
+    }
+}

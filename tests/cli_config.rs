@@ -1,0 +1,292 @@
+//! `listd check`, `listd lists` and `listd members`, run as the real binary
+//! against config files in temp dirs: every config error names its file,
+//! line and reason, and exit codes follow the Unix convention.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const GLOBAL: &str = "domain: lists.example.org\nsmtp:\n  listen: [\"127.0.0.1:0\"]\n";
+
+fn setup(global: &str, lists: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("listd.yaml"), global).unwrap();
+    std::fs::create_dir_all(dir.path().join("lists")).unwrap();
+    for (file, text) in lists {
+        std::fs::write(dir.path().join("lists").join(file), text).unwrap();
+    }
+    dir
+}
+
+fn listd(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_listd"));
+    cmd.arg("--config")
+        .arg(dir.join("listd.yaml"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn shipped_config_checks_clean() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let o = Command::new(env!("CARGO_BIN_EXE_listd"))
+        .arg("--config")
+        .arg(root.join("listd.yaml"))
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("announce") && out.contains("dev"), "{out}");
+}
+
+#[test]
+fn config_path_comes_from_env_when_no_flag() {
+    let dir = setup(GLOBAL, &[("dev.yaml", "description: x\n")]);
+    let o = Command::new(env!("CARGO_BIN_EXE_listd"))
+        .env("LISTD_CONFIG", dir.path().join("listd.yaml"))
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // a missing file is an error naming the path
+    let o = Command::new(env!("CARGO_BIN_EXE_listd"))
+        .env("LISTD_CONFIG", dir.path().join("nope.yaml"))
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("nope.yaml"), "{}", stderr(&o));
+}
+
+#[test]
+fn unknown_key_in_list_names_file_line_and_key() {
+    let dir = setup(
+        GLOBAL,
+        &[(
+            "dev.yaml",
+            "description: Dev\nposting: members\nmoderaters: [a@b.org]\n",
+        )],
+    );
+    let o = listd(dir.path(), &["check"], None);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("dev.yaml:3:"), "{e}");
+    assert!(e.contains("unknown field `moderaters`"), "{e}");
+}
+
+#[test]
+fn unknown_key_in_global_file_is_an_error() {
+    let dir = setup("domain: lists.example.org\nsmtp:\n  listn: []\n", &[]);
+    let o = listd(dir.path(), &["check"], None);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("listd.yaml:3:"), "{e}");
+    assert!(e.contains("unknown field `listn`"), "{e}");
+}
+
+#[test]
+fn wrong_type_and_bad_enum_value() {
+    let dir = setup(
+        GLOBAL,
+        &[
+            ("a.yaml", "archive: sometimes\n"),
+            ("b.yaml", "description: B\nposting: everyone\n"),
+        ],
+    );
+    let o = listd(dir.path(), &["check"], None);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("a.yaml:1:"), "{e}");
+    assert!(e.contains("b.yaml:2:") && e.contains("everyone"), "{e}");
+}
+
+#[test]
+fn bad_address_names_its_line() {
+    let dir = setup(
+        GLOBAL,
+        &[(
+            "dev.yaml",
+            "description: Dev\nowners:\n  - owner@example.org\n  - not-an-address\n",
+        )],
+    );
+    let o = listd(dir.path(), &["check"], None);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("dev.yaml:4:"), "{e}");
+    assert!(
+        e.contains("not-an-address") && e.contains("not a valid address"),
+        "{e}"
+    );
+}
+
+#[test]
+fn duplicate_list_is_an_error() {
+    let dir = setup(
+        GLOBAL,
+        &[
+            ("dev.yaml", "description: a\n"),
+            ("dev.yml", "description: b\n"),
+        ],
+    );
+    let o = listd(dir.path(), &["check"], None);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("dev.yml") && e.contains("duplicate list `dev`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn reserved_and_invalid_list_names() {
+    let dir = setup(
+        GLOBAL,
+        &[("dev-request.yaml", "{}\n"), ("Bad Name.yaml", "{}\n")],
+    );
+    let o = listd(dir.path(), &["check"], None);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("dev-request.yaml") && e.contains("reserved"),
+        "{e}"
+    );
+    assert!(e.contains("Bad Name.yaml"), "{e}");
+}
+
+#[test]
+fn global_value_errors() {
+    let dir = setup(
+        "domain: lists.example.org\nsmtp:\n  trusted_networks: [\"10.0.0.0/33\"]\n  listen: [\"nowhere\"]\nrelay:\n  connections: 0\n",
+        &[],
+    );
+    let o = listd(dir.path(), &["check"], None);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("listd.yaml:3:") && e.contains("10.0.0.0/33"),
+        "{e}"
+    );
+    assert!(e.contains("listd.yaml:4:") && e.contains("nowhere"), "{e}");
+    assert!(
+        e.contains("listd.yaml:6:") && e.contains("connections"),
+        "{e}"
+    );
+}
+
+#[test]
+fn malformed_yaml_names_line() {
+    let dir = setup(
+        GLOBAL,
+        &[("dev.yaml", "description: [unclosed\nowners: x\n")],
+    );
+    let o = listd(dir.path(), &["check"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("dev.yaml:"), "{}", stderr(&o));
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    let dir = setup(GLOBAL, &[]);
+    let o = listd(dir.path(), &["frobnicate"], None);
+    assert_eq!(o.status.code(), Some(2));
+    let o = listd(dir.path(), &["members", "add", "dev"], None);
+    assert_eq!(o.status.code(), Some(2));
+    let o = listd(dir.path(), &["--help"], None);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("members"));
+}
+
+#[test]
+fn members_add_list_remove() {
+    let dir = setup(GLOBAL, &[("dev.yaml", "description: Dev\n")]);
+    let o = listd(
+        dir.path(),
+        &["members", "add", "dev", "Ann@Example.ORG", "-"],
+        Some("# comment\n\"Bob B\" <bob@example.org>\n\nnot an address\ncid@example.org\n"),
+    );
+    // one invalid line: reported with its line, exit 1, the rest added
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("stdin line 4"), "{}", stderr(&o));
+    assert!(stdout(&o).contains("3 added"), "{}", stdout(&o));
+
+    let o = listd(
+        dir.path(),
+        &[
+            "members",
+            "add",
+            "dev",
+            "--mode",
+            "plain",
+            "dee@example.org",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // a different local-part case is a different mailbox
+    let o = listd(
+        dir.path(),
+        &["members", "add", "dev", "ann@example.org"],
+        None,
+    );
+    assert!(stdout(&o).contains("1 added"), "{}", stdout(&o));
+    // the same mailbox with the domain in another case is not
+    let o = listd(
+        dir.path(),
+        &["members", "add", "dev", "Ann@example.org"],
+        None,
+    );
+    assert!(stdout(&o).contains("1 already"), "{}", stdout(&o));
+
+    let o = listd(dir.path(), &["members", "list", "dev"], None);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), 5, "{out}");
+    assert!(out.contains("Ann@example.org\teach"), "{out}");
+    assert!(out.contains("bob@example.org\teach\tBob B"), "{out}");
+    assert!(out.contains("dee@example.org\tdigest_plain"), "{out}");
+
+    let o = listd(
+        dir.path(),
+        &["members", "remove", "dev", "bob@EXAMPLE.org"],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = listd(
+        dir.path(),
+        &["members", "remove", "dev", "bob@example.org"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not a member"));
+
+    let o = listd(dir.path(), &["members", "add", "nolist", "a@b.org"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no such list"));
+    let o = listd(
+        dir.path(),
+        &["members", "add", "dev", "--mode", "weekly", "a@b.org"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unknown mode"));
+
+    let o = listd(dir.path(), &["lists"], None);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("dev@lists.example.org"));
+}
