@@ -3,6 +3,7 @@
 //! Exit codes: 0 ok, 1 error, 2 usage (clap's own).
 
 mod check;
+mod held;
 mod members;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,10 @@ pub enum Command {
     /// Add, remove or list members.
     #[command(subcommand)]
     Members(members::MembersCmd),
+    /// The hold queue: list, show, approve/reject/discard; accept and ban lists.
+    Held(held::HeldArgs),
+    /// Read a password on stdin and print its argon2 hash (for `moderator_password`).
+    HashPassword,
 }
 
 /// An error a subcommand reports; printed as `listd: ...` with exit code 1.
@@ -52,6 +57,8 @@ pub fn main() -> i32 {
         Command::Check => check::run(&path),
         Command::Lists => check::lists(&path),
         Command::Members(cmd) => members::run(&path, cmd),
+        Command::Held(a) => held::run(&path, a, crate::store::now()),
+        Command::HashPassword => held::hash_password(),
     };
     match result {
         Ok(()) => 0,

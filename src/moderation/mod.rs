@@ -1,11 +1,283 @@
-//! Moderation: the hold queue and moderators' actions.
+//! Moderation: the hold queue and what moderators do with it.
+//!
+//! - `hold` stores a post the posting rules held (by reference to the
+//!   original in `messages`: the bytes are never copied or altered), issues
+//!   one single-use token per action, mails one notice to each moderator with
+//!   the original attached, and tells the poster (per list `notify_held`).
+//! - Moderators act by replying to `NAME-moderate+TOKEN@` (`handle_reply`),
+//!   by `approve|reject|discard TOKEN` to `NAME-request@` (`command`, called
+//!   by the robot), or with `listd held` (`act`). The first action wins.
+//! - `preapproval` checks an `Approved: PASSWORD` header or first body line
+//!   before the posting rules run.
+//! - `expire` and `remind` run periodically from the daemon.
+//! - `is_accepted_sender` / `is_banned` are facts the posting rules read.
+//!
+//! Trusts the configuration and the envelope the spool recorded; trusts
+//! nothing in message bytes or presented tokens. An action is allowed only
+//! for a configured moderator or owner (see `act::authorise`).
+
+pub mod act;
+pub mod approved;
+pub mod expiry;
+pub mod notice;
+pub mod queue;
+pub mod token;
+
+pub use act::{act, command, handle_reply, Outcome};
+pub use approved::{hash_password, preapproval, Preapproval};
+pub use expiry::{expire, remind};
+pub use queue::{Held, SenderList};
 
 use crate::pipeline::{Ctx, HandlerError, Inbound};
-use rusqlite::Transaction;
+use crate::store::StoreError;
+use rusqlite::{Connection, Transaction};
 
-/// Handles a moderator's reply to `NAME-moderate+TOKEN@`.
-pub fn handle_reply(_ctx: &Ctx, _tx: &Transaction<'_>, _msg: &Inbound) -> Result<(), HandlerError> {
-    Err(HandlerError::Temporary(
-        "moderation is not built yet".into(),
-    ))
+/// Why a post was held. The posting rules choose; moderation stores and shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldReason {
+    /// A non-member posted to a members-only list (`nonmember_posts: hold`).
+    NonMember,
+    /// The list is moderated: every post is held.
+    Moderated,
+    /// An announce list, and the poster is not an owner or moderator.
+    AnnounceOnly,
+    /// Larger than the list's size limit.
+    TooBig { size: u64, limit: u64 },
+    /// An auto-reply (`Auto-Submitted:` other than `no`).
+    AutoReply,
+    /// `Precedence: bulk` or `junk`.
+    Bulk,
+    /// A header that looks wrong; the text says which.
+    SuspiciousHeader(String),
+    /// An `Approved:` line whose password did not match. The poster is never
+    /// told this reason.
+    BadApprovedPassword,
+    /// Anything else, in words.
+    Other(String),
 }
+
+impl HoldReason {
+    /// The stored code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            HoldReason::NonMember => "non-member",
+            HoldReason::Moderated => "moderated",
+            HoldReason::AnnounceOnly => "announce-only",
+            HoldReason::TooBig { .. } => "size",
+            HoldReason::AutoReply => "auto-reply",
+            HoldReason::Bulk => "bulk",
+            HoldReason::SuspiciousHeader(_) => "suspicious-header",
+            HoldReason::BadApprovedPassword => "bad-approved-password",
+            HoldReason::Other(_) => "other",
+        }
+    }
+
+    /// The reason in words, for moderators.
+    pub fn describe(&self) -> String {
+        match self {
+            HoldReason::NonMember => "post from a non-member".into(),
+            HoldReason::Moderated => "the list is moderated".into(),
+            HoldReason::AnnounceOnly => {
+                "announce-only list: only owners and moderators may post".into()
+            }
+            HoldReason::TooBig { size, limit } => {
+                format!("message is {size} bytes, larger than the list's limit of {limit} bytes")
+            }
+            HoldReason::AutoReply => "an auto-reply (Auto-Submitted)".into(),
+            HoldReason::Bulk => "bulk or junk mail (Precedence)".into(),
+            HoldReason::SuspiciousHeader(h) => format!("suspicious header: {h}"),
+            HoldReason::BadApprovedPassword => "bad Approved password".into(),
+            HoldReason::Other(s) => s.clone(),
+        }
+    }
+
+    /// The reason as the poster may read it; `None` when the poster is not
+    /// told why (a wrong `Approved:` password).
+    pub fn poster_text(&self) -> Option<String> {
+        match self {
+            HoldReason::BadApprovedPassword => None,
+            HoldReason::NonMember => {
+                Some("you are not a member of the list, so a moderator looks at it first".into())
+            }
+            other => Some(other.describe()),
+        }
+    }
+}
+
+/// What a moderator can do with a held post. Each has its own token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Distribute the post.
+    Approve,
+    /// Distribute it and add the sender to the list's accept list.
+    Accept,
+    /// Drop it and tell the poster, with an optional reason.
+    Reject,
+    /// Drop it silently.
+    Discard,
+    /// Drop it silently and ban the sender (future posts are discarded).
+    Ban,
+}
+
+impl Action {
+    /// Every action, in the order the notice lists them.
+    pub const ALL: [Action; 5] = [
+        Action::Approve,
+        Action::Accept,
+        Action::Reject,
+        Action::Discard,
+        Action::Ban,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Approve => "approve",
+            Action::Accept => "accept",
+            Action::Reject => "reject",
+            Action::Discard => "discard",
+            Action::Ban => "ban",
+        }
+    }
+
+    /// Parses an action word (as stored, or as a moderator writes it).
+    pub fn parse(s: &str) -> Option<Action> {
+        Some(match s.trim().to_ascii_lowercase().as_str() {
+            "approve" => Action::Approve,
+            "accept" | "accept-sender" => Action::Accept,
+            "reject" => Action::Reject,
+            "discard" => Action::Discard,
+            "ban" => Action::Ban,
+            _ => return None,
+        })
+    }
+
+    /// The held post's state after this action.
+    pub fn final_state(self) -> &'static str {
+        match self {
+            Action::Approve | Action::Accept => "approved",
+            Action::Reject => "rejected",
+            Action::Discard | Action::Ban => "discarded",
+        }
+    }
+
+    /// What it does, for the notice.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Action::Approve => "approve the post",
+            Action::Accept => "approve the post and always accept this sender from now on",
+            Action::Reject => {
+                "reject the post; text in your reply is sent to the poster as the reason"
+            }
+            Action::Discard => "discard the post silently",
+            Action::Ban => "discard the post and ban the sender (future posts are discarded)",
+        }
+    }
+}
+
+/// Holds a post: stores it in the hold queue by reference, issues its
+/// tokens, sends one notice to each moderator (or to the owners when the list
+/// has no moderators) and, per the list's `notify_held`, tells the poster
+/// (never the null sender, never an automaton). Returns the held id.
+pub fn hold(
+    ctx: &Ctx,
+    tx: &Transaction<'_>,
+    list: &str,
+    msg: &Inbound,
+    reason: HoldReason,
+    now: i64,
+) -> Result<i64, HandlerError> {
+    let cfg = ctx
+        .config
+        .list(list)
+        .ok_or_else(|| HandlerError::Corrupt(format!("hold: no list `{list}`")))?;
+    let summary = notice::Summary::of(&msg.bytes, &msg.env_from);
+    let notify = (!msg.env_from.is_empty() && !summary.automated).then_some(msg.env_from.as_str());
+    let size = msg.bytes.len() as i64;
+    let id = queue::insert_held(
+        tx,
+        &queue::NewHeld {
+            list: &cfg.name,
+            message_id: msg.message_id,
+            reason: reason.code(),
+            detail: &reason.describe(),
+            sender: &summary.sender,
+            env_from: &msg.env_from,
+            notify,
+            subject: &summary.subject,
+            size,
+            held_at: now,
+        },
+    )?;
+    let tokens = issue_tokens(tx, &cfg.name, id)?;
+    notice::moderators(
+        ctx, tx, cfg, id, &reason, &summary, size, &tokens, &msg.bytes, now,
+    )?;
+    if cfg.notify_held {
+        if let Some(to) = notify {
+            notice::poster_held(ctx, tx, cfg, to, &reason, &summary.subject, now)?;
+        }
+    }
+    queue::log(
+        tx,
+        &cfg.name,
+        Some(id),
+        &summary.sender,
+        "hold",
+        reason.code(),
+        now,
+    )?;
+    tracing::info!(list = %cfg.name, held = id, reason = reason.code(), sender = %summary.sender, "post held for moderation");
+    Ok(id)
+}
+
+/// Creates one token per action for a held post; returns them in clear
+/// (only their hashes are stored).
+fn issue_tokens(
+    conn: &Connection,
+    list: &str,
+    held_id: i64,
+) -> Result<Vec<(Action, String)>, HandlerError> {
+    let mut out = Vec::with_capacity(Action::ALL.len());
+    for a in Action::ALL {
+        let t = token::generate().map_err(HandlerError::Temporary)?;
+        queue::insert_token(conn, &token::hash(&t), list, held_id, a.as_str())?;
+        out.push((a, t));
+    }
+    Ok(out)
+}
+
+/// Whether posts from `addr` to `list` skip moderation (a moderator chose
+/// "approve and always accept", or `listd held accept-sender`).
+pub fn is_accepted_sender(conn: &Connection, list: &str, addr: &str) -> Result<bool, StoreError> {
+    queue::sender_listed(conn, SenderList::Accept, list, addr)
+}
+
+/// Whether posts from `addr` to `list` are discarded (banned sender).
+pub fn is_banned(conn: &Connection, list: &str, addr: &str) -> Result<bool, StoreError> {
+    queue::sender_listed(conn, SenderList::Ban, list, addr)
+}
+
+/// Adds `addr` to the list's accept list; false if it was already there.
+pub fn accept_sender(
+    conn: &Connection,
+    list: &str,
+    addr: &str,
+    by: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    queue::add_sender(conn, SenderList::Accept, list, addr, by, now)
+}
+
+/// Bans `addr` from posting to the list; false if it was already banned.
+pub fn ban(
+    conn: &Connection,
+    list: &str,
+    addr: &str,
+    by: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    queue::add_sender(conn, SenderList::Ban, list, addr, by, now)
+}
+
+#[cfg(test)]
+mod tests;

@@ -31,11 +31,18 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Migrations, applied in order; each is recorded by number in `schema_migrations`.
 /// Add a new file with the next number; never edit one that has shipped.
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "foundation",
-    include_str!("migrations/0001_foundation.sql"),
-)];
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "foundation",
+        include_str!("migrations/0001_foundation.sql"),
+    ),
+    (
+        5,
+        "moderation",
+        include_str!("migrations/0005_moderation.sql"),
+    ),
+];
 
 /// Opens (creating if needed) the database at `path`, sets the pragmas and
 /// runs pending migrations.

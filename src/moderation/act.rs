@@ -1,0 +1,466 @@
+//! Moderators' actions: resolving a token, checking who may act, applying
+//! approve / accept / reject / discard / ban to a held post (first action
+//! wins), and answering by mail.
+//!
+//! Trusts the configuration (who the moderators and owners are) and the
+//! envelope the spool recorded. Trusts nothing in the reply: the token is
+//! normalised and hashed, the From: header counts only when it names a
+//! moderator and passes `from_authenticated`, and automatons never act.
+
+use super::{approved, notice, queue, token, Action};
+use crate::config::ListConfig;
+use crate::pipeline::{Ctx, HandlerError, Inbound};
+use crate::routing::Route;
+use mail_parser::{Message, MessageParser};
+use rusqlite::Connection;
+
+/// What an action came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done; the text says what was done.
+    Done(String),
+    /// Another action got there first: "already approved by X at T".
+    Already(String),
+    /// Nothing to act on; the text says why.
+    NotFound(String),
+}
+
+impl Outcome {
+    pub fn text(&self) -> &str {
+        match self {
+            Outcome::Done(s) | Outcome::Already(s) | Outcome::NotFound(s) => s,
+        }
+    }
+}
+
+/// "already approved by X at T" for a closed held post.
+fn already(h: &queue::Held) -> String {
+    let verb = match h.action.as_deref() {
+        Some("approve") => "approved",
+        Some("accept") => "approved (and the sender accepted)",
+        Some("reject") => "rejected",
+        Some("discard") => "discarded",
+        Some("ban") => "discarded (and the sender banned)",
+        Some("expire") => "expired",
+        _ => h.state.as_str(),
+    };
+    format!(
+        "held message {} was already {verb} by {} at {}",
+        h.id,
+        h.acted_by.as_deref().unwrap_or("someone"),
+        h.acted_at.map(notice::fmt_time).unwrap_or_default()
+    )
+}
+
+/// Applies `action` to held post `held_id` as `actor`. The first action on a
+/// post wins; later ones get `Outcome::Already`. `note` is the reason a
+/// reject sends to the poster. Call inside a transaction: the state change,
+/// the distribution and the notices commit together.
+pub fn act(
+    ctx: &Ctx,
+    tx: &Connection,
+    held_id: i64,
+    action: Action,
+    actor: &str,
+    note: Option<&str>,
+    now: i64,
+) -> Result<Outcome, HandlerError> {
+    let Some(h) = queue::get(tx, held_id)? else {
+        return Ok(Outcome::NotFound(format!("no held message {held_id}")));
+    };
+    if h.state != "held" {
+        return Ok(Outcome::Already(already(&h)));
+    }
+    let Some(list) = ctx.config.list(&h.list) else {
+        return Ok(Outcome::NotFound(format!(
+            "held message {held_id} belongs to list `{}`, which is no longer configured",
+            h.list
+        )));
+    };
+    let note = note.map(str::trim).filter(|n| !n.is_empty());
+    if !queue::finish(
+        tx,
+        h.id,
+        action.final_state(),
+        action.as_str(),
+        actor,
+        note,
+        now,
+    )? {
+        let h = queue::get(tx, held_id)?.unwrap_or(h);
+        return Ok(Outcome::Already(already(&h)));
+    }
+    let mut extra = String::new();
+    match action {
+        Action::Approve | Action::Accept => {
+            release(ctx, tx, list, &h, now)?;
+            if action == Action::Accept {
+                super::accept_sender(tx, &list.name, &h.sender, actor, now)?;
+                extra = format!("; {} will be accepted from now on", h.sender);
+            }
+        }
+        Action::Reject => {
+            if let Some(to) = &h.notify {
+                notice::poster_rejected(ctx, tx, list, to, &h, note, now)?;
+            } else {
+                extra = "; the poster was not told (null sender or automated mail)".into();
+            }
+        }
+        Action::Discard => {}
+        Action::Ban => {
+            super::ban(tx, &list.name, &h.sender, actor, now)?;
+            extra = format!("; {} is banned from posting", h.sender);
+        }
+    }
+    queue::log(
+        tx,
+        &list.name,
+        Some(h.id),
+        actor,
+        action.as_str(),
+        "done",
+        now,
+    )?;
+    tracing::info!(list = %list.name, held = h.id, action = action.as_str(), %actor, "moderation action");
+    Ok(Outcome::Done(format!(
+        "{}: held message {} to {} from {} (\"{}\"){extra}",
+        action.final_state(),
+        h.id,
+        list.name,
+        h.sender,
+        h.subject
+    )))
+}
+
+/// Sends an approved post through the same path as an accepted post:
+/// decoration, archive and fan-out. Any `Approved:` header (and, when the
+/// post was held for a bad password, the `Approved:` first body line) is
+/// removed first so no password attempt is ever distributed.
+fn release(
+    ctx: &Ctx,
+    tx: &Connection,
+    list: &ListConfig,
+    h: &queue::Held,
+    now: i64,
+) -> Result<(), HandlerError> {
+    let stored = crate::store::spool::load(tx, h.message_id)?.ok_or_else(|| {
+        HandlerError::Corrupt(format!(
+            "held message {}: its stored bytes (message {}) are missing",
+            h.id, h.message_id
+        ))
+    })?;
+    let bytes = approved::strip_any(&stored.bytes, h.reason == "bad-approved-password");
+    distribute(ctx, tx, &list.name, &bytes, now)
+}
+
+/// The one call point into the post pipeline's distribution.
+fn distribute(
+    _ctx: &Ctx,
+    _tx: &Connection,
+    _list: &str,
+    _bytes: &[u8],
+    _now: i64,
+) -> Result<(), HandlerError> {
+    Err(HandlerError::Temporary(
+        "distribution (pipeline::post::distribute) is not built yet".into(),
+    ))
+}
+
+/// Hook for DMARC: whether a From: address may be believed. The
+/// deliverability issue verifies DMARC at intake and records the verdict in
+/// an `Authentication-Results:` header named for our host; a From: whose
+/// domain publishes DMARC must pass it. Until that lands, a recorded
+/// `dmarc=fail` from our own host refuses the From:, and anything else is
+/// believed (no verification has happened yet).
+pub fn from_authenticated(ctx: &Ctx, m: &Message<'_>, _addr: &str) -> bool {
+    let host = ctx.config.smtp.hostname.to_ascii_lowercase();
+    for h in m.header_values("Authentication-Results") {
+        let Some(v) = h.as_text() else { continue };
+        let v = v.to_ascii_lowercase();
+        let authserv = v.split(';').next().unwrap_or("").trim();
+        if authserv == host && v.contains("dmarc=fail") {
+            return false;
+        }
+    }
+    true
+}
+
+/// Who is acting: the configured moderator or owner address that this mail
+/// comes from, by envelope sender or by From: header. `Err` carries the
+/// address that claimed to act, for the log.
+pub fn authorise(
+    ctx: &Ctx,
+    list: &ListConfig,
+    env_from: &str,
+    parsed: Option<&Message<'_>>,
+) -> Result<String, String> {
+    if !env_from.is_empty() && list.is_moderator(env_from) {
+        return Ok(env_from.to_string());
+    }
+    let mut claimed = None;
+    if let Some(m) = parsed {
+        for a in m.from().map(|f| f.iter()).into_iter().flatten() {
+            let Some(addr) = a.address() else { continue };
+            claimed.get_or_insert_with(|| addr.to_string());
+            if list.is_moderator(addr) && from_authenticated(ctx, m, addr) {
+                return Ok(addr.to_string());
+            }
+        }
+    }
+    Err(claimed.unwrap_or_else(|| {
+        if env_from.is_empty() {
+            "<>".into()
+        } else {
+            env_from.to_string()
+        }
+    }))
+}
+
+/// The reason a moderator wrote in a reply: the reply's own text, before
+/// any quote, attribution line or signature.
+pub fn reply_note(m: &Message<'_>) -> Option<String> {
+    let text = m.body_text(0)?;
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        let t = line.trim_end();
+        if t.starts_with('>')
+            || t == "--"
+            || t == "-- "
+            || t.starts_with("-----")
+            || t.starts_with("_____")
+            || t.ends_with("wrote:")
+        {
+            break;
+        }
+        lines.push(t);
+    }
+    let note = lines.join("\n").trim().to_string();
+    if note.is_empty() {
+        None
+    } else {
+        Some(note.chars().take(2000).collect())
+    }
+}
+
+/// The result of acting by token.
+struct ByToken {
+    /// The list, when the token resolved to one.
+    list: Option<String>,
+    /// The moderator who acted, when authorised.
+    actor: Option<String>,
+    line: String,
+}
+
+/// Resolves a token, checks the actor and the verb, and acts.
+#[allow(clippy::too_many_arguments)]
+fn by_token(
+    ctx: &Ctx,
+    tx: &Connection,
+    env_from: &str,
+    parsed: Option<&Message<'_>>,
+    route_list: Option<&str>,
+    verb: Option<Action>,
+    presented: &str,
+    note: Option<&str>,
+    now: i64,
+) -> Result<ByToken, HandlerError> {
+    let row = match token::normalise(presented) {
+        Some(t) => queue::token(tx, &token::hash(&t))?.map(|r| (t, r)),
+        None => None,
+    };
+    let row = row.filter(|(_, r)| route_list.is_none_or(|l| l.eq_ignore_ascii_case(&r.list)));
+    let Some((tok, row)) = row else {
+        let claimed = authorise_for_log(env_from, parsed);
+        if let Some(l) = route_list {
+            queue::log(
+                tx,
+                l,
+                None,
+                &claimed,
+                verb.map_or("reply", Action::as_str),
+                "unknown-token",
+                now,
+            )?;
+        }
+        tracing::warn!(sender = %claimed, "moderation: unknown token");
+        return Ok(ByToken {
+            list: route_list.map(str::to_string),
+            actor: None,
+            line: format!(
+                "unknown moderation token `{}`: it may be mistyped, or for another list",
+                notice::one_line(presented)
+                    .chars()
+                    .take(64)
+                    .collect::<String>()
+            ),
+        });
+    };
+    let Some(list) = ctx.config.list(&row.list) else {
+        return Ok(ByToken {
+            list: None,
+            actor: None,
+            line: format!("list `{}` is no longer configured", row.list),
+        });
+    };
+    let Some(action) = Action::parse(&row.action) else {
+        return Err(HandlerError::Corrupt(format!(
+            "token bound to unknown action `{}`",
+            row.action
+        )));
+    };
+    let actor = match authorise(ctx, list, env_from, parsed) {
+        Ok(a) => a,
+        Err(claimed) => {
+            queue::log(
+                tx,
+                &list.name,
+                Some(row.held_id),
+                &claimed,
+                action.as_str(),
+                "refused",
+                now,
+            )?;
+            tracing::warn!(list = %list.name, held = row.held_id, sender = %claimed, action = action.as_str(),
+                "moderation refused: sender is not a moderator or owner of the list");
+            return Ok(ByToken {
+                list: Some(list.name.clone()),
+                actor: None,
+                line: format!(
+                    "refused: {claimed} is not a moderator or owner of {}; nothing was done",
+                    list.name
+                ),
+            });
+        }
+    };
+    if let Some(v) = verb {
+        if v != action {
+            return Ok(ByToken {
+                list: Some(list.name.clone()),
+                actor: Some(actor),
+                line: format!(
+                    "this token is for `{}`, not `{}`: nothing was done",
+                    action.as_str(),
+                    v.as_str()
+                ),
+            });
+        }
+    }
+    let outcome = act(ctx, tx, row.held_id, action, &actor, note, now)?;
+    match &outcome {
+        Outcome::Done(_) => queue::use_token(tx, &token::hash(&tok), &actor, now)?,
+        _ => queue::log(
+            tx,
+            &list.name,
+            Some(row.held_id),
+            &actor,
+            action.as_str(),
+            "already",
+            now,
+        )?,
+    }
+    Ok(ByToken {
+        list: Some(list.name.clone()),
+        actor: Some(actor),
+        line: outcome.text().to_string(),
+    })
+}
+
+fn authorise_for_log(env_from: &str, parsed: Option<&Message<'_>>) -> String {
+    parsed
+        .and_then(|m| m.from())
+        .and_then(|f| f.first())
+        .and_then(|a| a.address())
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            if env_from.is_empty() {
+                "<>".into()
+            } else {
+                env_from.to_string()
+            }
+        })
+}
+
+/// Handles a moderator's reply to `NAME-moderate+TOKEN@`: the token says
+/// which post and which action; the reply's own text (before any quote) is
+/// the reason. The sender gets a short answer saying what happened.
+/// Auto-replies and mail from the null sender never act (they are logged).
+pub fn handle_reply(
+    ctx: &Ctx,
+    tx: &rusqlite::Transaction<'_>,
+    msg: &Inbound,
+) -> Result<(), HandlerError> {
+    let Route::Moderate { list, token } = &msg.route else {
+        return Err(HandlerError::Corrupt(format!(
+            "moderation handler got a `{}` route",
+            msg.route.kind()
+        )));
+    };
+    let parsed = MessageParser::default().parse(&msg.bytes);
+    let now = msg.now;
+    if msg.env_from.is_empty() || parsed.as_ref().is_some_and(notice::is_automated) {
+        let who = authorise_for_log(&msg.env_from, parsed.as_ref());
+        queue::log(tx, list, None, &who, "reply", "ignored-automated", now)?;
+        tracing::info!(%list, sender = %who, "moderation reply from an automaton or the null sender ignored");
+        return Ok(());
+    }
+    let note = parsed.as_ref().and_then(reply_note);
+    let r = by_token(
+        ctx,
+        tx,
+        &msg.env_from,
+        parsed.as_ref(),
+        Some(list),
+        None,
+        token,
+        note.as_deref(),
+        now,
+    )?;
+    let Some(cfg) = r.list.as_deref().and_then(|l| ctx.config.list(l)) else {
+        tracing::warn!(%list, "moderation reply for a list that is not configured");
+        return Ok(());
+    };
+    let to = r.actor.clone().unwrap_or_else(|| msg.env_from.clone());
+    let subject = parsed
+        .as_ref()
+        .and_then(|m| m.subject())
+        .map(|s| format!("Re: {}", notice::one_line(s).trim_start_matches("Re: ")))
+        .unwrap_or_else(|| format!("[{}] moderation", cfg.name));
+    let in_reply_to = parsed
+        .as_ref()
+        .and_then(|m| m.message_id())
+        .map(str::to_string);
+    notice::result(ctx, tx, cfg, &to, &r.line, &subject, in_reply_to, now)?;
+    Ok(())
+}
+
+/// A moderation command sent to the robot (`approve TOKEN`, `reject TOKEN
+/// [reason]`, `discard TOKEN`; also `accept` and `ban`). Returns the result
+/// line for the robot's reply. The verb must match the token's action.
+pub fn command(
+    ctx: &Ctx,
+    tx: &rusqlite::Transaction<'_>,
+    msg: &Inbound,
+    verb: &str,
+    token: &str,
+    rest: &str,
+) -> Result<String, HandlerError> {
+    let Some(action) = Action::parse(verb) else {
+        return Ok(format!("`{verb}` is not a moderation command"));
+    };
+    if token.trim().is_empty() {
+        return Ok(format!("usage: {} TOKEN", action.as_str()));
+    }
+    let parsed = MessageParser::default().parse(&msg.bytes);
+    let r = by_token(
+        ctx,
+        tx,
+        &msg.env_from,
+        parsed.as_ref(),
+        msg.route.list(),
+        Some(action),
+        token,
+        Some(rest),
+        msg.now,
+    )?;
+    Ok(r.line)
+}

@@ -1,0 +1,408 @@
+//! Library-level tests of the hold queue: a real SQLite file in a temp dir,
+//! the real templates, queued mail parsed back with mail-parser.
+
+use super::*;
+use crate::config::{Config, ListConfig};
+use crate::store::spool::{self, Envelope};
+use crate::templates::Templates;
+use mail_parser::{MessageParser, MimeHeaders, PartType};
+use std::sync::Arc;
+
+pub(crate) const DOMAIN: &str = "lists.example.org";
+
+pub(crate) struct Fx {
+    pub _dir: tempfile::TempDir,
+    pub ctx: Ctx,
+    pub conn: Connection,
+}
+
+pub(crate) fn fixture(yaml: &str) -> Fx {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(DOMAIN, dir.path());
+    let l = ListConfig::parse(&dir.path().join("lists/dev.yaml"), "dev", yaml).unwrap();
+    config.lists.insert("dev".into(), l);
+    let templates = Templates::for_config(&config).unwrap();
+    let conn = crate::store::open(&config.db_path()).unwrap();
+    Fx {
+        _dir: dir,
+        ctx: Ctx {
+            config: Arc::new(config),
+            templates: Arc::new(templates),
+        },
+        conn,
+    }
+}
+
+pub(crate) const MODS: &str =
+    "owners: [owner@example.org]\nmoderators: [mod1@example.org, Mod2@Example.org]\n";
+
+/// Stores an inbound message for `rcpt` and returns its Inbound.
+pub(crate) fn inbound(fx: &mut Fx, env_from: &str, rcpt: &str, bytes: &[u8], now: i64) -> Inbound {
+    let route = crate::routing::route(&fx.ctx.config, rcpt).unwrap();
+    let env = Envelope {
+        mail_from: env_from.into(),
+        rcpts: vec![(rcpt.into(), route.clone())],
+        client_ip: Some("127.0.0.1".into()),
+        helo: "client.example.org".into(),
+        protocol: "ESMTP".into(),
+    };
+    let tx = fx.conn.transaction().unwrap();
+    let id = spool::insert_inbound(&tx, &env, bytes, now).unwrap();
+    let incoming_id: i64 = tx
+        .query_row("SELECT id FROM incoming WHERE message_id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    tx.commit().unwrap();
+    Inbound {
+        incoming_id,
+        message_id: id,
+        rcpt: rcpt.into(),
+        route,
+        env_from: env_from.into(),
+        client_ip: Some("127.0.0.1".into()),
+        received_at: now,
+        bytes: bytes.to_vec(),
+        now,
+    }
+}
+
+/// A queued job: kind, envelope sender, recipients, bytes.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub kind: String,
+    pub env_from: String,
+    pub rcpts: Vec<String>,
+    pub bytes: Vec<u8>,
+}
+
+pub(crate) fn jobs_after(conn: &Connection, after: i64) -> Vec<Job> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT j.id, j.kind, j.env_from, m.bytes FROM jobs j JOIN messages m ON m.id = j.message_id
+             WHERE j.id > ?1 ORDER BY j.id",
+        )
+        .unwrap();
+    let rows: Vec<(i64, String, String, Vec<u8>)> = stmt
+        .query_map([after], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    rows.into_iter()
+        .map(|(id, kind, env_from, bytes)| {
+            let mut s = conn
+                .prepare("SELECT rcpt FROM job_rcpts WHERE job_id = ?1 ORDER BY id")
+                .unwrap();
+            let rcpts = s
+                .query_map([id], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            Job {
+                kind,
+                env_from,
+                rcpts,
+                bytes,
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn last_job_id(conn: &Connection) -> i64 {
+    conn.query_row("SELECT COALESCE(MAX(id), 0) FROM jobs", [], |r| r.get(0))
+        .unwrap()
+}
+
+pub(crate) fn text_of(bytes: &[u8]) -> String {
+    MessageParser::default()
+        .parse(bytes)
+        .unwrap()
+        .body_text(0)
+        .unwrap()
+        .into_owned()
+}
+
+/// The per-action addresses in a moderator notice, by action.
+pub(crate) fn tokens_in(notice: &[u8]) -> std::collections::HashMap<String, String> {
+    let text = text_of(notice);
+    let mut out = std::collections::HashMap::new();
+    let mut last_action = None;
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("dev-moderate+") {
+            let tok = rest.split('@').next().unwrap().to_string();
+            out.insert(last_action.take().unwrap(), tok);
+        } else if let Some(d) = t.strip_suffix(':') {
+            for a in Action::ALL {
+                if d == a.describe() {
+                    last_action = Some(a.as_str().to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+pub(crate) fn post(from: &str, subject: &str) -> Vec<u8> {
+    format!(
+        "Received: from client.example.org by lists.example.org\r\n\
+         From: Poster <{from}>\r\nTo: dev@{DOMAIN}\r\nSubject: {subject}\r\n\
+         Message-ID: <{subject}.1@example.net>\r\nX-Weird:   spacing\t kept \r\n\r\n\
+         Hello moderators,\r\nline two é\r\n"
+    )
+    .into_bytes()
+}
+
+pub(crate) fn hold_post(
+    fx: &mut Fx,
+    env_from: &str,
+    bytes: &[u8],
+    reason: HoldReason,
+    now: i64,
+) -> (i64, Inbound) {
+    let msg = inbound(fx, env_from, &format!("dev@{DOMAIN}"), bytes, now);
+    let tx = fx.conn.transaction().unwrap();
+    let id = hold(&fx.ctx, &tx, "dev", &msg, reason, now).unwrap();
+    tx.commit().unwrap();
+    (id, msg)
+}
+
+#[test]
+fn hold_stores_a_reference_and_notifies_each_moderator_and_the_poster() {
+    let mut fx = fixture(MODS);
+    let bytes = post("alice@example.net", "hello");
+    let before = last_job_id(&fx.conn);
+    let (id, msg) = hold_post(
+        &mut fx,
+        "alice@example.net",
+        &bytes,
+        HoldReason::NonMember,
+        1_000,
+    );
+    let h = queue::get(&fx.conn, id).unwrap().unwrap();
+    assert_eq!(h.message_id, msg.message_id);
+    assert_eq!(
+        (
+            h.list.as_str(),
+            h.reason.as_str(),
+            h.sender.as_str(),
+            h.subject.as_str()
+        ),
+        ("dev", "non-member", "alice@example.net", "hello")
+    );
+    assert_eq!(
+        (h.state.as_str(), h.size, h.held_at),
+        ("held", bytes.len() as i64, 1_000)
+    );
+    // the original bytes are untouched in `messages`
+    assert_eq!(
+        spool::load(&fx.conn, msg.message_id)
+            .unwrap()
+            .unwrap()
+            .bytes,
+        bytes
+    );
+
+    let jobs = jobs_after(&fx.conn, before);
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    let notice = &jobs[0];
+    assert_eq!(notice.kind, "notice");
+    assert_eq!(notice.env_from, format!("dev-bounces@{DOMAIN}"));
+    assert_eq!(notice.rcpts, vec!["mod1@example.org", "Mod2@Example.org"]);
+    let parsed = MessageParser::default().parse(&notice.bytes).unwrap();
+    assert!(parsed.subject().unwrap().contains("hello"));
+    assert_eq!(
+        parsed.header_raw("Auto-Submitted").unwrap().trim(),
+        "auto-generated"
+    );
+    let text = parsed.body_text(0).unwrap();
+    for needle in [
+        "post from a non-member",
+        "Poster <alice@example.net>",
+        "Subject: hello",
+        "Hello moderators,",
+        "line two é",
+        &format!("dev-request@{DOMAIN}"),
+    ] {
+        assert!(text.contains(needle), "{needle} missing in\n{text}");
+    }
+    let toks = tokens_in(&notice.bytes);
+    assert_eq!(toks.len(), 5, "{toks:?}\n{text}");
+    // only hashes are stored
+    let stored: Vec<Vec<u8>> = fx
+        .conn
+        .prepare("SELECT hash FROM mod_tokens WHERE held_id = ?1")
+        .unwrap()
+        .query_map([id], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(stored.len(), 5);
+    for t in toks.values() {
+        assert!(stored.contains(&token::hash(t)));
+        assert!(!stored.iter().any(|s| s == t.as_bytes()));
+    }
+
+    let poster = &jobs[1];
+    assert_eq!(poster.rcpts, vec!["alice@example.net"]);
+    let ptext = text_of(&poster.bytes);
+    assert!(ptext.contains("waiting for a moderator"), "{ptext}");
+    assert!(ptext.contains("not a member"), "{ptext}");
+}
+
+#[test]
+fn the_original_is_attached_byte_identical() {
+    let mut fx = fixture(MODS);
+    // 8-bit, odd spacing, a long line, no trailing CRLF
+    let mut bytes = post("alice@example.net", "attach");
+    bytes.extend_from_slice(&[b'x'; 900]);
+    bytes.extend_from_slice(b"\r\n--not-a-boundary\r\nlast line without CRLF");
+    let before = last_job_id(&fx.conn);
+    hold_post(
+        &mut fx,
+        "alice@example.net",
+        &bytes,
+        HoldReason::Moderated,
+        5,
+    );
+    let jobs = jobs_after(&fx.conn, before);
+    let parsed = MessageParser::default().parse(&jobs[0].bytes).unwrap();
+    let att = parsed.attachment(0).expect("an attachment");
+    assert_eq!(
+        att.content_type().map(|c| (c.ctype(), c.subtype())),
+        Some(("message", Some("rfc822")))
+    );
+    let raw = &jobs[0].bytes[att.offset_body as usize..att.offset_end as usize];
+    assert_eq!(raw, &bytes[..]);
+    let PartType::Message(inner) = &att.body else {
+        panic!("not parsed as a message")
+    };
+    assert_eq!(inner.raw_message(), &bytes[..]);
+    assert_eq!(inner.subject(), Some("attach"));
+}
+
+#[test]
+fn poster_notices_respect_null_sender_automatons_option_and_secret_reasons() {
+    // null sender: no poster notice
+    let mut fx = fixture(MODS);
+    let b = last_job_id(&fx.conn);
+    hold_post(
+        &mut fx,
+        "",
+        &post("alice@example.net", "n"),
+        HoldReason::Moderated,
+        1,
+    );
+    assert_eq!(jobs_after(&fx.conn, b).len(), 1);
+
+    // an automaton: no poster notice
+    let auto = [
+        b"Auto-Submitted: auto-replied\r\n".as_ref(),
+        &post("bot@example.net", "a"),
+    ]
+    .concat();
+    let b = last_job_id(&fx.conn);
+    hold_post(&mut fx, "bot@example.net", &auto, HoldReason::AutoReply, 1);
+    assert_eq!(jobs_after(&fx.conn, b).len(), 1);
+
+    // bad password: the poster is told it is held, never why
+    let b = last_job_id(&fx.conn);
+    hold_post(
+        &mut fx,
+        "eve@example.net",
+        &post("eve@example.net", "p"),
+        HoldReason::BadApprovedPassword,
+        1,
+    );
+    let jobs = jobs_after(&fx.conn, b);
+    assert_eq!(jobs.len(), 2);
+    let t = text_of(&jobs[1].bytes);
+    assert!(t.contains("waiting for a moderator"), "{t}");
+    assert!(!t.to_ascii_lowercase().contains("password"), "{t}");
+    assert!(!t.contains("Reason"), "{t}");
+    assert!(text_of(&jobs[0].bytes).contains("bad Approved password"));
+
+    // notify_held: false
+    let mut fx = fixture(&format!("{MODS}notify_held: false\n"));
+    let b = last_job_id(&fx.conn);
+    hold_post(
+        &mut fx,
+        "alice@example.net",
+        &post("alice@example.net", "q"),
+        HoldReason::Moderated,
+        1,
+    );
+    assert_eq!(jobs_after(&fx.conn, b).len(), 1);
+}
+
+#[test]
+fn owners_are_told_when_there_are_no_moderators() {
+    let mut fx = fixture("owners: [owner@example.org, owner@EXAMPLE.org]\n");
+    let b = last_job_id(&fx.conn);
+    hold_post(
+        &mut fx,
+        "alice@example.net",
+        &post("alice@example.net", "o"),
+        HoldReason::Moderated,
+        1,
+    );
+    assert_eq!(jobs_after(&fx.conn, b)[0].rcpts, vec!["owner@example.org"]);
+}
+
+#[test]
+fn hold_for_an_unknown_list_is_corrupt() {
+    let mut fx = fixture(MODS);
+    let msg = inbound(
+        &mut fx,
+        "a@example.net",
+        &format!("dev@{DOMAIN}"),
+        b"Subject: x\r\n\r\nx\r\n",
+        1,
+    );
+    let tx = fx.conn.transaction().unwrap();
+    let e = hold(&fx.ctx, &tx, "nope", &msg, HoldReason::Moderated, 1).unwrap_err();
+    assert!(matches!(e, HandlerError::Corrupt(_)), "{e}");
+}
+
+#[test]
+fn every_reason_has_a_code_and_words() {
+    let all = [
+        HoldReason::NonMember,
+        HoldReason::Moderated,
+        HoldReason::AnnounceOnly,
+        HoldReason::TooBig { size: 10, limit: 5 },
+        HoldReason::AutoReply,
+        HoldReason::Bulk,
+        HoldReason::SuspiciousHeader("X-Spam: yes".into()),
+        HoldReason::BadApprovedPassword,
+        HoldReason::Other("because".into()),
+    ];
+    let codes: std::collections::HashSet<_> = all.iter().map(HoldReason::code).collect();
+    assert_eq!(codes.len(), all.len());
+    assert_eq!(
+        HoldReason::BadApprovedPassword.describe(),
+        "bad Approved password"
+    );
+    assert_eq!(HoldReason::BadApprovedPassword.poster_text(), None);
+    assert!(HoldReason::TooBig { size: 10, limit: 5 }
+        .describe()
+        .contains("10 bytes"));
+}
+
+#[test]
+fn accept_and_ban_lists() {
+    let fx = fixture(MODS);
+    let c = &fx.conn;
+    assert!(!is_accepted_sender(c, "dev", "a@Example.NET").unwrap());
+    assert!(accept_sender(c, "dev", "a@example.net", "t", 1).unwrap());
+    assert!(!accept_sender(c, "dev", "a@example.net", "t", 1).unwrap());
+    assert!(is_accepted_sender(c, "dev", "a@Example.NET").unwrap());
+    assert!(!is_accepted_sender(c, "other", "a@example.net").unwrap());
+    assert!(!is_banned(c, "dev", "a@example.net").unwrap());
+    assert!(ban(c, "dev", "spam@example.net", "t", 1).unwrap());
+    assert!(is_banned(c, "dev", "spam@EXAMPLE.net").unwrap());
+    assert!(queue::remove_sender(c, SenderList::Ban, "dev", "spam@example.net").unwrap());
+    assert!(!is_banned(c, "dev", "spam@example.net").unwrap());
+}
