@@ -5,6 +5,7 @@
 mod check;
 mod held;
 mod members;
+mod queue;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -37,6 +38,11 @@ pub enum Command {
     Held(held::HeldArgs),
     /// Read a password on stdin and print its argon2 hash (for `moderator_password`).
     HashPassword,
+    /// Show the queues (incoming, active, deferred, corrupt, sent, failed); `retry` forces deferred mail due now.
+    Queue {
+        #[command(subcommand)]
+        action: Option<queue::QueueCmd>,
+    },
 }
 
 /// An error a subcommand reports; printed as `listd: ...` with exit code 1.
@@ -59,6 +65,7 @@ pub fn main() -> i32 {
         Command::Members(cmd) => members::run(&path, cmd),
         Command::Held(a) => held::run(&path, a, crate::store::now()),
         Command::HashPassword => held::hash_password(),
+        Command::Queue { action } => queue::run(&path, action),
     };
     match result {
         Ok(()) => 0,

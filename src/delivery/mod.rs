@@ -1,1 +1,335 @@
-//! (delivery: to be written.)
+//! Delivery: drains the persistent outbound queue to the relay MTA.
+//!
+//! - `expand`: the one expansion function (fan-out and EXPN): streams a
+//!   list's deliverable members, nested lists expanded, deduped, cycles
+//!   skipped.
+//! - `queue`: the outbound tables and their states (active, deferred,
+//!   sending, sent/done, failed), claiming, recording verdicts, backoff,
+//!   give-up, `enqueue_post`.
+//! - `client`: one relay connection driven with lettre's connection-level
+//!   API, one verdict per recipient.
+//!
+//! This file is the worker: a pass claims due work (marking it `sending`),
+//! sends it over at most `relay.connections` reused connections, and records
+//! the verdicts, committing "record finished + claim more" as one
+//! transaction so the connections never wait on the database for long. A
+//! relay that cannot be reached leaves everything queued (no attempt is
+//! counted) and the worker retries the relay with its own short backoff.
+//!
+//! Trusts the queue rows; the relay's replies are judged by `client`.
+
+pub mod client;
+pub mod expand;
+pub mod queue;
+
+pub use expand::{expand, ExpandOptions, ExpandReport, Recipient};
+pub use queue::{enqueue_post, enqueue_post_message, Done, RecordStats, Work};
+
+use crate::config::Config;
+use crate::pipeline::Wakers;
+use crate::store::{self, StoreError};
+use client::{RcptResult, Relay, RelayConn};
+use queue::JobCache;
+use rusqlite::Connection;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, Semaphore};
+
+/// Units of work kept in flight per relay connection (so a connection has
+/// its next batch ready while the database records the last).
+const INFLIGHT_PER_CONN: usize = 4;
+
+/// Longest the worker waits between relay reconnection tries.
+const RELAY_DOWN_MAX: Duration = Duration::from_secs(60);
+
+/// What one pass did.
+#[derive(Debug, Default, Clone)]
+pub struct PassStats {
+    pub record: RecordStats,
+    /// Units of work (SMTP transactions' worth) handled.
+    pub units: u64,
+    /// Why the relay could not be reached, if it could not.
+    pub relay_down: Option<String>,
+}
+
+struct Db {
+    conn: Connection,
+    cache: JobCache,
+}
+
+/// The delivery engine: the worker's database connection and relay settings.
+#[derive(Clone)]
+pub struct Engine {
+    config: Arc<Config>,
+    db: Arc<Mutex<Db>>,
+    relay: Relay,
+}
+
+/// Opens the delivery worker's connection. `synchronous=NORMAL` here: in WAL
+/// mode that survives a process crash (kill -9), and what a power loss could
+/// undo is only bookkeeping whose loss means a batch is sent again (claims,
+/// verdicts) or re-expanded from its saved cursor, never a lost recipient.
+pub fn open_db(config: &Config) -> Result<Connection, StoreError> {
+    let conn = store::open(&config.db_path())?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+impl Engine {
+    pub fn new(config: Arc<Config>) -> Result<Engine, StoreError> {
+        let conn = open_db(&config)?;
+        let relay = Relay::from_config(&config);
+        Ok(Engine {
+            config,
+            db: Arc::new(Mutex::new(Db {
+                conn,
+                cache: JobCache::default(),
+            })),
+            relay,
+        })
+    }
+
+    async fn with_db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Db, &Config) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = self.db.clone();
+        let config = self.config.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut g = db
+                .lock()
+                .map_err(|_| StoreError::Invalid("delivery connection poisoned".into()))?;
+            f(&mut g, &config)
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("delivery database task: {e}")))?
+    }
+
+    /// Puts rows left `sending` back in line (call at start-up).
+    pub async fn recover(&self, now: i64) -> Result<usize, StoreError> {
+        self.with_db(move |db, _| queue::recover(&db.conn, now))
+            .await
+    }
+
+    /// When something next falls due (None: the queue is empty).
+    pub async fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        self.with_db(|db, _| queue::next_due(&db.conn)).await
+    }
+
+    async fn sync(
+        &self,
+        done: Vec<Done>,
+        want: usize,
+        now: i64,
+    ) -> Result<(RecordStats, Vec<Work>), StoreError> {
+        self.with_db(move |db, config| {
+            let Db { conn, cache } = db;
+            queue::sync(conn, config, cache, done, want, now)
+        })
+        .await
+    }
+
+    /// Delivers everything due at `now` (expanding pending fan-outs as it
+    /// goes), then returns. `stop` is polled between claims.
+    pub async fn pass(&self, now: i64, stop: impl Fn() -> bool) -> Result<PassStats, StoreError> {
+        let connections = self.config.relay.connections.max(1);
+        let capacity = connections * INFLIGHT_PER_CONN;
+        let sem = Arc::new(Semaphore::new(connections));
+        let pool: Arc<Mutex<Vec<RelayConn>>> = Arc::new(Mutex::new(Vec::new()));
+        let (tx, mut rx) = mpsc::unbounded_channel::<(Done, Option<String>)>();
+        let mut stats = PassStats::default();
+        let mut inflight = 0usize;
+        let mut finished: Vec<Done> = Vec::new();
+        let mut exhausted = false;
+        loop {
+            let claiming = stats.relay_down.is_none() && !exhausted && !stop();
+            let want = if claiming { capacity - inflight } else { 0 };
+            let refill = want > 0 && (inflight <= capacity / 2 || inflight == 0);
+            if refill || (inflight == 0 && !finished.is_empty()) {
+                let (rec, works) = self
+                    .sync(
+                        std::mem::take(&mut finished),
+                        if refill { want } else { 0 },
+                        now,
+                    )
+                    .await?;
+                stats.record.add(rec);
+                if refill && works.is_empty() {
+                    exhausted = true;
+                }
+                for w in works {
+                    inflight += 1;
+                    stats.units += 1;
+                    let (sem, pool, relay, tx) =
+                        (sem.clone(), pool.clone(), self.relay.clone(), tx.clone());
+                    tokio::spawn(async move {
+                        let out = send_work(w, &sem, &pool, &relay).await;
+                        let _ = tx.send(out);
+                    });
+                }
+            }
+            if inflight == 0 {
+                break;
+            }
+            let Some((d, down)) = rx.recv().await else {
+                break;
+            };
+            inflight -= 1;
+            finished.push(d);
+            if let Some(why) = down {
+                stats.relay_down.get_or_insert(why);
+            }
+            while let Ok((d, down)) = rx.try_recv() {
+                inflight -= 1;
+                finished.push(d);
+                if let Some(why) = down {
+                    stats.relay_down.get_or_insert(why);
+                }
+            }
+        }
+        if !finished.is_empty() {
+            let (rec, _) = self.sync(finished, 0, now).await?;
+            stats.record.add(rec);
+        }
+        let idle: Vec<RelayConn> = match pool.lock() {
+            Ok(mut p) => p.drain(..).collect(),
+            Err(_) => vec![],
+        };
+        for c in idle {
+            c.quit().await;
+        }
+        if let Some(why) = &stats.relay_down {
+            tracing::warn!(relay = %self.relay.endpoint(), reason = %why, "relay unreachable; mail stays queued");
+        }
+        Ok(stats)
+    }
+}
+
+/// Sends one unit of work over a pooled (or new) connection. Returns the
+/// verdicts, and the reason if the relay could not be reached.
+async fn send_work(
+    work: Work,
+    sem: &Semaphore,
+    pool: &Mutex<Vec<RelayConn>>,
+    relay: &Relay,
+) -> (Done, Option<String>) {
+    let _permit = sem.acquire().await;
+    let pooled = pool.lock().ok().and_then(|mut p| p.pop());
+    let mut conn = match pooled {
+        Some(c) => c,
+        None => match relay.connect().await {
+            Ok(c) => c,
+            Err(why) => {
+                let results = vec![RcptResult::NotAttempted(why.clone()); work.rcpts.len()];
+                return (Done { work, results }, Some(why));
+            }
+        },
+    };
+    let job = work.job.clone();
+    let results = if job.verp && !job.env_from.is_empty() {
+        let mut results = Vec::with_capacity(work.rcpts.len());
+        for rcpt in &work.rcpts {
+            if !conn.is_usable() {
+                results.push(RcptResult::NotAttempted(
+                    "connection to the relay broke earlier in this batch".into(),
+                ));
+                continue;
+            }
+            let from = queue::verp_sender(&job.env_from, rcpt);
+            let mut r = conn.transaction(&from, &[rcpt.as_str()], &job.body).await;
+            results.push(r.pop().unwrap_or(RcptResult::Deferred("no verdict".into())));
+        }
+        results
+    } else {
+        let rcpts: Vec<&str> = work.rcpts.iter().map(String::as_str).collect();
+        conn.transaction(&job.env_from, &rcpts, &job.body).await
+    };
+    if conn.is_usable() {
+        if let Ok(mut p) = pool.lock() {
+            p.push(conn);
+        }
+    }
+    (Done { work, results }, None)
+}
+
+/// One delivery pass at `now` with a fresh engine: what tests with a fake
+/// clock call. Recovers rows left `sending` first.
+pub async fn deliver_due(config: Arc<Config>, now: i64) -> Result<PassStats, StoreError> {
+    let engine = Engine::new(config)?;
+    engine.recover(now).await?;
+    engine.pass(now, || false).await
+}
+
+/// The delivery worker: recovers what a crash left in flight, then delivers
+/// whenever woken (`wakers.delivery`), when a deferred retry falls due, and
+/// after a relay outage (retrying the relay every 1 s, doubling to 60 s),
+/// until `shutdown` turns true.
+pub async fn run(
+    config: Arc<Config>,
+    wakers: Wakers,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), StoreError> {
+    let engine = Engine::new(config)?;
+    let n = engine.recover(store::now()).await?;
+    if n > 0 {
+        tracing::warn!(
+            rows = n,
+            "re-queued outbound work that was in flight at the last stop"
+        );
+    }
+    let mut relay_wait = Duration::from_secs(1);
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let stop_rx = shutdown.clone();
+        let wait = match engine.pass(store::now(), move || *stop_rx.borrow()).await {
+            Ok(stats) => {
+                if stats.units > 0 {
+                    tracing::info!(
+                        sent = stats.record.sent,
+                        failed = stats.record.failed,
+                        deferred = stats.record.deferred,
+                        jobs_done = stats.record.jobs_done,
+                        "delivery pass"
+                    );
+                }
+                if stats.relay_down.is_some() {
+                    let w = relay_wait;
+                    relay_wait = (relay_wait * 2).min(RELAY_DOWN_MAX);
+                    w
+                } else {
+                    relay_wait = Duration::from_secs(1);
+                    match engine.next_due().await {
+                        Ok(Some(t)) => {
+                            let now = store::now();
+                            if t <= now && stats.units > 0 {
+                                // more became due while we worked
+                                Duration::ZERO
+                            } else {
+                                Duration::from_secs((t - now).clamp(1, 15) as u64)
+                            }
+                        }
+                        Ok(None) => Duration::from_secs(15),
+                        Err(e) => {
+                            tracing::error!(error = %e, "delivery: reading the queue failed");
+                            Duration::from_secs(5)
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "delivery pass failed");
+                Duration::from_secs(5)
+            }
+        };
+        if wait.is_zero() {
+            continue;
+        }
+        tokio::select! {
+            _ = wakers.delivery.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

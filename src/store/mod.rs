@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "foundation",
         include_str!("migrations/0001_foundation.sql"),
     ),
+    (2, "delivery", include_str!("migrations/0002_delivery.sql")),
     (
         5,
         "moderation",

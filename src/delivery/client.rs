@@ -1,0 +1,433 @@
+//! The relay client: one SMTP connection to the relay MTA, driven with
+//! lettre's connection-level API (`command`, `message`), never `send()`, so
+//! every RCPT gets its own verdict.
+//!
+//! We make the TCP stream ourselves (TCP_NODELAY, else each transaction
+//! stalls on Nagle + delayed ACK), then hand it to lettre; `starttls` and
+//! implicit TLS (`tls`) go through lettre's rustls support, AUTH through
+//! lettre's mechanisms. Every call is bounded by `relay.timeout_secs`.
+//!
+//! Trusts the relay's replies only as SMTP codes: 2xx/3xx go on, 4xx defers
+//! the recipients it concerns, 5xx fails them; anything else (a dropped
+//! connection, garbage, a timeout) breaks the connection and defers what was
+//! not yet accepted.
+
+use crate::config::{Config, RelayTls};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::{ClientId, Extension};
+use std::fmt;
+use std::time::Duration;
+
+/// The verdict for one recipient of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RcptResult {
+    /// The relay took responsibility (250 after DATA).
+    Sent,
+    /// Permanent failure. `bounce` is true when the refusal was about this
+    /// recipient (a 5xx to its RCPT), false when the whole message was
+    /// refused (5xx to MAIL or DATA).
+    Failed { reply: String, bounce: bool },
+    /// Temporary failure (4xx, or the connection broke mid-transaction).
+    Deferred(String),
+    /// Never tried: the relay could not be reached.
+    NotAttempted(String),
+}
+
+/// How to reach the relay; built once from the config.
+#[derive(Clone)]
+pub struct Relay {
+    host: String,
+    port: u16,
+    tls: RelayTls,
+    credentials: Option<Credentials>,
+    helo: ClientId,
+    timeout: Duration,
+}
+
+impl fmt::Debug for Relay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Relay({}:{}, {:?})", self.host, self.port, self.tls)
+    }
+}
+
+/// A raw SMTP command line (lettre's `command` takes anything `Display`).
+struct Line<'a>(&'a str, &'a str, &'a str);
+
+impl fmt::Display for Line<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}{}\r\n", self.0, self.1, self.2)
+    }
+}
+
+/// What one command got back.
+enum Reply {
+    Ok,
+    /// 4xx
+    Temp(String),
+    /// 5xx
+    Perm(String),
+    /// No usable reply: the connection is broken.
+    Broken(String),
+}
+
+fn classify(
+    r: Result<
+        Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error>,
+        tokio::time::error::Elapsed,
+    >,
+) -> Reply {
+    match r {
+        Err(_) => Reply::Broken("timed out waiting for the relay".into()),
+        Ok(Ok(_)) => Reply::Ok,
+        Ok(Err(e)) => match e.status() {
+            Some(code) => {
+                let text = std::error::Error::source(&e)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                let reply = format!("{code} {text}").trim_end().to_string();
+                if e.is_transient() {
+                    if code.to_string() == "421" {
+                        // the relay is closing the connection
+                        Reply::Broken(reply)
+                    } else {
+                        Reply::Temp(reply)
+                    }
+                } else {
+                    Reply::Perm(reply)
+                }
+            }
+            None => Reply::Broken(e.to_string()),
+        },
+    }
+}
+
+impl Relay {
+    pub fn from_config(config: &Config) -> Relay {
+        let r = &config.relay;
+        let helo = r
+            .helo_name
+            .clone()
+            .unwrap_or_else(|| config.smtp.hostname.clone());
+        Relay {
+            host: r.host.clone(),
+            port: r.port,
+            tls: r.tls,
+            credentials: match (&r.username, &r.password) {
+                (Some(u), Some(p)) => Some(Credentials::new(u.clone(), p.clone())),
+                _ => None,
+            },
+            helo: ClientId::Domain(helo),
+            timeout: Duration::from_secs(r.timeout_secs.max(1)),
+        }
+    }
+
+    /// `host:port`, for logs.
+    pub fn endpoint(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// Opens a connection: TCP (nodelay), TLS if configured, EHLO, AUTH.
+    /// An error here means the relay is unreachable or refuses us.
+    pub async fn connect(&self) -> Result<RelayConn, String> {
+        let t = self.timeout;
+        let tcp = tokio::time::timeout(
+            t,
+            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| format!("connecting to {} timed out", self.endpoint()))?
+        .map_err(|e| format!("cannot connect to {}: {e}", self.endpoint()))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| format!("set_nodelay: {e}"))?;
+        let stream: Box<dyn lettre::transport::smtp::client::AsyncTokioStream> = match self.tls {
+            RelayTls::Tls => Box::new(tls::wrap(tcp, &self.host, t).await?),
+            _ => Box::new(tcp),
+        };
+        let mut conn = tokio::time::timeout(
+            t,
+            AsyncSmtpConnection::connect_with_transport(stream, &self.helo),
+        )
+        .await
+        .map_err(|_| format!("{} did not greet in time", self.endpoint()))?
+        .map_err(|e| format!("{} refused the session: {e}", self.endpoint()))?;
+        if self.tls == RelayTls::Starttls {
+            if !conn.can_starttls() {
+                conn.abort().await;
+                return Err(format!(
+                    "relay.tls is starttls but {} does not offer STARTTLS",
+                    self.endpoint()
+                ));
+            }
+            let params = TlsParameters::new(self.host.clone())
+                .map_err(|e| format!("TLS parameters for {}: {e}", self.host))?;
+            tokio::time::timeout(t, conn.starttls(params, &self.helo))
+                .await
+                .map_err(|_| format!("STARTTLS with {} timed out", self.endpoint()))?
+                .map_err(|e| format!("STARTTLS with {} failed: {e}", self.endpoint()))?;
+        }
+        if let Some(creds) = &self.credentials {
+            let r =
+                tokio::time::timeout(t, conn.auth(&[Mechanism::Plain, Mechanism::Login], creds))
+                    .await;
+            match r {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    conn.abort().await;
+                    return Err(format!("AUTH with {} failed: {e}", self.endpoint()));
+                }
+                Err(_) => return Err(format!("AUTH with {} timed out", self.endpoint())),
+            }
+        }
+        let eightbit = conn.server_info().supports_feature(Extension::EightBitMime);
+        let smtputf8 = conn.server_info().supports_feature(Extension::SmtpUtfEight);
+        Ok(RelayConn {
+            conn,
+            timeout: t,
+            eightbit,
+            smtputf8,
+            broken: false,
+        })
+    }
+}
+
+/// An open relay connection, reusable for many transactions.
+pub struct RelayConn {
+    conn: AsyncSmtpConnection,
+    timeout: Duration,
+    eightbit: bool,
+    smtputf8: bool,
+    broken: bool,
+}
+
+/// The body as handed to lettre's `message`, which adds the final CRLF.CRLF.
+fn data_of(body: &[u8]) -> &[u8] {
+    body.strip_suffix(b"\r\n").unwrap_or(body)
+}
+
+/// Whether an address can go into MAIL/RCPT as is.
+fn sendable(addr: &str) -> bool {
+    !addr.is_empty()
+        && !addr
+            .bytes()
+            .any(|b| b == b'\r' || b == b'\n' || b == b'<' || b == b'>')
+}
+
+impl RelayConn {
+    /// Whether the connection can carry another transaction.
+    pub fn is_usable(&self) -> bool {
+        !self.broken && !self.conn.has_broken()
+    }
+
+    async fn cmd(&mut self, verb: &str, arg: &str, params: &str) -> Reply {
+        let r =
+            tokio::time::timeout(self.timeout, self.conn.command(Line(verb, arg, params))).await;
+        let reply = classify(r);
+        if matches!(reply, Reply::Broken(_)) {
+            self.broken = true;
+        }
+        reply
+    }
+
+    async fn rset(&mut self) {
+        if let Reply::Broken(_) = self.cmd("RSET", "", "").await {
+            self.broken = true;
+        }
+    }
+
+    /// One SMTP transaction: `from` to every recipient in `rcpts`, `body`
+    /// once. Returns one verdict per recipient, in order. If every RCPT is
+    /// refused, sends RSET and skips DATA.
+    pub async fn transaction(
+        &mut self,
+        from: &str,
+        rcpts: &[&str],
+        body: &[u8],
+    ) -> Vec<RcptResult> {
+        let mut out: Vec<Option<RcptResult>> = vec![None; rcpts.len()];
+        let broken =
+            |why: &str| RcptResult::Deferred(format!("connection to the relay broke: {why}"));
+        if !sendable(from) && !from.is_empty() {
+            return vec![
+                RcptResult::Failed {
+                    reply: format!("invalid envelope sender `{from}`"),
+                    bounce: false
+                };
+                rcpts.len()
+            ];
+        }
+        let mut params = String::new();
+        if self.eightbit && !body.is_ascii() {
+            params.push_str(" BODY=8BITMIME");
+        }
+        if self.smtputf8 && (!from.is_ascii() || rcpts.iter().any(|r| !r.is_ascii())) {
+            params.push_str(" SMTPUTF8");
+        }
+        let from_arg = format!("<{from}>");
+        match self.cmd("MAIL FROM:", &from_arg, &params).await {
+            Reply::Ok => {}
+            Reply::Temp(r) => {
+                self.rset().await;
+                return vec![RcptResult::Deferred(r); rcpts.len()];
+            }
+            Reply::Perm(r) => {
+                self.rset().await;
+                return vec![
+                    RcptResult::Failed {
+                        reply: r,
+                        bounce: false
+                    };
+                    rcpts.len()
+                ];
+            }
+            Reply::Broken(r) => return vec![broken(&r); rcpts.len()],
+        }
+        let mut accepted = Vec::with_capacity(rcpts.len());
+        for (i, rcpt) in rcpts.iter().enumerate() {
+            if !sendable(rcpt) {
+                out[i] = Some(RcptResult::Failed {
+                    reply: format!("invalid recipient address `{rcpt}`"),
+                    bounce: true,
+                });
+                continue;
+            }
+            let arg = format!("<{rcpt}>");
+            match self.cmd("RCPT TO:", &arg, "").await {
+                Reply::Ok => accepted.push(i),
+                Reply::Temp(r) => out[i] = Some(RcptResult::Deferred(r)),
+                Reply::Perm(r) => {
+                    out[i] = Some(RcptResult::Failed {
+                        reply: r,
+                        bounce: true,
+                    })
+                }
+                Reply::Broken(r) => {
+                    return fill(out, broken(&r));
+                }
+            }
+        }
+        if accepted.is_empty() {
+            self.rset().await;
+            return fill(out, RcptResult::Deferred("no recipient accepted".into()));
+        }
+        let data_verdict = match self.cmd("DATA", "", "").await {
+            Reply::Ok => {
+                let r = tokio::time::timeout(self.timeout, self.conn.message(data_of(body))).await;
+                let r = classify(r);
+                if matches!(r, Reply::Broken(_)) {
+                    self.broken = true;
+                }
+                r
+            }
+            other => {
+                if !matches!(other, Reply::Broken(_)) {
+                    self.rset().await;
+                }
+                other
+            }
+        };
+        let verdict = match data_verdict {
+            Reply::Ok => RcptResult::Sent,
+            Reply::Temp(r) => RcptResult::Deferred(r),
+            Reply::Perm(r) => RcptResult::Failed {
+                reply: r,
+                bounce: false,
+            },
+            Reply::Broken(r) => broken(&r),
+        };
+        for i in accepted {
+            out[i] = Some(verdict.clone());
+        }
+        fill(out, RcptResult::Deferred("no verdict".into()))
+    }
+
+    /// Says QUIT (best effort) and closes.
+    pub async fn quit(mut self) {
+        if self.is_usable() {
+            let _ = tokio::time::timeout(self.timeout, self.conn.quit()).await;
+        }
+    }
+}
+
+fn fill(out: Vec<Option<RcptResult>>, rest: RcptResult) -> Vec<RcptResult> {
+    out.into_iter()
+        .map(|o| o.unwrap_or_else(|| rest.clone()))
+        .collect()
+}
+
+/// Implicit TLS (`relay.tls: tls`): lettre upgrades our own nodelay stream,
+/// and an adapter hands the TLS stream back to lettre as a transport.
+mod tls {
+    #![allow(deprecated)]
+    use lettre::transport::smtp::client::{AsyncNetworkStream, AsyncTokioStream, TlsParameters};
+    use std::io;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+    /// A TLS stream over our TCP stream, as a tokio stream.
+    #[derive(Debug)]
+    pub struct TlsOverTcp {
+        inner: AsyncNetworkStream,
+        peer: std::net::SocketAddr,
+    }
+
+    pub async fn wrap(
+        tcp: tokio::net::TcpStream,
+        host: &str,
+        t: Duration,
+    ) -> Result<TlsOverTcp, String> {
+        let peer = tcp.peer_addr().map_err(|e| e.to_string())?;
+        let mut inner = AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
+        let params = TlsParameters::new(host.to_string())
+            .map_err(|e| format!("TLS parameters for {host}: {e}"))?;
+        tokio::time::timeout(t, inner.upgrade_tls(params))
+            .await
+            .map_err(|_| format!("TLS handshake with {host} timed out"))?
+            .map_err(|e| format!("TLS handshake with {host} failed: {e}"))?;
+        Ok(TlsOverTcp { inner, peer })
+    }
+
+    impl AsyncRead for TlsOverTcp {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let dst = buf.initialize_unfilled();
+            match futures_util::io::AsyncRead::poll_read(Pin::new(&mut self.inner), cx, dst) {
+                Poll::Ready(Ok(n)) => {
+                    buf.advance(n);
+                    Poll::Ready(Ok(()))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        }
+    }
+
+    impl AsyncWrite for TlsOverTcp {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            futures_util::io::AsyncWrite::poll_write(Pin::new(&mut self.inner), cx, buf)
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            futures_util::io::AsyncWrite::poll_flush(Pin::new(&mut self.inner), cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            futures_util::io::AsyncWrite::poll_close(Pin::new(&mut self.inner), cx)
+        }
+    }
+
+    impl AsyncTokioStream for TlsOverTcp {
+        fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
+            Ok(self.peer)
+        }
+    }
+}
