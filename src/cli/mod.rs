@@ -6,6 +6,7 @@ mod check;
 mod held;
 mod members;
 mod queue;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -27,6 +28,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the daemon: SMTP/LMTP intake, pipeline and delivery; stops on SIGTERM/SIGINT.
+    Serve(serve::ServeArgs),
     /// Validate listd.yaml, every list and the templates; exit 1 on any error.
     Check,
     /// Show the configured lists with their member counts.
@@ -60,6 +63,7 @@ pub fn main() -> i32 {
     };
     let path = crate::config::Config::locate(cli.config.as_deref());
     let result = match cli.command {
+        Command::Serve(args) => serve::run(&path, args),
         Command::Check => check::run(&path),
         Command::Lists => check::lists(&path),
         Command::Members(cmd) => members::run(&path, cmd),

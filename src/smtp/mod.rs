@@ -1,1 +1,24 @@
-//! (smtp: to be written.)
+//! Intake: the ESMTP/LMTP server that accepts list mail.
+//!
+//! - `session`: the sans-IO protocol state machine (bytes in, replies and
+//!   requests out), with `commands/` holding one file per command family;
+//! - `reply`: reply codes, enhanced status codes and their wire form;
+//! - `trace`: the `Received:` header and queue ids;
+//! - `spool`: the single writer that commits accepted messages with group
+//!   commit before any 250 is sent;
+//! - `expand`: the member lookup behind EXPN;
+//! - `server`: tokio listeners and the per-connection driver.
+//!
+//! Trusts nothing from the network; see each file for its limits.
+
+pub mod commands;
+pub mod expand;
+pub mod reply;
+pub mod server;
+pub mod session;
+pub mod spool;
+pub mod trace;
+
+pub use reply::Reply;
+pub use session::{Completion, ExpnEntry, Peer, Protocol, Request, Session, Step, Submission};
+pub use spool::SpoolWriter;

@@ -1,5 +1,449 @@
-//! Shared helpers for the integration tests. Each test file uses what it
-//! needs, so unused helpers are expected.
+//! Shared helpers for the integration tests: a temp-dir configuration
+//! builder (listd.yaml + lists/*.yaml written as real files and loaded with
+//! `Config::load`), an in-process daemon on 127.0.0.1:0, a small raw SMTP
+//! client over a real TcpStream, and store/pipeline helpers.
+//!
+//! Each test file does `mod common;` and uses what it needs. Keep this file
+//! additive: add functions, do not change the ones others use.
 #![allow(dead_code)]
 
 pub mod sink;
+
+use listd::config::Config;
+use listd::daemon::DaemonHandle;
+use listd::pipeline::{self, Ctx};
+use listd::store::rusqlite::Connection;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+/// The test domain.
+pub const DOMAIN: &str = "lists.example.org";
+
+/// How long the client waits for any one reply.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------
+// The configuration builder
+// ---------------------------------------------------------------------------
+
+/// Builds a temp dir with `listd.yaml` and `lists/NAME.yaml`.
+pub struct TestEnvBuilder {
+    top: BTreeMap<String, String>,
+    sections: BTreeMap<String, BTreeMap<String, String>>,
+    lists: Vec<(String, String)>,
+}
+
+impl Default for TestEnvBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestEnvBuilder {
+    /// Defaults: domain `lists.example.org`, SMTP on 127.0.0.1:0, the repo's
+    /// templates, data in the temp dir, relay 127.0.0.1:9 (nothing listens;
+    /// set `relay_port` to a sink's port).
+    pub fn new() -> Self {
+        let mut b = TestEnvBuilder {
+            top: BTreeMap::new(),
+            sections: BTreeMap::new(),
+            lists: Vec::new(),
+        };
+        let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        b = b
+            .global("domain", DOMAIN)
+            .global("data_dir", "data")
+            .global("lists_dir", "lists")
+            .global("templates_dir", &yaml_str(&templates.display().to_string()))
+            .set("smtp", "listen", "[\"127.0.0.1:0\"]")
+            .set("smtp", "hostname", DOMAIN)
+            .set("relay", "host", "127.0.0.1")
+            .set("relay", "port", "9")
+            .set("relay", "timeout_secs", "5");
+        b
+    }
+
+    /// Sets a top-level key of listd.yaml (`value` is YAML).
+    pub fn global(mut self, key: &str, value: &str) -> Self {
+        self.top.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets `section.key` of listd.yaml (`value` is YAML), e.g.
+    /// `.set("smtp", "max_connections", "2")`.
+    pub fn set(mut self, section: &str, key: &str, value: &str) -> Self {
+        self.sections
+            .entry(section.into())
+            .or_default()
+            .insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds `lists/NAME.yaml` with this YAML text.
+    pub fn list(mut self, name: &str, yaml: &str) -> Self {
+        self.lists.push((name.into(), yaml.into()));
+        self
+    }
+
+    /// Points the relay at 127.0.0.1:`port` (a test sink).
+    pub fn relay_port(self, port: u16) -> Self {
+        self.set("relay", "port", &port.to_string())
+    }
+
+    /// Also listens for LMTP on 127.0.0.1:0.
+    pub fn lmtp(self) -> Self {
+        self.set("lmtp", "listen", "[\"127.0.0.1:0\"]")
+    }
+
+    /// Writes the files.
+    pub fn build(self) -> TestEnv {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut yaml = String::new();
+        for (k, v) in &self.top {
+            yaml += &format!("{k}: {v}\n");
+        }
+        for (section, keys) in &self.sections {
+            yaml += &format!("{section}:\n");
+            for (k, v) in keys {
+                yaml += &format!("  {k}: {v}\n");
+            }
+        }
+        let config_path = dir.path().join("listd.yaml");
+        std::fs::write(&config_path, yaml).expect("write listd.yaml");
+        std::fs::create_dir_all(dir.path().join("lists")).expect("lists dir");
+        for (name, text) in &self.lists {
+            std::fs::write(dir.path().join("lists").join(format!("{name}.yaml")), text)
+                .expect("write list");
+        }
+        TestEnv { dir, config_path }
+    }
+}
+
+/// A YAML double-quoted string.
+pub fn yaml_str(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A temp dir holding a configuration, and what tests do with it.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+}
+
+impl TestEnv {
+    /// `TestEnvBuilder::new()`.
+    pub fn builder() -> TestEnvBuilder {
+        TestEnvBuilder::new()
+    }
+
+    /// The temp dir.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Loads the configuration with the real loader (panics with the errors).
+    pub fn config(&self) -> Config {
+        match Config::load(&self.config_path) {
+            Ok(c) => c,
+            Err(e) => panic!("test config does not load:\n{e}"),
+        }
+    }
+
+    /// Starts the daemon in-process.
+    pub async fn start(&self) -> DaemonHandle {
+        listd::daemon::start(self.config())
+            .await
+            .expect("daemon starts")
+    }
+
+    /// Opens the store (runs migrations).
+    pub fn store(&self) -> Connection {
+        listd::store::open(&self.config().db_path()).expect("open store")
+    }
+
+    /// The pipeline context for this configuration.
+    pub fn ctx(&self) -> Ctx {
+        let config = self.config();
+        let templates = listd::templates::Templates::for_config(&config).expect("templates load");
+        Ctx {
+            config: Arc::new(config),
+            templates: Arc::new(templates),
+        }
+    }
+
+    /// Runs `pipeline::drain` now; returns the rows handled.
+    pub fn drain(&self) -> usize {
+        self.drain_at(listd::store::now())
+    }
+
+    /// Runs `pipeline::drain` at a given time.
+    pub fn drain_at(&self, now: i64) -> usize {
+        let mut conn = self.store();
+        pipeline::drain(&self.ctx(), &mut conn, now).expect("pipeline drain")
+    }
+
+    /// Adds members to a list directly in the store.
+    pub fn add_members(&self, list: &str, addrs: &[&str]) {
+        let conn = self.store();
+        for a in addrs {
+            let addr = listd::address::Address::parse(a).expect("member address");
+            listd::store::members::add(
+                &conn,
+                list,
+                &addr,
+                None,
+                listd::store::members::DeliveryMode::Each,
+                listd::store::now(),
+            )
+            .expect("add member");
+        }
+    }
+
+    /// Count of rows in a table (`where` may be empty).
+    pub fn count(&self, table: &str, where_: &str) -> i64 {
+        let sql = if where_.is_empty() {
+            format!("SELECT COUNT(*) FROM {table}")
+        } else {
+            format!("SELECT COUNT(*) FROM {table} WHERE {where_}")
+        };
+        self.store()
+            .query_row(&sql, [], |r| r.get(0))
+            .expect("count query")
+    }
+
+    /// The stored inbound messages (id, bytes), oldest first.
+    pub fn inbound_messages(&self) -> Vec<(i64, Vec<u8>)> {
+        let conn = self.store();
+        let mut stmt = conn
+            .prepare("SELECT id, bytes FROM messages WHERE direction = 'in' ORDER BY id")
+            .expect("prepare");
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query");
+        rows.collect::<Result<Vec<_>, _>>().expect("rows")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The raw SMTP client
+// ---------------------------------------------------------------------------
+
+/// One reply: the code and the text of each line (after `NNN-` / `NNN `).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    /// The text of all lines, joined with `\n`.
+    pub fn text(&self) -> String {
+        self.lines.join("\n")
+    }
+
+    /// The enhanced status code at the start of the first line, if any.
+    pub fn status(&self) -> Option<&str> {
+        let first = self.lines.first()?.split(' ').next()?;
+        let parts: Vec<&str> = first.split('.').collect();
+        (parts.len() == 3 && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_digit())))
+            .then_some(first)
+    }
+
+    /// Panics unless the code is `code`.
+    #[track_caller]
+    pub fn expect(&self, code: u16) -> &Self {
+        assert_eq!(self.code, code, "expected {code}, got {self:?}");
+        self
+    }
+}
+
+/// A raw SMTP/LMTP client over a real TCP connection.
+pub struct SmtpClient {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    /// The 220 (or 421) the server greeted with.
+    pub greeting: Reply,
+}
+
+impl SmtpClient {
+    /// Connects and reads the greeting.
+    pub async fn connect(addr: SocketAddr) -> SmtpClient {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let (r, w) = stream.into_split();
+        let mut c = SmtpClient {
+            reader: BufReader::new(r),
+            writer: w,
+            greeting: Reply {
+                code: 0,
+                lines: vec![],
+            },
+        };
+        c.greeting = c.read_reply().await;
+        c
+    }
+
+    /// Connects and says EHLO; panics unless both succeed.
+    pub async fn connect_ehlo(addr: SocketAddr) -> SmtpClient {
+        let mut c = SmtpClient::connect(addr).await;
+        c.greeting.expect(220);
+        c.ehlo("client.example").await.expect(250);
+        c
+    }
+
+    /// Sends bytes as they are.
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).await.expect("write");
+    }
+
+    /// Sends one line, adding CRLF.
+    pub async fn send_line(&mut self, line: &str) {
+        self.send_raw(format!("{line}\r\n").as_bytes()).await;
+    }
+
+    /// Reads one complete (possibly multi-line) reply; `None` on EOF.
+    /// Panics on a malformed reply or after `REPLY_TIMEOUT`.
+    pub async fn try_read_reply(&mut self) -> Option<Reply> {
+        let mut lines = Vec::new();
+        let mut code = None;
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(REPLY_TIMEOUT, self.reader.read_line(&mut line))
+                .await
+                .expect("reply timed out")
+                .expect("read reply");
+            if n == 0 {
+                assert!(lines.is_empty(), "EOF inside a multi-line reply: {lines:?}");
+                return None;
+            }
+            let line = line
+                .strip_suffix("\r\n")
+                .unwrap_or_else(|| panic!("reply line without CRLF: {line:?}"));
+            assert!(line.len() >= 4, "short reply line {line:?}");
+            let c: u16 = line[..3].parse().expect("reply code");
+            if let Some(prev) = code {
+                assert_eq!(prev, c, "code changed inside a multi-line reply");
+            }
+            code = Some(c);
+            let sep = &line[3..4];
+            lines.push(line[4..].to_string());
+            match sep {
+                " " => return Some(Reply { code: c, lines }),
+                "-" => continue,
+                _ => panic!("bad separator in reply line {line:?}"),
+            }
+        }
+    }
+
+    /// Reads one reply; panics on EOF.
+    pub async fn read_reply(&mut self) -> Reply {
+        self.try_read_reply()
+            .await
+            .expect("connection closed while waiting for a reply")
+    }
+
+    /// Sends a command line and reads its reply.
+    pub async fn cmd(&mut self, line: &str) -> Reply {
+        self.send_line(line).await;
+        self.read_reply().await
+    }
+
+    pub async fn ehlo(&mut self, name: &str) -> Reply {
+        self.cmd(&format!("EHLO {name}")).await
+    }
+
+    /// MAIL, RCPT each, DATA, the message (newlines made CRLF, dot-stuffed)
+    /// and the final dot, one step at a time; returns the reply to the end of
+    /// data. Panics if MAIL, any RCPT or DATA is refused.
+    pub async fn send_mail(&mut self, from: &str, rcpts: &[&str], message: &str) -> Reply {
+        self.cmd(&format!("MAIL FROM:<{from}>")).await.expect(250);
+        for r in rcpts {
+            self.cmd(&format!("RCPT TO:<{r}>")).await.expect(250);
+        }
+        self.cmd("DATA").await.expect(354);
+        self.send_raw(dot_stuff(message).as_bytes()).await;
+        self.send_raw(b".\r\n").await;
+        self.read_reply().await
+    }
+
+    /// QUIT and expect 221.
+    pub async fn quit(mut self) {
+        self.cmd("QUIT").await.expect(221);
+    }
+
+    /// Whether the server has closed the connection (reads until EOF,
+    /// discarding anything else; false if still open after 2 s).
+    pub async fn closed(&mut self) -> bool {
+        let mut buf = [0u8; 1024];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(2), self.reader.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// Makes every line end in CRLF, dot-stuffs it and ends it with CRLF.
+pub fn dot_stuff(message: &str) -> String {
+    let mut out = String::with_capacity(message.len() + 16);
+    let normalized = message.replace("\r\n", "\n");
+    let body = normalized.strip_suffix('\n').unwrap_or(&normalized);
+    for line in body.split('\n') {
+        if line.starts_with('.') {
+            out.push('.');
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// Connects, EHLOs, sends one message and QUITs; returns the DATA reply.
+pub async fn send(addr: SocketAddr, from: &str, rcpts: &[&str], message: &str) -> Reply {
+    let mut c = SmtpClient::connect_ehlo(addr).await;
+    let r = c.send_mail(from, rcpts, message).await;
+    c.quit().await;
+    r
+}
+
+/// A simple message with the given headers' values.
+pub fn message(from: &str, to: &str, subject: &str, body: &str) -> String {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{}@test.example>\r\nDate: Thu, 1 Jan 2026 00:00:00 +0000\r\n\r\n{body}\r\n",
+        rand_token()
+    )
+}
+
+/// A unique token for Message-IDs and the like.
+pub fn rand_token() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}.{}.{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        listd::store::now()
+    )
+}
+
+/// Polls `f` every 20 ms until it returns true or `timeout` passes.
+pub async fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = tokio::time::Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

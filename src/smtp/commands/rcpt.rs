@@ -1,0 +1,98 @@
+//! RCPT TO: one recipient per command, checked with `routing::route`.
+//!
+//! Only our own list and service addresses are accepted: another domain gets
+//! 550 5.7.1 (listd never relays), an unknown local address 550 5.1.1, the
+//! recipient past `smtp.max_recipients` 452 4.5.3, and a post whose declared
+//! `SIZE=` is over the list's `max_message_size` 552 5.3.4. DSN parameters
+//! are not offered and get 555.
+
+use super::Outcome;
+use crate::routing::{self, Route, RouteError};
+use crate::smtp::reply::{self, Reply};
+use crate::smtp::session::{Rcpt, Session};
+use smtp_proto::Request;
+
+pub fn rcpt(s: &mut Session, line: &str) -> Outcome {
+    let config = s.config.clone();
+    let Some(tx) = s.tx.as_mut() else {
+        return Outcome::Reply(reply::bad_sequence("need MAIL before RCPT"));
+    };
+    tx.rcpt_attempts += 1;
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    let to = match Request::parse(&mut bytes.iter()) {
+        Ok(Request::Rcpt { to }) => to,
+        Ok(_) => return Outcome::Reply(reply::syntax("RCPT TO:<address>")),
+        Err(e) => {
+            return Outcome::Reply(super::mail::parse_error(e, "5.1.3", "recipient"));
+        }
+    };
+    if to.orcpt.is_some() || to.flags != 0 || to.rrvs != 0 {
+        return Outcome::Reply(Reply::new(
+            555,
+            Some("5.5.4"),
+            "RCPT parameters are not supported",
+        ));
+    }
+    let address = to.address.to_string();
+    if address.is_empty() {
+        return Outcome::Reply(Reply::new(
+            501,
+            Some("5.1.3"),
+            "Bad recipient address syntax",
+        ));
+    }
+    if !address.is_ascii() && !tx.utf8 {
+        return Outcome::Reply(Reply::new(
+            553,
+            Some("5.6.7"),
+            "Non-ASCII address needs the SMTPUTF8 parameter on MAIL",
+        ));
+    }
+    if tx.rcpts.len() >= config.smtp.max_recipients {
+        return Outcome::Reply(Reply::new(
+            452,
+            Some("4.5.3"),
+            format!(
+                "Too many recipients (at most {} per message)",
+                config.smtp.max_recipients
+            ),
+        ));
+    }
+    match routing::route(&config, &address) {
+        Ok(route) => {
+            if let Some(r) = list_size_check(&config, &route, tx.declared_size) {
+                return Outcome::Reply(r);
+            }
+            let text = format!("Recipient <{address}> OK");
+            tx.rcpts.push(Rcpt { address, route });
+            Outcome::Reply(Reply::new(250, Some("2.1.5"), text))
+        }
+        Err(RouteError::Relay) => Outcome::Reply(Reply::new(
+            550,
+            Some("5.7.1"),
+            format!("Relaying denied: <{address}> is not served here"),
+        )),
+        Err(RouteError::Unknown) => Outcome::Reply(Reply::new(
+            550,
+            Some("5.1.1"),
+            format!("<{address}>: no such list or address"),
+        )),
+    }
+}
+
+/// 552 when `size` is over the size limit of the list a post goes to.
+pub fn list_size_check(config: &crate::config::Config, route: &Route, size: u64) -> Option<Reply> {
+    let Route::Post { list } = route else {
+        return None;
+    };
+    let limit = config.list(list)?.size_limit(config.smtp.max_message_size);
+    (size > limit).then(|| {
+        Reply::new(
+            552,
+            Some("5.3.4"),
+            format!("Message too big for list {list} (the limit is {limit} bytes)"),
+        )
+    })
+}

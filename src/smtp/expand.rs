@@ -1,0 +1,47 @@
+//! The member lookup behind EXPN: who a list expands to.
+//!
+//! One function, so the source is in one place: `delivery::expand`, the
+//! same streaming expansion fan-out uses (nested lists expanded, addresses
+//! deduplicated, cycles skipped), here with every member whatever their
+//! delivery mode. Reads only; trusts the store.
+
+use super::session::ExpnEntry;
+use crate::config::Config;
+use crate::delivery::{self, ExpandOptions};
+use crate::store::StoreError;
+use rusqlite::Connection;
+
+/// The addresses `list` expands to, in address-key order.
+pub fn expn_members(
+    conn: &Connection,
+    config: &Config,
+    list: &str,
+) -> Result<Vec<ExpnEntry>, StoreError> {
+    let mut out = Vec::new();
+    let opts = ExpandOptions {
+        all_members: true,
+        ..ExpandOptions::default()
+    };
+    delivery::expand(conn, config, list, &opts, |r| {
+        out.push(ExpnEntry {
+            name: None,
+            address: r.address.clone(),
+        });
+        true
+    })?;
+    Ok(out)
+}
+
+/// Opens the store read-only and looks up `list` (the driver's side of
+/// `Request::Expand`, run on a blocking thread).
+pub fn lookup(config: &Config, list: &str) -> Result<Vec<ExpnEntry>, String> {
+    let path = config.db_path();
+    let conn = Connection::open_with_flags(
+        &path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    expn_members(&conn, config, list).map_err(|e| e.to_string())
+}

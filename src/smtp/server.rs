@@ -1,0 +1,247 @@
+//! The tokio side of intake: accept loops for SMTP (TCP) and LMTP (TCP or a
+//! unix socket), and the per-connection driver that moves bytes between the
+//! socket and a sans-IO `Session`.
+//!
+//! It decides nothing about the protocol. It enforces what needs a clock or
+//! a socket: `smtp.max_connections` (one more gets 421), the idle timeout
+//! (the session says 421), and shutdown (new connections get 421; open
+//! sessions finish their transaction, then get 421). Replies are flushed
+//! when the session has consumed all buffered input, before any wait.
+
+use super::expand;
+use super::reply::{self, Reply};
+use super::session::{Completion, Peer, Protocol, Request, Session, Step};
+use super::spool::SpoolWriter;
+use crate::config::Config;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{watch, Notify, Semaphore};
+
+/// What every connection task shares.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub writer: SpoolWriter,
+    /// One permit per allowed connection.
+    pub slots: Arc<Semaphore>,
+    /// Turns true when the daemon shuts down.
+    pub shutdown: watch::Receiver<bool>,
+    pub active: Arc<Active>,
+}
+
+/// Counts live sessions so shutdown can wait for them.
+#[derive(Default)]
+pub struct Active {
+    count: AtomicUsize,
+    zero: Notify,
+}
+
+struct ActiveGuard(Arc<Active>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.zero.notify_waiters();
+        }
+    }
+}
+
+impl Active {
+    fn enter(self: &Arc<Self>) -> ActiveGuard {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        ActiveGuard(self.clone())
+    }
+
+    /// Live sessions.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Waits until no session is live.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.zero.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// A bound listener.
+pub enum Listener {
+    Tcp(TcpListener, Protocol),
+    Unix(UnixListener, PathBuf),
+}
+
+/// Where a listener is bound (the real port when the config said `:0`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bound {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+/// Binds `host:port` or, for LMTP, an absolute unix socket path (a stale
+/// socket file is replaced).
+pub async fn bind(spec: &str, proto: Protocol) -> std::io::Result<(Listener, Bound)> {
+    if spec.starts_with('/') {
+        let path = PathBuf::from(spec);
+        if let Ok(meta) = std::fs::symlink_metadata(&path) {
+            use std::os::unix::fs::FileTypeExt;
+            if meta.file_type().is_socket() {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let l = UnixListener::bind(&path)?;
+        return Ok((Listener::Unix(l, path.clone()), Bound::Unix(path)));
+    }
+    let addr: SocketAddr = spec.parse().map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("`{spec}` is not host:port"),
+        )
+    })?;
+    let l = TcpListener::bind(addr).await?;
+    let local = l.local_addr()?;
+    Ok((Listener::Tcp(l, proto), Bound::Tcp(local)))
+}
+
+/// Accepts connections until the task is dropped. During shutdown new
+/// connections are still accepted, to be told 421.
+pub async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
+    loop {
+        match &listener {
+            Listener::Tcp(l, proto) => match l.accept().await {
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    let ip = addr.ip().to_canonical();
+                    let peer = Peer::tcp(&shared.config, ip);
+                    tokio::spawn(connection(stream, peer, *proto, shared.clone()));
+                }
+                Err(e) => accept_error(e).await,
+            },
+            Listener::Unix(l, _) => match l.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(connection(
+                        stream,
+                        Peer::local(),
+                        Protocol::Lmtp,
+                        shared.clone(),
+                    ));
+                }
+                Err(e) => accept_error(e).await,
+            },
+        }
+    }
+}
+
+async fn accept_error(e: std::io::Error) {
+    // Out of file descriptors and the like: wait a little, keep serving.
+    tracing::warn!(error = %e, "accept failed");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// Writes one reply and closes (connection limit, shutdown).
+async fn refuse<S: AsyncWrite + Unpin>(mut stream: S, r: Reply) {
+    let mut out = Vec::new();
+    r.write_to(&mut out);
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        stream.write_all(&out).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
+/// Serves one connection.
+pub async fn connection<S>(stream: S, peer: Peer, proto: Protocol, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let host = shared.config.smtp.hostname.clone();
+    if *shared.shutdown.borrow() {
+        return refuse(stream, reply::shutting_down(&host)).await;
+    }
+    let Ok(_permit) = shared.slots.clone().try_acquire_owned() else {
+        tracing::warn!(client = ?peer.ip, "connection refused: max_connections reached");
+        return refuse(stream, reply::too_many_connections(&host)).await;
+    };
+    let _live = shared.active.enter();
+    tracing::debug!(client = ?peer.ip, ?proto, "connected");
+    let session = Session::new(
+        shared.config.clone(),
+        proto,
+        peer.clone(),
+        crate::store::now(),
+    );
+    match drive(stream, session, &shared).await {
+        Ok(()) => tracing::debug!(client = ?peer.ip, "disconnected"),
+        Err(e) => tracing::debug!(client = ?peer.ip, error = %e, "connection ended"),
+    }
+}
+
+async fn drive<S>(mut stream: S, mut session: Session, shared: &Shared) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let idle = Duration::from_secs(shared.config.smtp.idle_timeout_secs.max(1));
+    let mut shutdown = shared.shutdown.clone();
+    let mut draining = false;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let step = session.advance(crate::store::now());
+        if session.has_output() {
+            let out = session.take_output();
+            tokio::time::timeout(idle, stream.write_all(&out))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "write timeout")
+                })??;
+        }
+        match step {
+            Step::Close => {
+                let _ = stream.shutdown().await;
+                return Ok(());
+            }
+            Step::Request(Request::Store(sub)) => {
+                let r = shared.writer.submit(sub).await;
+                session.complete(Completion::Stored(r));
+            }
+            Step::Request(Request::Expand { list }) => {
+                let config = shared.config.clone();
+                let r = tokio::task::spawn_blocking(move || expand::lookup(&config, &list))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("lookup task: {e}")));
+                session.complete(Completion::Expanded(r));
+            }
+            Step::NeedInput => {
+                if !draining && *shutdown.borrow() {
+                    draining = true;
+                    session.shutdown();
+                    continue;
+                }
+                tokio::select! {
+                    r = tokio::time::timeout(idle, stream.read(&mut buf)) => match r {
+                        Err(_) => session.timeout(),
+                        Ok(Ok(0)) => return Ok(()),
+                        Ok(Ok(n)) => session.receive(&buf[..n]),
+                        Ok(Err(e)) => return Err(e),
+                    },
+                    _ = shutdown.changed(), if !draining => {
+                        draining = true;
+                        session.shutdown();
+                    }
+                }
+            }
+        }
+    }
+}

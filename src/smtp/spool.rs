@@ -1,0 +1,166 @@
+//! The spool writer: the one task that writes accepted messages to SQLite,
+//! with group commit.
+//!
+//! Sessions hand it a `Submission` and wait. The writer, on its own thread
+//! with its own connection (`synchronous=FULL`), takes every submission
+//! waiting in the channel, writes them all with `store::spool::insert_inbound`
+//! inside one IMMEDIATE transaction, commits (one fsync for the whole
+//! batch), and only then answers each session, which then sends its 250.
+//! So concurrent sessions share fsyncs, and a `kill -9` after a 250 loses
+//! nothing. After each commit it wakes the pipeline.
+//!
+//! If a batch fails, each of its messages is retried alone, so one bad
+//! message cannot fail the others; a failure is answered as an error
+//! (the session replies 451) and never as success.
+
+use super::session::Submission;
+use crate::pipeline::Wakers;
+use crate::store::{self, StoreError};
+use rusqlite::{Connection, TransactionBehavior};
+use std::path::Path;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most messages in one transaction.
+pub const MAX_BATCH: usize = 512;
+
+struct Job {
+    sub: Submission,
+    done: oneshot::Sender<Result<i64, String>>,
+}
+
+enum Msg {
+    Job(Job),
+    Stop,
+}
+
+/// The sessions' side: submit a message and wait for its commit.
+#[derive(Clone)]
+pub struct SpoolWriter {
+    tx: mpsc::Sender<Msg>,
+}
+
+/// The daemon's side: stops the writer after what was queued is committed.
+pub struct WriterHandle {
+    tx: mpsc::Sender<Msg>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// Opens the store at `db` and starts the writer thread.
+pub fn spawn(db: &Path, wakers: Wakers) -> Result<(SpoolWriter, WriterHandle), StoreError> {
+    let conn = store::open(db)?;
+    let (tx, rx) = mpsc::channel(4096);
+    let thread = std::thread::Builder::new()
+        .name("listd-spool".into())
+        .spawn(move || run(conn, rx, wakers))
+        .map_err(|e| StoreError::Invalid(format!("cannot start the spool writer: {e}")))?;
+    Ok((SpoolWriter { tx: tx.clone() }, WriterHandle { tx, thread }))
+}
+
+impl SpoolWriter {
+    /// Commits a message; returns its `messages` id once it is durable.
+    pub async fn submit(&self, sub: Submission) -> Result<i64, String> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Job(Job { sub, done }))
+            .await
+            .map_err(|_| "the spool writer has stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the spool writer stopped before committing".to_string())?
+    }
+}
+
+impl WriterHandle {
+    /// Commits everything submitted before this call, then stops the thread.
+    /// Later submissions fail (their sessions answer 451).
+    pub async fn stop(self) {
+        let _ = self.tx.send(Msg::Stop).await;
+        drop(self.tx);
+        let thread = self.thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+}
+
+fn run(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, wakers: Wakers) {
+    let mut batch: Vec<Job> = Vec::new();
+    while let Some(first) = rx.blocking_recv() {
+        let mut stop = false;
+        match first {
+            Msg::Job(j) => batch.push(j),
+            Msg::Stop => stop = true,
+        }
+        while !stop && batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(Msg::Job(j)) => batch.push(j),
+                Ok(Msg::Stop) => stop = true,
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            commit(&mut conn, &mut batch);
+            wakers.pipeline.notify_one();
+        }
+        if stop {
+            break;
+        }
+    }
+    tracing::debug!("spool writer stopped");
+}
+
+fn commit(conn: &mut Connection, batch: &mut Vec<Job>) {
+    match write(conn, batch) {
+        Ok(ids) => {
+            for (job, id) in batch.drain(..).zip(ids) {
+                answer(job, Ok(id));
+            }
+        }
+        Err(e) if batch.len() > 1 => {
+            tracing::warn!(error = %e, n = batch.len(), "spool batch failed; retrying one by one");
+            for job in batch.drain(..) {
+                let one = std::slice::from_ref(&job);
+                let r = write(conn, one)
+                    .map(|ids| ids[0])
+                    .map_err(|e| e.to_string());
+                answer(job, r);
+            }
+        }
+        Err(e) => {
+            for job in batch.drain(..) {
+                answer(job, Err(e.to_string()));
+            }
+        }
+    }
+}
+
+fn answer(job: Job, result: Result<i64, String>) {
+    let s = &job.sub;
+    match &result {
+        Ok(id) => tracing::info!(
+            queue_id = %s.queue_id,
+            message = id,
+            from = %s.envelope.mail_from,
+            rcpts = s.envelope.rcpts.len(),
+            size = s.bytes.len(),
+            client = s.envelope.client_ip.as_deref().unwrap_or("local"),
+            "queued"
+        ),
+        Err(e) => tracing::error!(queue_id = %s.queue_id, error = %e, "spool write failed"),
+    }
+    // The session may have gone away (connection closed); the message is
+    // committed either way.
+    let _ = job.done.send(result);
+}
+
+fn write(conn: &mut Connection, jobs: &[Job]) -> Result<Vec<i64>, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut ids = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        ids.push(store::spool::insert_inbound(
+            &tx,
+            &j.sub.envelope,
+            &j.sub.bytes,
+            j.sub.received_at,
+        )?);
+    }
+    tx.commit()?;
+    Ok(ids)
+}

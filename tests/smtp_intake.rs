@@ -1,0 +1,129 @@
+//! Intake over real TCP: messages answered 250 are in the spool with their
+//! envelope, a Received: header and one incoming row per routed recipient.
+
+mod common;
+
+use common::*;
+use mail_parser::MessageParser;
+
+fn env() -> TestEnv {
+    TestEnv::builder()
+        .list("dev", "description: Dev\nposting: anyone\n")
+        .list("announce", "posting: announce\nexpn: nobody\n")
+        .build()
+}
+
+#[tokio::test]
+async fn accepted_message_is_spooled_with_envelope_and_trace_header() {
+    let env = env();
+    let d = env.start().await;
+    let msg = message(
+        "alice@crepes.fr",
+        "dev@lists.example.org",
+        "Hello",
+        "Do you like ketchup?",
+    );
+    let r = send(
+        d.smtp_addr(),
+        "alice@crepes.fr",
+        &["dev@lists.example.org", "dev-request@lists.example.org"],
+        &msg,
+    )
+    .await;
+    r.expect(250);
+    assert_eq!(r.status(), Some("2.0.0"));
+    let queue_id = r.text().rsplit(' ').next().unwrap().to_string();
+    d.shutdown().await;
+
+    let conn = env.store();
+    let (id, env_from, helo, protocol, client_ip, bytes): (i64, String, String, String, String, Vec<u8>) = conn
+        .query_row(
+            "SELECT id, env_from, helo, protocol, client_ip, bytes FROM messages WHERE direction = 'in'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        )
+        .unwrap();
+    assert_eq!(env_from, "alice@crepes.fr");
+    assert_eq!(helo, "client.example");
+    assert_eq!(protocol, "ESMTP");
+    assert_eq!(client_ip, "127.0.0.1");
+    let mut stmt = conn
+        .prepare("SELECT rcpt, route, list, state FROM incoming WHERE message_id = ?1 ORDER BY id")
+        .unwrap();
+    let rows: Vec<(String, String, Option<String>, String)> = stmt
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].0, "dev@lists.example.org");
+    assert_eq!(rows[0].1, "post");
+    assert_eq!(rows[0].2.as_deref(), Some("dev"));
+    assert_eq!(rows[1].1, "request");
+
+    let parsed = MessageParser::default()
+        .parse(&bytes)
+        .expect("stored message parses");
+    assert_eq!(parsed.subject(), Some("Hello"));
+    let received = parsed.header_raw("Received").expect("Received header");
+    assert!(
+        received.contains("from client.example ([127.0.0.1])"),
+        "{received}"
+    );
+    assert!(
+        received.contains(&format!(
+            "by lists.example.org (listd) with ESMTP id {queue_id}"
+        )),
+        "{received}"
+    );
+    assert!(
+        bytes.starts_with(b"Received: "),
+        "our trace header is on top"
+    );
+    assert_eq!(
+        parsed.body_text(0).unwrap().trim_end(),
+        "Do you like ketchup?"
+    );
+}
+
+#[tokio::test]
+async fn pipelined_transactions_on_one_connection() {
+    let env = env();
+    let d = env.start().await;
+    let mut c = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+    let mut batch = String::new();
+    for i in 0..5 {
+        batch += "MAIL FROM:<a@example.org>\r\nRCPT TO:<nobody@lists.example.org>\r\nRCPT TO:<dev@lists.example.org>\r\nDATA\r\n";
+        batch += &dot_stuff(&message(
+            "a@example.org",
+            "dev@lists.example.org",
+            &format!("n{i}"),
+            ".dot line",
+        ));
+        batch += ".\r\n";
+    }
+    batch += "QUIT\r\n";
+    c.send_raw(batch.as_bytes()).await;
+    for _ in 0..5 {
+        c.read_reply().await.expect(250);
+        assert_eq!(c.read_reply().await.code, 550);
+        c.read_reply().await.expect(250);
+        c.read_reply().await.expect(354);
+        c.read_reply().await.expect(250);
+    }
+    c.read_reply().await.expect(221);
+    assert!(c.closed().await);
+    d.shutdown().await;
+    let msgs = env.inbound_messages();
+    assert_eq!(msgs.len(), 5);
+    for (i, (_, bytes)) in msgs.iter().enumerate() {
+        let p = MessageParser::default().parse(bytes).unwrap();
+        assert_eq!(p.subject(), Some(format!("n{i}").as_str()));
+        assert_eq!(
+            p.body_text(0).unwrap().trim_end(),
+            ".dot line",
+            "dot-unstuffed once"
+        );
+    }
+    assert_eq!(env.count("incoming", ""), 5);
+}
