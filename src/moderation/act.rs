@@ -155,15 +155,13 @@ fn release(
 
 /// The one call point into the post pipeline's distribution.
 fn distribute(
-    _ctx: &Ctx,
-    _tx: &Connection,
-    _list: &str,
-    _bytes: &[u8],
-    _now: i64,
+    ctx: &Ctx,
+    tx: &Connection,
+    list: &str,
+    bytes: &[u8],
+    now: i64,
 ) -> Result<(), HandlerError> {
-    Err(HandlerError::Temporary(
-        "distribution (pipeline::post::distribute) is not built yet".into(),
-    ))
+    crate::pipeline::post::distribute(ctx, tx, list, bytes, now).map(|_| ())
 }
 
 /// Hook for DMARC: whether a From: address may be believed. The

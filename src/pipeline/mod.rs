@@ -10,8 +10,12 @@
 //! a permanent failure moves to `corrupt` with the reason, never vanishes.
 
 pub mod bounces;
+pub mod decorate;
+pub mod header_block;
 pub mod owner;
 pub mod post;
+pub mod rules;
+pub mod transfer;
 
 use crate::config::Config;
 use crate::routing::Route;

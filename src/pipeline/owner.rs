@@ -1,11 +1,83 @@
-//! `NAME-owner@`: forwards the message to the list's owners.
+//! `NAME-owner@`: forwards the message to the list's owners, unchanged but
+//! for an `X-Loop: NAME-owner@domain` line on top, with the envelope sender
+//! `NAME-bounces@domain` so failures never go back to the original sender.
+//!
+//! Loop protection: a message that already carries our X-Loop is dropped
+//! (and logged). Trusts the configured owners; the bytes are untrusted and
+//! only scanned by the byte-exact header splitter.
 
+use super::header_block::{self, Rewrite};
 use super::{Ctx, HandlerError, Inbound};
+use crate::routing::Route;
+use crate::store::outbound::{self, JobKind, NewJob};
 use rusqlite::Transaction;
 
+/// What [`forward`] did with one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Forwarded {
+    /// Queued to the owners as this job.
+    Queued(i64),
+    /// It carried our own X-Loop: dropped.
+    Loop,
+}
+
 /// Forwards one message to the owners.
-pub fn forward(_ctx: &Ctx, _tx: &Transaction<'_>, _msg: &Inbound) -> Result<(), HandlerError> {
-    Err(HandlerError::Temporary(
-        "owner forwarding is not built yet".into(),
-    ))
+pub fn forward(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), HandlerError> {
+    forward_message(ctx, tx, msg).map(|_| ())
+}
+
+/// [`forward`], saying what happened.
+pub fn forward_message(
+    ctx: &Ctx,
+    tx: &Transaction<'_>,
+    msg: &Inbound,
+) -> Result<Forwarded, HandlerError> {
+    let Route::Owner { list } = &msg.route else {
+        return Err(HandlerError::Corrupt(format!(
+            "owner handler got a `{}` route",
+            msg.route.kind()
+        )));
+    };
+    let Some(lc) = ctx.config.list(list) else {
+        return Err(HandlerError::Corrupt(format!(
+            "list `{list}` is no longer configured; the owner mail stays here"
+        )));
+    };
+    let loop_addr = ctx.config.list_suffix_address(&lc.name, "owner");
+    let split = header_block::split(&msg.bytes);
+    let looped = split.raw_values(&msg.bytes, "X-Loop").iter().any(|v| {
+        let v = String::from_utf8_lossy(&header_block::unfold(v)).to_string();
+        v.trim_matches(|c| c == '<' || c == '>' || c == ' ')
+            .eq_ignore_ascii_case(&loop_addr)
+    });
+    if looped {
+        tracing::warn!(list = %lc.name, incoming = msg.incoming_id, from = %msg.env_from,
+            "owner mail already carries our X-Loop: dropped to break a mail loop");
+        return Ok(Forwarded::Loop);
+    }
+    if lc.owners.is_empty() {
+        return Err(HandlerError::Corrupt(format!(
+            "list `{}` has no owners to forward NAME-owner mail to; it stays here",
+            lc.name
+        )));
+    }
+    let mut rw = Rewrite::new();
+    rw.prepend("X-Loop", loop_addr.as_bytes(), split.eol);
+    let bytes = rw.apply(&split, &msg.bytes);
+    let env_from = ctx.config.list_suffix_address(&lc.name, "bounces");
+    let owners: Vec<&str> = lc.owners.iter().map(String::as_str).collect();
+    let job = outbound::enqueue(
+        tx,
+        &NewJob {
+            list: Some(&lc.name),
+            kind: JobKind::Forward,
+            env_from: &env_from,
+            verp: false,
+            bytes: &bytes,
+        },
+        &owners,
+        msg.now,
+    )?;
+    tracing::info!(list = %lc.name, job, owners = owners.len(), from = %msg.env_from, "owner mail forwarded");
+    Ok(Forwarded::Queued(job))
 }

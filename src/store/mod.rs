@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     ),
     (2, "delivery", include_str!("migrations/0002_delivery.sql")),
     (
+        3,
+        "post_archive",
+        include_str!("migrations/0003_post_archive.sql"),
+    ),
+    (
         5,
         "moderation",
         include_str!("migrations/0005_moderation.sql"),

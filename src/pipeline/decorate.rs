@@ -1,0 +1,948 @@
+//! Decoration of an accepted post: the RFC 2369 / 2919 / 8058 list headers,
+//! `Precedence: list`, `X-Loop`, the subject prefix (never doubled, RFC 2047
+//! aware), the Reply-To policy, a missing Message-ID, and the optional
+//! footer.
+//!
+//! Works on the raw bytes: header fields are removed, replaced or appended
+//! through `header_block`; every other field and every body byte passes
+//! through untouched. The footer is appended to a single text/plain part in
+//! its own charset and transfer encoding, added as a text/plain part to a
+//! multipart message, and never added to multipart/signed or encrypted mail.
+//!
+//! Trusts the decision already made (the message was accepted) and the
+//! decoration settings; trusts nothing in the message bytes (any input gives
+//! a well-formed output, no panic).
+
+use super::header_block::{self, Rewrite, Split};
+use super::transfer;
+use crate::config::{Config, ListConfig, PostingPolicy, ReplyTo};
+use mail_parser::{MessageParser, MimeHeaders};
+use sha2::{Digest, Sha256};
+
+/// What decoration adds to one list's posts (plain data, built once per post).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoration {
+    pub domain: String,
+    /// `NAME@domain`.
+    pub list_address: String,
+    /// The List-Id value: `description <NAME.domain>`.
+    pub list_id: String,
+    pub list_help: String,
+    pub list_subscribe: String,
+    pub list_unsubscribe: String,
+    /// Whether List-Unsubscribe-Post: List-Unsubscribe=One-Click is added.
+    pub one_click: bool,
+    pub list_post: String,
+    pub list_owner: String,
+    pub list_archive: Option<String>,
+    /// The X-Loop value.
+    pub loop_address: String,
+    /// e.g. `[dev]`; empty for none.
+    pub subject_prefix: String,
+    /// The Reply-To to set, if the policy sets one.
+    pub reply_to: Option<String>,
+    /// The rendered footer text, if the list has one.
+    pub footer: Option<String>,
+}
+
+/// Headers listd owns on a distributed post: any copy in the incoming
+/// message is removed before ours are added. `Approved`/`Approve` are removed
+/// so a moderator password never reaches the members.
+const OWNED_HEADERS: &[&str] = &[
+    "List-Id",
+    "List-Help",
+    "List-Subscribe",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "List-Post",
+    "List-Owner",
+    "List-Archive",
+    "Precedence",
+    "Approved",
+    "Approve",
+    "Return-Path",
+];
+
+/// `description <id>` with the description as an atom, quoted string or
+/// RFC 2047 encoded words, whichever it needs.
+fn phrase_with_id(description: &str, id: &str) -> String {
+    let d = description.trim();
+    if d.is_empty() {
+        return format!("<{id}>");
+    }
+    if !d.is_ascii() {
+        return format!("{} <{id}>", encode_words(d, "List-Id".len()));
+    }
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~ ".contains(c);
+    if d.chars().all(atext) {
+        format!("{d} <{id}>")
+    } else {
+        let q = d.replace('\\', "\\\\").replace('"', "\\\"");
+        format!("\"{q}\" <{id}>")
+    }
+}
+
+/// RFC 2047 encoded words for `text` (as mail-builder writes them), without
+/// the final line end.
+fn encode_words(text: &str, name_len: usize) -> String {
+    use mail_builder::headers::{text::Text, Header};
+    let mut out = Vec::new();
+    // mail-builder counts the bytes already on the line (`Name: `)
+    if Text::new(text)
+        .write_header(&mut out, name_len + 2)
+        .is_err()
+    {
+        return text.to_string();
+    }
+    let s = String::from_utf8_lossy(&out).to_string();
+    s.trim_end_matches(['\r', '\n']).to_string()
+}
+
+impl Decoration {
+    /// The decoration of `list` under `config`, with an already rendered footer.
+    pub fn for_list(config: &Config, list: &ListConfig, footer: Option<String>) -> Decoration {
+        let name = &list.name;
+        let addr = |suffix: &str| config.list_suffix_address(name, suffix);
+        let list_address = config.list_address(name);
+        let list_id = phrase_with_id(
+            &list.description,
+            &super::rules::list_id(name, &config.domain),
+        );
+        let mut unsubscribe = format!("<mailto:{}>", addr("leave"));
+        let one_click = if let Some(u) = &config.web.unsubscribe_url {
+            unsubscribe = format!("<{}/{name}>, {unsubscribe}", u.trim_end_matches('/'));
+            u.starts_with("https://")
+        } else {
+            false
+        };
+        Decoration {
+            domain: config.domain.clone(),
+            list_id,
+            list_help: format!("<mailto:{}?subject=help>", addr("request")),
+            list_subscribe: format!("<mailto:{}>", addr("join")),
+            list_unsubscribe: unsubscribe,
+            one_click,
+            list_post: if list.posting == PostingPolicy::Announce {
+                "NO".to_string()
+            } else {
+                format!("<mailto:{list_address}>")
+            },
+            list_owner: format!("<mailto:{}>", addr("owner")),
+            list_archive: config
+                .web
+                .archive_url
+                .as_ref()
+                .map(|u| format!("<{}/{name}/>", u.trim_end_matches('/'))),
+            loop_address: list_address.clone(),
+            subject_prefix: list.subject_prefix.trim().to_string(),
+            reply_to: match &list.reply_to {
+                ReplyTo::None => None,
+                ReplyTo::List => Some(list_address.clone()),
+                ReplyTo::Address(a) => Some(a.clone()),
+            },
+            list_address,
+            footer,
+        }
+    }
+}
+
+/// Where the footer went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FooterPlacement {
+    /// The list has no footer.
+    NoFooter,
+    /// Appended to the single text/plain body.
+    Appended,
+    /// Added as a new part at the end of a multipart/mixed body.
+    AddedPart,
+    /// The body became the first part of a new multipart/mixed.
+    Wrapped,
+    /// Signed or encrypted: the body was left byte-identical.
+    SkippedSigned,
+}
+
+/// A decorated post.
+#[derive(Debug, Clone)]
+pub struct Decorated {
+    pub bytes: Vec<u8>,
+    /// The Message-ID (without brackets), added if the post had none.
+    pub message_id: String,
+    pub footer: FooterPlacement,
+}
+
+/// Decorates `original` (a complete message) for distribution.
+pub fn decorate(original: &[u8], d: &Decoration) -> Decorated {
+    let split = header_block::split(original);
+    let eol = split.eol;
+    let mut rw = Rewrite::new();
+    for h in OWNED_HEADERS {
+        rw.remove_all(&split, original, h);
+    }
+
+    // Message-ID
+    let message_id = match split
+        .raw_value(original, "Message-ID")
+        .map(header_block::unfold)
+    {
+        Some(v) if !v.is_empty() => {
+            let s = String::from_utf8_lossy(&v).to_string();
+            s.trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim()
+                .to_string()
+        }
+        _ => {
+            let hash = Sha256::digest(original);
+            let id = format!("listd.{}@{}", hex::encode(&hash[..12]), d.domain);
+            rw.append("Message-ID", format!("<{id}>").as_bytes(), eol);
+            id
+        }
+    };
+
+    // Subject
+    if !d.subject_prefix.is_empty() {
+        let idx = split.find(original, "Subject").next();
+        let raw = idx.map(|i| header_block::unfold(&original[split.fields[i].value.clone()]));
+        if let Some(new) = prefixed_subject(raw.as_deref(), &d.subject_prefix) {
+            let folded = header_block::fold(&new, "Subject".len(), eol);
+            match idx {
+                Some(i) => {
+                    // later duplicates of Subject go; the first is rewritten in place
+                    rw.remove_all(&split, original, "Subject");
+                    rw.replace(i, "Subject", &folded, eol);
+                }
+                None => rw.append("Subject", &folded, eol),
+            }
+        }
+    }
+
+    // Reply-To
+    if let Some(r) = &d.reply_to {
+        rw.remove_all(&split, original, "Reply-To");
+        rw.append("Reply-To", r.as_bytes(), eol);
+    }
+
+    // the list headers
+    rw.append("List-Id", d.list_id.as_bytes(), eol);
+    rw.append("List-Help", d.list_help.as_bytes(), eol);
+    rw.append("List-Subscribe", d.list_subscribe.as_bytes(), eol);
+    rw.append(
+        "List-Unsubscribe",
+        &header_block::fold(d.list_unsubscribe.as_bytes(), "List-Unsubscribe".len(), eol),
+        eol,
+    );
+    if d.one_click {
+        rw.append("List-Unsubscribe-Post", b"List-Unsubscribe=One-Click", eol);
+    }
+    rw.append("List-Post", d.list_post.as_bytes(), eol);
+    rw.append("List-Owner", d.list_owner.as_bytes(), eol);
+    if let Some(a) = &d.list_archive {
+        rw.append("List-Archive", a.as_bytes(), eol);
+    }
+    rw.append("Precedence", b"list", eol);
+    rw.append("X-Loop", d.loop_address.as_bytes(), eol);
+
+    let (body, footer) = match &d.footer {
+        None => (None, FooterPlacement::NoFooter),
+        Some(f) => add_footer(original, &split, &mut rw, f),
+    };
+    let bytes = match body {
+        Some(b) => rw.apply_with_body(&split, original, &b),
+        None => rw.apply(&split, original),
+    };
+    Decorated {
+        bytes,
+        message_id,
+        footer,
+    }
+}
+
+fn starts_with_ci(s: &[u8], p: &[u8]) -> bool {
+    s.len() >= p.len() && s[..p.len()].eq_ignore_ascii_case(p)
+}
+
+fn contains_ci(s: &[u8], p: &[u8]) -> bool {
+    !p.is_empty() && s.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p))
+}
+
+/// Strips leading `Re:` and `prefix` tokens; returns the rest and whether a
+/// `Re:` was among them.
+fn strip_leading<'a>(mut s: &'a [u8], prefix: &[u8]) -> (&'a [u8], bool) {
+    let mut saw_re = false;
+    loop {
+        s = s.trim_ascii_start();
+        if starts_with_ci(s, b"re:") {
+            s = &s[3..];
+            saw_re = true;
+        } else if !prefix.is_empty() && starts_with_ci(s, prefix) {
+            s = &s[prefix.len()..];
+        } else {
+            return (s.trim_ascii_end(), saw_re);
+        }
+    }
+}
+
+/// Decodes an unfolded raw header value (RFC 2047 words, raw UTF-8).
+fn decode_text(raw: &[u8]) -> String {
+    let mut m = b"Subject: ".to_vec();
+    m.extend_from_slice(raw);
+    m.extend_from_slice(b"\r\n\r\n");
+    MessageParser::default()
+        .parse_headers(&m)
+        .and_then(|p| p.subject().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(raw).to_string())
+}
+
+/// The new (unfolded) Subject value, or `None` when the subject already
+/// reads right. `raw` is the unfolded raw value of the incoming Subject.
+///
+/// `Re: [dev] Re: [dev] x` becomes `Re: [dev] x`; text outside the leading
+/// `Re:`/prefix tokens is kept byte for byte (encoded words included); only
+/// when those tokens sit inside encoded words is the subject decoded and
+/// re-encoded.
+pub fn prefixed_subject(raw: Option<&[u8]>, prefix: &str) -> Option<Vec<u8>> {
+    let p = prefix.as_bytes();
+    let raw = raw.unwrap_or_default().trim_ascii();
+    let (rest, saw_re) = strip_leading(raw, p);
+    let decoded_rest = decode_text(rest);
+    let (drest, dre) = strip_leading(decoded_rest.as_bytes(), p);
+    let new = if drest.len() != decoded_rest.trim().len() {
+        // Re:/prefix tokens inside encoded words: decode the whole subject
+        let decoded = decode_text(raw);
+        let (rest, re) = strip_leading(decoded.as_bytes(), p);
+        let rest = String::from_utf8_lossy(rest);
+        let text = compose(
+            re || dre || saw_re,
+            prefix,
+            &rest,
+            contains_ci(rest.as_bytes(), p),
+        );
+        if text == decoded.trim() {
+            return None;
+        }
+        if text.is_ascii() {
+            text.into_bytes()
+        } else {
+            encode_words(&text, "Subject".len()).into_bytes()
+        }
+    } else {
+        let mut v = Vec::new();
+        let text = compose(saw_re, prefix, "", contains_ci(decoded_rest.as_bytes(), p));
+        v.extend_from_slice(text.as_bytes());
+        if !rest.is_empty() {
+            if !v.is_empty() {
+                v.push(b' ');
+            }
+            v.extend_from_slice(rest);
+        }
+        v
+    };
+    if new == raw {
+        None
+    } else {
+        Some(new)
+    }
+}
+
+/// `Re: ` (if a reply) + prefix (unless the rest already carries it) + rest.
+fn compose(re: bool, prefix: &str, rest: &str, rest_has_prefix: bool) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    if re {
+        parts.push("Re:");
+    }
+    if !rest_has_prefix {
+        parts.push(prefix);
+    }
+    if !rest.is_empty() {
+        parts.push(rest);
+    }
+    parts.join(" ")
+}
+
+/// Header fields that describe the content and move with it into a part.
+fn is_content_field(name: &[u8]) -> bool {
+    starts_with_ci(name, b"content-")
+}
+
+/// A fresh boundary that does not occur in `body`.
+fn boundary_for(body: &[u8]) -> String {
+    let hash = Sha256::digest(body);
+    let mut n = 0u32;
+    loop {
+        let b = format!("listd-{}-{n}", hex::encode(&hash[..10]));
+        if !contains_ci(body, b.as_bytes()) {
+            return b;
+        }
+        n += 1;
+    }
+}
+
+/// The footer as a text/plain part (headers and content, ending in `eol`).
+fn footer_part(footer: &str, eol: &str) -> Vec<u8> {
+    let text = normalize_eol(footer, eol);
+    let mut p = Vec::new();
+    if text.is_ascii() {
+        p.extend_from_slice(
+            format!("Content-Type: text/plain; charset=us-ascii{eol}Content-Transfer-Encoding: 7bit{eol}").as_bytes(),
+        );
+        p.extend_from_slice(format!("Content-Disposition: inline{eol}{eol}").as_bytes());
+        p.extend_from_slice(text.as_bytes());
+    } else {
+        p.extend_from_slice(
+            format!("Content-Type: text/plain; charset=utf-8{eol}Content-Transfer-Encoding: quoted-printable{eol}").as_bytes(),
+        );
+        p.extend_from_slice(format!("Content-Disposition: inline{eol}{eol}").as_bytes());
+        p.extend_from_slice(&transfer::qp_encode(text.as_bytes(), eol));
+    }
+    if !p.ends_with(eol.as_bytes()) {
+        p.extend_from_slice(eol.as_bytes());
+    }
+    p
+}
+
+/// `text` with every line end as `eol`, ending in one.
+fn normalize_eol(text: &str, eol: &str) -> String {
+    let mut s = text.replace("\r\n", "\n").replace('\n', eol);
+    if !s.ends_with(eol) {
+        s.push_str(eol);
+    }
+    s
+}
+
+/// Adds the footer; returns the new body (None: unchanged) and where it went.
+/// May move Content-* fields (wrapping) through `rw`.
+fn add_footer(
+    b: &[u8],
+    split: &Split,
+    rw: &mut Rewrite,
+    footer: &str,
+) -> (Option<Vec<u8>>, FooterPlacement) {
+    let eol = split.eol;
+    let body = &b[split.body_start.min(b.len())..];
+    let parsed = MessageParser::default().parse_headers(b);
+    let root = parsed.as_ref().and_then(|m| m.parts.first());
+    let ct = root.and_then(|p| p.content_type());
+    let has_mime = split.find(b, "MIME-Version").next().is_some();
+    // no Content-Type: plain text in US-ASCII (RFC 2045 §5.2)
+    let (ctype, subtype) = match ct {
+        Some(c) => (
+            c.ctype().to_ascii_lowercase(),
+            c.subtype().unwrap_or_default().to_ascii_lowercase(),
+        ),
+        None => ("text".to_string(), "plain".to_string()),
+    };
+    let protected = (ctype == "multipart" && (subtype == "signed" || subtype == "encrypted"))
+        || (ctype == "application"
+            && matches!(
+                subtype.as_str(),
+                "pkcs7-mime" | "x-pkcs7-mime" | "pgp-encrypted" | "pkcs7-signature"
+            ));
+    if protected {
+        return (None, FooterPlacement::SkippedSigned);
+    }
+    if ctype == "multipart" && subtype == "mixed" {
+        if let Some(boundary) = ct.and_then(|c| c.attribute("boundary")) {
+            if let Some(new) = insert_part(body, boundary, footer, eol) {
+                return (Some(new), FooterPlacement::AddedPart);
+            }
+        }
+    }
+    if ctype == "text" && subtype == "plain" {
+        let attachment = root
+            .and_then(|p| p.content_disposition())
+            .is_some_and(|d| d.ctype().eq_ignore_ascii_case("attachment"));
+        if !attachment {
+            let charset = ct
+                .and_then(|c| c.attribute("charset"))
+                .unwrap_or("us-ascii");
+            let cte = split
+                .raw_value(b, "Content-Transfer-Encoding")
+                .map(|v| String::from_utf8_lossy(&header_block::unfold(v)).to_ascii_lowercase())
+                .unwrap_or_else(|| "7bit".into());
+            if let Some(new) = append_text(body, footer, charset, &cte, eol) {
+                return (Some(new), FooterPlacement::Appended);
+            }
+        }
+    }
+    // wrap: the original content becomes the first part of a multipart/mixed
+    let boundary = boundary_for(b);
+    let mut inner = Vec::new();
+    let content_fields: Vec<usize> = split
+        .fields
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| is_content_field(&b[f.name.clone()]))
+        .map(|(i, _)| i)
+        .collect();
+    for &i in &content_fields {
+        let f = &split.fields[i];
+        inner.extend_from_slice(&b[f.start..f.end]);
+        if !b[f.start..f.end].ends_with(b"\n") {
+            inner.extend_from_slice(eol.as_bytes());
+        }
+        rw.remove(i);
+    }
+    if !has_mime {
+        rw.append("MIME-Version", b"1.0", eol);
+    }
+    rw.append(
+        "Content-Type",
+        format!("multipart/mixed; boundary=\"{boundary}\"").as_bytes(),
+        eol,
+    );
+    let mut out = Vec::with_capacity(body.len() + inner.len() + footer.len() + 256);
+    out.extend_from_slice(format!("--{boundary}{eol}").as_bytes());
+    out.extend_from_slice(&inner);
+    out.extend_from_slice(eol.as_bytes());
+    out.extend_from_slice(body);
+    out.extend_from_slice(format!("{eol}--{boundary}{eol}").as_bytes());
+    out.extend_from_slice(&footer_part(footer, eol));
+    out.extend_from_slice(format!("{eol}--{boundary}--{eol}").as_bytes());
+    (Some(out), FooterPlacement::Wrapped)
+}
+
+/// Inserts the footer part before the closing delimiter of a multipart body.
+fn insert_part(body: &[u8], boundary: &str, footer: &str, eol: &str) -> Option<Vec<u8>> {
+    let close = format!("--{boundary}--");
+    let c = close.as_bytes();
+    // the last close delimiter that starts a line
+    let pos = (0..body.len().saturating_sub(c.len() - 1))
+        .rev()
+        .find(|&i| body[i..].starts_with(c) && (i == 0 || body[i - 1] == b'\n'))?;
+    if pos == 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() + footer.len() + 200);
+    out.extend_from_slice(&body[..pos]);
+    out.extend_from_slice(format!("--{boundary}{eol}").as_bytes());
+    out.extend_from_slice(&footer_part(footer, eol));
+    // the line end before a delimiter belongs to the delimiter
+    out.extend_from_slice(eol.as_bytes());
+    out.extend_from_slice(&body[pos..]);
+    Some(out)
+}
+
+/// Appends the footer to a text/plain body in its charset and transfer
+/// encoding; `None` when that cannot be done exactly.
+fn append_text(body: &[u8], footer: &str, charset: &str, cte: &str, eol: &str) -> Option<Vec<u8>> {
+    let cte = cte.trim();
+    match cte {
+        "7bit" | "8bit" | "binary" | "" => {
+            let text = transfer::to_charset(&normalize_eol(footer, eol), charset)?;
+            if (cte == "7bit" || cte.is_empty()) && !text.is_ascii() {
+                return None;
+            }
+            let mut out = body.to_vec();
+            if !out.is_empty() && !out.ends_with(b"\n") {
+                out.extend_from_slice(eol.as_bytes());
+            }
+            out.extend_from_slice(&text);
+            Some(out)
+        }
+        "quoted-printable" => {
+            let text = transfer::to_charset(&normalize_eol(footer, eol), charset)?;
+            let mut out = body.to_vec();
+            // end the last decoded line: no line end, or a soft break at the end
+            let trimmed = out.trim_ascii_end();
+            let soft = trimmed.ends_with(b"=");
+            if !out.is_empty() && (soft || !out.ends_with(b"\n")) {
+                if soft && !out.ends_with(b"\n") {
+                    out.extend_from_slice(eol.as_bytes());
+                }
+                out.extend_from_slice(eol.as_bytes());
+            }
+            out.extend_from_slice(&transfer::qp_encode(&text, eol));
+            Some(out)
+        }
+        "base64" => {
+            let mut data = transfer::base64_decode(body).ok()?;
+            let text = transfer::to_charset(&normalize_eol(footer, "\r\n"), charset)?;
+            if !data.is_empty() && !data.ends_with(b"\n") {
+                data.extend_from_slice(b"\r\n");
+            }
+            data.extend_from_slice(&text);
+            Some(transfer::base64_encode_lines(&data, eol))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mail_parser::{MessageParser, MimeHeaders, PartType};
+
+    fn deco(footer: Option<&str>) -> Decoration {
+        let dir = std::path::Path::new("/nonexistent");
+        let mut config = Config::for_tests("lists.example.org", dir);
+        config.web.archive_url = Some("https://lists.example.org/archive/".into());
+        let list = ListConfig::parse(
+            std::path::Path::new("dev.yaml"),
+            "dev",
+            "description: Dev talk\nsubject_prefix: \"[dev]\"\nreply_to: list\n",
+        )
+        .unwrap();
+        Decoration::for_list(&config, &list, footer.map(str::to_string))
+    }
+
+    fn header(m: &[u8], name: &str) -> Option<String> {
+        let s = header_block::split(m);
+        s.raw_value(m, name)
+            .map(|v| String::from_utf8_lossy(&header_block::unfold(v)).to_string())
+    }
+
+    fn body(m: &[u8]) -> &[u8] {
+        &m[header_block::split(m).body_start..]
+    }
+
+    const HEAD: &str = "Received: from a by b; Sat, 22 Nov 2025 03:00:00 +0000\r\n\
+From: Ann <ann@example.org>\r\nTo: dev@lists.example.org\r\n\
+X-Unknown:  odd   spacing\r\n\tfolded\r\nMessage-ID: <m1@example.org>\r\n";
+
+    #[test]
+    fn list_headers_are_set_and_the_rest_passes_through() {
+        let m = format!(
+            "{HEAD}Subject: hello\r\nList-Id: upstream <up.example.net>\r\nPrecedence: bulk\r\n\
+Approved: secret\r\nReply-To: ann@example.org\r\n\r\nbody line\r\n"
+        );
+        let d = decorate(m.as_bytes(), &deco(None));
+        let out = &d.bytes;
+        assert_eq!(d.message_id, "m1@example.org");
+        assert_eq!(d.footer, FooterPlacement::NoFooter);
+        assert_eq!(
+            header(out, "List-Id").unwrap(),
+            "Dev talk <dev.lists.example.org>"
+        );
+        assert_eq!(
+            header(out, "List-Help").unwrap(),
+            "<mailto:dev-request@lists.example.org?subject=help>"
+        );
+        assert_eq!(
+            header(out, "List-Subscribe").unwrap(),
+            "<mailto:dev-join@lists.example.org>"
+        );
+        assert_eq!(
+            header(out, "List-Unsubscribe").unwrap(),
+            "<mailto:dev-leave@lists.example.org>"
+        );
+        assert_eq!(header(out, "List-Unsubscribe-Post"), None);
+        assert_eq!(
+            header(out, "List-Post").unwrap(),
+            "<mailto:dev@lists.example.org>"
+        );
+        assert_eq!(
+            header(out, "List-Owner").unwrap(),
+            "<mailto:dev-owner@lists.example.org>"
+        );
+        assert_eq!(
+            header(out, "List-Archive").unwrap(),
+            "<https://lists.example.org/archive/dev/>"
+        );
+        assert_eq!(header(out, "Precedence").unwrap(), "list");
+        assert_eq!(header(out, "X-Loop").unwrap(), "dev@lists.example.org");
+        assert_eq!(header(out, "Reply-To").unwrap(), "dev@lists.example.org");
+        assert_eq!(header(out, "Approved"), None);
+        assert_eq!(header(out, "Subject").unwrap(), "[dev] hello");
+        let s = header_block::split(out);
+        assert_eq!(s.find(out, "List-Id").count(), 1);
+        assert_eq!(s.find(out, "Precedence").count(), 1);
+        assert_eq!(s.find(out, "Reply-To").count(), 1);
+        // untouched fields and the body are byte-exact, in order
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(text.starts_with(HEAD), "{text}");
+        assert_eq!(body(out), b"body line\r\n");
+        // and mail-parser reads the result
+        let p = MessageParser::default().parse(out).unwrap();
+        assert_eq!(p.subject(), Some("[dev] hello"));
+        assert_eq!(p.body_text(0).unwrap(), "body line\r\n");
+    }
+
+    #[test]
+    fn one_click_announce_and_quoted_description() {
+        let dir = std::path::Path::new("/nonexistent");
+        let mut config = Config::for_tests("lists.example.org", dir);
+        config.web.unsubscribe_url = Some("https://lists.example.org/u".into());
+        let list = ListConfig::parse(
+            std::path::Path::new("news.yaml"),
+            "news",
+            "description: \"News, from: us\"\nposting: announce\n",
+        )
+        .unwrap();
+        let d = Decoration::for_list(&config, &list, None);
+        let out = decorate(b"Subject: x\r\n\r\nb\r\n", &d).bytes;
+        assert_eq!(
+            header(&out, "List-Unsubscribe").unwrap(),
+            "<https://lists.example.org/u/news>, <mailto:news-leave@lists.example.org>"
+        );
+        assert_eq!(
+            header(&out, "List-Unsubscribe-Post").unwrap(),
+            "List-Unsubscribe=One-Click"
+        );
+        assert_eq!(header(&out, "List-Post").unwrap(), "NO");
+        assert_eq!(
+            header(&out, "List-Id").unwrap(),
+            "\"News, from: us\" <news.lists.example.org>"
+        );
+        // no prefix configured: the subject is untouched
+        assert_eq!(header(&out, "Subject").unwrap(), "x");
+        // a missing Message-ID is added
+        let id = header(&out, "Message-ID").unwrap();
+        assert!(
+            id.starts_with("<listd.") && id.ends_with("@lists.example.org>"),
+            "{id}"
+        );
+        let p = MessageParser::default().parse(&out).unwrap();
+        assert!(format!("{:?}", p.list_id()).contains("news.lists.example.org"));
+    }
+
+    fn subj(raw: &str) -> Option<String> {
+        prefixed_subject(Some(raw.as_bytes()), "[dev]").map(|v| String::from_utf8(v).unwrap())
+    }
+
+    fn decoded(raw: &str) -> String {
+        decode_text(raw.as_bytes())
+    }
+
+    #[test]
+    fn prefix_is_never_doubled() {
+        assert_eq!(subj("x").as_deref(), Some("[dev] x"));
+        assert_eq!(
+            subj("Re: [dev] Re: [dev] x").as_deref(),
+            Some("Re: [dev] x")
+        );
+        assert_eq!(subj("[dev] Re: x").as_deref(), Some("Re: [dev] x"));
+        assert_eq!(subj("RE: re: x").as_deref(), Some("Re: [dev] x"));
+        assert_eq!(subj("[DEV] x").as_deref(), Some("[dev] x"));
+        assert_eq!(subj("[dev] x"), None);
+        assert_eq!(subj("Re: [dev] x"), None);
+        assert_eq!(subj("Fwd: [dev] x"), None);
+        assert_eq!(subj("").as_deref(), Some("[dev]"));
+        assert_eq!(
+            prefixed_subject(None, "[dev]").as_deref(),
+            Some(&b"[dev]"[..])
+        );
+    }
+
+    #[test]
+    fn encoded_subjects_keep_their_words_or_are_re_encoded_when_touched() {
+        // the encoded word is kept byte for byte
+        let raw = "=?UTF-8?Q?caf=C3=A9?=";
+        assert_eq!(subj(raw).as_deref(), Some("[dev] =?UTF-8?Q?caf=C3=A9?="));
+        assert_eq!(
+            subj("Re: [dev] Re: [dev] =?UTF-8?Q?caf=C3=A9?=").as_deref(),
+            Some("Re: [dev] =?UTF-8?Q?caf=C3=A9?=")
+        );
+        assert_eq!(subj("Re: [dev] =?UTF-8?Q?caf=C3=A9?="), None);
+        // the tokens inside an encoded word: decoded, fixed, re-encoded
+        let raw = "=?UTF-8?B?UmU6IFtkZXZdIFJlOiBbZGV2XSBjYWbDqQ==?="; // "Re: [dev] Re: [dev] café"
+        assert_eq!(decoded(raw), "Re: [dev] Re: [dev] café");
+        let new = subj(raw).unwrap();
+        assert!(new.starts_with("=?"), "{new}");
+        assert_eq!(decoded(&new), "Re: [dev] café");
+        // an encoded subject already right is left alone
+        let raw = "=?UTF-8?B?W2Rldl0gY2Fmw6k=?="; // "[dev] café"
+        assert_eq!(subj(raw), None);
+        // ASCII after the fix: written plainly
+        let raw = "=?UTF-8?Q?=5Bdev=5D_Re=3A_x?="; // "[dev] Re: x"
+        assert_eq!(subj(raw).as_deref(), Some("Re: [dev] x"));
+        // in a whole message, decoded by mail-parser
+        let m =
+            format!("{HEAD}Subject: Re: [dev] Re: [dev]\r\n =?ISO-8859-1?Q?caf=E9?=\r\n\r\nx\r\n");
+        let out = decorate(m.as_bytes(), &deco(None)).bytes;
+        let p = MessageParser::default().parse(&out).unwrap();
+        assert_eq!(p.subject(), Some("Re: [dev] café"));
+        assert_eq!(
+            header(&out, "Subject").unwrap(),
+            "Re: [dev] =?ISO-8859-1?Q?caf=E9?="
+        );
+    }
+
+    const FOOT: &str = "-- \nDev list: dév@example\n";
+
+    fn parsed_text(out: &[u8], i: usize) -> String {
+        let p = MessageParser::default().parse(out).unwrap();
+        p.body_text(i).unwrap().to_string()
+    }
+
+    #[test]
+    fn footer_on_plain_8bit_and_7bit() {
+        let m = format!("{HEAD}Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nhé\r\n");
+        let d = decorate(m.as_bytes(), &deco(Some(FOOT)));
+        assert_eq!(d.footer, FooterPlacement::Appended);
+        assert_eq!(
+            body(&d.bytes),
+            "hé\r\n-- \r\nDev list: dév@example\r\n".as_bytes()
+        );
+        // 7bit without a line end at the end; ASCII footer appended as is
+        let m = format!("{HEAD}\r\nno newline");
+        let d = decorate(m.as_bytes(), &deco(Some("-- \nplain footer\n")));
+        assert_eq!(d.footer, FooterPlacement::Appended);
+        assert_eq!(body(&d.bytes), b"no newline\r\n-- \r\nplain footer\r\n");
+        // 7bit us-ascii cannot take a non-ASCII footer: it is added as a part
+        let m = format!("{HEAD}\r\nascii body\r\n");
+        let d = decorate(m.as_bytes(), &deco(Some(FOOT)));
+        assert_eq!(d.footer, FooterPlacement::Wrapped);
+        assert_eq!(parsed_text(&d.bytes, 0), "ascii body\r\n");
+        assert!(parsed_text(&d.bytes, 1).contains("dév@example"));
+        // latin-1 8bit: the footer is written in latin-1
+        let mut raw = format!("{HEAD}Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\nh").into_bytes();
+        raw.extend_from_slice(b"\xe9\r\n");
+        let d = decorate(&raw, &deco(Some(FOOT)));
+        assert_eq!(d.footer, FooterPlacement::Appended);
+        assert!(body(&d.bytes).ends_with(b"d\xe9v@example\r\n"));
+        assert_eq!(
+            parsed_text(&d.bytes, 0),
+            "h\u{e9}\r\n-- \r\nDev list: dév@example\r\n"
+        );
+    }
+
+    #[test]
+    fn footer_on_quoted_printable() {
+        let original_body =
+            "caf=C3=A9 au lait, a long line that was soft-broken by the sen=\r\nder\r\n";
+        let m = format!("{HEAD}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{original_body}");
+        let d = decorate(m.as_bytes(), &deco(Some(FOOT)));
+        assert_eq!(d.footer, FooterPlacement::Appended);
+        assert!(body(&d.bytes).starts_with(original_body.as_bytes()));
+        assert_eq!(
+            parsed_text(&d.bytes, 0),
+            "café au lait, a long line that was soft-broken by the sender\r\n-- \r\nDev list: dév@example\r\n"
+        );
+        // a body ending in a soft line break still gets the footer on its own line
+        let m = format!("{HEAD}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nend=\r\n");
+        let d = decorate(m.as_bytes(), &deco(Some(FOOT)));
+        assert_eq!(
+            parsed_text(&d.bytes, 0),
+            "end\r\n-- \r\nDev list: dév@example\r\n"
+        );
+    }
+
+    #[test]
+    fn footer_on_base64() {
+        let text = "première ligne\r\nseconde\r\n";
+        let enc = transfer::base64_encode_lines(text.as_bytes(), "\r\n");
+        let m = format!(
+            "{HEAD}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{}",
+            String::from_utf8(enc).unwrap()
+        );
+        let d = decorate(m.as_bytes(), &deco(Some(FOOT)));
+        assert_eq!(d.footer, FooterPlacement::Appended);
+        assert_eq!(
+            parsed_text(&d.bytes, 0),
+            format!("{text}-- \r\nDev list: dév@example\r\n")
+        );
+        assert!(body(&d.bytes).split(|c| *c == b'\n').all(|l| l.len() <= 77));
+        // a base64 body that does not decode is left alone and the footer added as a part
+        let m = format!("{HEAD}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n@@@@ not base64 @@@@\r\n");
+        let d = decorate(m.as_bytes(), &deco(Some(FOOT)));
+        assert_eq!(d.footer, FooterPlacement::Wrapped);
+        assert!(String::from_utf8_lossy(&d.bytes)
+            .contains("\r\n\r\n@@@@ not base64 @@@@\r\n\r\n--listd-"));
+    }
+
+    #[test]
+    fn footer_wraps_multipart_alternative() {
+        let alt = "--alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nplain\r\n--alt\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>html</p>\r\n--alt--\r\n";
+        let m = format!("{HEAD}Subject: a\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n{alt}");
+        let d = decorate(m.as_bytes(), &deco(Some(FOOT)));
+        assert_eq!(d.footer, FooterPlacement::Wrapped);
+        let out = String::from_utf8(d.bytes.clone()).unwrap();
+        // the alternative moved into the first part, byte for byte
+        assert!(
+            out.contains(&format!(
+                "Content-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n{alt}\r\n--listd-"
+            )),
+            "{out}"
+        );
+        let s = header_block::split(&d.bytes);
+        assert_eq!(s.find(&d.bytes, "Content-Type").count(), 1);
+        assert_eq!(s.find(&d.bytes, "MIME-Version").count(), 1);
+        let p = MessageParser::default().parse(&d.bytes).unwrap();
+        let root = &p.parts[0];
+        assert_eq!(root.content_type().unwrap().subtype(), Some("mixed"));
+        let PartType::Multipart(kids) = &root.body else {
+            panic!("not multipart")
+        };
+        assert_eq!(kids.len(), 2);
+        let first = &p.parts[kids[0] as usize];
+        assert_eq!(first.content_type().unwrap().subtype(), Some("alternative"));
+        let last = &p.parts[kids[1] as usize];
+        assert_eq!(last.content_type().unwrap().ctype(), "text");
+        assert_eq!(
+            last.text_contents().unwrap(),
+            "-- \r\nDev list: dév@example\r\n"
+        );
+    }
+
+    #[test]
+    fn footer_added_as_last_part_of_multipart_mixed() {
+        let mixed = "preamble\r\n--b1\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC\r\n--b1--\r\nepilogue\r\n";
+        let m = format!(
+            "{HEAD}MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n{mixed}"
+        );
+        let d = decorate(m.as_bytes(), &deco(Some("footer\n")));
+        assert_eq!(d.footer, FooterPlacement::AddedPart);
+        let b = String::from_utf8(body(&d.bytes).to_vec()).unwrap();
+        assert_eq!(
+            b,
+            "preamble\r\n--b1\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC\r\n\
+--b1\r\nContent-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\nContent-Disposition: inline\r\n\r\nfooter\r\n\r\n\
+--b1--\r\nepilogue\r\n"
+        );
+        let p = MessageParser::default().parse(&d.bytes).unwrap();
+        assert_eq!(p.body_text(1).unwrap(), "footer\r\n");
+        assert_eq!(p.attachment(0).unwrap().contents(), &[0, 1, 2]);
+    }
+
+    #[test]
+    fn signed_and_encrypted_bodies_stay_byte_identical() {
+        let signed = "--s\r\nContent-Type: text/plain\r\n\r\nsigned text\r\n--s\r\nContent-Type: application/pgp-signature\r\n\r\n-----BEGIN PGP SIGNATURE-----\r\nxx\r\n-----END PGP SIGNATURE-----\r\n--s--\r\n";
+        for ct in [
+            "multipart/signed; micalg=pgp-sha256; protocol=\"application/pgp-signature\"; boundary=\"s\"",
+            "multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=\"s\"",
+        ] {
+            let m = format!("{HEAD}Subject: s\r\nMIME-Version: 1.0\r\nContent-Type: {ct}\r\n\r\n{signed}");
+            let d = decorate(m.as_bytes(), &deco(Some(FOOT)));
+            assert_eq!(d.footer, FooterPlacement::SkippedSigned);
+            assert_eq!(body(&d.bytes), signed.as_bytes());
+            assert_eq!(header(&d.bytes, "Content-Type").unwrap(), ct);
+            // decoration still happens in the header
+            assert_eq!(header(&d.bytes, "Subject").unwrap(), "[dev] s");
+        }
+        let m = format!("{HEAD}MIME-Version: 1.0\r\nContent-Type: application/pkcs7-mime; smime-type=enveloped-data\r\nContent-Transfer-Encoding: base64\r\n\r\nMIAGCSqGSIb3DQEHA6CAMIACAQ==\r\n");
+        let d = decorate(m.as_bytes(), &deco(Some(FOOT)));
+        assert_eq!(d.footer, FooterPlacement::SkippedSigned);
+        assert_eq!(body(&d.bytes), b"MIAGCSqGSIb3DQEHA6CAMIACAQ==\r\n");
+    }
+
+    #[test]
+    fn html_only_and_attachment_text_are_wrapped() {
+        let m = format!(
+            "{HEAD}MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>x</p>\r\n"
+        );
+        let d = decorate(m.as_bytes(), &deco(Some("f\n")));
+        assert_eq!(d.footer, FooterPlacement::Wrapped);
+        let p = MessageParser::default().parse(&d.bytes).unwrap();
+        assert_eq!(p.body_html(0).unwrap(), "<p>x</p>\r\n");
+        let m = format!("{HEAD}MIME-Version: 1.0\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=a.txt\r\n\r\ndata\r\n");
+        let d = decorate(m.as_bytes(), &deco(Some("f\n")));
+        assert_eq!(d.footer, FooterPlacement::Wrapped);
+        assert!(String::from_utf8_lossy(&d.bytes).contains(
+            "Content-Disposition: attachment; filename=a.txt\r\n\r\ndata\r\n\r\n--listd-"
+        ));
+    }
+
+    #[test]
+    fn garbage_in_gives_a_message_out() {
+        for m in [
+            &b""[..],
+            b"\r\n\r\n",
+            b"no header at all",
+            b"\xff\xfe: \x00\r\n\r\n\xff",
+        ] {
+            let d = decorate(m, &deco(Some(FOOT)));
+            let s = header_block::split(&d.bytes);
+            assert!(s.find(&d.bytes, "List-Id").count() == 1);
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! Byte-exact access to a raw header block: where each field starts and
+//! ends, and a rewriter that removes, replaces and appends fields while every
+//! other byte of the message passes through untouched.
+//!
+//! Trusts nothing in the input: any byte sequence splits into fields (a line
+//! without a colon becomes a nameless field kept as is), and the header block
+//! ends at the first empty line or at the end of the input. Never panics.
+
+use std::ops::Range;
+
+/// One field of a raw header block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    /// Where the field starts (its name).
+    pub start: usize,
+    /// The name, without the colon; empty for a line that has no colon.
+    pub name: Range<usize>,
+    /// The value: after the colon up to (not including) the final line end.
+    pub value: Range<usize>,
+    /// Just past the field's final line end.
+    pub end: usize,
+}
+
+/// A message split into its header fields and its body.
+#[derive(Debug, Clone)]
+pub struct Split {
+    pub fields: Vec<Field>,
+    /// Where the empty line that ends the header block starts (or the input length).
+    pub header_end: usize,
+    /// Where the body starts (past the empty line).
+    pub body_start: usize,
+    /// The line end the message uses: `\r\n` unless its first line ends in a bare `\n`.
+    pub eol: &'static str,
+}
+
+/// The end of the line starting at `pos`: (end of content, end past the line end).
+fn line_end(b: &[u8], pos: usize) -> (usize, usize) {
+    match b[pos..].iter().position(|&c| c == b'\n') {
+        Some(i) => {
+            let nl = pos + i;
+            let content_end = if nl > pos && b[nl - 1] == b'\r' {
+                nl - 1
+            } else {
+                nl
+            };
+            (content_end, nl + 1)
+        }
+        None => (b.len(), b.len()),
+    }
+}
+
+/// Splits `b` into header fields and body.
+pub fn split(b: &[u8]) -> Split {
+    let eol = match b.iter().position(|&c| c == b'\n') {
+        Some(i) if i == 0 || b[i - 1] != b'\r' => "\n",
+        _ => "\r\n",
+    };
+    let mut fields = Vec::new();
+    let mut pos = 0;
+    while pos < b.len() {
+        let (content_end, next) = line_end(b, pos);
+        if content_end == pos {
+            // the empty line ending the header block
+            return Split {
+                fields,
+                header_end: pos,
+                body_start: next,
+                eol,
+            };
+        }
+        // a continuation line with no field before it is kept as a nameless field
+        let line = &b[pos..content_end];
+        let colon = line
+            .iter()
+            .position(|&c| c == b':')
+            .filter(|&i| i > 0 && !line[..i].iter().any(|c| *c == b' ' || *c == b'\t'));
+        let (name, value_start) = match colon {
+            Some(i) => (pos..pos + i, pos + i + 1),
+            None => (pos..pos, pos),
+        };
+        // extend over continuation lines
+        let mut value_end = content_end;
+        let mut end = next;
+        while end < b.len() && (b[end] == b' ' || b[end] == b'\t') {
+            let (ce, nx) = line_end(b, end);
+            value_end = ce;
+            end = nx;
+        }
+        fields.push(Field {
+            start: pos,
+            name,
+            value: value_start..value_end.max(value_start),
+            end,
+        });
+        pos = end;
+    }
+    Split {
+        fields,
+        header_end: b.len(),
+        body_start: b.len(),
+        eol,
+    }
+}
+
+impl Split {
+    /// Indexes of the fields named `name` (case-insensitive).
+    pub fn find<'a>(&'a self, b: &'a [u8], name: &'a str) -> impl Iterator<Item = usize> + 'a {
+        self.fields
+            .iter()
+            .enumerate()
+            .filter(move |(_, f)| b[f.name.clone()].eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(i, _)| i)
+    }
+
+    /// The raw value of the first field named `name`.
+    pub fn raw_value<'a>(&self, b: &'a [u8], name: &str) -> Option<&'a [u8]> {
+        self.find(b, name)
+            .next()
+            .map(|i| &b[self.fields[i].value.clone()])
+    }
+
+    /// Every raw value of the fields named `name`, in order.
+    pub fn raw_values<'a>(&'a self, b: &'a [u8], name: &'a str) -> Vec<&'a [u8]> {
+        self.find(b, name)
+            .map(|i| &b[self.fields[i].value.clone()])
+            .collect()
+    }
+}
+
+/// Unfolds a raw header value: line ends before whitespace are removed, and
+/// leading/trailing whitespace trimmed.
+pub fn unfold(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        match v[i] {
+            b'\r' if v.get(i + 1) == Some(&b'\n') => i += 2,
+            b'\n' => i += 1,
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out.trim_ascii().to_vec()
+}
+
+/// A rewrite of a message's header block: fields removed, replaced or added.
+/// The body and every untouched field are copied byte for byte.
+#[derive(Debug, Default)]
+pub struct Rewrite {
+    /// Field index -> replacement bytes (complete lines, line ends included; empty: remove).
+    replace: Vec<(usize, Vec<u8>)>,
+    /// Complete lines appended at the end of the header block.
+    append: Vec<u8>,
+    /// Complete lines put at the top of the header block.
+    prepend: Vec<u8>,
+}
+
+impl Rewrite {
+    pub fn new() -> Rewrite {
+        Rewrite::default()
+    }
+
+    /// Removes field `i`.
+    pub fn remove(&mut self, i: usize) {
+        self.replace.retain(|(j, _)| *j != i);
+        self.replace.push((i, Vec::new()));
+    }
+
+    /// Removes every field named `name`.
+    pub fn remove_all(&mut self, split: &Split, b: &[u8], name: &str) {
+        let idx: Vec<usize> = split.find(b, name).collect();
+        for i in idx {
+            self.remove(i);
+        }
+    }
+
+    /// Replaces field `i` with `name: value` (value already folded with `eol`).
+    pub fn replace(&mut self, i: usize, name: &str, value: &[u8], eol: &str) {
+        self.replace.retain(|(j, _)| *j != i);
+        self.replace.push((i, field_line(name, value, eol)));
+    }
+
+    /// Appends `name: value` at the end of the header block.
+    pub fn append(&mut self, name: &str, value: &[u8], eol: &str) {
+        self.append.extend_from_slice(&field_line(name, value, eol));
+    }
+
+    /// Puts `name: value` at the top of the header block.
+    pub fn prepend(&mut self, name: &str, value: &[u8], eol: &str) {
+        self.prepend
+            .extend_from_slice(&field_line(name, value, eol));
+    }
+
+    /// Whether anything changes.
+    pub fn is_empty(&self) -> bool {
+        self.replace.is_empty() && self.append.is_empty() && self.prepend.is_empty()
+    }
+
+    /// The new header block (fields only, without the empty line).
+    pub fn header_bytes(&self, split: &Split, b: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(split.header_end + self.append.len() + 64);
+        out.extend_from_slice(&self.prepend);
+        for (i, f) in split.fields.iter().enumerate() {
+            match self.replace.iter().find(|(j, _)| *j == i) {
+                Some((_, r)) => out.extend_from_slice(r),
+                None => {
+                    out.extend_from_slice(&b[f.start..f.end]);
+                    // a last field without a line end (no body at all) gets one
+                    if f.end == b.len() && !b[f.start..f.end].ends_with(b"\n") {
+                        out.extend_from_slice(split.eol.as_bytes());
+                    }
+                }
+            }
+        }
+        out.extend_from_slice(&self.append);
+        out
+    }
+
+    /// The whole message with `body` in place of the original body.
+    pub fn apply_with_body(&self, split: &Split, b: &[u8], body: &[u8]) -> Vec<u8> {
+        let mut out = self.header_bytes(split, b);
+        out.reserve(body.len() + 2);
+        out.extend_from_slice(split.eol.as_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// The whole message with its original body.
+    pub fn apply(&self, split: &Split, b: &[u8]) -> Vec<u8> {
+        self.apply_with_body(split, b, &b[split.body_start.min(b.len())..])
+    }
+}
+
+/// `name: value` + line end.
+fn field_line(name: &str, value: &[u8], eol: &str) -> Vec<u8> {
+    let mut l = Vec::with_capacity(name.len() + value.len() + 4);
+    l.extend_from_slice(name.as_bytes());
+    l.extend_from_slice(b": ");
+    l.extend_from_slice(value);
+    l.extend_from_slice(eol.as_bytes());
+    l
+}
+
+/// Folds a header value at spaces so lines stay near 78 columns
+/// (`name_len` counts the `Name` already on the first line). Words longer
+/// than a line are left whole; unfolding gives back `value` exactly.
+pub fn fold(value: &[u8], name_len: usize, eol: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len() + 8);
+    let mut col = name_len + 2;
+    for (i, word) in value.split(|c| *c == b' ').enumerate() {
+        if i > 0 {
+            if col + 1 + word.len() > 78 && col > 1 {
+                out.extend_from_slice(eol.as_bytes());
+                out.push(b' ');
+                col = 1;
+            } else {
+                out.push(b' ');
+                col += 1;
+            }
+        }
+        out.extend_from_slice(word);
+        col += word.len();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_fields_with_continuations_and_keeps_bytes() {
+        let m = b"Received: from x\r\n\tby y\r\nSubject: hi\r\nX-Odd\r\n\r\nbody\r\n";
+        let s = split(m);
+        assert_eq!(s.fields.len(), 3);
+        assert_eq!(&m[s.fields[0].name.clone()], b"Received");
+        assert_eq!(&m[s.fields[0].value.clone()], b" from x\r\n\tby y");
+        assert_eq!(&m[s.fields[1].value.clone()], b" hi");
+        assert_eq!(&m[s.fields[2].name.clone()], b"");
+        assert_eq!(&m[s.body_start..], b"body\r\n");
+        assert_eq!(s.eol, "\r\n");
+        assert_eq!(Rewrite::new().apply(&s, m), m.to_vec());
+    }
+
+    #[test]
+    fn lf_only_and_headers_without_body() {
+        let m = b"Subject: a\nFrom: b";
+        let s = split(m);
+        assert_eq!(s.eol, "\n");
+        assert_eq!(s.fields.len(), 2);
+        assert_eq!(s.body_start, m.len());
+        let mut r = Rewrite::new();
+        r.append("X-Loop", b"l@d", s.eol);
+        assert_eq!(
+            r.apply(&s, m),
+            b"Subject: a\nFrom: b\nX-Loop: l@d\n\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn rewrite_removes_replaces_appends() {
+        let m = b"A: 1\r\nB: 2\r\nb: 3\r\nC: 4\r\n\r\nx";
+        let s = split(m);
+        assert_eq!(s.raw_values(m, "b"), vec![&b" 2"[..], &b" 3"[..]]);
+        let mut r = Rewrite::new();
+        r.remove_all(&s, m, "B");
+        r.replace(0, "A", b"one", s.eol);
+        r.append("D", b"5", s.eol);
+        r.prepend("Z", b"0", s.eol);
+        assert_eq!(
+            r.apply(&s, m),
+            b"Z: 0\r\nA: one\r\nC: 4\r\nD: 5\r\n\r\nx".to_vec()
+        );
+    }
+
+    #[test]
+    fn unfold_and_fold() {
+        assert_eq!(unfold(b" a\r\n b\r\n\tc "), b"a b\tc".to_vec());
+        let long = "word ".repeat(30);
+        let f = String::from_utf8(fold(long.trim_end().as_bytes(), 7, "\r\n")).unwrap();
+        assert!(f.split("\r\n").all(|l| l.len() <= 78), "{f}");
+        assert_eq!(f.replace("\r\n ", " "), long.trim_end());
+    }
+}

@@ -1,0 +1,356 @@
+//! Library-level tests of the post path: a real SQLite store in a temp dir,
+//! messages put in the spool as the SMTP layer does, then `pipeline::drain`.
+//! What comes out (outbound jobs, archive, holds, bounces) is read back from
+//! the store and parsed with mail-parser.
+
+use listd::config::{Config, ListConfig};
+use listd::pipeline::{self, Ctx};
+use listd::routing;
+use listd::store::{self, members, spool};
+use listd::templates::Templates;
+use mail_parser::MessageParser;
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::Arc;
+
+const DOMAIN: &str = "lists.example.org";
+const NOW: i64 = 1_763_780_000;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    ctx: Ctx,
+    conn: Connection,
+}
+
+fn env(lists: &[(&str, &str)]) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(DOMAIN, dir.path());
+    for (name, yaml) in lists {
+        let l = ListConfig::parse(Path::new(&format!("{name}.yaml")), name, yaml).unwrap();
+        config.lists.insert(name.to_string(), l);
+    }
+    let templates = Templates::for_config(&config).unwrap();
+    let conn = store::open(&config.db_path()).unwrap();
+    Env {
+        ctx: Ctx {
+            config: Arc::new(config),
+            templates: Arc::new(templates),
+        },
+        conn,
+        _dir: dir,
+    }
+}
+
+impl Env {
+    fn add_member(&self, list: &str, addr: &str, mode: members::DeliveryMode) {
+        let a = members::parse_address(addr).unwrap();
+        members::add(&self.conn, list, &a, None, mode, NOW).unwrap();
+    }
+
+    /// Spools `bytes` from `mail_from` to `rcpt` and drains the pipeline.
+    fn deliver(&mut self, mail_from: &str, rcpt: &str, bytes: &[u8]) {
+        let route = routing::route(&self.ctx.config, rcpt).unwrap();
+        let env = spool::Envelope {
+            mail_from: mail_from.to_string(),
+            rcpts: vec![(rcpt.to_string(), route)],
+            client_ip: Some("127.0.0.1".into()),
+            helo: "client.example".into(),
+            protocol: "ESMTP".into(),
+        };
+        spool::insert_inbound(&self.conn, &env, bytes, NOW).unwrap();
+        pipeline::drain(&self.ctx, &mut self.conn, NOW).unwrap();
+    }
+
+    /// Outbound jobs: (kind, env_from, bytes, recipients).
+    fn jobs(&self) -> Vec<(String, String, Vec<u8>, Vec<String>)> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT j.id, j.kind, j.env_from, m.bytes FROM jobs j JOIN messages m ON m.id = j.message_id ORDER BY j.id")
+            .unwrap();
+        let rows: Vec<(i64, String, String, Vec<u8>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        rows.into_iter()
+            .map(|(id, kind, from, bytes)| {
+                let mut s = self
+                    .conn
+                    .prepare("SELECT rcpt FROM job_rcpts WHERE job_id = ?1 ORDER BY rcpt")
+                    .unwrap();
+                let rcpts = s
+                    .query_map([id], |r| r.get(0))
+                    .unwrap()
+                    .collect::<Result<Vec<String>, _>>()
+                    .unwrap();
+                (kind, from, bytes, rcpts)
+            })
+            .collect()
+    }
+
+    fn incoming_states(&self) -> Vec<(String, Option<String>)> {
+        let mut s = self
+            .conn
+            .prepare("SELECT state, error FROM incoming ORDER BY id")
+            .unwrap();
+        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+}
+
+fn post(from: &str, id: &str, subject: &str) -> Vec<u8> {
+    format!(
+        "Received: from client.example by {DOMAIN}; Sat, 22 Nov 2025 03:00:00 +0000\r\n\
+From: {from}\r\nTo: dev@{DOMAIN}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n\
+Date: Sat, 22 Nov 2025 03:00:00 +0000\r\nX-Custom:  kept   as is\r\n\r\nHello list.\r\n"
+    )
+    .into_bytes()
+}
+
+const DEV: &str = "description: Dev\nposting: members\nnonmember_posts: reject\nsubject_prefix: \"[dev]\"\nfooter: true\nowners: [owner@example.org]\n";
+
+#[test]
+fn an_accepted_post_is_decorated_archived_and_queued_to_each_member() {
+    let mut e = env(&[("dev", DEV)]);
+    e.add_member("dev", "ann@example.org", members::DeliveryMode::Each);
+    e.add_member("dev", "bob@example.org", members::DeliveryMode::Each);
+    e.add_member("dev", "dig@example.org", members::DeliveryMode::DigestMime);
+    e.add_member("dev", "quiet@example.org", members::DeliveryMode::NoMail);
+    e.deliver(
+        "ann@example.org",
+        &format!("dev@{DOMAIN}"),
+        &post("Ann <ann@example.org>", "p1@x", "Re: [dev] Re: [dev] hi"),
+    );
+    assert_eq!(e.incoming_states(), vec![("done".to_string(), None)]);
+    let jobs = e.jobs();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let (kind, env_from, bytes, rcpts) = &jobs[0];
+    assert_eq!(kind, "post");
+    assert_eq!(env_from, &format!("dev-bounces@{DOMAIN}"));
+    assert_eq!(
+        rcpts,
+        &vec!["ann@example.org".to_string(), "bob@example.org".to_string()]
+    );
+    let m = MessageParser::default().parse(bytes).unwrap();
+    assert_eq!(m.subject(), Some("Re: [dev] hi"));
+    assert_eq!(
+        m.header_raw("X-Loop").map(str::trim),
+        Some("dev@lists.example.org")
+    );
+    assert_eq!(m.header_raw("Precedence").map(str::trim), Some("list"));
+    assert!(
+        m.header_raw("X-Custom") == Some("  kept   as is\r\n")
+            || m.header_raw("X-Custom") == Some("  kept   as is")
+    );
+    let body = m.body_text(0).unwrap();
+    assert!(body.starts_with("Hello list.\r\n-- \r\n"), "{body}");
+    assert!(body.contains(&format!("dev-leave@{DOMAIN}")), "{body}");
+    // archived once
+    assert_eq!(
+        e.count("SELECT COUNT(*) FROM archive_index WHERE list = 'dev' AND message_id = 'p1@x'"),
+        1
+    );
+    let mbox = e
+        .ctx
+        .config
+        .data_dir
+        .join("archive/dev")
+        .join(format!("{}.mbox", listd::archive::month_of(NOW)));
+    let text = String::from_utf8(std::fs::read(&mbox).unwrap()).unwrap();
+    assert!(text.starts_with("From ann@example.org "), "{text}");
+    assert!(text.contains("Subject: Re: [dev] hi\n"), "{text}");
+}
+
+#[test]
+fn a_duplicate_message_id_is_discarded() {
+    let mut e = env(&[("dev", DEV)]);
+    e.add_member("dev", "ann@example.org", members::DeliveryMode::Each);
+    let p = post("ann@example.org", "dup@x", "once");
+    e.deliver("ann@example.org", &format!("dev@{DOMAIN}"), &p);
+    e.deliver("ann@example.org", &format!("dev@{DOMAIN}"), &p);
+    assert_eq!(e.jobs().len(), 1);
+    assert_eq!(e.count("SELECT COUNT(*) FROM archive_index"), 1);
+    assert_eq!(
+        e.incoming_states()
+            .iter()
+            .filter(|(s, _)| s == "done")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn a_rejected_post_gets_a_notice_and_a_null_sender_gets_none() {
+    let mut e = env(&[("dev", DEV)]);
+    e.deliver(
+        "eve@example.net",
+        &format!("dev@{DOMAIN}"),
+        &post("eve@example.net", "r1@x", "spam"),
+    );
+    let jobs = e.jobs();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let (kind, env_from, bytes, rcpts) = &jobs[0];
+    assert_eq!(kind, "notice");
+    assert_eq!(env_from, "");
+    assert_eq!(rcpts, &vec!["eve@example.net".to_string()]);
+    let m = MessageParser::default().parse(bytes).unwrap();
+    assert!(m.subject().unwrap().contains("not accepted"));
+    let text = m.body_text(0).unwrap();
+    assert!(text.contains("Only members may post"), "{text}");
+    assert!(text.contains("spam"), "{text}");
+    assert_eq!(
+        m.header_raw("Auto-Submitted").map(str::trim),
+        Some("auto-replied")
+    );
+    // the same from <>: nothing is sent
+    e.deliver(
+        "",
+        &format!("dev@{DOMAIN}"),
+        &post("eve@example.net", "r2@x", "bounce"),
+    );
+    assert_eq!(e.jobs().len(), 1);
+    assert_eq!(e.count("SELECT COUNT(*) FROM archive_index"), 0);
+}
+
+#[test]
+fn a_held_post_is_stored_with_its_reason() {
+    let mut e = env(&[("mod", "posting: moderated\n")]);
+    e.deliver(
+        "ann@example.org",
+        &format!("mod@{DOMAIN}"),
+        &post("ann@example.org", "h1@x", "please"),
+    );
+    // moderation's notices go out, but no post
+    assert!(e.jobs().iter().all(|j| j.0 != "post"));
+    let (reason, subject): (String, String) = e
+        .conn
+        .query_row("SELECT reason, subject FROM held", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(reason, "moderated");
+    assert_eq!(subject, "please");
+}
+
+#[test]
+fn loops_are_discarded() {
+    let mut e = env(&[("dev", "posting: anyone\n")]);
+    e.add_member("dev", "ann@example.org", members::DeliveryMode::Each);
+    let mut p = format!("X-Loop: dev@{DOMAIN}\r\n").into_bytes();
+    p.extend(post("ann@example.org", "l1@x", "loop"));
+    e.deliver("ann@example.org", &format!("dev@{DOMAIN}"), &p);
+    let mut p = format!("List-Id: Dev <dev.{DOMAIN}>\r\n").into_bytes();
+    p.extend(post("ann@example.org", "l2@x", "loop"));
+    e.deliver("ann@example.org", &format!("dev@{DOMAIN}"), &p);
+    assert_eq!(e.jobs().len(), 0);
+    assert_eq!(
+        e.incoming_states()
+            .iter()
+            .filter(|(s, _)| s == "done")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn distribute_is_callable_for_an_approved_post() {
+    let mut e = env(&[("dev", DEV)]);
+    e.add_member("dev", "bob@example.org", members::DeliveryMode::Each);
+    let tx = e.conn.transaction().unwrap();
+    let d = pipeline::post::distribute(
+        &e.ctx,
+        &tx,
+        "dev",
+        &post("x@y.org", "a1@x", "approved"),
+        NOW,
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    assert_eq!(d.message_id, "a1@x");
+    assert_eq!(d.recipients, 1);
+    assert!(d.archived);
+    let tx = e.conn.transaction().unwrap();
+    let err =
+        pipeline::post::distribute(&e.ctx, &tx, "gone", b"Subject: x\r\n\r\n", NOW).unwrap_err();
+    assert!(err.to_string().contains("gone"), "{err}");
+}
+
+#[test]
+fn owner_mail_is_forwarded_once_and_loops_are_dropped() {
+    let mut e = env(&[("dev", DEV)]);
+    e.deliver(
+        "ann@example.org",
+        &format!("dev-owner@{DOMAIN}"),
+        b"From: ann@example.org\r\nSubject: help\r\n\r\nhi\r\n",
+    );
+    let jobs = e.jobs();
+    assert_eq!(jobs.len(), 1);
+    let (kind, env_from, bytes, rcpts) = &jobs[0];
+    assert_eq!(kind, "forward");
+    assert_eq!(env_from, &format!("dev-bounces@{DOMAIN}"));
+    assert_eq!(rcpts, &vec!["owner@example.org".to_string()]);
+    assert_eq!(
+        bytes,
+        &format!(
+            "X-Loop: dev-owner@{DOMAIN}\r\nFrom: ann@example.org\r\nSubject: help\r\n\r\nhi\r\n"
+        )
+        .into_bytes()
+    );
+    // what comes back with our X-Loop is dropped
+    e.deliver("", &format!("dev-owner@{DOMAIN}"), bytes);
+    assert_eq!(e.jobs().len(), 1);
+    // a list without owners: the mail stays (corrupt, with the reason)
+    let mut e = env(&[("solo", "posting: anyone\n")]);
+    e.deliver(
+        "ann@example.org",
+        &format!("solo-owner@{DOMAIN}"),
+        b"Subject: x\r\n\r\n",
+    );
+    let st = e.incoming_states();
+    assert_eq!(st[0].0, "corrupt");
+    assert!(st[0].1.as_deref().unwrap().contains("no owners"), "{st:?}");
+}
+
+#[test]
+fn bounces_are_recorded() {
+    let mut e = env(&[("dev", DEV)]);
+    e.deliver(
+        "",
+        &format!("dev-bounces+bob=example.org@{DOMAIN}"),
+        b"From: MAILER-DAEMON@relay\r\nSubject: failure\r\n\r\nno\r\n",
+    );
+    e.deliver(
+        "",
+        &format!("dev-bounces@{DOMAIN}"),
+        b"Subject: not a dsn\r\n\r\n?\r\n",
+    );
+    assert_eq!(
+        e.incoming_states(),
+        vec![("done".to_string(), None), ("done".to_string(), None)]
+    );
+    let r: (Option<String>, Option<String>) = e
+        .conn
+        .query_row(
+            "SELECT tag, recipient FROM bounces ORDER BY id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        r,
+        (
+            Some("bob=example.org".into()),
+            Some("bob@example.org".into())
+        )
+    );
+    assert_eq!(
+        e.count("SELECT COUNT(*) FROM bounces WHERE recipient IS NULL"),
+        1
+    );
+}
