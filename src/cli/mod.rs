@@ -1,8 +1,9 @@
-//! The command line: `listd serve`, `check`, `lists`, `members`, `queue`, ...
+//! The command line: `listd serve`, `check`, `lists`, `members`, `queue`, `digest`, ...
 //! Each subcommand is a thin call into the library, in its own file.
 //! Exit codes: 0 ok, 1 error, 2 usage (clap's own).
 
 mod check;
+mod digest;
 mod held;
 mod members;
 mod queue;
@@ -46,6 +47,11 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<queue::QueueCmd>,
     },
+    /// Digests: `send LIST` forces an issue out now, `status LIST` shows what is pending.
+    Digest {
+        #[command(subcommand)]
+        cmd: digest::DigestCmd,
+    },
 }
 
 /// An error a subcommand reports; printed as `listd: ...` with exit code 1.
@@ -70,6 +76,7 @@ pub fn main() -> i32 {
         Command::Held(a) => held::run(&path, a, crate::store::now()),
         Command::HashPassword => held::hash_password(),
         Command::Queue { action } => queue::run(&path, action),
+        Command::Digest { cmd } => digest::run(&path, cmd),
     };
     match result {
         Ok(()) => 0,

@@ -104,6 +104,21 @@ pub struct DigestConfig {
     pub footer: String,
 }
 
+impl DigestConfig {
+    /// The parsed `schedule` (validated when the file was loaded; a value
+    /// that somehow fails to parse counts as `none`).
+    pub fn schedule(&self) -> crate::digest::schedule::Schedule {
+        crate::digest::schedule::Schedule::parse(&self.schedule)
+            .unwrap_or(crate::digest::schedule::Schedule::None)
+    }
+
+    /// The parsed `volume_period` (validated at load; `yearly` otherwise).
+    pub fn volume_period(&self) -> crate::digest::schedule::VolumePeriod {
+        crate::digest::schedule::VolumePeriod::parse(&self.volume_period)
+            .unwrap_or(crate::digest::schedule::VolumePeriod::Yearly)
+    }
+}
+
 impl Default for DigestConfig {
     fn default() -> Self {
         DigestConfig {
@@ -282,6 +297,20 @@ impl ListConfig {
                 path,
                 at("max_messages"),
                 "digest.max_messages must be greater than 0".into(),
+            ));
+        }
+        if list.digest.max_bytes == 0 {
+            errors.push(ConfigError::new(
+                path,
+                at("max_bytes"),
+                "digest.max_bytes must be greater than 0".into(),
+            ));
+        }
+        if let Err(e) = crate::digest::schedule::Schedule::parse(&list.digest.schedule) {
+            errors.push(ConfigError::new(
+                path,
+                at("schedule").or_else(|| at("digest:")),
+                e,
             ));
         }
         if !["yearly", "monthly", "never"].contains(&list.digest.volume_period.as_str()) {

@@ -48,6 +48,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "moderation",
         include_str!("migrations/0005_moderation.sql"),
     ),
+    (6, "digest", include_str!("migrations/0006_digest.sql")),
 ];
 
 /// Opens (creating if needed) the database at `path`, sets the pragmas and

@@ -1,0 +1,229 @@
+//! The MIME digest (RFC 2046 §5.1.5): a `multipart/mixed` holding a
+//! `text/plain` front part (masthead, header text, table of contents), a
+//! `multipart/digest` whose body parts are the posts byte for byte with no
+//! part headers at all (so each is `message/rfc822` by default), and a
+//! `text/plain` footer part.
+//!
+//! Trusts nothing in the posts: each boundary is random and checked against
+//! every part (and the other boundary); on a collision a new one is drawn.
+//! The posts are never re-encoded, so the enclosing parts declare `8bit`
+//! (or `binary`) when any post needs it.
+
+use super::encode::{contains, crlf, encode_text, MAX_LINE};
+use super::item::Item;
+use super::text::{front_matter, Digest};
+
+/// Why a digest could not be built.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BuildError {
+    #[error("no MIME boundary free of the digest's content after {0} tries")]
+    NoBoundary(usize),
+}
+
+/// Tries at drawing a boundary before giving up (a random 32-character
+/// boundary colliding even once is already astronomically unlikely).
+pub const BOUNDARY_TRIES: usize = 16;
+
+/// The transfer encoding a multipart holding these bytes must declare.
+fn cte_of(parts: &[&[u8]]) -> Option<&'static str> {
+    let mut eight = false;
+    for p in parts {
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', p).chain(std::iter::once(p.len())) {
+            if nl - start > MAX_LINE + 1 {
+                return Some("binary");
+            }
+            start = nl + 1;
+        }
+        if !eight && !p.is_ascii() {
+            eight = true;
+        }
+    }
+    eight.then_some("8bit")
+}
+
+fn draw(
+    next: &mut dyn FnMut() -> String,
+    avoid: &[&[u8]],
+    other: Option<&str>,
+) -> Result<String, BuildError> {
+    for _ in 0..BOUNDARY_TRIES {
+        let b = next();
+        let clash = b.is_empty()
+            || b.len() > 70
+            || avoid.iter().any(|p| contains(p, b.as_bytes()))
+            || other.is_some_and(|o| o.contains(&b) || b.contains(o));
+        if !clash {
+            return Ok(b);
+        }
+        tracing::debug!(boundary = %b, "boundary occurs in the digest; drawing another");
+    }
+    Err(BuildError::NoBoundary(BOUNDARY_TRIES))
+}
+
+fn text_part(out: &mut Vec<u8>, text: &str, description: &str) {
+    let enc = encode_text(&crlf(text));
+    out.extend_from_slice(
+        format!(
+            "Content-Type: text/plain; charset={}\r\nContent-Transfer-Encoding: {}\r\nContent-Description: {}\r\n\r\n",
+            enc.charset,
+            enc.cte,
+            super::encode::encode_header_text(description)
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(&enc.body);
+}
+
+/// Builds the MIME digest. `boundary` draws candidate boundaries
+/// (normally [`super::encode::random_boundary`]).
+pub fn build(
+    d: &Digest<'_>,
+    items: &[Item<'_>],
+    boundary: &mut dyn FnMut() -> String,
+) -> Result<Vec<u8>, BuildError> {
+    let front = front_matter(d, items);
+    let footer = d.footer_text.trim_matches('\n').to_string();
+    let mut avoid: Vec<&[u8]> = items.iter().map(|i| i.raw).collect();
+    avoid.push(front.as_bytes());
+    avoid.push(footer.as_bytes());
+    let outer = draw(boundary, &avoid, None)?;
+    let inner = draw(boundary, &avoid, Some(&outer))?;
+    let cte = cte_of(&items.iter().map(|i| i.raw).collect::<Vec<_>>());
+    let front_enc_8bit = !front.is_ascii() || !footer.is_ascii();
+    let outer_cte = match (cte, front_enc_8bit) {
+        (Some(c), _) => Some(c),
+        (None, true) => Some("8bit"),
+        (None, false) => None,
+    };
+
+    let size: usize = items.iter().map(|i| i.raw.len() + inner.len() + 8).sum();
+    let mut out = Vec::with_capacity(size + front.len() + footer.len() + 2048);
+    for (name, value) in d.headers {
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"{outer}\"\r\n")
+            .as_bytes(),
+    );
+    if let Some(c) = outer_cte {
+        out.extend_from_slice(format!("Content-Transfer-Encoding: {c}\r\n").as_bytes());
+    }
+    out.extend_from_slice(
+        b"\r\nThis is a MIME digest. Each post is enclosed as a message/rfc822 part.\r\n",
+    );
+
+    // the front part: masthead, header text, table of contents
+    out.extend_from_slice(format!("\r\n--{outer}\r\n").as_bytes());
+    text_part(&mut out, &front, &d.title());
+
+    // the posts; an empty issue has no multipart/digest (a multipart needs a part)
+    if !items.is_empty() {
+        out.extend_from_slice(format!("\r\n--{outer}\r\n").as_bytes());
+        out.extend_from_slice(
+            format!("Content-Type: multipart/digest; boundary=\"{inner}\"\r\n").as_bytes(),
+        );
+        if let Some(c) = cte {
+            out.extend_from_slice(format!("Content-Transfer-Encoding: {c}\r\n").as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        for it in items {
+            // delimiter, then an empty header section: no Content-Type, so
+            // the part is message/rfc822 (RFC 2046 §5.1.5); then the post as is.
+            out.extend_from_slice(format!("\r\n--{inner}\r\n\r\n").as_bytes());
+            out.extend_from_slice(it.raw);
+        }
+        out.extend_from_slice(format!("\r\n--{inner}--\r\n").as_bytes());
+    }
+
+    if !footer.trim().is_empty() {
+        out.extend_from_slice(format!("\r\n--{outer}\r\n").as_bytes());
+        text_part(&mut out, &footer, "Digest Footer");
+    }
+    out.extend_from_slice(format!("\r\n--{outer}--\r\n").as_bytes());
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest<'a>(headers: &'a [(String, String)]) -> Digest<'a> {
+        Digest {
+            list: "dev",
+            volume: 1,
+            issue: 2,
+            now: 1_717_372_800,
+            headers,
+            header_text: "head",
+            footer_text: "foot",
+        }
+    }
+
+    #[test]
+    fn a_boundary_found_in_a_post_is_drawn_again() {
+        let post = b"From: a@example.org\r\nSubject: tricky\r\n\r\n--=_taken\r\n".to_vec();
+        let items = vec![Item::parse(&post)];
+        let headers = vec![(
+            "Subject".to_string(),
+            "dev Digest, Vol 1, Issue 2".to_string(),
+        )];
+        let mut drawn = vec!["=_fresh_inner", "=_taken", "=_fresh_outer", "=_taken"];
+        let mut next = move || drawn.pop().unwrap_or("=_x").to_string();
+        let out = build(&digest(&headers), &items, &mut next).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("boundary=\"=_fresh_outer\""), "{text}");
+        assert!(text.contains("boundary=\"=_fresh_inner\""), "{text}");
+        assert!(!text.contains("boundary=\"=_taken\""));
+        // the enclosed line is untouched
+        assert!(text.contains("\r\n--=_taken\r\n"));
+    }
+
+    #[test]
+    fn a_boundary_nested_in_the_other_is_refused() {
+        let items: Vec<Item<'_>> = Vec::new();
+        let headers = vec![];
+        let mut drawn = vec!["=_bb", "=_b", "=_abc", "=_a"];
+        let mut next = move || drawn.pop().unwrap_or("=_zz").to_string();
+        let out = String::from_utf8(build(&digest(&headers), &items, &mut next).unwrap()).unwrap();
+        // no posts: no multipart/digest, just the front and footer parts
+        assert!(!out.contains("multipart/digest"));
+        assert!(out.contains("boundary=\"=_a\""), "{out}");
+        assert!(out.ends_with("\r\n--=_a--\r\n"));
+    }
+
+    #[test]
+    fn gives_up_when_every_boundary_collides() {
+        let post = b"Subject: x\r\n\r\n=_same\r\n".to_vec();
+        let items = vec![Item::parse(&post)];
+        let headers = vec![];
+        let mut next = || "=_same".to_string();
+        assert_eq!(
+            build(&digest(&headers), &items, &mut next),
+            Err(BuildError::NoBoundary(BOUNDARY_TRIES))
+        );
+    }
+
+    #[test]
+    fn eight_bit_posts_make_the_multiparts_8bit() {
+        let post = "Subject: x\r\n\r\nGrüße\r\n".as_bytes().to_vec();
+        assert_eq!(cte_of(&[&post]), Some("8bit"));
+        assert_eq!(cte_of(&[b"a\r\nb"]), None);
+        let long = format!("Subject: x\r\n\r\n{}\r\n", "y".repeat(2000));
+        assert_eq!(cte_of(&[long.as_bytes()]), Some("binary"));
+        let items = vec![Item::parse(&post)];
+        let headers = vec![];
+        let out = build(
+            &digest(&headers),
+            &items,
+            &mut crate::digest::encode::random_boundary,
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text.matches("Content-Transfer-Encoding: 8bit").count(),
+            2,
+            "{text}"
+        );
+    }
+}
