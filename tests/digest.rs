@@ -26,8 +26,13 @@ struct Env {
 
 /// A site with the given lists (name, YAML) and small test templates.
 fn env(lists: &[(&str, &str)]) -> Env {
+    env_cfg(lists, |_| {})
+}
+
+fn env_cfg(lists: &[(&str, &str)], tweak: impl FnOnce(&mut Config)) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::for_tests(DOMAIN, dir.path());
+    tweak(&mut config);
     config.templates_dir = dir.path().join("templates");
     std::fs::create_dir_all(&config.templates_dir).unwrap();
     std::fs::write(
@@ -136,13 +141,15 @@ impl Env {
             .map(|(f, b, job)| {
                 let mut s = self
                     .conn
-                    .prepare("SELECT rcpt FROM job_rcpts WHERE job_id = ?1 ORDER BY rcpt")
+                    .prepare("SELECT rcpts FROM batches WHERE job_id = ?1")
                     .unwrap();
-                let rcpts: Vec<String> = s
-                    .query_map([job], |r| r.get(0))
+                let mut rcpts: Vec<String> = s
+                    .query_map([job], |r| r.get::<_, String>(0))
                     .unwrap()
-                    .collect::<Result<_, _>>()
-                    .unwrap();
+                    .map(|r| r.unwrap())
+                    .flat_map(|b| b.split('\n').map(str::to_string).collect::<Vec<_>>())
+                    .collect();
+                rcpts.sort();
                 (f, b, rcpts)
             })
             .collect()
@@ -180,7 +187,7 @@ impl Env {
             self.count(
                 "SELECT COUNT(*) FROM digest_jobs d
                  WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = d.job_id)
-                    OR d.recipients <> (SELECT COUNT(*) FROM job_rcpts r WHERE r.job_id = d.job_id)"
+                    OR d.recipients <> (SELECT SUM(n) FROM batches b WHERE b.job_id = d.job_id)"
             ),
             0,
             "a digest body without its job or recipients"
@@ -824,6 +831,62 @@ fn posts_from_before_a_switch_to_digest_are_not_sent_again() {
 }
 
 #[test]
+fn recipients_are_batched_by_domain_like_a_fan_out() {
+    let mut e = env_cfg(&[("dev", DEV)], |c| c.relay.max_recipients = 2);
+    for a in [
+        "a@one.example",
+        "b@one.example",
+        "c@ONE.example",
+        "d@two.example",
+        "e@one.example",
+    ] {
+        e.member("dev", a, DeliveryMode::DigestMime);
+    }
+    for s in ["a", "b"] {
+        e.distribute("dev", s, MON);
+    }
+    let c = e.distribute("dev", "c", MON).unwrap();
+    assert_eq!(c.mime_rcpts, 5);
+    let mut stmt = e
+        .conn
+        .prepare(
+            "SELECT domain, n, rcpts, state FROM batches WHERE job_id = ?1 ORDER BY domain, id",
+        )
+        .unwrap();
+    let rows: Vec<(String, i64, String, String)> = stmt
+        .query_map([c.jobs[0]], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (
+                "one.example".into(),
+                2,
+                "a@one.example\nb@one.example".into(),
+                "active".into()
+            ),
+            (
+                "one.example".into(),
+                2,
+                "c@one.example\ne@one.example".into(),
+                "active".into()
+            ),
+            (
+                "two.example".into(),
+                1,
+                "d@two.example".into(),
+                "active".into()
+            ),
+        ]
+    );
+    e.check_invariant();
+}
+
+#[test]
 fn disabled_and_nomail_members_get_no_digest() {
     let mut e = env(&[("dev", DEV)]);
     e.member("dev", "ok@example.org", DeliveryMode::DigestMime);
@@ -881,7 +944,7 @@ fn a_failure_at_any_step_of_closing_leaves_no_partial_issue() {
         "BEFORE UPDATE ON digest_entries",
         "BEFORE INSERT ON messages",
         "BEFORE INSERT ON jobs",
-        "BEFORE INSERT ON job_rcpts",
+        "BEFORE INSERT ON batches",
         "BEFORE INSERT ON digest_jobs",
         "BEFORE DELETE ON digest_leavers",
     ];

@@ -459,15 +459,78 @@ enum Rcpts<'a> {
     Listed(&'a [String]),
 }
 
-const RCPT_CHUNK: usize = 500;
+/// Open per-domain batches kept while streaming recipients (as the fan-out
+/// does) before all are written.
+const MAX_OPEN_DOMAINS: usize = 512;
 
-/// Stores one body, creates its job and adds its recipients (streamed).
-/// Returns (job id, recipients) or None when the group is empty.
+/// Groups recipients by domain into `batches` rows of at most
+/// `relay.max_recipients`, the rows the delivery worker sends a fan-out
+/// from: one SMTP transaction each. Memory is bounded by the open domains.
+struct Batches<'c> {
+    conn: &'c Connection,
+    job_id: i64,
+    max: usize,
+    open: std::collections::HashMap<String, Vec<String>>,
+    now: i64,
+    rcpts: i64,
+}
+
+impl Batches<'_> {
+    fn push(&mut self, address: String) -> Result<(), StoreError> {
+        let domain = address
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase())
+            .unwrap_or_default();
+        if !self.open.contains_key(&domain) && self.open.len() >= MAX_OPEN_DOMAINS {
+            self.flush_all()?;
+        }
+        let v = self.open.entry(domain.clone()).or_default();
+        v.push(address);
+        self.rcpts += 1;
+        if v.len() >= self.max {
+            if let Some(v) = self.open.remove(&domain) {
+                self.write(&domain, &v)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, domain: &str, rcpts: &[String]) -> Result<(), StoreError> {
+        if rcpts.is_empty() {
+            return Ok(());
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT INTO batches(job_id, domain, rcpts, n, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                self.job_id,
+                domain,
+                rcpts.join("\n"),
+                rcpts.len() as i64,
+                self.now
+            ])?;
+        Ok(())
+    }
+
+    fn flush_all(&mut self) -> Result<(), StoreError> {
+        let mut open: Vec<(String, Vec<String>)> = self.open.drain().collect();
+        open.sort();
+        for (d, v) in open {
+            self.write(&d, &v)?;
+        }
+        Ok(())
+    }
+}
+
+/// Stores one body, creates its job and writes its recipients (streamed
+/// from `members`) as batches. Returns (job id, recipients), or None when
+/// the group turned out empty (then nothing is left behind).
 #[allow(clippy::too_many_arguments)]
 fn queue_body(
+    ctx: &Ctx,
     conn: &Connection,
     list: &ListConfig,
-    env_from: &str,
     issue_id: i64,
     format: &str,
     posts: usize,
@@ -475,22 +538,24 @@ fn queue_body(
     rcpts: Rcpts<'_>,
     now: i64,
 ) -> Result<Option<(i64, i64)>, StoreError> {
-    let message_id = store::spool::insert_outbound(conn, env_from, body, now)?;
+    let env_from = ctx.config.list_suffix_address(&list.name, "bounces");
+    let message_id = store::spool::insert_outbound(conn, &env_from, body, now)?;
     let job_id = outbound::create_job_for_message(
         conn,
         Some(&list.name),
         JobKind::Digest,
-        env_from,
+        &env_from,
         list.verp,
         message_id,
         now,
     )?;
-    let mut n: i64 = 0;
-    let mut chunk: Vec<String> = Vec::with_capacity(RCPT_CHUNK);
-    let flush = |chunk: &mut Vec<String>| -> Result<(), StoreError> {
-        outbound::add_rcpts(conn, job_id, chunk.iter().map(String::as_str))?;
-        chunk.clear();
-        Ok(())
+    let mut batches = Batches {
+        conn,
+        job_id,
+        max: ctx.config.relay.max_recipients.max(1),
+        open: std::collections::HashMap::new(),
+        now,
+        rcpts: 0,
     };
     match rcpts {
         Rcpts::Members { mode, lo, hi } => {
@@ -498,30 +563,23 @@ fn queue_body(
                 "SELECT address FROM members
                  WHERE list = ?1 AND mode = ?2 AND disabled = 0
                    AND digest_after >= ?3 AND digest_after < ?4
-                 ORDER BY id",
+                 ORDER BY address_key",
             )?;
             let mut rows = stmt.query(params![list.name, mode.as_str(), lo, hi])?;
             while let Some(r) = rows.next()? {
-                chunk.push(r.get(0)?);
-                n += 1;
-                if chunk.len() >= RCPT_CHUNK {
-                    flush(&mut chunk)?;
-                }
+                batches.push(r.get(0)?)?;
             }
         }
         Rcpts::Listed(addrs) => {
             for a in addrs {
-                chunk.push(a.clone());
-                n += 1;
-                if chunk.len() >= RCPT_CHUNK {
-                    flush(&mut chunk)?;
-                }
+                batches.push(a.clone())?;
             }
         }
     }
-    flush(&mut chunk)?;
+    batches.flush_all()?;
+    let n = batches.rcpts;
     if n == 0 {
-        // Nobody after all: do not leave an empty job or an orphan body.
+        // Nobody after all: leave no empty job and no orphan body.
         conn.execute("DELETE FROM jobs WHERE id = ?1", [job_id])?;
         conn.execute("DELETE FROM messages WHERE id = ?1", [message_id])?;
         return Ok(None);
@@ -627,8 +685,6 @@ pub fn close_issue(
     });
     let header_text = render(ctx, list, &list.digest.header, FALLBACK_HEADER, &data);
     let footer_text = render(ctx, list, &list.digest.footer, FALLBACK_FOOTER, &data);
-    let env_from = ctx.config.list_suffix_address(&list.name, "bounces");
-
     let build = |format: &str, subset: &[item::Item<'_>]| -> Result<Vec<u8>, DigestError> {
         let headers = digest_headers(&ctx.config, list, volume, issue, now);
         let d = text::Digest {
@@ -714,9 +770,9 @@ pub fn close_issue(
             let subset = &items[cut..];
             let body = build(format, subset)?;
             let job = queue_body(
+                ctx,
                 conn,
                 list,
-                &env_from,
                 issue_id,
                 format,
                 subset.len(),
@@ -760,9 +816,9 @@ pub fn close_issue(
             };
             let body = build(format, &items[lo..hi])?;
             let job = queue_body(
+                ctx,
                 conn,
                 list,
-                &env_from,
                 issue_id,
                 format,
                 hi - lo,
