@@ -833,3 +833,53 @@ pub fn close_issue(
     conn.execute("DELETE FROM digest_leavers WHERE list = ?1", [&list.name])?;
     Ok(Some(closed))
 }
+
+/// Longest the digest worker sleeps between two ticks.
+pub const TICK_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The digest worker of the daemon: runs [`tick`] at start, at least every
+/// [`TICK_EVERY`] and right at each list's next scheduled time, until
+/// `shutdown` turns true; wakes the delivery worker when an issue was queued.
+pub async fn run(
+    ctx: Ctx,
+    wakers: crate::pipeline::Wakers,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), StoreError> {
+    let conn = store::open(&ctx.config.db_path())?;
+    let conn = std::sync::Arc::new(std::sync::Mutex::new(conn));
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let (c, ctx2) = (conn.clone(), ctx.clone());
+        let closed = tokio::task::spawn_blocking(move || {
+            let mut guard = c
+                .lock()
+                .map_err(|_| StoreError::Invalid("digest connection poisoned".into()))?;
+            Ok::<_, StoreError>(tick(&ctx2, &mut guard, store::now()))
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("digest task: {e}")))??;
+        if !closed.is_empty() {
+            wakers.delivery.notify_one();
+        }
+        let now = store::now();
+        let next = ctx
+            .config
+            .lists
+            .values()
+            .filter(|l| l.digest.enabled)
+            .filter_map(|l| l.digest.schedule().next_after(now))
+            .min();
+        let wait = match next {
+            Some(t) => {
+                std::time::Duration::from_secs((t - now).clamp(0, 30) as u64 + 1).min(TICK_EVERY)
+            }
+            None => TICK_EVERY,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
