@@ -16,6 +16,9 @@ use std::sync::Arc;
 const DOMAIN: &str = "lists.example.org";
 const NOW: i64 = 1_763_780_000;
 
+/// (id, kind, env_from, bytes, expand_list)
+type JobRow = (i64, String, String, Vec<u8>, Option<String>);
+
 struct Env {
     _dir: tempfile::TempDir,
     ctx: Ctx,
@@ -61,28 +64,50 @@ impl Env {
         pipeline::drain(&self.ctx, &mut self.conn, NOW).unwrap();
     }
 
-    /// Outbound jobs: (kind, env_from, bytes, recipients).
+    /// Outbound jobs: (kind, env_from, bytes, recipients). A post job's
+    /// recipients are what the delivery worker will expand its list into.
     fn jobs(&self) -> Vec<(String, String, Vec<u8>, Vec<String>)> {
         let mut stmt = self
             .conn
-            .prepare("SELECT j.id, j.kind, j.env_from, m.bytes FROM jobs j JOIN messages m ON m.id = j.message_id ORDER BY j.id")
+            .prepare("SELECT j.id, j.kind, j.env_from, m.bytes, j.expand_list FROM jobs j JOIN messages m ON m.id = j.message_id ORDER BY j.id")
             .unwrap();
-        let rows: Vec<(i64, String, String, Vec<u8>)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        let rows: Vec<JobRow> = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
         rows.into_iter()
-            .map(|(id, kind, from, bytes)| {
+            .map(|(id, kind, from, bytes, expand_list)| {
+                let mut rcpts: Vec<String> = match expand_list {
+                    Some(list) => {
+                        let mut v = Vec::new();
+                        listd::delivery::expand(
+                            &self.conn,
+                            &self.ctx.config,
+                            &list,
+                            &listd::delivery::ExpandOptions::default(),
+                            |r| {
+                                v.push(r.address.clone());
+                                true
+                            },
+                        )
+                        .unwrap();
+                        v
+                    }
+                    None => Vec::new(),
+                };
                 let mut s = self
                     .conn
                     .prepare("SELECT rcpt FROM job_rcpts WHERE job_id = ?1 ORDER BY rcpt")
                     .unwrap();
-                let rcpts = s
-                    .query_map([id], |r| r.get(0))
-                    .unwrap()
-                    .collect::<Result<Vec<String>, _>>()
-                    .unwrap();
+                rcpts.extend(
+                    s.query_map([id], |r| r.get::<_, String>(0))
+                        .unwrap()
+                        .collect::<Result<Vec<String>, _>>()
+                        .unwrap(),
+                );
                 (kind, from, bytes, rcpts)
             })
             .collect()
@@ -239,6 +264,61 @@ fn a_held_post_is_stored_with_its_reason() {
 }
 
 #[test]
+fn an_approved_held_post_is_distributed_decorated() {
+    let mut e = env(&[(
+        "mod",
+        "posting: moderated\nsubject_prefix: \"[mod]\"\nowners: [owner@example.org]\n",
+    )]);
+    e.add_member("mod", "bob@example.org", members::DeliveryMode::Each);
+    e.deliver(
+        "ann@example.org",
+        &format!("mod@{DOMAIN}"),
+        &post("ann@example.org", "h2@x", "held then approved"),
+    );
+    assert!(e.jobs().iter().all(|j| j.0 != "post"));
+    let id: i64 = e
+        .conn
+        .query_row("SELECT id FROM held", [], |r| r.get(0))
+        .unwrap();
+    let tx = e.conn.transaction().unwrap();
+    listd::moderation::act(
+        &e.ctx,
+        &tx,
+        id,
+        listd::moderation::Action::Approve,
+        "owner@example.org",
+        None,
+        NOW + 60,
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    let posts: Vec<_> = e.jobs().into_iter().filter(|j| j.0 == "post").collect();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].3, vec!["bob@example.org".to_string()]);
+    let m = MessageParser::default().parse(&posts[0].2).unwrap();
+    assert_eq!(m.subject(), Some("[mod] held then approved"));
+    assert_eq!(
+        e.count("SELECT COUNT(*) FROM archive_index WHERE message_id = 'h2@x'"),
+        1
+    );
+}
+
+#[test]
+fn a_wrong_approved_password_is_held_and_never_distributed() {
+    let mut e = env(&[("dev", "posting: anyone\nowners: [owner@example.org]\n")]);
+    e.add_member("dev", "bob@example.org", members::DeliveryMode::Each);
+    let mut p = b"Approved: guess\r\n".to_vec();
+    p.extend(post("ann@example.org", "ap@x", "sneaky"));
+    e.deliver("ann@example.org", &format!("dev@{DOMAIN}"), &p);
+    assert!(e.jobs().iter().all(|j| j.0 != "post"));
+    let reason: String = e
+        .conn
+        .query_row("SELECT reason FROM held", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(reason, "bad-approved-password");
+}
+
+#[test]
 fn loops_are_discarded() {
     let mut e = env(&[("dev", "posting: anyone\n")]);
     e.add_member("dev", "ann@example.org", members::DeliveryMode::Each);
@@ -273,7 +353,6 @@ fn distribute_is_callable_for_an_approved_post() {
     .unwrap();
     tx.commit().unwrap();
     assert_eq!(d.message_id, "a1@x");
-    assert_eq!(d.recipients, 1);
     assert!(d.archived);
     let tx = e.conn.transaction().unwrap();
     let err =

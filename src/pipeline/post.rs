@@ -58,7 +58,7 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
             };
             let d = distribute(ctx, tx, &lc.name, bytes, msg.now)?;
             tracing::info!(list = %lc.name, %poster, message_id = %d.message_id,
-                recipients = d.recipients, "post accepted and distributed");
+                job = d.job_id, "post accepted and distributed");
         }
         Action::Hold(reason) => {
             remember_message_id(tx, &lc.name, view.message_id.as_deref(), msg.now)?;
@@ -165,10 +165,8 @@ fn remember_message_id(
 pub struct Distributed {
     /// The post's Message-ID (added by decoration if it had none).
     pub message_id: String,
-    /// The outbound job carrying the post.
+    /// The outbound job carrying the post (expanded by the delivery worker).
     pub job_id: i64,
-    /// Recipients queued.
-    pub recipients: usize,
     /// Whether this call added it to the archive (false: archiving is off,
     /// or it was archived before).
     pub archived: bool,
@@ -221,8 +219,10 @@ pub fn distribute(
         false
     };
 
-    let env_from = config.list_suffix_address(&lc.name, "bounces");
-    let (job_id, recipients) = queue_post_fanout(tx, lc, &env_from, &decorated.bytes, now)?;
+    // the body is stored once; the delivery worker expands the membership
+    // (nested lists, dedupe, skip_explicit_recipients) into batches, with the
+    // envelope sender NAME-bounces@domain (VERP per recipient if configured)
+    let job_id = crate::delivery::enqueue_post(tx, config, &lc.name, &decorated.bytes, now)?;
 
     // CALL POINT (digest helper): feed the post to the digest accumulator, e.g.
     // `crate::digest::add_post(ctx, tx, &lc.name, &decorated.bytes, now)?;`
@@ -230,57 +230,9 @@ pub fn distribute(
     Ok(Distributed {
         message_id: decorated.message_id,
         job_id,
-        recipients,
         archived,
         footer: decorated.footer,
     })
-}
-
-/// Queues the decorated post for fan-out to the list's members who take
-/// each post (mode `each`, not disabled), streaming them from SQLite.
-///
-/// INTERIM: the delivery helper's `delivery::enqueue_post` (nested-list
-/// expansion, dedupe, skip_explicit_recipients) replaces this once it is on
-/// main; this queues direct members only.
-fn queue_post_fanout(
-    tx: &Connection,
-    lc: &ListConfig,
-    env_from: &str,
-    bytes: &[u8],
-    now: i64,
-) -> Result<(i64, usize), HandlerError> {
-    let (job_id, _) = outbound::create_job(
-        tx,
-        &NewJob {
-            list: Some(&lc.name),
-            kind: JobKind::Post,
-            env_from,
-            verp: lc.verp,
-            bytes,
-        },
-        now,
-    )?;
-    let mut n = 0;
-    let mut err = None;
-    crate::store::members::for_each(tx, &lc.name, |m| {
-        if m.disabled || m.mode != crate::store::members::DeliveryMode::Each {
-            return true;
-        }
-        match outbound::add_rcpts(tx, job_id, std::iter::once(m.address.as_str())) {
-            Ok(k) => {
-                n += k;
-                true
-            }
-            Err(e) => {
-                err = Some(e);
-                false
-            }
-        }
-    })?;
-    if let Some(e) = err {
-        return Err(e.into());
-    }
-    Ok((job_id, n))
 }
 
 /// Data every post-related template gets.
