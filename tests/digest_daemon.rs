@@ -150,3 +150,150 @@ async fn listd_digest_send_reaches_the_relay_through_a_running_daemon() {
     );
     daemon.shutdown().await;
 }
+
+/// Posts over SMTP: members in `each` mode get every post by itself, digest
+/// members get none of them individually, and the digest that the count
+/// trigger closes holds the posts byte for byte as the others received them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_members_get_the_digest_instead_of_each_post() {
+    let sink = Sink::start();
+    let env = TestEnv::builder()
+        .relay_port(sink.port())
+        .list(
+            "dev",
+            "subject_prefix: \"[dev]\"\nfooter: true\ndigest:\n  max_messages: 2\n  schedule: none\n",
+        )
+        .build();
+    add(&env, "dev", "ann@example.org", DeliveryMode::Each);
+    add(&env, "dev", "dig@example.org", DeliveryMode::DigestMime);
+    add(&env, "dev", "pl@example.org", DeliveryMode::DigestPlain);
+    let daemon = env.start().await;
+    let list = format!("dev@{DOMAIN}");
+    for s in ["first", "second"] {
+        let r = common::send(
+            daemon.smtp_addr(),
+            "ann@example.org",
+            &[&list],
+            &common::message("ann@example.org", &list, s, "hello"),
+        )
+        .await;
+        assert_eq!(r.code, 250, "{r:?}");
+    }
+    daemon.wakers.pipeline.notify_one();
+    assert!(
+        wait_until(Duration::from_secs(30), || sink.transactions().len() >= 4).await,
+        "two posts to ann, one digest each to dig and pl: got {}",
+        sink.transactions().len()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let txs = sink.transactions();
+    let to = |a: &str| -> Vec<&common::sink::Transaction> {
+        txs.iter()
+            .filter(|t| t.rcpts.iter().any(|r| r == a))
+            .collect()
+    };
+    let ann = to("ann@example.org");
+    assert_eq!(ann.len(), 2, "each member gets each post");
+    let dig = to("dig@example.org");
+    let pl = to("pl@example.org");
+    assert_eq!(
+        dig.len(),
+        1,
+        "the digest member gets one digest and no single post"
+    );
+    assert_eq!(pl.len(), 1);
+    let m = MessageParser::default().parse(&dig[0].data).unwrap();
+    assert_eq!(m.subject(), Some("dev Digest, Vol 1, Issue 1"));
+    let PartType::Multipart(ch) = &m.parts[0].body else {
+        panic!()
+    };
+    let PartType::Multipart(parts) = &m.parts[ch[1] as usize].body else {
+        panic!()
+    };
+    assert_eq!(parts.len(), 2);
+    for (id, post) in parts.iter().zip(&ann) {
+        let PartType::Message(inner) = &m.parts[*id as usize].body else {
+            panic!()
+        };
+        assert_eq!(
+            inner.raw_message(),
+            &post.data[..],
+            "the digest holds the post as distributed"
+        );
+    }
+    let p = MessageParser::default().parse(&pl[0].data).unwrap();
+    let body = p.body_text(0).unwrap();
+    assert!(body.contains("1. [dev] first (ann@example.org)"), "{body}");
+    assert!(body.contains("2. [dev] second (ann@example.org)"), "{body}");
+    daemon.shutdown().await;
+}
+
+/// A post held for moderation is not in the digest; approving it
+/// distributes it, and only then does it enter the digest.
+#[test]
+fn held_posts_enter_the_digest_once_approved() {
+    let env = TestEnv::builder()
+        .list("dev", "digest:\n  max_messages: 10\n  schedule: none\n")
+        .build();
+    add(&env, "dev", "ann@example.org", DeliveryMode::Each);
+    add(&env, "dev", "dig@example.org", DeliveryMode::DigestMime);
+    let now = store::now();
+    let list = format!("dev@{DOMAIN}");
+    {
+        let conn = env.store();
+        let envelope = store::spool::Envelope {
+            mail_from: "stranger@example.net".into(),
+            rcpts: vec![(
+                list.clone(),
+                listd::routing::Route::Post { list: "dev".into() },
+            )],
+            client_ip: Some("127.0.0.1".into()),
+            helo: "test".into(),
+            protocol: "ESMTP".into(),
+        };
+        let bytes = common::message("stranger@example.net", &list, "from outside", "hi");
+        store::spool::insert_inbound(&conn, &envelope, bytes.as_bytes(), now).unwrap();
+    }
+    assert_eq!(env.drain_at(now), 1);
+    assert_eq!(
+        env.count("held", "state = 'held'"),
+        1,
+        "a non-member's post is held"
+    );
+    assert_eq!(
+        digest::pending(&env.store(), "dev").unwrap().posts,
+        0,
+        "held posts are not in the digest"
+    );
+    let held_id: i64 = env
+        .store()
+        .query_row("SELECT id FROM held", [], |r| r.get(0))
+        .unwrap();
+    let ctx = env.ctx();
+    let mut conn = env.store();
+    let tx = conn.transaction().unwrap();
+    let out = listd::moderation::act(
+        &ctx,
+        &tx,
+        held_id,
+        listd::moderation::Action::Approve,
+        "owner@example.org",
+        None,
+        now + 60,
+    )
+    .unwrap();
+    assert!(
+        matches!(out, listd::moderation::Outcome::Done(_)),
+        "{out:?}"
+    );
+    tx.commit().unwrap();
+    assert_eq!(
+        digest::pending(&env.store(), "dev").unwrap().posts,
+        1,
+        "approved: now in the digest"
+    );
+    let c = digest::send_now(&ctx, &mut conn, "dev", now + 120)
+        .unwrap()
+        .unwrap();
+    assert_eq!((c.posts, c.mime_rcpts), (1, 1));
+}

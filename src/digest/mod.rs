@@ -2,7 +2,8 @@
 //! mode, sent as a MIME digest (RFC 2046 §5.1.5) to `digest_mime` members
 //! and a plain RFC 1153 digest to `digest_plain` members.
 //!
-//! - [`accumulate`] is called by `pipeline::post::distribute`, inside the
+//! - [`accumulate`] (through [`accumulate_job`]) is called by
+//!   `pipeline::post::distribute`, inside the
 //!   post's transaction, for every post distributed while the list's digests
 //!   are enabled: it records a `digest_entries` row pointing at the stored,
 //!   as-distributed bytes, and closes the issue there and then when the count
@@ -231,6 +232,31 @@ pub fn accumulate(
             tracing::error!(list = %list.name, error = %e, "closing the digest issue failed; the posts stay pending");
             Ok(None)
         }
+    }
+}
+
+/// [`accumulate`] for a post whose as-distributed bytes are the body of the
+/// outbound job `job_id` (the post's fan-out job), so they are stored once.
+pub fn accumulate_job(
+    ctx: &Ctx,
+    tx: &Connection,
+    list: &ListConfig,
+    job_id: i64,
+    now: i64,
+) -> Result<Option<Closed>, StoreError> {
+    if !list.digest.enabled {
+        return Ok(None);
+    }
+    let message_id: Option<i64> = tx
+        .prepare_cached("SELECT message_id FROM jobs WHERE id = ?1")?
+        .query_row([job_id], |r| r.get(0))
+        .optional()?;
+    match message_id {
+        Some(id) => accumulate(ctx, tx, list, id, now),
+        None => Err(StoreError::Invalid(format!(
+            "digest: post job {job_id} of list `{}` does not exist",
+            list.name
+        ))),
     }
 }
 

@@ -224,8 +224,8 @@ pub fn distribute(
     // envelope sender NAME-bounces@domain (VERP per recipient if configured)
     let job_id = crate::delivery::enqueue_post(tx, config, &lc.name, &decorated.bytes, now)?;
 
-    // CALL POINT (digest helper): feed the post to the digest accumulator, e.g.
-    // `crate::digest::add_post(ctx, tx, &lc.name, &decorated.bytes, now)?;`
+    // The digest keeps the post as distributed: the fan-out job's stored copy.
+    crate::digest::accumulate_job(ctx, tx, lc, job_id, now)?;
 
     Ok(Distributed {
         message_id: decorated.message_id,
