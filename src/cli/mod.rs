@@ -7,6 +7,7 @@ mod digest;
 mod held;
 mod members;
 mod queue;
+mod requests;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -52,6 +53,8 @@ pub enum Command {
         #[command(subcommand)]
         cmd: digest::DigestCmd,
     },
+    /// Subscription requests waiting for an owner: list them, or approve|reject|discard ID.
+    Requests(requests::RequestsArgs),
 }
 
 /// An error a subcommand reports; printed as `listd: ...` with exit code 1.
@@ -77,6 +80,7 @@ pub fn main() -> i32 {
         Command::HashPassword => held::hash_password(),
         Command::Queue { action } => queue::run(&path, action),
         Command::Digest { cmd } => digest::run(&path, cmd),
+        Command::Requests(a) => requests::run(&path, a),
     };
     match result {
         Ok(()) => 0,

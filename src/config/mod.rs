@@ -181,6 +181,10 @@ pub struct RobotConfig {
     pub max_bad_lines: u32,
     /// Command mails larger than this are answered with a refusal, not parsed.
     pub max_command_mail_size: u64,
+    /// Envelope sender of site-wide robot mail (replies from `majordomo@`
+    /// that concern no one list); "" sends them with the null sender `<>`.
+    /// Mail about a list always uses `NAME-bounces@`.
+    pub bounce_address: String,
 }
 
 impl Default for RobotConfig {
@@ -190,6 +194,7 @@ impl Default for RobotConfig {
             token_expiry_days: 7,
             max_bad_lines: 25,
             max_command_mail_size: 256 * 1024,
+            bounce_address: String::new(),
         }
     }
 }
@@ -392,6 +397,18 @@ fn validate_global(path: &Path, text: &str, raw: &RawConfig, errors: &mut Vec<Co
                 path,
                 at(&format!("{key}:")),
                 format!("{key} must be greater than 0"),
+            ));
+        }
+    }
+    if !raw.robot.bounce_address.is_empty() {
+        if let Err(e) = Address::parse(&raw.robot.bounce_address) {
+            errors.push(ConfigError::new(
+                path,
+                at("bounce_address"),
+                format!(
+                    "robot.bounce_address `{}` is not a valid address: {e} (leave it out for the null sender)",
+                    raw.robot.bounce_address
+                ),
             ));
         }
     }

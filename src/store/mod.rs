@@ -43,6 +43,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "post_archive",
         include_str!("migrations/0003_post_archive.sql"),
     ),
+    (4, "commands", include_str!("migrations/0004_commands.sql")),
     (
         5,
         "moderation",

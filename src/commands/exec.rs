@@ -1,0 +1,839 @@
+//! Executing one command: the subscription policies, confirmations, owner
+//! approvals, `who` / `which` / `info` / `lists` / `set` / `help`.
+//!
+//! Each command returns the text echoed under it in the results reply, and
+//! pushes any other mail it causes (confirmation requests, welcome, goodbye,
+//! owner notices) onto the session as `Mail` values; nothing is sent here.
+//!
+//! Trusts the sender identity only as far as mail allows: anything that
+//! changes a membership on behalf of an address other than the sender needs
+//! a confirmation from that address, answers never reveal whether a third
+//! party is a member, and a membership listing is shown only under the
+//! list's `who` policy.
+
+use std::collections::VecDeque;
+
+use rusqlite::{Connection, Transaction};
+use serde_json::json;
+
+use super::parse::{CommandLine, Verb};
+use super::requests::{self, Decision};
+use super::tokens::{self, Action, Lookup};
+use super::{robot_address, site_robot, template_data, Identity, Mail, To};
+use crate::address::Address;
+use crate::config::{Access, Config, ListConfig, SubscriptionPolicy, UnsubscribePolicy};
+use crate::pipeline::{Ctx, HandlerError, Inbound};
+use crate::store::members::{self, DeliveryMode};
+use crate::store::outbound::JobKind;
+
+/// Most addresses listed by one `who` reply.
+pub const WHO_MAX: usize = 5000;
+
+/// The state one command mail's commands run in.
+pub struct Session<'a> {
+    pub ctx: &'a Ctx,
+    /// The handler's transaction (moderation needs it as such).
+    pub tx: &'a Transaction<'a>,
+    pub conn: &'a Connection,
+    pub msg: &'a Inbound,
+    pub sender: Identity,
+    /// The list implied by the address the mail came to (`NAME-request@` ...).
+    pub route_list: Option<String>,
+    pub now: i64,
+    /// Mail caused by the commands so far (the results reply is not here).
+    pub mails: Vec<Mail>,
+    /// Confirmations already sent by this mail: (list, action, address key).
+    confirmations: Vec<(String, &'static str, String)>,
+}
+
+type Res = Result<String, HandlerError>;
+
+fn words(args: &VecDeque<String>) -> String {
+    args.iter().cloned().collect::<Vec<_>>().join(" ")
+}
+
+/// Parses the address part of `subscribe LIST ADDRESS`: `addr`, `<addr>` or
+/// `Name <addr>`. Addresses at our own domain are refused (they are lists or
+/// the robot's own addresses; owners nest lists on the server).
+pub fn parse_target(config: &Config, rest: &str) -> Result<(Address, Option<String>), String> {
+    let rest = rest.trim();
+    let (addr, name) = match (rest.rfind('<'), rest.rfind('>')) {
+        (Some(lt), Some(gt)) if lt < gt => {
+            let name = rest[..lt].trim().trim_matches('"').trim();
+            (
+                &rest[lt + 1..gt],
+                (!name.is_empty()).then(|| name.to_string()),
+            )
+        }
+        _ => (rest, None),
+    };
+    let a = Address::parse(addr).map_err(|e| format!("`{addr}` is not a valid address: {e}."))?;
+    if a.domain().eq_ignore_ascii_case(&config.domain) {
+        return Err(format!(
+            "`{a}` is an address of this list server; it cannot be subscribed by mail."
+        ));
+    }
+    Ok((a, name))
+}
+
+/// Subscribes `addr` now: the welcome goes to it, and a notice to the owners
+/// when the list asks for one. Returns false if it was already a member.
+pub fn add_member(
+    ctx: &Ctx,
+    conn: &Connection,
+    list: &ListConfig,
+    addr: &Address,
+    name: Option<&str>,
+    now: i64,
+    mails: &mut Vec<Mail>,
+) -> Result<bool, HandlerError> {
+    if !members::add(conn, &list.name, addr, name, DeliveryMode::Each, now)? {
+        return Ok(false);
+    }
+    tracing::info!(list = %list.name, address = %addr, "member added");
+    let config = &ctx.config;
+    mails.push(Mail {
+        to: To::One(addr.to_string()),
+        list: Some(list.name.clone()),
+        template: "welcome",
+        default_subject: format!("Welcome to the {} mailing list", list.name),
+        data: template_data(config, Some(list), json!({"address": addr.to_string()})),
+        kind: JobKind::Reply,
+        reply_to: None,
+        answers_command: false,
+        limited: true,
+    });
+    owner_notice(ctx, list, addr, true, mails);
+    Ok(true)
+}
+
+/// Unsubscribes `addr` now: the goodbye goes to it, and a notice to the
+/// owners when the list asks for one. Returns false if it was not a member.
+pub fn remove_member(
+    ctx: &Ctx,
+    conn: &Connection,
+    list: &ListConfig,
+    addr: &Address,
+    mails: &mut Vec<Mail>,
+) -> Result<bool, HandlerError> {
+    if !members::remove(conn, &list.name, addr)? {
+        return Ok(false);
+    }
+    tracing::info!(list = %list.name, address = %addr, "member removed");
+    mails.push(Mail {
+        to: To::One(addr.to_string()),
+        list: Some(list.name.clone()),
+        template: "goodbye",
+        default_subject: format!("You have left the {} mailing list", list.name),
+        data: template_data(
+            &ctx.config,
+            Some(list),
+            json!({"address": addr.to_string()}),
+        ),
+        kind: JobKind::Reply,
+        reply_to: None,
+        answers_command: false,
+        limited: true,
+    });
+    owner_notice(ctx, list, addr, false, mails);
+    Ok(true)
+}
+
+fn owner_notice(ctx: &Ctx, list: &ListConfig, addr: &Address, joined: bool, mails: &mut Vec<Mail>) {
+    if !list.notify_owners || list.owners.is_empty() {
+        return;
+    }
+    mails.push(Mail {
+        to: To::Owners(list.owners.clone()),
+        list: Some(list.name.clone()),
+        template: "owner-notice",
+        default_subject: format!(
+            "{addr} has {} {}",
+            if joined { "joined" } else { "left" },
+            list.name
+        ),
+        data: template_data(
+            &ctx.config,
+            Some(list),
+            json!({"address": addr.to_string(), "subscribed": joined,
+                   "event": if joined { "subscribe" } else { "unsubscribe" }}),
+        ),
+        kind: JobKind::Notice,
+        reply_to: None,
+        answers_command: false,
+        limited: false,
+    });
+}
+
+/// Records a request for the owners and mails them an approval token.
+/// Returns the text for whoever asked.
+#[allow(clippy::too_many_arguments)]
+pub fn request_approval(
+    ctx: &Ctx,
+    conn: &Connection,
+    list: &ListConfig,
+    addr: &Address,
+    name: Option<&str>,
+    requested_by: &str,
+    confirmed: bool,
+    now: i64,
+    mails: &mut Vec<Mail>,
+) -> Res {
+    if requests::pending_for(conn, &list.name, addr)?.is_some() {
+        return Ok(format!(
+            "A request to subscribe {addr} to {} is already waiting for the owners' approval.",
+            list.name
+        ));
+    }
+    let id = requests::create(conn, &list.name, addr, name, requested_by, now)?;
+    let config = &ctx.config;
+    let token = tokens::issue(
+        conn,
+        &tokens::NewToken {
+            list: &list.name,
+            action: Action::Approve,
+            address: addr,
+            name,
+            requested_by,
+            request_id: Some(id),
+        },
+        config.robot.token_expiry_days,
+        now,
+    )?;
+    if list.owners.is_empty() {
+        tracing::warn!(list = %list.name, request = id, "subscription request waits for approval, but the list has no owners to ask; see `listd requests`");
+    }
+    mails.push(Mail {
+        to: To::Owners(list.owners.clone()),
+        list: Some(list.name.clone()),
+        template: "owner-approval",
+        default_subject: format!("approve {token}"),
+        data: template_data(
+            config,
+            Some(list),
+            json!({"address": addr.to_string(), "name": name, "requester": requested_by,
+                   "token": token, "request_id": id, "confirmed": confirmed}),
+        ),
+        kind: JobKind::Notice,
+        reply_to: None,
+        answers_command: false,
+        limited: false,
+    });
+    Ok(format!(
+        "Your request to subscribe {addr} to {} has been sent to the list owners for approval. You will get a message when they decide.",
+        list.name
+    ))
+}
+
+impl<'a> Session<'a> {
+    pub fn new(
+        ctx: &'a Ctx,
+        tx: &'a Transaction<'a>,
+        msg: &'a Inbound,
+        sender: Identity,
+        route_list: Option<String>,
+        now: i64,
+    ) -> Session<'a> {
+        Session {
+            ctx,
+            tx,
+            conn: tx,
+            msg,
+            sender,
+            route_list,
+            now,
+            mails: Vec::new(),
+            confirmations: Vec::new(),
+        }
+    }
+
+    fn robot(&self) -> String {
+        robot_address(&self.ctx.config, self.route_list.as_deref())
+    }
+
+    fn is_owner(&self, list: &ListConfig) -> bool {
+        list.is_owner(&self.sender.address.to_string())
+    }
+
+    fn is_member(&self, list: &ListConfig) -> Result<bool, HandlerError> {
+        Ok(members::get(self.conn, &list.name, &self.sender.address)?.is_some())
+    }
+
+    /// Runs one command line; returns the text for the results reply.
+    pub fn run(&mut self, cmd: &CommandLine) -> Res {
+        let Some(verb) = cmd.verb else {
+            return Ok(format!(
+                "Unknown command. Send `help` to {} for the commands this robot knows.",
+                self.robot()
+            ));
+        };
+        let mut args: VecDeque<String> = cmd.args.iter().cloned().collect();
+        match verb {
+            Verb::Subscribe => self.subscribe(args),
+            Verb::Unsubscribe => self.unsubscribe(args),
+            Verb::Confirm => self.confirm(args),
+            Verb::Help => self.help(),
+            Verb::Lists => self.lists(),
+            Verb::Info => self.info(args),
+            Verb::Who => self.who(args),
+            Verb::Which => self.which(),
+            Verb::Set => self.set(args),
+            Verb::Approve => self.decide(verb, &mut args, Decision::Approve),
+            Verb::Reject => {
+                let reason = words(&args.iter().skip(1).cloned().collect());
+                self.decide(
+                    verb,
+                    &mut args,
+                    Decision::Reject((!reason.is_empty()).then_some(reason)),
+                )
+            }
+            Verb::Discard => self.decide(verb, &mut args, Decision::Discard),
+            Verb::Accept | Verb::Ban => {
+                let Some(token) = args.pop_front() else {
+                    return Ok(format!(
+                        "Write the token after the command: `{} TOKEN`.",
+                        verb.name()
+                    ));
+                };
+                self.moderation_command(verb, &token, &words(&args))
+            }
+            Verb::End => Ok(String::new()),
+        }
+    }
+
+    /// Takes the list a command names. On `NAME-request@` the list is
+    /// implied and may be left out; on `majordomo@` it must be given.
+    fn list_arg<'c>(
+        &self,
+        config: &'c Config,
+        verb: &str,
+        args: &mut VecDeque<String>,
+    ) -> Result<&'c ListConfig, String> {
+        match &self.route_list {
+            Some(name) => {
+                let here = config
+                    .list(name)
+                    .ok_or_else(|| format!("The list {name} no longer exists."))?;
+                if let Some(first) = args.front() {
+                    if !first.contains('@') && !first.contains('<') {
+                        let lc = first.to_ascii_lowercase();
+                        if lc == here.name {
+                            args.pop_front();
+                        } else if config.list(&lc).is_some() {
+                            return Err(format!(
+                                "This address only handles the {} list. Send commands for {lc} to {}.",
+                                here.name,
+                                config.list_suffix_address(&lc, "request")
+                            ));
+                        }
+                    }
+                }
+                Ok(here)
+            }
+            None => {
+                let robot = site_robot(config);
+                let Some(first) = args.pop_front() else {
+                    return Err(format!(
+                        "Name the list: `{verb} LIST`. Send `lists` to {robot} for the lists here."
+                    ));
+                };
+                if first.contains('@') {
+                    return Err(format!(
+                        "Name the list first: `{verb} LIST ...`. Send `lists` to {robot} for the lists here."
+                    ));
+                }
+                config.list(&first).ok_or_else(|| {
+                    format!(
+                        "There is no list named `{first}` here. Send `lists` to {robot} for the lists."
+                    )
+                })
+            }
+        }
+    }
+
+    /// The address a subscribe/unsubscribe is for: the sender, or the one
+    /// named. Returns (address, name, whether it is someone else).
+    fn target(
+        &self,
+        config: &Config,
+        args: &VecDeque<String>,
+    ) -> Result<(Address, Option<String>, bool), String> {
+        let rest = words(args);
+        if rest.is_empty() {
+            return Ok((self.sender.address.clone(), self.sender.name.clone(), false));
+        }
+        let (a, name) = parse_target(config, &rest)?;
+        let third = a.key() != self.sender.address.key();
+        let name = name.or_else(|| (!third).then(|| self.sender.name.clone()).flatten());
+        Ok((a, name, third))
+    }
+
+    fn confirmation(
+        &mut self,
+        list: &ListConfig,
+        action: Action,
+        addr: &Address,
+        name: Option<&str>,
+        third: bool,
+    ) -> Result<(), HandlerError> {
+        let key = (list.name.clone(), action.as_str(), addr.key());
+        if self.confirmations.contains(&key) {
+            // the same request twice in one mail: one confirmation
+            return Ok(());
+        }
+        self.confirmations.push(key);
+        let config = self.ctx.config.clone();
+        let requested_by = self.sender.address.to_string();
+        let token = tokens::issue(
+            self.conn,
+            &tokens::NewToken {
+                list: &list.name,
+                action,
+                address: addr,
+                name,
+                requested_by: &requested_by,
+                request_id: None,
+            },
+            config.robot.token_expiry_days,
+            self.now,
+        )?;
+        let confirm_address = format!("{}-confirm+{token}@{}", list.name, config.domain);
+        let template = match action {
+            Action::Subscribe => "confirm-subscribe",
+            _ => "confirm-unsubscribe",
+        };
+        self.mails.push(Mail {
+            to: To::One(addr.to_string()),
+            list: Some(list.name.clone()),
+            template,
+            default_subject: format!("confirm {token}"),
+            data: template_data(
+                &config,
+                Some(list),
+                json!({"address": addr.to_string(), "token": token,
+                       "confirm_address": confirm_address, "requester": requested_by,
+                       "third_party": third, "action": action.as_str()}),
+            ),
+            kind: JobKind::Reply,
+            reply_to: Some(confirm_address),
+            // only the address's own command mail is answered in-thread
+            answers_command: !third,
+            limited: true,
+        });
+        Ok(())
+    }
+
+    fn subscribe(&mut self, mut args: VecDeque<String>) -> Res {
+        let config = self.ctx.config.clone();
+        let list = match self.list_arg(&config, "subscribe", &mut args) {
+            Ok(l) => l,
+            Err(e) => return Ok(e),
+        };
+        let (addr, name, third) = match self.target(&config, &args) {
+            Ok(t) => t,
+            Err(e) => return Ok(e),
+        };
+        let third_party_text = || {
+            format!(
+                "A confirmation request has been sent to {addr}. Nothing changes unless that address confirms it."
+            )
+        };
+        if list.subscription == SubscriptionPolicy::Closed {
+            return Ok(format!(
+                "The {} list is closed: its owners add members themselves. Write to {} if you would like to join.",
+                list.name,
+                config.list_suffix_address(&list.name, "owner")
+            ));
+        }
+        if members::get(self.conn, &list.name, &addr)?.is_some() {
+            return Ok(if third {
+                third_party_text()
+            } else {
+                format!("You are already subscribed to {} as {addr}.", list.name)
+            });
+        }
+        if !third && requests::pending_for(self.conn, &list.name, &addr)?.is_some() {
+            return Ok(format!(
+                "Your request to subscribe {addr} to {} is already waiting for the owners' approval.",
+                list.name
+            ));
+        }
+        let needs_confirmation = third
+            || matches!(
+                list.subscription,
+                SubscriptionPolicy::Confirm | SubscriptionPolicy::ConfirmThenApprove
+            );
+        if needs_confirmation {
+            self.confirmation(list, Action::Subscribe, &addr, name.as_deref(), third)?;
+            return Ok(if third {
+                third_party_text()
+            } else {
+                format!(
+                    "A confirmation request has been sent to {addr}. Reply to it, or send the `confirm` line it contains, to complete your subscription to {}. It expires in {} days.",
+                    list.name, config.robot.token_expiry_days
+                )
+            });
+        }
+        let requested_by = self.sender.address.to_string();
+        if list.subscription == SubscriptionPolicy::Approve {
+            return request_approval(
+                self.ctx,
+                self.conn,
+                list,
+                &addr,
+                name.as_deref(),
+                &requested_by,
+                false,
+                self.now,
+                &mut self.mails,
+            );
+        }
+        add_member(
+            self.ctx,
+            self.conn,
+            list,
+            &addr,
+            name.as_deref(),
+            self.now,
+            &mut self.mails,
+        )?;
+        Ok(format!("{addr} is now subscribed to {}.", list.name))
+    }
+
+    fn unsubscribe(&mut self, mut args: VecDeque<String>) -> Res {
+        let config = self.ctx.config.clone();
+        let list = match self.list_arg(&config, "unsubscribe", &mut args) {
+            Ok(l) => l,
+            Err(e) => return Ok(e),
+        };
+        let (addr, _name, third) = match self.target(&config, &args) {
+            Ok(t) => t,
+            Err(e) => return Ok(e),
+        };
+        let third_party_text = format!(
+            "If {addr} is subscribed to {}, a confirmation request has been sent to that address. Nothing changes unless it confirms.",
+            list.name
+        );
+        if members::get(self.conn, &list.name, &addr)?.is_none() {
+            return Ok(if third {
+                third_party_text
+            } else {
+                format!(
+                    "{addr} is not subscribed to {}. If you are subscribed under another address, send the command from that address, or write `unsubscribe {} ADDRESS`.",
+                    list.name, list.name
+                )
+            });
+        }
+        if third || list.unsubscription == UnsubscribePolicy::Confirm {
+            self.confirmation(list, Action::Unsubscribe, &addr, None, third)?;
+            return Ok(if third {
+                third_party_text
+            } else {
+                format!(
+                    "A confirmation request has been sent to {addr}. Reply to it, or send the `confirm` line it contains, to leave {}.",
+                    list.name
+                )
+            });
+        }
+        remove_member(self.ctx, self.conn, list, &addr, &mut self.mails)?;
+        Ok(format!("{addr} has been unsubscribed from {}.", list.name))
+    }
+
+    fn confirm(&mut self, mut args: VecDeque<String>) -> Res {
+        let Some(token) = args.pop_front() else {
+            return Ok("Write the token after the command: `confirm TOKEN`.".into());
+        };
+        let lookup = tokens::redeem(
+            self.conn,
+            &token,
+            self.route_list.as_deref(),
+            &[Action::Subscribe, Action::Unsubscribe],
+            self.now,
+        )?;
+        let row = match lookup {
+            Lookup::Valid(row) => row,
+            Lookup::Expired(row) => {
+                return Ok(format!(
+                    "This confirmation has expired (confirmations are valid for {} days). Send `{} {}` to {} for a new one.",
+                    self.ctx.config.robot.token_expiry_days,
+                    row.action.as_str(),
+                    row.list,
+                    site_robot(&self.ctx.config)
+                ))
+            }
+            Lookup::AlreadyUsed(_) => {
+                return Ok("This confirmation was already used; there is nothing more to do.".into())
+            }
+            Lookup::Unknown => {
+                return Ok(format!(
+                    "No request is waiting for this confirmation token. Check that you copied the whole token ({} letters and digits).",
+                    tokens::TOKEN_LEN
+                ))
+            }
+        };
+        let config = self.ctx.config.clone();
+        let Some(list) = config.list(&row.list) else {
+            return Ok(format!("The list {} no longer exists.", row.list));
+        };
+        let addr = Address::parse(&row.address).map_err(|e| {
+            HandlerError::Corrupt(format!("stored token address `{}`: {e}", row.address))
+        })?;
+        match row.action {
+            Action::Subscribe => {
+                if list.subscription == SubscriptionPolicy::Closed {
+                    return Ok(format!(
+                        "The {} list has been closed since you asked; its owners add members themselves.",
+                        list.name
+                    ));
+                }
+                if matches!(
+                    list.subscription,
+                    SubscriptionPolicy::Approve | SubscriptionPolicy::ConfirmThenApprove
+                ) {
+                    let text = request_approval(
+                        self.ctx,
+                        self.conn,
+                        list,
+                        &addr,
+                        row.name.as_deref(),
+                        &row.requested_by,
+                        true,
+                        self.now,
+                        &mut self.mails,
+                    )?;
+                    return Ok(format!("Thank you for confirming. {text}"));
+                }
+                if add_member(
+                    self.ctx,
+                    self.conn,
+                    list,
+                    &addr,
+                    row.name.as_deref(),
+                    self.now,
+                    &mut self.mails,
+                )? {
+                    Ok(format!(
+                        "Confirmed: {addr} is now subscribed to {}.",
+                        list.name
+                    ))
+                } else {
+                    Ok(format!("{addr} is already subscribed to {}.", list.name))
+                }
+            }
+            Action::Unsubscribe => {
+                if remove_member(self.ctx, self.conn, list, &addr, &mut self.mails)? {
+                    Ok(format!(
+                        "Confirmed: {addr} has been unsubscribed from {}.",
+                        list.name
+                    ))
+                } else {
+                    Ok(format!("{addr} was not subscribed to {}.", list.name))
+                }
+            }
+            Action::Approve => Ok("This token is not a confirmation.".into()),
+        }
+    }
+
+    fn help(&mut self) -> Res {
+        let config = self.ctx.config.clone();
+        let list = self.route_list.as_deref().and_then(|l| config.list(l));
+        let data = template_data(
+            &config,
+            list,
+            json!({"address": self.sender.address.to_string()}),
+        );
+        Ok(self
+            .ctx
+            .templates
+            .render(self.route_list.as_deref(), "help", &data)?)
+    }
+
+    fn lists(&mut self) -> Res {
+        let config = &self.ctx.config;
+        let mut out = String::new();
+        for l in config.lists.values().filter(|l| l.advertised) {
+            out.push_str(&l.name);
+            if !l.description.trim().is_empty() {
+                out.push_str(&format!(": {}", l.description.trim()));
+            }
+            out.push_str(&format!(
+                "\n    post to {}, commands to {}\n",
+                config.list_address(&l.name),
+                config.list_suffix_address(&l.name, "request")
+            ));
+        }
+        if out.is_empty() {
+            out = "No lists are advertised here.".into();
+        }
+        Ok(out)
+    }
+
+    fn info(&mut self, mut args: VecDeque<String>) -> Res {
+        let config = self.ctx.config.clone();
+        let list = match self.list_arg(&config, "info", &mut args) {
+            Ok(l) => l,
+            Err(e) => return Ok(e),
+        };
+        if !list.advertised
+            && self.route_list.is_none()
+            && !self.is_owner(list)
+            && !self.is_member(list)?
+        {
+            return Ok(format!(
+                "There is no list named `{}` here. Send `lists` to {} for the lists.",
+                list.name,
+                site_robot(&config)
+            ));
+        }
+        let data = template_data(
+            &config,
+            Some(list),
+            json!({"address": self.sender.address.to_string()}),
+        );
+        Ok(self.ctx.templates.render(Some(&list.name), "info", &data)?)
+    }
+
+    fn who(&mut self, mut args: VecDeque<String>) -> Res {
+        let config = self.ctx.config.clone();
+        let list = match self.list_arg(&config, "who", &mut args) {
+            Ok(l) => l,
+            Err(e) => return Ok(e),
+        };
+        // "trusted" means trusted networks for EXPN; by mail there is no
+        // network to trust, so it is read as owners-only.
+        let allowed = match list.who {
+            Access::Anyone => true,
+            Access::Members => self.is_owner(list) || self.is_member(list)?,
+            Access::Owners | Access::Trusted => self.is_owner(list),
+            Access::Nobody => false,
+        };
+        if !allowed {
+            tracing::info!(list = %list.name, sender = %self.sender.address, "who refused by policy");
+            return Ok(format!(
+                "The membership of {} is not available to you.",
+                list.name
+            ));
+        }
+        let total = members::count(self.conn, &list.name)?;
+        let mut out = format!(
+            "{} has {total} member{}:\n",
+            list.name,
+            if total == 1 { "" } else { "s" }
+        );
+        let mut shown = 0usize;
+        members::for_each(self.conn, &list.name, |m| {
+            out.push_str("  ");
+            out.push_str(&m.address);
+            out.push('\n');
+            shown += 1;
+            shown < WHO_MAX
+        })?;
+        if (shown as i64) < total {
+            out.push_str(&format!(
+                "  ... and {} more (ask the site admin for the full list)\n",
+                total - shown as i64
+            ));
+        }
+        Ok(out)
+    }
+
+    fn which(&mut self) -> Res {
+        let lists = members::lists_of(self.conn, &self.sender.address)?;
+        if lists.is_empty() {
+            return Ok(format!(
+                "{} is not subscribed to any list here.",
+                self.sender.address
+            ));
+        }
+        let mut out = format!("{} is subscribed to:\n", self.sender.address);
+        for l in lists {
+            out.push_str(&format!("  {l}\n"));
+        }
+        Ok(out)
+    }
+
+    fn set(&mut self, mut args: VecDeque<String>) -> Res {
+        let config = self.ctx.config.clone();
+        let list = match self.list_arg(&config, "set", &mut args) {
+            Ok(l) => l,
+            Err(e) => return Ok(e),
+        };
+        let modes = "each (or mail), digest (or mime), plain, nomail";
+        let Some(word) = args.pop_front() else {
+            return Ok(format!(
+                "Write the mode: `set {} MODE`, with MODE one of {modes}.",
+                list.name
+            ));
+        };
+        let Some(mode) = DeliveryMode::parse(&word) else {
+            return Ok(format!("Unknown mode `{word}`. The modes are {modes}."));
+        };
+        if mode.is_digest() && !list.digest.enabled {
+            return Ok(format!("The {} list has no digest.", list.name));
+        }
+        if !members::set_mode(self.conn, &list.name, &self.sender.address, mode)? {
+            return Ok(format!(
+                "{} is not subscribed to {}.",
+                self.sender.address, list.name
+            ));
+        }
+        let what = match mode {
+            DeliveryMode::Each => "each post as it is sent",
+            DeliveryMode::DigestMime => "the MIME digest",
+            DeliveryMode::DigestPlain => "the plain-text digest",
+            DeliveryMode::NoMail => "no mail (you stay subscribed)",
+        };
+        Ok(format!(
+            "{} now gets {what} from {}.",
+            self.sender.address, list.name
+        ))
+    }
+
+    fn decide(&mut self, verb: Verb, args: &mut VecDeque<String>, decision: Decision) -> Res {
+        let Some(token) = args.pop_front() else {
+            return Ok(format!(
+                "Write the token after the command: `{} TOKEN`.",
+                verb.name()
+            ));
+        };
+        let lookup = tokens::redeem(
+            self.conn,
+            &token,
+            self.route_list.as_deref(),
+            &[Action::Approve],
+            self.now,
+        )?;
+        let by = self.sender.address.to_string();
+        match lookup {
+            Lookup::Valid(row) => {
+                let Some(id) = row.request_id else {
+                    return Ok("This token belongs to no request.".into());
+                };
+                match requests::decide(
+                    self.ctx,
+                    self.conn,
+                    id,
+                    &decision,
+                    &by,
+                    self.now,
+                    &mut self.mails,
+                )? {
+                    Ok(text) | Err(text) => Ok(text),
+                }
+            }
+            Lookup::Expired(row) => Ok(format!(
+                "This approval token has expired. The request is still waiting: decide it on the server with `listd requests {}`.",
+                row.list
+            )),
+            Lookup::AlreadyUsed(_) => Ok("This request was already decided.".into()),
+            Lookup::Unknown => self.moderation_command(verb, &token, &words(args)),
+        }
+    }
+
+    /// THE single call point into moderation, for `approve|reject|discard
+    /// TOKEN` whose token is not a subscription request, and for
+    /// `accept|ban TOKEN`: held posts (`crate::moderation::command`).
+    fn moderation_command(&mut self, verb: Verb, token: &str, rest: &str) -> Res {
+        crate::moderation::command(self.ctx, self.tx, self.msg, verb.name(), token, rest)
+    }
+}

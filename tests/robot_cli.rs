@@ -1,0 +1,123 @@
+//! `listd requests`: the real binary against a store the robot filled.
+
+mod robot_support;
+
+use robot_support::*;
+use std::process::{Command, Output};
+
+const REQ: &str = "dev-request@lists.example.org";
+const APPROVE: &str = "owners: [owner@example.org]\nsubscription: approve\n";
+
+fn listd(s: &Site, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_listd"))
+        .arg("--config")
+        .arg(s.config_path())
+        .args(args)
+        .env_remove("LISTD_CONFIG")
+        .output()
+        .expect("run listd")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn list_approve_reject_and_discard_requests() {
+    let mut s = Site::new(&[("dev", APPROVE), ("ops", APPROVE)]);
+    s.command("ann@example.org", REQ, "", "subscribe", T0);
+    s.command("bob@example.org", REQ, "", "subscribe", T0);
+    s.command(
+        "carol@example.org",
+        "ops-request@lists.example.org",
+        "",
+        "subscribe",
+        T0,
+    );
+    let asks = s.outbox();
+    let ann_token = asks
+        .iter()
+        .find(|m| m.rcpts == ["owner@example.org"] && m.flat().contains("ann@example.org asks"))
+        .unwrap()
+        .token();
+
+    let out = listd(&s, &["requests", "dev"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listing = text(&out.stdout);
+    assert!(
+        listing.contains("ann@example.org") && listing.contains("bob@example.org"),
+        "{listing}"
+    );
+    assert!(!listing.contains("carol@example.org"), "{listing}");
+    let all = text(&listd(&s, &["requests"]).stdout);
+    assert!(
+        all.contains("carol@example.org") && all.contains("ops"),
+        "{all}"
+    );
+
+    // approve #1 (ann): member, welcome, owner notice
+    let out = listd(&s, &["requests", "approve", "1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout)
+        .contains("Approved request #1: ann@example.org is now subscribed to dev."));
+    assert!(s.is_member("dev", "ann@example.org"));
+    let sent = s.outbox();
+    assert!(to_rcpt(&sent, "ann@example.org")[0]
+        .subject()
+        .contains("Welcome"));
+    assert_eq!(to_rcpt(&sent, "owner@example.org").len(), 1);
+    // deciding twice fails, and the owner's mail token is spent
+    let out = listd(&s, &["requests", "approve", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("was already approved"),
+        "{}",
+        text(&out.stderr)
+    );
+    s.command(
+        "owner@example.org",
+        REQ,
+        "",
+        &format!("approve {ann_token}"),
+        T0 + 5,
+    );
+    assert!(s.outbox()[0].flat().contains("already decided"));
+
+    // reject #2 (bob) with a reason: bob is told
+    let out = listd(&s, &["requests", "reject", "2", "not", "on", "the", "team"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!s.is_member("dev", "bob@example.org"));
+    let sent = s.outbox();
+    let told = to_rcpt(&sent, "bob@example.org");
+    assert_eq!(told.len(), 1);
+    assert!(
+        told[0].flat().contains("not on the team"),
+        "{}",
+        told[0].body()
+    );
+
+    // discard #3 (carol): nobody is told
+    let out = listd(&s, &["requests", "discard", "3"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(s.outbox().is_empty());
+    assert!(text(&listd(&s, &["requests"]).stdout).contains("no pending subscription requests"));
+}
+
+#[test]
+fn errors_are_clear_and_exit_non_zero() {
+    let s = Site::new(&[("dev", APPROVE)]);
+    let out = listd(&s, &["requests", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("there is no list named `nosuch`"));
+    let out = listd(&s, &["requests", "approve", "999"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("There is no subscription request #999."));
+    let out = listd(&s, &["requests", "approve", "x"]);
+    assert_eq!(out.status.code(), Some(2), "usage error");
+    let out = Command::new(env!("CARGO_BIN_EXE_listd"))
+        .args(["--config", "/nonexistent/listd.yaml", "requests"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("/nonexistent/listd.yaml"));
+}
