@@ -1,0 +1,542 @@
+//! The command robot end to end: command mail in over real SMTP to the
+//! in-process daemon, replies out through the delivery worker to the
+//! capturing sink that plays the relay, parsed with mail-parser.
+
+mod common;
+
+use common::sink::{Sink, Transaction};
+use common::{send, wait_until, SmtpClient, TestEnv};
+use listd::daemon::DaemonHandle;
+use mail_parser::MessageParser;
+use std::time::Duration;
+
+const D: &str = "lists.example.org";
+const ANN: &str = "ann@example.org";
+const OWNER: &str = "owner@example.org";
+const WAIT: Duration = Duration::from_secs(20);
+
+fn list_yaml(policy: &str, extra: &str) -> String {
+    format!("description: The {policy} list\nowners: [owner@example.org]\nsubscription: {policy}\nwho: members\n{extra}")
+}
+
+struct Net {
+    sink: Sink,
+    env: TestEnv,
+    daemon: Option<DaemonHandle>,
+    seen: usize,
+}
+
+/// One robot mail as the relay received it.
+#[derive(Debug, Clone)]
+struct Got {
+    mail_from: String,
+    rcpts: Vec<String>,
+    data: Vec<u8>,
+}
+
+impl Got {
+    fn msg(&self) -> mail_parser::Message<'_> {
+        MessageParser::default().parse(&self.data).expect("parses")
+    }
+    fn subject(&self) -> String {
+        self.msg().subject().unwrap_or_default().to_string()
+    }
+    fn body(&self) -> String {
+        self.msg()
+            .body_text(0)
+            .map(|b| b.replace("\r\n", "\n"))
+            .unwrap_or_default()
+    }
+    fn flat(&self) -> String {
+        self.body().split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+    fn token(&self) -> String {
+        self.subject()
+            .split_whitespace()
+            .last()
+            .unwrap_or_default()
+            .to_string()
+    }
+    fn reply_to(&self) -> Option<String> {
+        self.msg()
+            .reply_to()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .map(str::to_string)
+    }
+    fn is_to(&self, a: &str) -> bool {
+        self.rcpts.iter().any(|r| r == a)
+    }
+}
+
+impl From<Transaction> for Got {
+    fn from(t: Transaction) -> Got {
+        Got {
+            mail_from: t.mail_from,
+            rcpts: t.rcpts,
+            data: t.data,
+        }
+    }
+}
+
+impl Net {
+    async fn start(lists: &[(&str, &str)], overrides: &[(&str, &str, &str)]) -> Net {
+        let sink = Sink::start();
+        let mut b =
+            TestEnv::builder()
+                .relay_port(sink.port())
+                .set("robot", "replies_per_hour", "1000");
+        for (name, yaml) in lists {
+            b = b.list(name, yaml);
+        }
+        let env = b.build();
+        for (list, name, text) in overrides {
+            let d = env.path().join("lists").join(list).join("templates");
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(format!("{name}.hbs")), text).unwrap();
+        }
+        let daemon = env.start().await;
+        Net {
+            sink,
+            env,
+            daemon: Some(daemon),
+            seen: 0,
+        }
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        self.daemon.as_ref().unwrap().smtp_addr()
+    }
+
+    /// Sends a command mail (From: and envelope `from`) and expects 250.
+    async fn command(&self, from: &str, rcpt: &str, subject: &str, body: &str) {
+        let m = common::message(from, rcpt, subject, body);
+        self.raw(from, rcpt, &m).await;
+    }
+
+    async fn raw(&self, env_from: &str, rcpt: &str, message: &str) {
+        send(self.addr(), env_from, &[rcpt], message)
+            .await
+            .expect(250);
+    }
+
+    /// Waits until `n` more transactions reached the sink; returns them.
+    async fn next(&mut self, n: usize) -> Vec<Got> {
+        let sink = &self.sink;
+        let want = self.seen + n;
+        assert!(
+            wait_until(WAIT, || sink.transactions().len() >= want).await,
+            "expected {n} more mails at the relay, got {:#?}",
+            &sink.transactions()[self.seen..]
+        );
+        let all = sink.transactions();
+        let got: Vec<Got> = all[self.seen..].iter().cloned().map(Got::from).collect();
+        self.seen = all.len();
+        got
+    }
+
+    /// Waits until every incoming row is handled and the outbound queue is
+    /// empty; then asserts nothing more reached the sink.
+    async fn nothing_more(&mut self) {
+        let env = &self.env;
+        assert!(
+            wait_until(WAIT, || {
+                env.count("incoming", "state = 'incoming'") == 0
+                    && env.count("job_rcpts", "state IN ('active', 'deferred')") == 0
+            })
+            .await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let extra = &self.sink.transactions()[self.seen..];
+        assert!(extra.is_empty(), "unexpected mail: {extra:#?}");
+    }
+
+    fn is_member(&self, list: &str, a: &str) -> bool {
+        listd::store::members::is_member(&self.env.store(), list, a).unwrap()
+    }
+
+    async fn stop(mut self) {
+        if let Some(d) = self.daemon.take() {
+            d.shutdown().await;
+        }
+    }
+}
+
+fn one(got: &[Got], pred: impl Fn(&Got) -> bool) -> &Got {
+    let m: Vec<&Got> = got.iter().filter(|g| pred(g)).collect();
+    assert_eq!(m.len(), 1, "{got:#?}");
+    m[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn double_opt_in_over_smtp_by_reply_and_by_confirm_command() {
+    let confirm = list_yaml("confirm", "");
+    let mut n = Net::start(&[("dev", &confirm)], &[]).await;
+    n.command(ANN, &format!("dev-request@{D}"), "", "subscribe")
+        .await;
+    let got = n.next(2).await;
+    let results = one(&got, |g| g.subject().starts_with("Results"));
+    assert!(results.is_to(ANN));
+    assert!(results
+        .flat()
+        .contains("A confirmation request has been sent to ann@example.org"));
+    let c = one(&got, |g| g.subject().starts_with("confirm "));
+    assert_eq!(c.rcpts, vec![ANN]);
+    assert_eq!(c.mail_from, format!("dev-bounces@{D}"));
+    let msg = c.msg();
+    assert_eq!(
+        msg.header_raw("Auto-Submitted").map(str::trim),
+        Some("auto-replied")
+    );
+    assert!(msg.in_reply_to().as_text().is_some());
+    assert!(msg.date().is_some() && msg.message_id().is_some());
+    let token = c.token();
+    let confirm_addr = c.reply_to().unwrap();
+    assert_eq!(confirm_addr, format!("dev-confirm+{token}@{D}"));
+    assert!(!n.is_member("dev", ANN));
+
+    // reply to the confirmation, quoting all of it
+    let quoted: String = c.body().lines().map(|l| format!("> {l}\n")).collect();
+    n.command(
+        ANN,
+        &confirm_addr,
+        &format!("Re: confirm {token}"),
+        &format!("yes\n\n{quoted}"),
+    )
+    .await;
+    let got = n.next(2).await;
+    assert!(n.is_member("dev", ANN));
+    assert!(one(&got, |g| g.is_to(ANN))
+        .subject()
+        .contains("Welcome to the dev mailing list"));
+    assert!(one(&got, |g| g.is_to(OWNER))
+        .subject()
+        .contains("has joined dev"));
+
+    // bob: `confirm TOKEN` in a new mail to majordomo@
+    let bob = "bob@example.org";
+    n.command(bob, &format!("majordomo@{D}"), "", "subscribe dev")
+        .await;
+    let got = n.next(2).await;
+    let token = one(&got, |g| g.subject().starts_with("confirm ")).token();
+    n.command(
+        bob,
+        &format!("majordomo@{D}"),
+        "",
+        &format!("confirm {token}"),
+    )
+    .await;
+    let got = n.next(3).await;
+    assert!(n.is_member("dev", bob));
+    let results = one(&got, |g| g.subject().starts_with("Results"));
+    assert_eq!(
+        results.mail_from, "",
+        "site replies use the null sender by default"
+    );
+    assert!(results.body().contains(&format!(
+        ">>>> confirm {token}\nConfirmed: bob@example.org is now subscribed to dev."
+    )));
+
+    // the same token again: refused, nothing changes
+    n.command(
+        bob,
+        &format!("majordomo@{D}"),
+        "",
+        &format!("confirm {token}"),
+    )
+    .await;
+    let got = n.next(1).await;
+    assert!(got[0].flat().contains("already used"));
+    n.nothing_more().await;
+    n.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_token_over_smtp() {
+    let confirm = list_yaml("confirm", "");
+    let mut n = Net::start(&[("dev", &confirm)], &[]).await;
+    // a token issued eight days ago (the daemon runs on the real clock)
+    let token = {
+        let conn = n.env.store();
+        let a = listd::address::Address::parse(ANN).unwrap();
+        listd::commands::tokens::issue(
+            &conn,
+            &listd::commands::tokens::NewToken {
+                list: "dev",
+                action: listd::commands::tokens::Action::Subscribe,
+                address: &a,
+                name: None,
+                requested_by: ANN,
+                request_id: None,
+            },
+            7,
+            listd::store::now() - 8 * 86_400,
+        )
+        .unwrap()
+    };
+    n.command(ANN, &format!("dev-confirm+{token}@{D}"), "Re: confirm", "")
+        .await;
+    let got = n.next(1).await;
+    assert!(
+        got[0].flat().contains("This confirmation has expired"),
+        "{}",
+        got[0].body()
+    );
+    assert!(!n.is_member("dev", ANN));
+    n.nothing_more().await;
+    n.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subscription_policy_over_smtp() {
+    let (open, confirm, approve, cta, closed) = (
+        list_yaml("open", ""),
+        list_yaml("confirm", ""),
+        list_yaml("approve", ""),
+        list_yaml("confirm_then_approve", ""),
+        list_yaml("closed", ""),
+    );
+    let mut n = Net::start(
+        &[
+            ("open", &open),
+            ("conf", &confirm),
+            ("appr", &approve),
+            ("cta", &cta),
+            ("closed", &closed),
+        ],
+        &[],
+    )
+    .await;
+    n.command(
+        ANN,
+        &format!("majordomo@{D}"),
+        "",
+        "subscribe open\nsubscribe conf\nsubscribe appr\nsubscribe cta\nsubscribe closed\n",
+    )
+    .await;
+    // results; open: welcome + notice; conf: confirmation; appr: owner approval; cta: confirmation
+    let got = n.next(6).await;
+    let r = one(&got, |g| g.subject().starts_with("Results")).body();
+    assert!(
+        r.contains(">>>> subscribe open\nann@example.org is now subscribed to open."),
+        "{r}"
+    );
+    assert!(
+        r.contains(">>>> subscribe closed\nThe closed list is closed"),
+        "{r}"
+    );
+    assert!(n.is_member("open", ANN));
+    for l in ["conf", "appr", "cta", "closed"] {
+        assert!(!n.is_member(l, ANN), "{l}");
+    }
+    let conf_tok = one(&got, |g| {
+        g.subject().starts_with("confirm ") && g.body().contains("the conf mailing list")
+    })
+    .token();
+    let cta_tok = one(&got, |g| {
+        g.subject().starts_with("confirm ") && g.body().contains("the cta mailing list")
+    })
+    .token();
+    let appr = one(&got, |g| {
+        g.is_to(OWNER) && g.subject().starts_with("approve ")
+    });
+    assert!(appr.body().contains("asks to join the appr mailing list"));
+
+    n.command(ANN, &format!("conf-confirm+{conf_tok}@{D}"), "Re:", "")
+        .await;
+    n.next(2).await; // welcome + owner notice
+    assert!(n.is_member("conf", ANN));
+
+    // owner approves appr by replying to the request
+    n.command(
+        OWNER,
+        &format!("appr-request@{D}"),
+        &format!("Re: approve {}", appr.token()),
+        "> quoted\n",
+    )
+    .await;
+    n.next(3).await; // owner's results, welcome, owner notice
+    assert!(n.is_member("appr", ANN));
+
+    n.command(ANN, &format!("cta-confirm+{cta_tok}@{D}"), "Re:", "")
+        .await;
+    let got = n.next(2).await; // results (thank you) + owner approval
+    assert!(!n.is_member("cta", ANN));
+    let ask = one(&got, |g| g.is_to(OWNER));
+    n.command(
+        OWNER,
+        &format!("cta-request@{D}"),
+        "",
+        &format!("approve {}", ask.token()),
+    )
+    .await;
+    n.next(3).await;
+    assert!(n.is_member("cta", ANN));
+    n.nothing_more().await;
+    n.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_command_over_smtp() {
+    let confirm = list_yaml("confirm", "");
+    let hidden = "advertised: false\n";
+    let mut n = Net::start(&[("dev", &confirm), ("hidden", hidden)], &[]).await;
+    n.env.add_members("dev", &[ANN, "bob@example.org"]);
+    n.command(
+        ANN,
+        &format!("majordomo@{D}"),
+        "help",
+        "lists\ninfo dev\nwho dev\nwhich\nset dev digest\nunsubscribe dev\nfrobnicate\nend\nsubscribe dev\n",
+    )
+    .await;
+    let got = n.next(2).await;
+    let r = one(&got, |g| g.subject().starts_with("Results")).body();
+    for want in [
+        ">>>> help\nThis is the mail robot of lists.example.org.",
+        ">>>> lists\ndev: The confirm list",
+        ">>>> info dev\ndev: The confirm list",
+        ">>>> who dev\ndev has 2 members:\n  ann@example.org\n  bob@example.org",
+        ">>>> which\nann@example.org is subscribed to:\n  dev",
+        ">>>> set dev digest\nann@example.org now gets the MIME digest from dev.",
+        ">>>> unsubscribe dev\nA confirmation request has been sent to ann@example.org.",
+        ">>>> frobnicate\nUnknown command.",
+    ] {
+        assert!(r.contains(want), "missing {want:?} in\n{r}");
+    }
+    assert!(!r.contains("hidden"), "{r}");
+    assert!(!r.contains(">>>> subscribe dev"), "stopped at end: {r}");
+    let c = one(&got, |g| g.subject().starts_with("confirm "));
+    assert!(c
+        .flat()
+        .contains("unsubscribe ann@example.org from the dev mailing list"));
+    // leave by replying
+    n.command(ANN, &c.reply_to().unwrap(), "Re: confirm", "")
+        .await;
+    let got = n.next(2).await;
+    assert!(!n.is_member("dev", ANN));
+    assert!(one(&got, |g| g.is_to(ANN))
+        .subject()
+        .contains("You have left the dev mailing list"));
+    assert!(one(&got, |g| g.is_to(OWNER))
+        .subject()
+        .contains("has left dev"));
+    n.nothing_more().await;
+    n.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_third_party_and_loops_over_smtp() {
+    let open = list_yaml("open", "");
+    let mut n = Net::start(&[("dev", &open)], &[]).await;
+    let mallory = "mallory@evil.example";
+    let victim = "victim@example.net";
+    n.command(
+        mallory,
+        &format!("dev-request@{D}"),
+        "",
+        &format!("subscribe {victim}"),
+    )
+    .await;
+    let got = n.next(2).await;
+    let to_victim = one(&got, |g| g.is_to(victim));
+    let to_mallory = one(&got, |g| g.is_to(mallory));
+    assert!(!to_mallory.body().contains(&to_victim.token()));
+    assert!(!n.is_member("dev", victim));
+
+    // loops: none of these is answered, none subscribes anyone
+    let req = format!("dev-request@{D}");
+    let cases: Vec<(&str, &str)> = vec![
+        ("", ""),
+        (ANN, "Auto-Submitted: auto-replied\r\n"),
+        (ANN, "Precedence: bulk\r\n"),
+        (ANN, "Precedence: junk\r\n"),
+        (ANN, "List-Id: Dev <dev.lists.example.org>\r\n"),
+        (ANN, "X-Loop: dev-request@lists.example.org\r\n"),
+        ("MAILER-DAEMON@example.org", ""),
+        ("other-request@example.net", ""),
+    ];
+    for (env_from, header) in cases {
+        let m = format!(
+            "From: {ANN}\r\nTo: {req}\r\nSubject: subscribe\r\n{header}Message-ID: <{}@t>\r\n\r\nsubscribe\r\n",
+            common::rand_token()
+        );
+        let mut c = SmtpClient::connect_ehlo(n.addr()).await;
+        c.send_mail(env_from, &[&req], &m).await.expect(250);
+        c.quit().await;
+    }
+    n.nothing_more().await;
+    assert!(!n.is_member("dev", ANN));
+    n.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_signature_override_and_oversize_over_smtp() {
+    let open = list_yaml("open", "");
+    let mut n = Net::start(
+        &[("dev", &open), ("ops", &open)],
+        &[(
+            "dev",
+            "welcome",
+            "Subject: Hello from dev\n\nDEV SAYS HI to {{address}}\n",
+        )],
+    )
+    .await;
+    // multipart/alternative: the plain part is read
+    let m = format!(
+        "From: {ANN}\r\nTo: dev-request@{D}\r\nSubject: x\r\nMessage-ID: <alt.{}@t>\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/alternative; boundary=\"zz\"\r\n\r\n--zz\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\r\nsub=\r\nscribe\r\n\r\n--zz\r\nContent-Type: text/html\r\n\r\n\
+<p>lists</p>\r\n--zz--\r\n",
+        common::rand_token()
+    );
+    n.raw(ANN, &format!("dev-request@{D}"), &m).await;
+    let got = n.next(3).await;
+    let r = one(&got, |g| g.subject().starts_with("Results")).body();
+    assert!(
+        r.contains(">>>> subscribe\n") && !r.contains(">>>> lists"),
+        "{r}"
+    );
+    // the per-list welcome
+    let w = one(&got, |g| {
+        g.is_to(ANN) && !g.subject().starts_with("Results")
+    });
+    assert_eq!(w.subject(), "Hello from dev");
+    assert_eq!(w.body(), "DEV SAYS HI to ann@example.org\n");
+    // the other list keeps the site welcome
+    n.command(ANN, &format!("ops-request@{D}"), "", "subscribe")
+        .await;
+    let got = n.next(3).await;
+    assert!(got
+        .iter()
+        .any(|g| g.subject() == "Welcome to the ops mailing list"));
+
+    // a quoted signature and a real one
+    n.command(
+        ANN,
+        &format!("dev-request@{D}"),
+        "",
+        "which\n> -- \n> unsubscribe\n-- \nAnn\nunsubscribe\n",
+    )
+    .await;
+    let got = n.next(1).await;
+    let r = got[0].body();
+    assert!(
+        r.contains(">>>> which") && !r.contains("unsubscribe"),
+        "{r}"
+    );
+    assert!(n.is_member("dev", ANN));
+
+    // a 10 MB command mail: refused unread, clearly
+    let mut body = String::from("unsubscribe\n");
+    let line = "y".repeat(900) + "\n";
+    while body.len() < 10_000_000 {
+        body.push_str(&line);
+    }
+    n.command(ANN, &format!("dev-request@{D}"), "", &body).await;
+    let got = n.next(1).await;
+    assert!(got[0].subject().contains("too large"));
+    assert!(got[0].flat().contains("none of its commands were run"));
+    assert!(n.is_member("dev", ANN));
+    n.nothing_more().await;
+    n.stop().await;
+}
