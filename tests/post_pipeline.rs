@@ -176,6 +176,11 @@ fn an_accepted_post_is_decorated_archived_and_queued_to_each_member() {
     let body = m.body_text(0).unwrap();
     assert!(body.starts_with("Hello list.\r\n-- \r\n"), "{body}");
     assert!(body.contains(&format!("dev-leave@{DOMAIN}")), "{body}");
+    // fed once to the digest (digests are on by default)
+    assert_eq!(
+        e.count("SELECT COUNT(*) FROM digest_entries WHERE list = 'dev'"),
+        1
+    );
     // archived once
     assert_eq!(
         e.count("SELECT COUNT(*) FROM archive_index WHERE list = 'dev' AND message_id = 'p1@x'"),

@@ -2,6 +2,7 @@
 //! Each subcommand is a thin call into the library, in its own file.
 //! Exit codes: 0 ok, 1 error, 2 usage (clap's own).
 
+mod archive;
 mod check;
 mod digest;
 mod held;
@@ -48,6 +49,11 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<queue::QueueCmd>,
     },
+    /// The list archives: `export LIST [--since DATE]` to stdout as mbox, `import LIST FILE.mbox`.
+    Archive {
+        #[command(subcommand)]
+        cmd: archive::ArchiveCmd,
+    },
     /// Digests: `send LIST` forces an issue out now, `status LIST` shows what is pending.
     Digest {
         #[command(subcommand)]
@@ -81,6 +87,7 @@ pub fn main() -> i32 {
         Command::Queue { action } => queue::run(&path, action),
         Command::Digest { cmd } => digest::run(&path, cmd),
         Command::Requests(a) => requests::run(&path, a),
+        Command::Archive { cmd } => archive::run(&path, cmd),
     };
     match result {
         Ok(()) => 0,

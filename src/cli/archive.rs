@@ -1,0 +1,90 @@
+//! `listd archive export LIST [--since DATE]` writes a list's archive to
+//! stdout as one mbox (mboxrd); `listd archive import LIST FILE.mbox` loads
+//! an old archive into it without distributing anything (a progress bar on
+//! a terminal). A thin layer over `crate::archive`.
+//!
+//! Trusts the configuration; the mbox file being imported is untrusted and
+//! its errors name the file and line.
+
+use super::{load_config, open_store, CliResult};
+use clap::Subcommand;
+use std::io::{BufReader, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Subcommand, Debug)]
+pub enum ArchiveCmd {
+    /// Write LIST's archive to stdout as one mbox, oldest first.
+    Export {
+        list: String,
+        /// Only posts dated on or after DATE (YYYY-MM-DD, UTC, or an RFC 3339 time).
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+    },
+    /// Load FILE (an mbox) into LIST's archive without distributing it.
+    /// Messages already archived (same Message-ID) are skipped.
+    Import { list: String, file: PathBuf },
+}
+
+pub fn run(path: &Path, cmd: ArchiveCmd) -> CliResult {
+    let config = load_config(path)?;
+    let list_of = |name: &str| -> anyhow::Result<String> {
+        let lc = name.to_ascii_lowercase();
+        if config.lists.contains_key(&lc) {
+            Ok(lc)
+        } else {
+            anyhow::bail!("no such list `{name}` (see `listd lists`)")
+        }
+    };
+    match cmd {
+        ArchiveCmd::Export { list, since } => {
+            let list = list_of(&list)?;
+            let since = since
+                .as_deref()
+                .map(crate::archive::parse_since)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+            let conn = open_store(&config)?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let n = crate::archive::export(&config.data_dir, &conn, &list, since, &mut out)?;
+            out.flush()?;
+            eprintln!("listd: exported {n} messages from {list}");
+            Ok(())
+        }
+        ArchiveCmd::Import { list, file } => {
+            let list = list_of(&list)?;
+            let f = std::fs::File::open(&file)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let pb = if std::io::stderr().is_terminal() && len > 0 {
+                let pb = indicatif::ProgressBar::new(len);
+                if let Ok(style) = indicatif::ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                ) {
+                    pb.set_style(style);
+                }
+                pb
+            } else {
+                indicatif::ProgressBar::hidden()
+            };
+            let mut conn = open_store(&config)?;
+            let target = crate::archive::ImportTarget {
+                data_dir: &config.data_dir,
+                list: &list,
+                domain: &config.domain,
+                now: crate::store::now(),
+                batch: 500,
+            };
+            let stats = crate::archive::import(&mut conn, &target, BufReader::new(f), |b| {
+                pb.set_position(b)
+            })
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            pb.finish_and_clear();
+            println!(
+                "imported {} messages into {list}; {} already archived were skipped",
+                stats.imported, stats.skipped_duplicates
+            );
+            Ok(())
+        }
+    }
+}
