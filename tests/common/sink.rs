@@ -52,6 +52,8 @@ struct State {
     connections: usize,
     /// Every RCPT the sink answered with an error: (rcpt, reply).
     refused: Vec<(String, String)>,
+    /// Pause before answering the end of DATA (to slow a fan-out down).
+    data_delay: Duration,
     /// DATA bytes received in transactions that got an error at the end.
     failed_data: usize,
 }
@@ -181,6 +183,11 @@ impl Sink {
     /// closes them; None to accept connections again.
     pub fn refuse_connections(&self, greeting: Option<&str>) {
         lock(&self.state).greeting = greeting.map(str::to_string);
+    }
+
+    /// Waits this long before answering each end of DATA.
+    pub fn set_data_delay(&self, d: Duration) {
+        lock(&self.state).data_delay = d;
     }
 
     /// Requires AUTH PLAIN with these credentials before MAIL.
@@ -402,6 +409,10 @@ async fn session(sock: tokio::net::TcpStream, st: Arc<Mutex<State>>) -> std::io:
                         &line
                     };
                     data.extend_from_slice(l);
+                }
+                let delay = lock(&st).data_delay;
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
                 }
                 let failure = {
                     let mut s = lock(&st);
