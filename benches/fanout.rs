@@ -189,6 +189,12 @@ fn child(dir: &Path, port: u16, verp: bool) {
     });
     let secs = start.elapsed().as_secs_f64();
     let n = total.sent + total.failed + total.deferred;
+    let conn = store::open(&c.db_path()).expect("open");
+    let expected = members::count(&conn, "bench").expect("count") as u64;
+    if total.sent != expected {
+        eprintln!("fanout: only {} of {expected} recipients were sent", total.sent);
+        std::process::exit(1);
+    }
     println!(
         "RESULT sent={} failed={} deferred={} secs={:.3} rcpt_per_s={:.0} vmhwm_kb={}",
         total.sent,

@@ -20,6 +20,12 @@ fn config_for(dir: &std::path::Path, relay: std::net::SocketAddr) -> Config {
     c
 }
 
+fn config_p(dir: &std::path::Path, relay: std::net::SocketAddr, pipelining: bool) -> Config {
+    let mut c = config_for(dir, relay);
+    c.relay.pipelining = pipelining;
+    c
+}
+
 fn message(subject: &str) -> Vec<u8> {
     format!(
         "From: listd <majordomo@lists.example.org>\r\nTo: someone\r\nSubject: {subject}\r\nMessage-ID: <{subject}@lists.example.org>\r\n\r\nHello.\r\n.leading dot\r\n"
@@ -137,15 +143,14 @@ fn members_at(domain: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("m{i:03}@{domain}")).collect()
 }
 
-#[tokio::test]
-async fn one_bad_rcpt_in_a_batch_of_100_fails_alone() {
+async fn one_bad_rcpt_in_a_batch_of_100_fails_alone_case(pipelining: bool) {
     let sink = Sink::start();
     sink.reply_to_rcpt(
         "m042@example.org",
         "550 5.1.1 <m042@example.org>: no such user",
     );
     let dir = tempfile::tempdir().unwrap();
-    let config = Arc::new(with_list(config_for(dir.path(), sink.addr()), "dev", ""));
+    let config = Arc::new(with_list(config_p(dir.path(), sink.addr(), pipelining), "dev", ""));
     add_members(&config, "dev", &members_at("example.org", 100));
     enqueue_post(&config, "dev", T0);
     let stats = delivery::deliver_due(config.clone(), T0).await.unwrap();
@@ -185,14 +190,13 @@ async fn one_bad_rcpt_in_a_batch_of_100_fails_alone() {
     );
 }
 
-#[tokio::test]
-async fn all_rcpts_refused_skips_data() {
+async fn all_rcpts_refused_skips_data_case(pipelining: bool) {
     let sink = Sink::start();
     for r in ["a@example.org", "b@example.org"] {
         sink.reply_to_rcpt(r, "550 5.1.1 unknown");
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = Arc::new(config_for(dir.path(), sink.addr()));
+    let config = Arc::new(config_p(dir.path(), sink.addr(), pipelining));
     enqueue(&config, &["a@example.org", "b@example.org"], "x", T0);
     let stats = delivery::deliver_due(config.clone(), T0).await.unwrap();
     assert_eq!(stats.record.failed, 2);
@@ -207,12 +211,11 @@ async fn all_rcpts_refused_skips_data() {
     assert_eq!(stats.record.sent, 1);
 }
 
-#[tokio::test]
-async fn rcpt_4xx_defers_only_that_recipient_then_succeeds_with_backoff() {
+async fn rcpt_4xx_defers_only_that_recipient_then_succeeds_with_backoff_case(pipelining: bool) {
     let sink = Sink::start();
     sink.reply_to_rcpt_times("m001@example.org", "451 4.2.1 mailbox busy", 2);
     let dir = tempfile::tempdir().unwrap();
-    let config = Arc::new(with_list(config_for(dir.path(), sink.addr()), "dev", ""));
+    let config = Arc::new(with_list(config_p(dir.path(), sink.addr(), pipelining), "dev", ""));
     add_members(&config, "dev", &members_at("example.org", 3));
     enqueue_post(&config, "dev", T0);
     let s = delivery::deliver_due(config.clone(), T0).await.unwrap();
@@ -258,12 +261,11 @@ fn backoff_doubles_and_caps() {
     assert_eq!(b, vec![300, 600, 1200, 1800, 1800, 1800]);
 }
 
-#[tokio::test]
-async fn data_4xx_defers_the_whole_batch() {
+async fn data_4xx_defers_the_whole_batch_case(pipelining: bool) {
     let sink = Sink::start();
     sink.fail_data("451 4.3.0 queue full, try later", 1);
     let dir = tempfile::tempdir().unwrap();
-    let config = Arc::new(with_list(config_for(dir.path(), sink.addr()), "dev", ""));
+    let config = Arc::new(with_list(config_p(dir.path(), sink.addr(), pipelining), "dev", ""));
     add_members(&config, "dev", &members_at("example.org", 5));
     enqueue_post(&config, "dev", T0);
     let s = delivery::deliver_due(config.clone(), T0).await.unwrap();
@@ -388,12 +390,11 @@ async fn the_worker_delivers_once_a_down_relay_comes_back() {
     worker.await.unwrap().unwrap();
 }
 
-#[tokio::test]
-async fn verp_gives_each_recipient_its_own_envelope() {
+async fn verp_gives_each_recipient_its_own_envelope_case(pipelining: bool) {
     let sink = Sink::start();
     let dir = tempfile::tempdir().unwrap();
     let config = Arc::new(with_list(
-        config_for(dir.path(), sink.addr()),
+        config_p(dir.path(), sink.addr(), pipelining),
         "dev",
         "verp: true\n",
     ));
@@ -536,4 +537,54 @@ async fn starttls_required_but_not_offered_is_a_clear_error() {
     let why = s.relay_down.expect("queued");
     assert!(why.contains("does not offer STARTTLS"), "{why}");
     assert_eq!(sink.delivered_count(), 0);
+}
+
+#[tokio::test]
+async fn one_bad_rcpt_in_a_batch_of_100_fails_alone() {
+    one_bad_rcpt_in_a_batch_of_100_fails_alone_case(true).await;
+}
+
+#[tokio::test]
+async fn one_bad_rcpt_in_a_batch_of_100_fails_alone_without_pipelining() {
+    one_bad_rcpt_in_a_batch_of_100_fails_alone_case(false).await;
+}
+
+#[tokio::test]
+async fn all_rcpts_refused_skips_data() {
+    all_rcpts_refused_skips_data_case(true).await;
+}
+
+#[tokio::test]
+async fn all_rcpts_refused_skips_data_without_pipelining() {
+    all_rcpts_refused_skips_data_case(false).await;
+}
+
+#[tokio::test]
+async fn rcpt_4xx_defers_only_that_recipient_then_succeeds_with_backoff() {
+    rcpt_4xx_defers_only_that_recipient_then_succeeds_with_backoff_case(true).await;
+}
+
+#[tokio::test]
+async fn rcpt_4xx_defers_only_that_recipient_then_succeeds_with_backoff_without_pipelining() {
+    rcpt_4xx_defers_only_that_recipient_then_succeeds_with_backoff_case(false).await;
+}
+
+#[tokio::test]
+async fn data_4xx_defers_the_whole_batch() {
+    data_4xx_defers_the_whole_batch_case(true).await;
+}
+
+#[tokio::test]
+async fn data_4xx_defers_the_whole_batch_without_pipelining() {
+    data_4xx_defers_the_whole_batch_case(false).await;
+}
+
+#[tokio::test]
+async fn verp_gives_each_recipient_its_own_envelope() {
+    verp_gives_each_recipient_its_own_envelope_case(true).await;
+}
+
+#[tokio::test]
+async fn verp_gives_each_recipient_its_own_envelope_without_pipelining() {
+    verp_gives_each_recipient_its_own_envelope_case(false).await;
 }

@@ -151,6 +151,8 @@ pub struct RelayConfig {
     pub timeout_secs: u64,
     /// Name listd gives in its EHLO to the relay (defaults to smtp.hostname).
     pub helo_name: Option<String>,
+    /// Pipeline MAIL, RCPTs and DATA (RFC 2920) when the relay offers PIPELINING.
+    pub pipelining: bool,
 }
 
 impl Default for RelayConfig {
@@ -165,6 +167,7 @@ impl Default for RelayConfig {
             connections: 4,
             timeout_secs: 60,
             helo_name: None,
+            pipelining: true,
         }
     }
 }

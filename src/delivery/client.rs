@@ -43,6 +43,8 @@ pub struct Relay {
     credentials: Option<Credentials>,
     helo: ClientId,
     timeout: Duration,
+    /// Use PIPELINING when the relay offers it.
+    pipelining: bool,
 }
 
 impl fmt::Debug for Relay {
@@ -119,6 +121,7 @@ impl Relay {
             },
             helo: ClientId::Domain(helo),
             timeout: Duration::from_secs(r.timeout_secs.max(1)),
+            pipelining: r.pipelining,
         }
     }
 
@@ -181,11 +184,22 @@ impl Relay {
         }
         let eightbit = conn.server_info().supports_feature(Extension::EightBitMime);
         let smtputf8 = conn.server_info().supports_feature(Extension::SmtpUtfEight);
+        // lettre's ServerInfo does not keep PIPELINING (RFC 2920): ask again
+        let helo = self.helo.to_string();
+        let pipelining = match tokio::time::timeout(t, conn.command(Line("EHLO ", &helo, ""))).await
+        {
+            Ok(Ok(resp)) => resp
+                .message()
+                .any(|l| l.split_whitespace().next() == Some("PIPELINING")),
+            Ok(Err(e)) => return Err(format!("EHLO to {} failed: {e}", self.endpoint())),
+            Err(_) => return Err(format!("EHLO to {} timed out", self.endpoint())),
+        };
         Ok(RelayConn {
             conn,
             timeout: t,
             eightbit,
             smtputf8,
+            pipelining: pipelining && self.pipelining,
             broken: false,
         })
     }
@@ -197,6 +211,8 @@ pub struct RelayConn {
     timeout: Duration,
     eightbit: bool,
     smtputf8: bool,
+    /// Send MAIL, every RCPT and DATA in one write, then read the replies.
+    pipelining: bool,
     broken: bool,
 }
 
@@ -262,6 +278,9 @@ impl RelayConn {
         }
         if self.smtputf8 && (!from.is_ascii() || rcpts.iter().any(|r| !r.is_ascii())) {
             params.push_str(" SMTPUTF8");
+        }
+        if self.pipelining {
+            return self.pipelined(from, rcpts, body, &params).await;
         }
         let from_arg = format!("<{from}>");
         match self.cmd("MAIL FROM:", &from_arg, &params).await {
@@ -333,6 +352,135 @@ impl RelayConn {
                 reply: r,
                 bounce: false,
             },
+            Reply::Broken(r) => broken(&r),
+        };
+        for i in accepted {
+            out[i] = Some(verdict.clone());
+        }
+        fill(out, RcptResult::Deferred("no verdict".into()))
+    }
+
+    async fn read_reply(&mut self) -> Reply {
+        let r = tokio::time::timeout(self.timeout, self.conn.read_response()).await;
+        let reply = classify(r);
+        if matches!(reply, Reply::Broken(_)) {
+            self.broken = true;
+        }
+        reply
+    }
+
+    /// The same transaction with RFC 2920 pipelining: MAIL, the RCPTs and
+    /// DATA go in one write; the replies are read back in order.
+    async fn pipelined(
+        &mut self,
+        from: &str,
+        rcpts: &[&str],
+        body: &[u8],
+        params: &str,
+    ) -> Vec<RcptResult> {
+        let mut out: Vec<Option<RcptResult>> = vec![None; rcpts.len()];
+        let broken = |why: &str| RcptResult::Deferred(format!("connection to the relay broke: {why}"));
+        let mut group = String::with_capacity(32 + rcpts.iter().map(|r| r.len() + 12).sum::<usize>());
+        group.push_str("MAIL FROM:<");
+        group.push_str(from);
+        group.push('>');
+        group.push_str(params);
+        group.push_str("\r\n");
+        let mut sent_rcpts = Vec::with_capacity(rcpts.len());
+        for (i, rcpt) in rcpts.iter().enumerate() {
+            if sendable(rcpt) {
+                group.push_str("RCPT TO:<");
+                group.push_str(rcpt);
+                group.push_str(">\r\n");
+                sent_rcpts.push(i);
+            } else {
+                out[i] = Some(RcptResult::Failed {
+                    reply: format!("invalid recipient address `{rcpt}`"),
+                    bounce: true,
+                });
+            }
+        }
+        group.push_str("DATA");
+        // `command` writes the whole group and reads the first reply (MAIL's)
+        let mail = {
+            let r = tokio::time::timeout(self.timeout, self.conn.command(Line(&group, "", ""))).await;
+            let reply = classify(r);
+            if matches!(reply, Reply::Broken(_)) {
+                self.broken = true;
+            }
+            reply
+        };
+        if let Reply::Broken(r) = &mail {
+            return fill(out, broken(r));
+        }
+        let mut accepted = Vec::with_capacity(sent_rcpts.len());
+        for &i in &sent_rcpts {
+            match self.read_reply().await {
+                Reply::Ok => accepted.push(i),
+                Reply::Temp(r) => out[i] = Some(RcptResult::Deferred(r)),
+                Reply::Perm(r) => {
+                    out[i] = Some(RcptResult::Failed {
+                        reply: r,
+                        bounce: true,
+                    })
+                }
+                Reply::Broken(r) => return fill(out, broken(&r)),
+            }
+        }
+        let data = self.read_reply().await;
+        let mail_failed = match mail {
+            Reply::Temp(r) => Some(RcptResult::Deferred(r)),
+            Reply::Perm(r) => Some(RcptResult::Failed {
+                reply: r,
+                bounce: false,
+            }),
+            _ => None,
+        };
+        if let Some(verdict) = mail_failed {
+            // the RCPT and DATA replies were read only to stay in step
+            if matches!(data, Reply::Ok) {
+                // a server that says 354 without a transaction: do not send
+                self.broken = true;
+            } else if !self.broken {
+                self.rset().await;
+            }
+            return rcpts.iter().map(|_| verdict.clone()).collect();
+        }
+        if accepted.is_empty() {
+            if matches!(data, Reply::Ok) {
+                self.broken = true;
+            } else if !self.broken {
+                self.rset().await;
+            }
+            return fill(out, RcptResult::Deferred("no recipient accepted".into()));
+        }
+        let verdict = match data {
+            Reply::Ok => {
+                let r = tokio::time::timeout(self.timeout, self.conn.message(data_of(body))).await;
+                match classify(r) {
+                    Reply::Ok => RcptResult::Sent,
+                    Reply::Temp(r) => RcptResult::Deferred(r),
+                    Reply::Perm(r) => RcptResult::Failed {
+                        reply: r,
+                        bounce: false,
+                    },
+                    Reply::Broken(r) => {
+                        self.broken = true;
+                        broken(&r)
+                    }
+                }
+            }
+            Reply::Temp(r) => {
+                self.rset().await;
+                RcptResult::Deferred(r)
+            }
+            Reply::Perm(r) => {
+                self.rset().await;
+                RcptResult::Failed {
+                    reply: r,
+                    bounce: false,
+                }
+            }
             Reply::Broken(r) => broken(&r),
         };
         for i in accepted {
