@@ -192,7 +192,10 @@ fn child(dir: &Path, port: u16, verp: bool) {
     let conn = store::open(&c.db_path()).expect("open");
     let expected = members::count(&conn, "bench").expect("count") as u64;
     if total.sent != expected {
-        eprintln!("fanout: only {} of {expected} recipients were sent", total.sent);
+        eprintln!(
+            "fanout: only {} of {expected} recipients were sent",
+            total.sent
+        );
         std::process::exit(1);
     }
     println!(

@@ -53,7 +53,9 @@ async fn queue_shows_counts_and_retry_makes_deferred_due() {
     // empty store: every queue at 0
     let (ok, out, err) = listd(&cfg, &["queue"]);
     assert!(ok, "{err}");
-    for q in ["incoming", "active", "deferred", "corrupt", "sent", "failed"] {
+    for q in [
+        "incoming", "active", "deferred", "corrupt", "sent", "failed",
+    ] {
         assert_eq!(count(&out, q), 0, "{q}");
     }
 
@@ -70,7 +72,12 @@ async fn queue_shows_counts_and_retry_makes_deferred_due() {
         outbound::enqueue(
             &conn,
             &job,
-            &["ok@example.org", "busy@example.org", "gone@example.org", "later@other.org"],
+            &[
+                "ok@example.org",
+                "busy@example.org",
+                "gone@example.org",
+                "later@other.org",
+            ],
             now,
         )
         .unwrap();
@@ -80,7 +87,9 @@ async fn queue_shows_counts_and_retry_makes_deferred_due() {
     assert!(ok);
     assert_eq!(count(&out, "active"), 4);
 
-    listd::delivery::deliver_due(config.clone(), now).await.unwrap();
+    listd::delivery::deliver_due(config.clone(), now)
+        .await
+        .unwrap();
     let (ok, out, _) = listd(&cfg, &["queue"]);
     assert!(ok);
     assert_eq!(count(&out, "sent"), 2, "{out}");
@@ -94,7 +103,9 @@ async fn queue_shows_counts_and_retry_makes_deferred_due() {
     assert!(out.starts_with("1 deferred"), "{out}");
     // due now: a pass at `now` (which a fake clock would not otherwise reach) retries it
     sink.reply_to_rcpt_times("busy@example.org", "451 4.2.1 try later", 0);
-    let s = listd::delivery::deliver_due(config.clone(), store::now()).await.unwrap();
+    let s = listd::delivery::deliver_due(config.clone(), store::now())
+        .await
+        .unwrap();
     assert_eq!(s.record.sent, 1);
     let (_, out, _) = listd(&cfg, &["queue"]);
     assert_eq!(count(&out, "deferred"), 0);

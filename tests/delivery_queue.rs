@@ -150,7 +150,11 @@ async fn one_bad_rcpt_in_a_batch_of_100_fails_alone_case(pipelining: bool) {
         "550 5.1.1 <m042@example.org>: no such user",
     );
     let dir = tempfile::tempdir().unwrap();
-    let config = Arc::new(with_list(config_p(dir.path(), sink.addr(), pipelining), "dev", ""));
+    let config = Arc::new(with_list(
+        config_p(dir.path(), sink.addr(), pipelining),
+        "dev",
+        "",
+    ));
     add_members(&config, "dev", &members_at("example.org", 100));
     enqueue_post(&config, "dev", T0);
     let stats = delivery::deliver_due(config.clone(), T0).await.unwrap();
@@ -215,7 +219,11 @@ async fn rcpt_4xx_defers_only_that_recipient_then_succeeds_with_backoff_case(pip
     let sink = Sink::start();
     sink.reply_to_rcpt_times("m001@example.org", "451 4.2.1 mailbox busy", 2);
     let dir = tempfile::tempdir().unwrap();
-    let config = Arc::new(with_list(config_p(dir.path(), sink.addr(), pipelining), "dev", ""));
+    let config = Arc::new(with_list(
+        config_p(dir.path(), sink.addr(), pipelining),
+        "dev",
+        "",
+    ));
     add_members(&config, "dev", &members_at("example.org", 3));
     enqueue_post(&config, "dev", T0);
     let s = delivery::deliver_due(config.clone(), T0).await.unwrap();
@@ -265,7 +273,11 @@ async fn data_4xx_defers_the_whole_batch_case(pipelining: bool) {
     let sink = Sink::start();
     sink.fail_data("451 4.3.0 queue full, try later", 1);
     let dir = tempfile::tempdir().unwrap();
-    let config = Arc::new(with_list(config_p(dir.path(), sink.addr(), pipelining), "dev", ""));
+    let config = Arc::new(with_list(
+        config_p(dir.path(), sink.addr(), pipelining),
+        "dev",
+        "",
+    ));
     add_members(&config, "dev", &members_at("example.org", 5));
     enqueue_post(&config, "dev", T0);
     let s = delivery::deliver_due(config.clone(), T0).await.unwrap();

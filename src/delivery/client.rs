@@ -379,8 +379,10 @@ impl RelayConn {
         params: &str,
     ) -> Vec<RcptResult> {
         let mut out: Vec<Option<RcptResult>> = vec![None; rcpts.len()];
-        let broken = |why: &str| RcptResult::Deferred(format!("connection to the relay broke: {why}"));
-        let mut group = String::with_capacity(32 + rcpts.iter().map(|r| r.len() + 12).sum::<usize>());
+        let broken =
+            |why: &str| RcptResult::Deferred(format!("connection to the relay broke: {why}"));
+        let mut group =
+            String::with_capacity(32 + rcpts.iter().map(|r| r.len() + 12).sum::<usize>());
         group.push_str("MAIL FROM:<");
         group.push_str(from);
         group.push('>');
@@ -403,7 +405,8 @@ impl RelayConn {
         group.push_str("DATA");
         // `command` writes the whole group and reads the first reply (MAIL's)
         let mail = {
-            let r = tokio::time::timeout(self.timeout, self.conn.command(Line(&group, "", ""))).await;
+            let r =
+                tokio::time::timeout(self.timeout, self.conn.command(Line(&group, "", ""))).await;
             let reply = classify(r);
             if matches!(reply, Reply::Broken(_)) {
                 self.broken = true;
