@@ -1,0 +1,105 @@
+//! The EXPN policy matrix over real TCP: every `expn` policy, from a
+//! trusted and an untrusted client; unknown lists; nested lists.
+
+mod common;
+
+use common::*;
+
+const POLICIES: [&str; 5] = ["nobody", "trusted", "members", "owners", "anyone"];
+
+fn env(trusted: bool) -> TestEnv {
+    let mut b = TestEnv::builder();
+    if !trusted {
+        b = b.set("smtp", "trusted_networks", "[\"192.0.2.0/24\"]");
+    }
+    for p in POLICIES {
+        b = b.list(
+            &format!("l-{p}"),
+            &format!("expn: {p}\nowners: [owner@example.org]\n"),
+        );
+    }
+    b = b
+        .list("outer", "expn: anyone\n")
+        .list("inner", "expn: nobody\n");
+    let env = b.build();
+    for p in POLICIES {
+        env.add_members(&format!("l-{p}"), &["Zed@Example.org", "amy@example.org"]);
+    }
+    env.add_members("outer", &["bob@example.org", "inner@lists.example.org"]);
+    env.add_members("inner", &["carl@example.org", "bob@EXAMPLE.org"]);
+    env
+}
+
+async fn expn(c: &mut SmtpClient, arg: &str) -> Reply {
+    c.cmd(&format!("EXPN {arg}")).await
+}
+
+#[tokio::test]
+async fn policy_matrix() {
+    // (policy, allowed for an untrusted client, allowed for a trusted one);
+    // members and owners count as trusted: an SMTP client has no identity.
+    let matrix = [
+        ("nobody", false, false),
+        ("trusted", false, true),
+        ("members", false, true),
+        ("owners", false, true),
+        ("anyone", true, true),
+    ];
+    for trusted in [false, true] {
+        let env = env(trusted);
+        let d = env.start().await;
+        let mut c = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+        for (policy, untrusted_ok, trusted_ok) in matrix {
+            let allowed = if trusted { trusted_ok } else { untrusted_ok };
+            for arg in [
+                format!("l-{policy}"),
+                format!("<l-{policy}@lists.example.org>"),
+            ] {
+                let r = expn(&mut c, &arg).await;
+                if allowed {
+                    r.expect(250);
+                    assert_eq!(
+                        r.lines,
+                        ["2.1.5 <Zed@example.org>", "2.1.5 <amy@example.org>"],
+                        "{policy} trusted={trusted}"
+                    );
+                } else {
+                    r.expect(550);
+                    assert_eq!(r.status(), Some("5.7.1"), "{policy} trusted={trusted}");
+                    assert!(
+                        !r.text().contains("example.org"),
+                        "refusal leaks nothing: {r:?}"
+                    );
+                }
+            }
+            c.cmd("NOOP").await.expect(250); // keep the errors-in-a-row count low
+        }
+        for unknown in [
+            "nosuch",
+            "nosuch@lists.example.org",
+            "l-anyone@elsewhere.org",
+            "l-anyone-request",
+        ] {
+            let r = expn(&mut c, unknown).await;
+            r.expect(550);
+            assert_eq!(r.status(), Some("5.1.1"), "{unknown}");
+        }
+        c.quit().await;
+        d.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn nested_lists_are_expanded_and_deduplicated() {
+    let env = env(false);
+    let d = env.start().await;
+    let mut c = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+    let r = expn(&mut c, "outer").await;
+    r.expect(250);
+    assert_eq!(
+        r.lines,
+        ["2.1.5 <bob@example.org>", "2.1.5 <carl@example.org>"]
+    );
+    c.quit().await;
+    d.shutdown().await;
+}

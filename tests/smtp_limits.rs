@@ -1,0 +1,214 @@
+//! Bad input and limits over real TCP: SMTP smuggling, sizes, line lengths,
+//! recipient and connection limits, errors in a row, the command rate, the
+//! idle timeout, and graceful shutdown.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+fn builder() -> TestEnvBuilder {
+    TestEnv::builder().list("dev", "posting: anyone\n")
+}
+
+async fn start_mail(c: &mut SmtpClient) {
+    c.cmd("MAIL FROM:<a@example.org>").await.expect(250);
+    c.cmd("RCPT TO:<dev@lists.example.org>").await.expect(250);
+    c.cmd("DATA").await.expect(354);
+}
+
+#[tokio::test]
+async fn smuggling_with_bare_lf_or_bare_cr_is_rejected_and_nothing_is_stored() {
+    let env = builder().build();
+    let d = env.start().await;
+    let mut c = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+    // Each payload hides a second transaction behind an end-of-data that
+    // some servers accept. Only the real CRLF.CRLF ends the data, and the
+    // whole thing is refused: one 554, no 250 for the smuggled MAIL/RCPT.
+    let smuggled = "MAIL FROM:<evil@example.org>\r\nRCPT TO:<dev@lists.example.org>\r\nDATA\r\nSubject: smuggled\r\n\r\nevil\r\n";
+    for end in ["\n.\r\n", "\r\n.\n", "\r.\r\n", "\n.\n", "\r\n.\r"] {
+        start_mail(&mut c).await;
+        let payload = format!("Subject: innocent\r\n\r\nhello{end}{smuggled}.\r\n");
+        c.send_raw(payload.as_bytes()).await;
+        let r = c.read_reply().await;
+        r.expect(554);
+        assert_eq!(r.status(), Some("5.6.0"));
+        assert!(r.text().contains("bare CR or bare LF"), "{r:?}");
+        // the next thing the server says answers our next command
+        c.cmd("NOOP").await.expect(250);
+    }
+    c.quit().await;
+    d.shutdown().await;
+    assert_eq!(env.count("messages", ""), 0);
+    assert_eq!(env.count("incoming", ""), 0);
+}
+
+#[tokio::test]
+async fn size_limit_552_declared_and_actual() {
+    let env = builder().set("smtp", "max_message_size", "2000").build();
+    let d = env.start().await;
+    let mut c = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+    let r = c.cmd("MAIL FROM:<a@example.org> SIZE=2001").await;
+    r.expect(552);
+    assert_eq!(r.status(), Some("5.3.4"));
+    c.cmd("MAIL FROM:<a@example.org> SIZE=1500")
+        .await
+        .expect(250);
+    c.cmd("RCPT TO:<dev@lists.example.org>").await.expect(250);
+    c.cmd("DATA").await.expect(354);
+    let big = format!("Subject: big\r\n\r\n{}", "0123456789abcdef\r\n".repeat(200));
+    c.send_raw(big.as_bytes()).await;
+    c.send_raw(b".\r\n").await;
+    let r = c.read_reply().await;
+    r.expect(552);
+    assert_eq!(r.status(), Some("5.3.4"));
+    // the session goes on, and a message under the limit is taken
+    let r = c
+        .send_mail(
+            "a@example.org",
+            &["dev@lists.example.org"],
+            "Subject: small\r\n\r\nhi\r\n",
+        )
+        .await;
+    r.expect(250);
+    c.quit().await;
+    d.shutdown().await;
+    assert_eq!(env.count("messages", ""), 1);
+}
+
+#[tokio::test]
+async fn line_limits() {
+    let env = builder().build();
+    let d = env.start().await;
+    let mut c = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+    let r = c.cmd(&format!("NOOP {}", "x".repeat(600))).await;
+    r.expect(500);
+    assert!(r.text().contains("Line too long"));
+    c.cmd("NOOP").await.expect(250);
+    start_mail(&mut c).await;
+    c.send_raw(format!("Subject: long\r\n\r\n{}\r\n.\r\n", "y".repeat(999)).as_bytes())
+        .await;
+    let r = c.read_reply().await;
+    r.expect(554);
+    assert!(r.text().contains("998"));
+    start_mail(&mut c).await;
+    c.send_raw(format!("Subject: ok\r\n\r\n{}\r\n.\r\n", "y".repeat(998)).as_bytes())
+        .await;
+    c.read_reply().await.expect(250);
+    c.quit().await;
+    d.shutdown().await;
+    assert_eq!(env.count("messages", ""), 1);
+}
+
+#[tokio::test]
+async fn recipient_limit_452() {
+    let env = builder().set("smtp", "max_recipients", "2").build();
+    let d = env.start().await;
+    let mut c = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+    c.cmd("MAIL FROM:<a@example.org>").await.expect(250);
+    c.cmd("RCPT TO:<dev@lists.example.org>").await.expect(250);
+    c.cmd("RCPT TO:<dev-request@lists.example.org>")
+        .await
+        .expect(250);
+    let r = c.cmd("RCPT TO:<dev-owner@lists.example.org>").await;
+    r.expect(452);
+    assert_eq!(r.status(), Some("4.5.3"));
+    c.quit().await;
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_past_max_connections_get_421() {
+    let env = builder().set("smtp", "max_connections", "2").build();
+    let d = env.start().await;
+    let a = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+    let b = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+    let mut c = SmtpClient::connect(d.smtp_addr()).await;
+    c.greeting.expect(421);
+    assert_eq!(c.greeting.status(), Some("4.7.0"));
+    assert!(c.closed().await);
+    a.quit().await;
+    assert!(wait_until(Duration::from_secs(5), || d.sessions() < 2).await);
+    let e = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+    e.quit().await;
+    b.quit().await;
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn ten_errors_in_a_row_get_421_and_close() {
+    let env = builder().build();
+    let d = env.start().await;
+    let mut c = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+    for _ in 0..9 {
+        c.cmd("BOGUS").await.expect(500);
+    }
+    c.send_line("BOGUS").await;
+    c.read_reply().await.expect(500);
+    let r = c.read_reply().await;
+    r.expect(421);
+    assert!(r.text().contains("Too many errors"));
+    assert!(c.closed().await);
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn command_rate_limit_for_untrusted_clients() {
+    let env = builder()
+        .set("smtp", "trusted_networks", "[]")
+        .set("smtp", "max_commands_per_minute", "5")
+        .build();
+    let d = env.start().await;
+    let mut c = SmtpClient::connect_ehlo(d.smtp_addr()).await; // 1
+    for _ in 0..4 {
+        c.cmd("NOOP").await.expect(250);
+    }
+    let r = c.cmd("NOOP").await;
+    r.expect(421);
+    assert!(r.text().contains("Too many commands"));
+    assert!(c.closed().await);
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_timeout_gets_421() {
+    let env = builder().set("smtp", "idle_timeout_secs", "1").build();
+    let d = env.start().await;
+    let mut c = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+    let r = c.read_reply().await; // nothing sent: the server times out
+    r.expect(421);
+    assert_eq!(r.status(), Some("4.4.2"));
+    assert!(c.closed().await);
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_finishes_transactions_in_flight_and_refuses_new_connections() {
+    let env = builder().build();
+    let d = env.start().await;
+    let addr = d.smtp_addr();
+    let mut busy = SmtpClient::connect_ehlo(addr).await;
+    let mut idle = SmtpClient::connect_ehlo(addr).await;
+    start_mail(&mut busy).await;
+    busy.send_raw(b"Subject: in flight\r\n\r\npart one\r\n")
+        .await;
+
+    let stopping = tokio::spawn(d.shutdown_with_grace(Duration::from_secs(20)));
+    // the idle session is told at once
+    let r = idle.read_reply().await;
+    r.expect(421);
+    assert_eq!(r.status(), Some("4.3.2"));
+    assert!(idle.closed().await);
+    // a new connection is refused
+    let late = SmtpClient::connect(addr).await;
+    late.greeting.expect(421);
+    // the transaction in flight completes, then 421
+    busy.send_raw(b"part two\r\n.\r\n").await;
+    busy.read_reply().await.expect(250);
+    busy.send_line("NOOP").await;
+    busy.read_reply().await.expect(421);
+    stopping.await.unwrap();
+    let msgs = env.inbound_messages();
+    assert_eq!(msgs.len(), 1);
+    assert!(String::from_utf8_lossy(&msgs[0].1).ends_with("part one\r\npart two\r\n"));
+}
