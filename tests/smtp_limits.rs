@@ -39,7 +39,7 @@ async fn smuggling_with_bare_lf_or_bare_cr_is_rejected_and_nothing_is_stored() {
     }
     c.quit().await;
     d.shutdown().await;
-    assert_eq!(env.count("messages", ""), 0);
+    assert_eq!(env.count("messages", "direction = 'in'"), 0);
     assert_eq!(env.count("incoming", ""), 0);
 }
 
@@ -73,7 +73,7 @@ async fn size_limit_552_declared_and_actual() {
     r.expect(250);
     c.quit().await;
     d.shutdown().await;
-    assert_eq!(env.count("messages", ""), 1);
+    assert_eq!(env.count("messages", "direction = 'in'"), 1);
 }
 
 #[tokio::test]
@@ -97,7 +97,7 @@ async fn line_limits() {
     c.read_reply().await.expect(250);
     c.quit().await;
     d.shutdown().await;
-    assert_eq!(env.count("messages", ""), 1);
+    assert_eq!(env.count("messages", "direction = 'in'"), 1);
 }
 
 #[tokio::test]
