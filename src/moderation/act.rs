@@ -436,7 +436,7 @@ pub fn handle_reply(
 /// line for the robot's reply. The verb must match the token's action.
 pub fn command(
     ctx: &Ctx,
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     msg: &Inbound,
     verb: &str,
     token: &str,

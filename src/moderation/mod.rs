@@ -30,7 +30,7 @@ pub use queue::{Held, SenderList};
 
 use crate::pipeline::{Ctx, HandlerError, Inbound};
 use crate::store::StoreError;
-use rusqlite::{Connection, Transaction};
+use rusqlite::Connection;
 
 /// Why a post was held. The posting rules choose; moderation stores and shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,7 +180,7 @@ impl Action {
 /// (never the null sender, never an automaton). Returns the held id.
 pub fn hold(
     ctx: &Ctx,
-    tx: &Transaction<'_>,
+    tx: &Connection,
     list: &str,
     msg: &Inbound,
     reason: HoldReason,

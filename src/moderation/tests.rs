@@ -408,12 +408,25 @@ fn accept_and_ban_lists() {
 }
 
 /// A moderator's reply to `dev-moderate+TOKEN@`, handled; returns the jobs it queued.
-pub(crate) fn reply(fx: &mut Fx, env_from: &str, from: &str, token: &str, body: &str, now: i64) -> Vec<Job> {
+pub(crate) fn reply(
+    fx: &mut Fx,
+    env_from: &str,
+    from: &str,
+    token: &str,
+    body: &str,
+    now: i64,
+) -> Vec<Job> {
     let bytes = format!(
         "From: {from}\r\nTo: dev-moderate+{token}@{DOMAIN}\r\nSubject: Re: Held for approval\r\n\
          Message-ID: <reply.{now}@example.org>\r\n\r\n{body}"
     );
-    let msg = inbound(fx, env_from, &format!("dev-moderate+{token}@{DOMAIN}"), bytes.as_bytes(), now);
+    let msg = inbound(
+        fx,
+        env_from,
+        &format!("dev-moderate+{token}@{DOMAIN}"),
+        bytes.as_bytes(),
+        now,
+    );
     let before = last_job_id(&fx.conn);
     let tx = fx.conn.transaction().unwrap();
     handle_reply(&fx.ctx, &tx, &msg).unwrap();
@@ -422,9 +435,19 @@ pub(crate) fn reply(fx: &mut Fx, env_from: &str, from: &str, token: &str, body: 
 }
 
 /// Holds a post from alice and returns (held id, tokens by action).
-pub(crate) fn held_with_tokens(fx: &mut Fx, subject: &str, now: i64) -> (i64, std::collections::HashMap<String, String>) {
+pub(crate) fn held_with_tokens(
+    fx: &mut Fx,
+    subject: &str,
+    now: i64,
+) -> (i64, std::collections::HashMap<String, String>) {
     let before = last_job_id(&fx.conn);
-    let (id, _) = hold_post(fx, "alice@example.net", &post("alice@example.net", subject), HoldReason::NonMember, now);
+    let (id, _) = hold_post(
+        fx,
+        "alice@example.net",
+        &post("alice@example.net", subject),
+        HoldReason::NonMember,
+        now,
+    );
     let jobs = jobs_after(&fx.conn, before);
     (id, tokens_in(&jobs[0].bytes))
 }
@@ -456,16 +479,31 @@ fn reject_by_reply_sends_the_reason_to_the_poster() {
         20,
     );
     let h = state(&fx, id);
-    assert_eq!((h.state.as_str(), h.action.as_deref()), ("rejected", Some("reject")));
+    assert_eq!(
+        (h.state.as_str(), h.action.as_deref()),
+        ("rejected", Some("reject"))
+    );
     assert_eq!(h.acted_by.as_deref(), Some("mod1@example.org"));
-    assert_eq!(h.note.as_deref(), Some("Off topic here, please use the users list."));
+    assert_eq!(
+        h.note.as_deref(),
+        Some("Off topic here, please use the users list.")
+    );
     assert_eq!(jobs.len(), 2, "{jobs:?}");
-    let to_poster = jobs.iter().find(|j| j.rcpts == ["alice@example.net"]).unwrap();
+    let to_poster = jobs
+        .iter()
+        .find(|j| j.rcpts == ["alice@example.net"])
+        .unwrap();
     let t = text_of(&to_poster.bytes);
     assert!(t.contains("rejected by a moderator"), "{t}");
-    assert!(t.contains("Off topic here, please use the users list."), "{t}");
+    assert!(
+        t.contains("Off topic here, please use the users list."),
+        "{t}"
+    );
     assert!(!t.contains("quoted notice"), "{t}");
-    let to_mod = jobs.iter().find(|j| j.rcpts == ["mod1@example.org"]).unwrap();
+    let to_mod = jobs
+        .iter()
+        .find(|j| j.rcpts == ["mod1@example.org"])
+        .unwrap();
     assert!(text_of(&to_mod.bytes).contains("rejected: held message"));
 }
 
@@ -473,14 +511,28 @@ fn reject_by_reply_sends_the_reason_to_the_poster() {
 fn discard_is_silent_and_a_late_second_moderator_is_told_who_acted() {
     let mut fx = fixture(MODS);
     let (id, toks) = held_with_tokens(&mut fx, "disc", 10);
-    let jobs = reply(&mut fx, "mod1@example.org", "mod1@example.org", &toks["discard"], "", 3_600);
+    let jobs = reply(
+        &mut fx,
+        "mod1@example.org",
+        "mod1@example.org",
+        &toks["discard"],
+        "",
+        3_600,
+    );
     assert_eq!(state(&fx, id).state, "discarded");
     // only the answer to the moderator; nothing to the poster
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].rcpts, vec!["mod1@example.org"]);
 
     // the second moderator uses another action's token
-    let jobs = reply(&mut fx, "Mod2@Example.org", "Mod2@Example.org", &toks["reject"], "no", 7_200);
+    let jobs = reply(
+        &mut fx,
+        "Mod2@Example.org",
+        "Mod2@Example.org",
+        &toks["reject"],
+        "no",
+        7_200,
+    );
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].rcpts, vec!["Mod2@Example.org"]);
     let t = text_of(&jobs[0].bytes);
@@ -489,20 +541,42 @@ fn discard_is_silent_and_a_late_second_moderator_is_told_who_acted() {
         "{t}"
     );
     let h = state(&fx, id);
-    assert_eq!((h.state.as_str(), h.acted_by.as_deref()), ("discarded", Some("mod1@example.org")));
-    assert!(log_outcomes(&fx).contains(&("Mod2@Example.org".into(), "reject".into(), "already".into())));
+    assert_eq!(
+        (h.state.as_str(), h.acted_by.as_deref()),
+        ("discarded", Some("mod1@example.org"))
+    );
+    assert!(log_outcomes(&fx).contains(&(
+        "Mod2@Example.org".into(),
+        "reject".into(),
+        "already".into()
+    )));
 }
 
 #[test]
 fn a_reused_token_does_nothing_twice() {
     let mut fx = fixture(MODS);
     let (id, toks) = held_with_tokens(&mut fx, "reuse", 10);
-    reply(&mut fx, "mod1@example.org", "mod1@example.org", &toks["ban"], "", 20);
+    reply(
+        &mut fx,
+        "mod1@example.org",
+        "mod1@example.org",
+        &toks["ban"],
+        "",
+        20,
+    );
     assert_eq!(state(&fx, id).state, "discarded");
     assert!(is_banned(&fx.conn, "dev", "alice@example.net").unwrap());
     queue::remove_sender(&fx.conn, SenderList::Ban, "dev", "alice@example.net").unwrap();
-    let jobs = reply(&mut fx, "mod1@example.org", "mod1@example.org", &toks["ban"], "", 30);
-    assert!(text_of(&jobs[0].bytes).contains("already discarded (and the sender banned) by mod1@example.org"));
+    let jobs = reply(
+        &mut fx,
+        "mod1@example.org",
+        "mod1@example.org",
+        &toks["ban"],
+        "",
+        30,
+    );
+    assert!(text_of(&jobs[0].bytes)
+        .contains("already discarded (and the sender banned) by mod1@example.org"));
     // the second use did not ban again
     assert!(!is_banned(&fx.conn, "dev", "alice@example.net").unwrap());
     let used: Option<i64> = fx
@@ -521,14 +595,32 @@ fn a_forged_approval_is_refused_and_logged() {
     let mut fx = fixture(MODS);
     let (id, toks) = held_with_tokens(&mut fx, "forge", 10);
     // neither envelope nor From is a moderator
-    let jobs = reply(&mut fx, "mallory@example.net", "Mallory <mallory@example.net>", &toks["discard"], "", 20);
+    let jobs = reply(
+        &mut fx,
+        "mallory@example.net",
+        "Mallory <mallory@example.net>",
+        &toks["discard"],
+        "",
+        20,
+    );
     assert_eq!(state(&fx, id).state, "held");
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].rcpts, vec!["mallory@example.net"]);
     assert!(text_of(&jobs[0].bytes).contains("refused: mallory@example.net is not a moderator"));
-    assert!(log_outcomes(&fx).contains(&("mallory@example.net".into(), "discard".into(), "refused".into())));
+    assert!(log_outcomes(&fx).contains(&(
+        "mallory@example.net".into(),
+        "discard".into(),
+        "refused".into()
+    )));
     // the token still works for a real moderator
-    reply(&mut fx, "mod1@example.org", "mod1@example.org", &toks["discard"], "", 30);
+    reply(
+        &mut fx,
+        "mod1@example.org",
+        "mod1@example.org",
+        &toks["discard"],
+        "",
+        30,
+    );
     assert_eq!(state(&fx, id).state, "discarded");
 }
 
@@ -537,8 +629,18 @@ fn the_from_header_counts_unless_our_intake_saw_dmarc_fail() {
     let mut fx = fixture(MODS);
     // envelope is a forwarding service, From: is the moderator
     let (id, toks) = held_with_tokens(&mut fx, "from", 10);
-    reply(&mut fx, "srs0=xyz@forwarder.example", "Owner <owner@example.org>", &toks["discard"], "", 20);
-    assert_eq!(state(&fx, id).acted_by.as_deref(), Some("owner@example.org"));
+    reply(
+        &mut fx,
+        "srs0=xyz@forwarder.example",
+        "Owner <owner@example.org>",
+        &toks["discard"],
+        "",
+        20,
+    );
+    assert_eq!(
+        state(&fx, id).acted_by.as_deref(),
+        Some("owner@example.org")
+    );
 
     let (id, toks) = held_with_tokens(&mut fx, "dmarc", 10);
     let host = fx.ctx.config.smtp.hostname.clone();
@@ -547,7 +649,13 @@ fn the_from_header_counts_unless_our_intake_saw_dmarc_fail() {
          From: owner@example.org\r\nSubject: x\r\n\r\n"
     );
     let rcpt = format!("dev-moderate+{}@{DOMAIN}", toks["discard"]);
-    let msg = inbound(&mut fx, "bounce@attacker.example", &rcpt, bytes.as_bytes(), 30);
+    let msg = inbound(
+        &mut fx,
+        "bounce@attacker.example",
+        &rcpt,
+        bytes.as_bytes(),
+        30,
+    );
     let tx = fx.conn.transaction().unwrap();
     handle_reply(&fx.ctx, &tx, &msg).unwrap();
     tx.commit().unwrap();
@@ -570,7 +678,10 @@ fn automatons_and_the_null_sender_never_act() {
     tx.commit().unwrap();
     assert_eq!(state(&fx, id).state, "held");
     assert_eq!(
-        log_outcomes(&fx).iter().filter(|l| l.2 == "ignored-automated").count(),
+        log_outcomes(&fx)
+            .iter()
+            .filter(|l| l.2 == "ignored-automated")
+            .count(),
         2
     );
 }
@@ -581,7 +692,10 @@ fn unknown_and_malformed_tokens_get_a_clear_answer() {
     for tok in ["0123456789abcdef0123456789abcdef", "not-a-token"] {
         let jobs = reply(&mut fx, "mod1@example.org", "mod1@example.org", tok, "", 20);
         assert_eq!(jobs.len(), 1);
-        assert!(text_of(&jobs[0].bytes).contains("unknown moderation token"), "{tok}");
+        assert!(
+            text_of(&jobs[0].bytes).contains("unknown moderation token"),
+            "{tok}"
+        );
     }
 }
 
@@ -599,22 +713,63 @@ fn robot_commands_check_the_verb_the_list_and_the_sender() {
     let mut fx = fixture(MODS);
     let (id, toks) = held_with_tokens(&mut fx, "robot", 10);
     let req = format!("dev-request@{DOMAIN}");
-    let line = robot(&mut fx, "mallory@example.net", &req, "discard", &toks["discard"], "");
+    let line = robot(
+        &mut fx,
+        "mallory@example.net",
+        &req,
+        "discard",
+        &toks["discard"],
+        "",
+    );
     assert!(line.starts_with("refused"), "{line}");
-    let line = robot(&mut fx, "mod1@example.org", &req, "discard", &toks["reject"], "");
+    let line = robot(
+        &mut fx,
+        "mod1@example.org",
+        &req,
+        "discard",
+        &toks["reject"],
+        "",
+    );
     assert!(line.contains("this token is for `reject`"), "{line}");
-    let line = robot(&mut fx, "mod1@example.org", &req, "frobnicate", &toks["reject"], "");
+    let line = robot(
+        &mut fx,
+        "mod1@example.org",
+        &req,
+        "frobnicate",
+        &toks["reject"],
+        "",
+    );
     assert!(line.contains("not a moderation command"), "{line}");
     let line = robot(&mut fx, "mod1@example.org", &req, "reject", "", "");
     assert!(line.starts_with("usage"), "{line}");
     assert_eq!(state(&fx, id).state, "held");
     // through majordomo@ (no list in the route) the token names the list
-    let line = robot(&mut fx, "mod1@example.org", &format!("majordomo@{DOMAIN}"), "reject", &toks["reject"], "spam, sorry");
+    let line = robot(
+        &mut fx,
+        "mod1@example.org",
+        &format!("majordomo@{DOMAIN}"),
+        "reject",
+        &toks["reject"],
+        "spam, sorry",
+    );
     assert!(line.starts_with("rejected: held message"), "{line}");
     let h = state(&fx, id);
-    assert_eq!((h.state.as_str(), h.note.as_deref()), ("rejected", Some("spam, sorry")));
-    let line = robot(&mut fx, "Mod2@Example.org", &req, "discard", &toks["discard"], "");
-    assert!(line.contains("already rejected by mod1@example.org"), "{line}");
+    assert_eq!(
+        (h.state.as_str(), h.note.as_deref()),
+        ("rejected", Some("spam, sorry"))
+    );
+    let line = robot(
+        &mut fx,
+        "Mod2@Example.org",
+        &req,
+        "discard",
+        &toks["discard"],
+        "",
+    );
+    assert!(
+        line.contains("already rejected by mod1@example.org"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -647,13 +802,24 @@ fn expiry_discards_old_posts_and_tells_the_poster() {
     let t = text_of(&jobs[0].bytes);
     assert!(t.contains("2 days") && t.contains("expired"), "{t}");
     // a late moderator hears it expired
-    let jobs = reply(&mut fx, "mod1@example.org", "mod1@example.org", &toks["approve"], "", 2 * day + 5);
+    let jobs = reply(
+        &mut fx,
+        "mod1@example.org",
+        "mod1@example.org",
+        &toks["approve"],
+        "",
+        2 * day + 5,
+    );
     assert!(text_of(&jobs[0].bytes).contains("already expired by expiry"));
     // tokens of long-closed posts are purged
     assert_eq!(expire(&fx.ctx, &mut fx.conn, 40 * day).unwrap(), 1);
     let left: i64 = fx
         .conn
-        .query_row("SELECT COUNT(*) FROM mod_tokens WHERE held_id = ?1", [old], |r| r.get(0))
+        .query_row(
+            "SELECT COUNT(*) FROM mod_tokens WHERE held_id = ?1",
+            [old],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(left, 0);
 }
@@ -671,7 +837,10 @@ fn reminders_are_daily_and_list_what_is_pending() {
     let jobs = jobs_after(&fx.conn, before);
     assert_eq!(jobs[0].rcpts, vec!["mod1@example.org", "Mod2@Example.org"]);
     let t = text_of(&jobs[0].bytes);
-    assert!(t.contains("2 post(s)") && t.contains("first") && t.contains("second"), "{t}");
+    assert!(
+        t.contains("2 post(s)") && t.contains("first") && t.contains("second"),
+        "{t}"
+    );
     // not again the same day
     assert_eq!(remind(&fx.ctx, &mut fx.conn, 2 * day).unwrap(), 0);
     assert_eq!(remind(&fx.ctx, &mut fx.conn, 2 * day + 10).unwrap(), 1);

@@ -1,0 +1,325 @@
+//! `listd held ...` and `listd hash-password`, run as the real binary
+//! against a config and a SQLite store in a temp dir. Posts are held through
+//! the library (the same `moderation::hold` the pipeline calls); what the
+//! CLI queues is parsed back with mail-parser.
+
+use listd::config::Config;
+use listd::moderation::{self, HoldReason};
+use listd::pipeline::{Ctx, Inbound};
+use listd::store::spool::{self, Envelope};
+use listd::templates::Templates;
+use mail_parser::MessageParser;
+use rusqlite::Connection;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+const DOMAIN: &str = "lists.example.org";
+
+fn setup() -> (tempfile::TempDir, Ctx) {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    std::fs::write(
+        dir.path().join("listd.yaml"),
+        format!(
+            "domain: {DOMAIN}\ntemplates_dir: {}\nsmtp:\n  listen: [\"127.0.0.1:0\"]\n",
+            templates.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("lists")).unwrap();
+    std::fs::write(
+        dir.path().join("lists/dev.yaml"),
+        "owners: [owner@example.org]\nmoderators: [mod@example.org]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("lists/ops.yaml"),
+        "owners: [owner@example.org]\n",
+    )
+    .unwrap();
+    let config = Config::load(&dir.path().join("listd.yaml")).unwrap();
+    let templates = Templates::for_config(&config).unwrap();
+    let ctx = Ctx {
+        config: Arc::new(config),
+        templates: Arc::new(templates),
+    };
+    (dir, ctx)
+}
+
+fn listd(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_listd"))
+        .arg("--config")
+        .arg(dir.join("listd.yaml"))
+        .args(args)
+        .env("USER", "tester")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(stdin.as_bytes()).unwrap();
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn post(from: &str, subject: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: dev@{DOMAIN}\r\nSubject: {subject}\r\nMessage-ID: <{subject}@example.net>\r\n\
+         X-Kept:  odd   spacing \r\n\r\nBody of {subject}\r\n"
+    )
+    .into_bytes()
+}
+
+/// Holds a post through the library, as the pipeline would.
+fn hold(ctx: &Ctx, list: &str, from: &str, subject: &str, now: i64) -> (i64, Vec<u8>) {
+    let mut conn = listd::store::open(&ctx.config.db_path()).unwrap();
+    let rcpt = format!("{list}@{DOMAIN}");
+    let route = listd::routing::route(&ctx.config, &rcpt).unwrap();
+    let bytes = post(from, subject);
+    let tx = conn.transaction().unwrap();
+    let env = Envelope {
+        mail_from: from.into(),
+        rcpts: vec![],
+        client_ip: None,
+        helo: "x".into(),
+        protocol: "ESMTP".into(),
+    };
+    let mid = spool::insert_inbound(&tx, &env, &bytes, now).unwrap();
+    let msg = Inbound {
+        incoming_id: 0,
+        message_id: mid,
+        rcpt,
+        route,
+        env_from: from.into(),
+        client_ip: None,
+        received_at: now,
+        bytes: bytes.clone(),
+        now,
+    };
+    let id = moderation::hold(ctx, &tx, list, &msg, HoldReason::NonMember, now).unwrap();
+    tx.commit().unwrap();
+    (id, bytes)
+}
+
+fn state(conn: &Connection, id: i64) -> (String, Option<String>, Option<String>) {
+    conn.query_row(
+        "SELECT state, acted_by, note FROM held WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .unwrap()
+}
+
+/// Texts of notices queued to `rcpt`.
+fn mail_to(conn: &Connection, rcpt: &str) -> Vec<String> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT m.bytes FROM jobs j JOIN messages m ON m.id = j.message_id
+             JOIN job_rcpts r ON r.job_id = j.id WHERE r.rcpt = ?1 ORDER BY j.id",
+        )
+        .unwrap();
+    stmt.query_map([rcpt], |r| r.get::<_, Vec<u8>>(0))
+        .unwrap()
+        .map(|b| {
+            let b = b.unwrap();
+            MessageParser::default()
+                .parse(&b)
+                .unwrap()
+                .body_text(0)
+                .unwrap()
+                .into_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn list_show_reject_discard_all() {
+    let (dir, ctx) = setup();
+    let now = listd::store::now();
+    let (a, a_bytes) = hold(&ctx, "dev", "alice@example.net", "first", now - 3 * 3600);
+    let (b, _) = hold(&ctx, "dev", "bob@example.net", "second", now - 60);
+    let (c, _) = hold(&ctx, "ops", "carol@example.net", "third", now - 2 * 86400);
+
+    let o = listd(dir.path(), &["held"], "");
+    assert!(o.status.success(), "{}", err(&o));
+    let s = out(&o);
+    for needle in [
+        "ID",
+        "REASON",
+        "non-member",
+        "alice@example.net",
+        "first",
+        "3h 0m",
+        "bob@example.net",
+        "carol@example.net",
+        "2d 0h",
+    ] {
+        assert!(s.contains(needle), "{needle} missing:\n{s}");
+    }
+    let o = listd(dir.path(), &["held", "dev"], "");
+    assert!(
+        out(&o).contains("first") && !out(&o).contains("third"),
+        "{}",
+        out(&o)
+    );
+    let o = listd(dir.path(), &["held", "nosuch"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("no list `nosuch`"), "{}", err(&o));
+
+    // show: the raw message, byte for byte
+    let o = listd(dir.path(), &["held", "show", &a.to_string()], "");
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(o.stdout, a_bytes);
+    let o = listd(dir.path(), &["held", "show", "999999"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("no held post 999999"), "{}", err(&o));
+
+    // reject with a reason: the poster is told
+    let o = listd(
+        dir.path(),
+        &[
+            "held",
+            "reject",
+            &a.to_string(),
+            "--reason",
+            "Off topic, sorry.",
+        ],
+        "",
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).contains("rejected: held message"), "{}", out(&o));
+    let conn = listd::store::open(&ctx.config.db_path()).unwrap();
+    assert_eq!(
+        state(&conn, a),
+        (
+            "rejected".into(),
+            Some("cli:tester".into()),
+            Some("Off topic, sorry.".into())
+        )
+    );
+    let to_alice = mail_to(&conn, "alice@example.net");
+    assert!(
+        to_alice
+            .iter()
+            .any(|t| t.contains("rejected by a moderator") && t.contains("Off topic, sorry.")),
+        "{to_alice:?}"
+    );
+
+    // acting again: exit 1 with who did it
+    let o = listd(dir.path(), &["held", "discard", &a.to_string()], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains("already rejected by cli:tester"),
+        "{}",
+        err(&o)
+    );
+
+    // --all on one list leaves the other list alone
+    let o = listd(dir.path(), &["held", "discard", "--all", "dev"], "");
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(state(&conn, b).0, "discarded");
+    assert_eq!(state(&conn, c).0, "held");
+    assert!(mail_to(&conn, "bob@example.net")
+        .iter()
+        .all(|t| !t.contains("rejected")));
+    let o = listd(dir.path(), &["held", "dev"], "");
+    assert!(out(&o).contains("no held posts"), "{}", out(&o));
+
+    // usage errors
+    let o = listd(dir.path(), &["held", "approve"], "");
+    assert_eq!(o.status.code(), Some(2));
+    let o = listd(dir.path(), &["held", "approve", "1", "--all", "dev"], "");
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn accept_sender_and_ban_with_undo() {
+    let (dir, ctx) = setup();
+    let conn = listd::store::open(&ctx.config.db_path()).unwrap();
+    let o = listd(
+        dir.path(),
+        &["held", "accept-sender", "dev", "Alice@Example.NET"],
+        "",
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        out(&o).contains("added to the accept list of dev"),
+        "{}",
+        out(&o)
+    );
+    assert!(moderation::is_accepted_sender(&conn, "dev", "Alice@example.net").unwrap());
+    let o = listd(
+        dir.path(),
+        &["held", "accept-sender", "dev", "Alice@example.net"],
+        "",
+    );
+    assert!(out(&o).contains("already"), "{}", out(&o));
+    let o = listd(
+        dir.path(),
+        &[
+            "held",
+            "accept-sender",
+            "dev",
+            "Alice@example.net",
+            "--remove",
+        ],
+        "",
+    );
+    assert!(out(&o).contains("removed"), "{}", out(&o));
+    assert!(!moderation::is_accepted_sender(&conn, "dev", "Alice@example.net").unwrap());
+
+    let o = listd(dir.path(), &["held", "ban", "dev", "spam@example.net"], "");
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(moderation::is_banned(&conn, "dev", "spam@example.net").unwrap());
+    assert!(!moderation::is_banned(&conn, "ops", "spam@example.net").unwrap());
+    let o = listd(
+        dir.path(),
+        &["held", "ban", "dev", "spam@example.net", "--remove"],
+        "",
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(!moderation::is_banned(&conn, "dev", "spam@example.net").unwrap());
+
+    let o = listd(dir.path(), &["held", "ban", "dev", "not an address"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("is not an address"), "{}", err(&o));
+    let o = listd(dir.path(), &["held", "ban", "nosuch", "a@example.net"], "");
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn hash_password_prints_a_verifiable_argon2_hash() {
+    let (dir, _ctx) = setup();
+    let o = listd(dir.path(), &["hash-password"], "correct horse\n");
+    assert!(o.status.success(), "{}", err(&o));
+    let h = out(&o).trim().to_string();
+    assert!(h.starts_with("$argon2id$"), "{h}");
+    assert!(moderation::approved::verify_password(&h, "correct horse"));
+    assert!(!moderation::approved::verify_password(
+        &h,
+        "correct horse\n"
+    ));
+    // the hash passes `listd check` as a moderator_password
+    std::fs::write(
+        dir.path().join("lists/dev.yaml"),
+        format!("owners: [owner@example.org]\nmoderator_password: '{h}'\n"),
+    )
+    .unwrap();
+    let o = listd(dir.path(), &["check"], "");
+    assert!(o.status.success(), "{}", err(&o));
+
+    let o = listd(dir.path(), &["hash-password"], "\n");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("empty"), "{}", err(&o));
+}
