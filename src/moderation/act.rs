@@ -153,7 +153,8 @@ fn release(
     distribute(ctx, tx, &list.name, &bytes, now)
 }
 
-/// The one call point into the post pipeline's distribution.
+/// The one call point into the post pipeline's distribution: decorate,
+/// archive, queue the fan-out, feed the digest.
 fn distribute(
     ctx: &Ctx,
     tx: &Connection,
@@ -161,7 +162,9 @@ fn distribute(
     bytes: &[u8],
     now: i64,
 ) -> Result<(), HandlerError> {
-    crate::pipeline::post::distribute(ctx, tx, list, bytes, now).map(|_| ())
+    let d = crate::pipeline::post::distribute(ctx, tx, list, bytes, now)?;
+    tracing::info!(%list, message_id = %d.message_id, recipients = d.recipients, "approved post distributed");
+    Ok(())
 }
 
 /// Hook for DMARC: whether a From: address may be believed. The

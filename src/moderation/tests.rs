@@ -668,9 +668,7 @@ fn automatons_and_the_null_sender_never_act() {
     let (id, toks) = held_with_tokens(&mut fx, "vacation", 10);
     let jobs = reply(&mut fx, "", "mod1@example.org", &toks["approve"], "", 20);
     assert!(jobs.is_empty());
-    let bytes = format!(
-        "From: mod1@example.org\r\nAuto-Submitted: auto-replied\r\nSubject: Out of office\r\n\r\nAway\r\n"
-    );
+    let bytes = "From: mod1@example.org\r\nAuto-Submitted: auto-replied\r\nSubject: Out of office\r\n\r\nAway\r\n";
     let rcpt = format!("dev-moderate+{}@{DOMAIN}", toks["approve"]);
     let msg = inbound(&mut fx, "mod1@example.org", &rcpt, bytes.as_bytes(), 30);
     let tx = fx.conn.transaction().unwrap();
