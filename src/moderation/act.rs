@@ -163,7 +163,7 @@ fn distribute(
     now: i64,
 ) -> Result<(), HandlerError> {
     let d = crate::pipeline::post::distribute(ctx, tx, list, bytes, now)?;
-    tracing::info!(%list, message_id = %d.message_id, recipients = d.recipients, "approved post distributed");
+    tracing::info!(%list, message_id = %d.message_id, job = d.job_id, "approved post distributed");
     Ok(())
 }
 
