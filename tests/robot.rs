@@ -810,6 +810,10 @@ fn loops_get_no_reply_and_change_nothing() {
     );
     s.deliver_at(ANN, REQ, bytes.as_bytes(), T0);
     assert!(s.outbox().is_empty());
+    // From: one of our own addresses (a list, a robot)
+    let bytes = mail("dev@lists.example.org", REQ, "", "help", &[]);
+    s.deliver_at(ANN, REQ, bytes.as_bytes(), T0);
+    assert!(s.outbox().is_empty());
     // Auto-Submitted: no is a person
     let bytes = mail(ANN, REQ, "", "help", &["Auto-Submitted: no"]);
     s.deliver_at(ANN, REQ, bytes.as_bytes(), T0);
@@ -1154,4 +1158,50 @@ fn site_bounce_address_is_configurable_and_checked() {
         e.contains("listd.yaml") && e.contains("robot.bounce_address"),
         "{e}"
     );
+}
+
+#[test]
+fn held_posts_are_approved_through_the_robot() {
+    let l = "owners: [owner@example.org]\nmoderators: [mod@example.org]\nposting: members\nnonmember_posts: hold\nnotify_held: false\n";
+    let mut s = Site::new(&[("dev", l)]);
+    s.add_member("dev", "bob@example.org");
+    let post = mail(
+        "stranger@example.net",
+        "dev@lists.example.org",
+        "Hello list",
+        "a post\n",
+        &[],
+    );
+    s.deliver_at(
+        "stranger@example.net",
+        "dev@lists.example.org",
+        post.as_bytes(),
+        T0,
+    );
+    let out = s.outbox();
+    let notice = to_rcpt(&out, "mod@example.org")[0];
+    let approve_line = notice
+        .body()
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("approve ") && l.split_whitespace().count() == 2)
+        .unwrap()
+        .to_string();
+    // a subscription-request lookup misses, so the robot hands it to moderation
+    s.command("mod@example.org", REQ, "", &approve_line, T0 + 5);
+    let out = s.outbox();
+    let results = out
+        .iter()
+        .find(|m| m.subject().starts_with("Results"))
+        .unwrap();
+    assert!(results.is_to("mod@example.org"));
+    assert!(
+        out.iter().any(|m| m.kind == "post"),
+        "the approved post is distributed: {out:#?}\n{}",
+        results.body()
+    );
+    // the moderation token is single-use too
+    s.command("mod@example.org", REQ, "", &approve_line, T0 + 6);
+    let again = s.outbox();
+    assert!(again.iter().all(|m| m.kind != "post"));
 }

@@ -121,3 +121,39 @@ fn errors_are_clear_and_exit_non_zero() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("/nonexistent/listd.yaml"));
 }
+
+#[test]
+fn check_warns_about_missing_robot_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    let tdir = dir.path().join("tpl");
+    std::fs::create_dir_all(&tdir).unwrap();
+    std::fs::write(tdir.join("help.hbs"), "help").unwrap();
+    let path = write_config(dir.path(), &[("dev", APPROVE)], "  replies_per_hour: 10");
+    let text_cfg = std::fs::read_to_string(&path).unwrap();
+    let text_cfg = text_cfg.replace(
+        &format!("templates_dir: {}", templates_dir().display()),
+        "templates_dir: tpl",
+    );
+    std::fs::write(&path, text_cfg).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_listd"))
+        .arg("--config")
+        .arg(&path)
+        .arg("check")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("the command robot's templates are missing"),
+        "{err}"
+    );
+    assert!(err.contains("welcome") && !err.contains("help"), "{err}");
+    // the shipped set is complete
+    let s = Site::new(&[("dev", APPROVE)]);
+    let out = listd(&s, &["check"]);
+    assert!(out.status.success());
+    assert!(
+        !text(&out.stderr).contains("missing"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -14,7 +14,15 @@ pub fn run(path: &Path) -> CliResult {
             anyhow::bail!("{} error(s) in the configuration", errors.0.len());
         }
     };
-    crate::templates::Templates::for_config(&config)?;
+    let templates = crate::templates::Templates::for_config(&config)?;
+    let missing = crate::commands::missing_templates(&templates, None);
+    if !missing.is_empty() {
+        eprintln!(
+            "warning: {}: the command robot's templates are missing ({}); command mail will wait until they exist",
+            config.templates_dir.display(),
+            missing.join(", ")
+        );
+    }
     println!(
         "{}: ok ({} lists: {})",
         path.display(),

@@ -147,6 +147,16 @@ pub fn check(domain: &str, env_from: &str, h: &LoopHeaders) -> Verdict {
             return Verdict::Drop(format!("carries our own X-Loop {v}"));
         }
     }
+    for a in std::iter::once(env_from).chain(h.from.as_deref()) {
+        let dom = a
+            .trim()
+            .trim_end_matches('>')
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase());
+        if dom.as_deref() == Some(domain.as_str()) {
+            return Verdict::Drop(format!("sender `{a}` is an address of this server"));
+        }
+    }
     if let Some(why) = machine_sender(env_from) {
         return Verdict::Drop(why);
     }
@@ -243,6 +253,9 @@ mod tests {
         assert!(drop("owner-foo@x.org", &|_| {}));
         assert!(drop("a@x.org", &|x| x.from = Some("Mailer-Daemon@x.org".into())));
         assert!(drop("a@x.org", &|x| x.from = Some("noreply@x.org".into())));
+        assert!(drop("dev@LISTS.example.org", &|_| {}));
+        assert!(drop("a@x.org", &|x| x.from =
+            Some("dev@lists.example.org".into())));
     }
 
     #[test]

@@ -29,6 +29,30 @@ use crate::store::outbound::{self, JobKind, NewJob};
 use rusqlite::{Connection, Transaction};
 use serde_json::{json, Value};
 
+/// The templates the robot renders; `listd check` reports any missing.
+pub const TEMPLATES: &[&str] = &[
+    "help",
+    "info",
+    "command-results",
+    "confirm-subscribe",
+    "confirm-unsubscribe",
+    "welcome",
+    "goodbye",
+    "owner-approval",
+    "owner-notice",
+    "refusal",
+];
+
+/// Robot templates that exist neither in the site set nor as an override of
+/// `list` (None: the site set only).
+pub fn missing_templates(t: &crate::templates::Templates, list: Option<&str>) -> Vec<&'static str> {
+    TEMPLATES
+        .iter()
+        .copied()
+        .filter(|n| !t.has(list, n))
+        .collect()
+}
+
 /// Who sent a command mail: the From: address (else the envelope sender).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {

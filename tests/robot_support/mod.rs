@@ -57,6 +57,9 @@ impl Sent {
     pub fn flat(&self) -> String {
         self.body().split_whitespace().collect::<Vec<_>>().join(" ")
     }
+    pub fn is_to(&self, a: &str) -> bool {
+        self.rcpts.iter().any(|r| r == a)
+    }
     pub fn header(&self, name: &str) -> Option<String> {
         self.parsed().header_raw(name).map(|s| s.trim().to_string())
     }
