@@ -729,6 +729,33 @@ mod tests {
     }
 
     #[test]
+    fn export_names_the_file_when_the_index_does_not_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = db(dir.path());
+        let tx = conn.transaction().unwrap();
+        let m = msg("a", "Sat, 22 Nov 2025 03:00:00 +0000", "x\r\n");
+        archive_post(dir.path(), &tx, "dev", "d", &m, T).unwrap();
+        tx.commit().unwrap();
+        let path = root(dir.path()).join("dev/2025-11.mbox");
+        std::fs::write(
+            &path,
+            b"garbage that is long enough to read but is no mbox at all, really",
+        )
+        .unwrap();
+        let e = export(dir.path(), &conn, "dev", None, &mut Vec::new()).unwrap_err();
+        assert!(
+            e.to_string().contains("2025-11.mbox") && e.to_string().contains("byte 0"),
+            "{e}"
+        );
+        std::fs::write(&path, b"From x").unwrap();
+        let e = export(dir.path(), &conn, "dev", None, &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("cannot be read"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+        let e = export(dir.path(), &conn, "dev", None, &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("2025-11.mbox"), "{e}");
+    }
+
+    #[test]
     fn since_parsing() {
         assert_eq!(parse_since("1970-01-02").unwrap(), 86400);
         assert_eq!(parse_since("1970-01-01T00:01:00Z").unwrap(), 60);

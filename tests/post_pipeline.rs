@@ -52,7 +52,23 @@ impl Env {
 
     /// Spools `bytes` from `mail_from` to `rcpt` and drains the pipeline.
     fn deliver(&mut self, mail_from: &str, rcpt: &str, bytes: &[u8]) {
+        self.deliver_at(mail_from, rcpt, bytes, NOW);
+    }
+
+    fn deliver_at(&mut self, mail_from: &str, rcpt: &str, bytes: &[u8], now: i64) {
         let route = routing::route(&self.ctx.config, rcpt).unwrap();
+        self.spool_route(mail_from, rcpt, route, bytes, now);
+        pipeline::drain(&self.ctx, &mut self.conn, now).unwrap();
+    }
+
+    fn spool_route(
+        &self,
+        mail_from: &str,
+        rcpt: &str,
+        route: routing::Route,
+        bytes: &[u8],
+        now: i64,
+    ) {
         let env = spool::Envelope {
             mail_from: mail_from.to_string(),
             rcpts: vec![(rcpt.to_string(), route)],
@@ -60,8 +76,7 @@ impl Env {
             helo: "client.example".into(),
             protocol: "ESMTP".into(),
         };
-        spool::insert_inbound(&self.conn, &env, bytes, NOW).unwrap();
-        pipeline::drain(&self.ctx, &mut self.conn, NOW).unwrap();
+        spool::insert_inbound(&self.conn, &env, bytes, now).unwrap();
     }
 
     /// Outbound jobs: (kind, env_from, bytes, recipients). A post job's
@@ -437,4 +452,115 @@ fn bounces_are_recorded() {
         e.count("SELECT COUNT(*) FROM bounces WHERE recipient IS NULL"),
         1
     );
+}
+
+#[test]
+fn a_message_id_counts_as_duplicate_for_30_days_only() {
+    let mut e = env(&[("dev", DEV)]);
+    e.add_member("dev", "ann@example.org", members::DeliveryMode::Each);
+    let p = post("ann@example.org", "again@x", "again");
+    let to = format!("dev@{DOMAIN}");
+    e.deliver_at("ann@example.org", &to, &p, NOW);
+    e.deliver_at("ann@example.org", &to, &p, NOW + 29 * 86_400);
+    assert_eq!(e.jobs().len(), 1);
+    e.deliver_at("ann@example.org", &to, &p, NOW + 31 * 86_400);
+    assert_eq!(e.jobs().len(), 2);
+    // the archive still holds it once
+    assert_eq!(e.count("SELECT COUNT(*) FROM archive_index"), 1);
+}
+
+#[test]
+fn a_post_for_a_list_no_longer_configured_is_kept_as_corrupt() {
+    let mut e = env(&[("dev", DEV)]);
+    let route = routing::Route::Post {
+        list: "gone".into(),
+    };
+    e.spool_route(
+        "ann@example.org",
+        &format!("gone@{DOMAIN}"),
+        route,
+        &post("ann@example.org", "g@x", "g"),
+        NOW,
+    );
+    let route = routing::Route::Owner {
+        list: "gone".into(),
+    };
+    e.spool_route(
+        "ann@example.org",
+        &format!("gone-owner@{DOMAIN}"),
+        route,
+        b"Subject: x\r\n\r\n",
+        NOW,
+    );
+    pipeline::drain(&e.ctx, &mut e.conn, NOW).unwrap();
+    let st = e.incoming_states();
+    assert_eq!(st.len(), 2);
+    for (state, err) in st {
+        assert_eq!(state, "corrupt");
+        assert!(err.unwrap().contains("`gone` is no longer configured"));
+    }
+    assert_eq!(e.jobs().len(), 0);
+}
+
+#[test]
+fn an_archive_that_cannot_be_written_makes_the_post_wait_then_it_goes_once() {
+    let mut e = env(&[("dev", DEV)]);
+    e.add_member("dev", "ann@example.org", members::DeliveryMode::Each);
+    // a file where the archive folder should be
+    let blocker = e.ctx.config.data_dir.join("archive");
+    std::fs::write(&blocker, b"in the way").unwrap();
+    e.deliver(
+        "ann@example.org",
+        &format!("dev@{DOMAIN}"),
+        &post("ann@example.org", "w@x", "waits"),
+    );
+    let st = e.incoming_states();
+    assert_eq!(st[0].0, "incoming");
+    assert!(st[0].1.as_deref().unwrap().contains("archive"), "{st:?}");
+    assert_eq!(
+        e.jobs().len(),
+        0,
+        "nothing is queued when the transaction rolls back"
+    );
+    std::fs::remove_file(&blocker).unwrap();
+    pipeline::drain(&e.ctx, &mut e.conn, NOW + 3600).unwrap();
+    assert_eq!(e.incoming_states()[0].0, "done");
+    assert_eq!(e.jobs().len(), 1);
+    assert_eq!(e.count("SELECT COUNT(*) FROM archive_index"), 1);
+}
+
+#[test]
+fn a_missing_footer_template_makes_the_post_wait_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(DOMAIN, dir.path());
+    config.templates_dir = dir.path().join("no-templates");
+    let l = ListConfig::parse(Path::new("dev.yaml"), "dev", DEV).unwrap();
+    config.lists.insert("dev".into(), l);
+    let templates = Templates::for_config(&config).unwrap();
+    let conn = store::open(&config.db_path()).unwrap();
+    let mut e = Env {
+        ctx: Ctx {
+            config: Arc::new(config),
+            templates: Arc::new(templates),
+        },
+        conn,
+        _dir: dir,
+    };
+    e.add_member("dev", "ann@example.org", members::DeliveryMode::Each);
+    e.deliver(
+        "ann@example.org",
+        &format!("dev@{DOMAIN}"),
+        &post("ann@example.org", "t@x", "t"),
+    );
+    let st = e.incoming_states();
+    assert_eq!(st[0].0, "incoming");
+    assert!(
+        st[0]
+            .1
+            .as_deref()
+            .unwrap()
+            .contains("template `footer` not found"),
+        "{st:?}"
+    );
+    assert_eq!(e.jobs().len(), 0);
 }
