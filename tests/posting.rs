@@ -656,3 +656,27 @@ async fn archive_export_import_round_trip() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.mbox"));
 }
+
+#[test]
+fn check_warns_about_missing_post_templates() {
+    let env = TestEnv::builder()
+        .global("templates_dir", "tpl")
+        .list("dev", "footer: true\n")
+        .list("plain", "posting: anyone\n")
+        .build();
+    std::fs::create_dir_all(env.path().join("tpl")).unwrap();
+    std::fs::create_dir_all(env.path().join("lists/plain/templates")).unwrap();
+    std::fs::write(
+        env.path().join("lists/plain/templates/post-rejected.hbs"),
+        "no",
+    )
+    .unwrap();
+    let out = listd(&env, &["check"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("list `dev`: post templates missing (post-rejected, footer)"),
+        "{err}"
+    );
+    assert!(!err.contains("list `plain`"), "{err}");
+}

@@ -23,6 +23,18 @@ pub fn run(path: &Path) -> CliResult {
             missing.join(", ")
         );
     }
+    for list in config.lists.values() {
+        let missing = crate::pipeline::post::missing_templates(&templates, list);
+        if !missing.is_empty() {
+            eprintln!(
+                "warning: list `{}`: post templates missing ({}) in {} or {}; posts that need them will wait until they exist",
+                list.name,
+                missing.join(", "),
+                config.templates_dir.display(),
+                config.lists_dir.join(&list.name).join("templates").display()
+            );
+        }
+    }
     println!(
         "{}: ok ({} lists: {})",
         path.display(),

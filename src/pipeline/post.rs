@@ -235,6 +235,19 @@ pub fn distribute(
     })
 }
 
+/// The post templates `list` needs that exist neither as a list override
+/// nor in the site templates (`listd check` warns about them; a post that
+/// needs one waits until it exists).
+pub fn missing_templates(t: &crate::templates::Templates, list: &ListConfig) -> Vec<&'static str> {
+    let mut need = vec!["post-rejected"];
+    if list.footer {
+        need.push("footer");
+    }
+    need.into_iter()
+        .filter(|n| !t.has(Some(&list.name), n))
+        .collect()
+}
+
 /// Data every post-related template gets.
 fn template_data(ctx: &Ctx, lc: &ListConfig) -> serde_json::Value {
     let c = &ctx.config;
