@@ -3,7 +3,8 @@
 //! `start` opens the store (running migrations), loads the templates, starts
 //! the spool writer, binds the SMTP and LMTP listeners (`127.0.0.1:0` binds
 //! a free port; the bound addresses are exposed), and spawns the accept
-//! loops, the pipeline worker, the delivery worker and the digest worker. `DaemonHandle::shutdown` stops in order:
+//! loops, the pipeline worker, the delivery worker, the digest worker and the
+//! moderation worker (held-post expiry and reminders). `DaemonHandle::shutdown` stops in order:
 //! sessions finish their transactions (new connections get 421), the spool
 //! writer commits what it was given, then the workers stop.
 //!
@@ -113,6 +114,12 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
         templates,
     };
     let mut workers = Vec::new();
+    let (mctx, w, rx) = (ctx.clone(), wakers.clone(), workers_rx.clone());
+    workers.push(tokio::spawn(async move {
+        if let Err(e) = crate::moderation::expiry::run(mctx, w, rx).await {
+            tracing::error!(error = %e, "moderation worker stopped");
+        }
+    }));
     let (dctx, w, rx) = (ctx.clone(), wakers.clone(), workers_rx.clone());
     workers.push(tokio::spawn(async move {
         if let Err(e) = crate::digest::run(dctx, w, rx).await {

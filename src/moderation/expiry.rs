@@ -85,3 +85,57 @@ pub fn remind(ctx: &Ctx, conn: &mut Connection, now: i64) -> Result<usize, Handl
     }
     Ok(n)
 }
+
+/// How often the daemon runs `expire` and `remind`.
+pub const TICK_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The daemon's moderation task: runs [`expire`] and [`remind`] at start and
+/// every [`TICK_EVERY`] until `shutdown` turns true; wakes the delivery
+/// worker when either queued mail. A failing pass is logged and retried at
+/// the next tick.
+pub async fn run(
+    ctx: Ctx,
+    wakers: crate::pipeline::Wakers,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), crate::store::StoreError> {
+    use crate::store::{self, StoreError};
+    let conn = store::open(&ctx.config.db_path())?;
+    let conn = std::sync::Arc::new(std::sync::Mutex::new(conn));
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let (c, ctx2) = (conn.clone(), ctx.clone());
+        let pass = tokio::task::spawn_blocking(move || {
+            let mut guard = c
+                .lock()
+                .map_err(|_| StoreError::Invalid("moderation connection poisoned".into()))?;
+            let now = store::now();
+            let expired = expire(&ctx2, &mut guard, now);
+            let reminded = remind(&ctx2, &mut guard, now);
+            Ok::<_, StoreError>((expired, reminded))
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("moderation task: {e}")))??;
+        let mut queued = false;
+        match pass.0 {
+            Ok(n) => queued |= n > 0,
+            Err(e) => {
+                tracing::error!(error = %e, "held-post expiry failed; retrying at the next tick")
+            }
+        }
+        match pass.1 {
+            Ok(n) => queued |= n > 0,
+            Err(e) => {
+                tracing::error!(error = %e, "moderator reminders failed; retrying at the next tick")
+            }
+        }
+        if queued {
+            wakers.delivery.notify_one();
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(TICK_EVERY) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

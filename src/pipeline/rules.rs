@@ -313,9 +313,11 @@ fn decide_inner(
                 not_allowed(HoldReason::NonMember, "members")
             }
         }
+        // a sender the moderators chose to always accept skips moderation
+        PostingPolicy::Moderated if accepted_sender => Action::Accept,
         PostingPolicy::Moderated => Action::Hold(HoldReason::Moderated),
         PostingPolicy::Announce => {
-            if facts.is_moderator {
+            if facts.is_moderator || accepted_sender {
                 Action::Accept
             } else {
                 not_allowed(HoldReason::AnnounceOnly, "the owners and moderators")

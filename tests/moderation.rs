@@ -1,0 +1,822 @@
+//! Moderation over real SMTP: the in-process daemon on 127.0.0.1, posts and
+//! moderators' replies sent by a raw SMTP client, the capturing sink playing
+//! the relay, every message that comes out parsed with mail-parser.
+//!
+//! Covers each hold reason the posting rules produce, the moderator notice
+//! with the original attached byte-identical, approve by per-action reply
+//! and by `approve TOKEN` to the robot, reject with a reason reaching the
+//! poster, discard, approve-and-accept-sender (the next post is not held),
+//! ban, a late second moderator, a forged approval, a reused token, the
+//! `Approved:` header and body line (good and bad, stripped from the text
+//! and HTML parts), expiry and reminders with a faked clock, and
+//! `listd held` acting on a running daemon.
+
+mod common;
+
+use common::sink::{Sink, Transaction};
+use common::{send, wait_until, TestEnv, DOMAIN};
+use listd::daemon::DaemonHandle;
+use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+const MODS: &str = "owners: [owner@example.org]\nmoderators: [mod@example.org, mod2@example.org]\n";
+
+struct World {
+    sink: Sink,
+    env: TestEnv,
+    daemon: DaemonHandle,
+}
+
+async fn world(lists: &[(&str, &str)]) -> World {
+    let sink = Sink::start();
+    let mut b = TestEnv::builder().relay_port(sink.port());
+    for (name, yaml) in lists {
+        b = b.list(name, yaml);
+    }
+    let env = b.build();
+    for (name, _) in lists {
+        env.add_members(name, &["ann@example.org", "bob@example.net"]);
+    }
+    let daemon = env.start().await;
+    World { sink, env, daemon }
+}
+
+impl World {
+    async fn send(&self, from: &str, to: &str, message: &str) {
+        send(self.daemon.smtp_addr(), from, &[to], message)
+            .await
+            .expect(250);
+        self.settle().await;
+    }
+
+    /// Waits until the incoming queue is worked off and every job is done.
+    async fn settle(&self) {
+        let env = &self.env;
+        let ok = wait_until(WAIT, || {
+            env.count("incoming", "state = 'incoming'") == 0
+                && env.count("jobs", "state <> 'done'") == 0
+        })
+        .await;
+        assert!(
+            ok,
+            "queues settle: {} incoming, {} jobs not done",
+            env.count("incoming", "state = 'incoming'"),
+            env.count("jobs", "state <> 'done'")
+        );
+    }
+
+    /// Sink transactions to `rcpt` whose Subject contains `needle`.
+    fn to(&self, rcpt: &str, needle: &str) -> Vec<Transaction> {
+        self.sink
+            .transactions()
+            .into_iter()
+            .filter(|t| t.rcpts.iter().any(|r| r == rcpt) && subject(&t.data).contains(needle))
+            .collect()
+    }
+
+    /// The one moderator notice to `rcpt` about a post whose subject contains `needle`.
+    fn notice(&self, rcpt: &str, needle: &str) -> Transaction {
+        let v: Vec<Transaction> = self
+            .to(rcpt, "Held for approval")
+            .into_iter()
+            .filter(|t| subject(&t.data).contains(needle))
+            .collect();
+        assert_eq!(v.len(), 1, "one notice to {rcpt} about {needle}: {v:?}");
+        v.into_iter().next().unwrap()
+    }
+
+    fn held(&self, needle: &str) -> (i64, String, String) {
+        let conn = self.env.store();
+        conn.query_row(
+            "SELECT id, reason, state FROM held WHERE subject LIKE ?1 ORDER BY id DESC LIMIT 1",
+            [format!("%{needle}%")],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap_or_else(|e| panic!("no held post about {needle}: {e}"))
+    }
+}
+
+fn parse(data: &[u8]) -> Message<'_> {
+    MessageParser::default().parse(data).expect("parsable mail")
+}
+
+fn subject(data: &[u8]) -> String {
+    MessageParser::default()
+        .parse(data)
+        .and_then(|m| m.subject().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn text(data: &[u8]) -> String {
+    parse(data).body_text(0).unwrap_or_default().into_owned()
+}
+
+/// The action tokens in a moderator notice (action -> token), read from
+/// the per-action addresses in the order the notice lists them.
+fn tokens(notice: &[u8], list: &str) -> HashMap<&'static str, String> {
+    let t = text(notice);
+    let marker = format!("{list}-moderate+");
+    let mut found = Vec::new();
+    for line in t.lines() {
+        if let Some(rest) = line.trim().strip_prefix(&marker) {
+            let tok = rest.split('@').next().unwrap().to_string();
+            if !found.contains(&tok) {
+                found.push(tok);
+            }
+        }
+    }
+    let actions = ["approve", "accept", "reject", "discard", "ban"];
+    assert_eq!(found.len(), actions.len(), "five action addresses in\n{t}");
+    actions.into_iter().zip(found).collect()
+}
+
+fn post(from: &str, list: &str, subject: &str, extra: &str, body: &str) -> String {
+    format!(
+        "From: {from}\r\nTo: {list}@{DOMAIN}\r\nSubject: {subject}\r\nMessage-ID: <{}@test.example>\r\n\
+         Date: Thu, 1 Jan 2026 00:00:00 +0000\r\n{extra}\r\n{body}",
+        common::rand_token()
+    )
+}
+
+fn moderate(token: &str, list: &str) -> String {
+    format!("{list}-moderate+{token}@{DOMAIN}")
+}
+
+/// The members' copies of a distributed post whose subject contains `needle`.
+fn distributed(w: &World, needle: &str) -> Vec<Transaction> {
+    w.sink
+        .transactions()
+        .into_iter()
+        .filter(|t| {
+            t.rcpts.iter().any(|r| r == "ann@example.org") && subject(&t.data).contains(needle)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_hold_reason_reaches_the_moderators() {
+    let w = world(&[
+        (
+            "dev",
+            &format!("posting: members\nnonmember_posts: hold\n{MODS}"),
+        ),
+        ("modded", &format!("posting: moderated\n{MODS}")),
+        (
+            "news",
+            &format!("posting: announce\nnonmember_posts: hold\n{MODS}"),
+        ),
+        (
+            "pw",
+            &format!(
+                "posting: anyone\nmoderator_password: '{}'\n{MODS}",
+                listd::moderation::hash_password("right").unwrap()
+            ),
+        ),
+    ])
+    .await;
+    let eve = "eve@example.com";
+    let cases = [
+        (
+            "dev",
+            "r-nonmember",
+            "",
+            "non-member",
+            "post from a non-member",
+        ),
+        (
+            "modded",
+            "r-moderated",
+            "",
+            "moderated",
+            "the list is moderated",
+        ),
+        (
+            "news",
+            "r-announce",
+            "",
+            "announce-only",
+            "announce-only list",
+        ),
+        (
+            "dev",
+            "r-bulk",
+            "Precedence: bulk\r\n",
+            "bulk",
+            "bulk or junk",
+        ),
+        (
+            "dev",
+            "r-auto",
+            "Auto-Submitted: auto-replied\r\n",
+            "auto-reply",
+            "an auto-reply",
+        ),
+        (
+            "pw",
+            "r-badpw",
+            "Approved: wrong\r\n",
+            "bad-approved-password",
+            "bad Approved password",
+        ),
+    ];
+    for (list, subj, extra, _, _) in cases {
+        // bulk/auto-reply come from a member: the hold is about the automaton
+        let from = if extra.starts_with("Precedence") || extra.starts_with("Auto") {
+            "ann@example.org"
+        } else {
+            eve
+        };
+        w.send(
+            from,
+            &format!("{list}@{DOMAIN}"),
+            &post(from, list, subj, extra, "Hello\r\n"),
+        )
+        .await;
+    }
+    for (list, subj, _, code, words) in cases {
+        let (_, reason, state) = w.held(subj);
+        assert_eq!((reason.as_str(), state.as_str()), (code, "held"), "{subj}");
+        for m in ["mod@example.org", "mod2@example.org"] {
+            let n = w.notice(m, subj);
+            assert_eq!(n.mail_from, format!("{list}-bounces@{DOMAIN}"));
+            let t = text(&n.data);
+            assert!(t.contains(words), "{subj}: `{words}` not in\n{t}");
+        }
+        assert!(
+            w.to("owner@example.org", subj).is_empty(),
+            "owners are not bothered when there are moderators"
+        );
+    }
+    // the poster hears it is held, except automatons; never why for a bad password
+    let eve_heard: Vec<String> = w
+        .to(eve, "awaits moderator approval")
+        .iter()
+        .map(|t| text(&t.data))
+        .collect();
+    assert_eq!(eve_heard.len(), 4, "{eve_heard:?}");
+    assert!(eve_heard
+        .iter()
+        .all(|t| !t.to_ascii_lowercase().contains("password")));
+    assert!(eve_heard.iter().any(|t| t.contains("not a member")));
+    assert!(w
+        .to("ann@example.org", "awaits moderator approval")
+        .is_empty());
+    // nothing was distributed
+    assert!(distributed(&w, "r-").is_empty());
+    w.daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notice_attaches_the_original_and_approve_by_reply_distributes_it() {
+    let w = world(&[("dev", &format!("subject_prefix: \"[dev]\"\n{MODS}"))]).await;
+    let eve = "eve@example.com";
+    // 8-bit text, odd header spacing, a dot-leading line
+    let body = "Grüße aus Köln\r\n.leading dot\r\nX-Not-A-Header:  kept\r\n";
+    w.send(
+        eve,
+        &format!("dev@{DOMAIN}"),
+        &post(eve, "dev", "approve-me", "X-Odd:   spacing\t \r\n", body),
+    )
+    .await;
+    let n = w.notice("mod@example.org", "approve-me");
+    // the attachment is the stored original, byte for byte
+    let stored: Vec<u8> = w
+        .env
+        .inbound_messages()
+        .into_iter()
+        .map(|(_, b)| b)
+        .find(|b| String::from_utf8_lossy(b).contains("approve-me"))
+        .unwrap();
+    let m = parse(&n.data);
+    let att = m.attachment(0).expect("the original is attached");
+    let ct = att.content_type().unwrap();
+    assert_eq!((ct.ctype(), ct.subtype()), ("message", Some("rfc822")));
+    assert_eq!(
+        &n.data[att.offset_body as usize..att.offset_end as usize],
+        &stored[..]
+    );
+    let PartType::Message(inner) = &att.body else {
+        panic!("attachment not parsed as a message")
+    };
+    assert_eq!(inner.raw_message(), &stored[..]);
+    let t = text(&n.data);
+    for s in [
+        "post from a non-member",
+        eve,
+        "Subject: approve-me",
+        "Grüße aus Köln",
+        "bytes",
+    ] {
+        assert!(t.contains(s), "{s} not in the notice:\n{t}");
+    }
+    let toks = tokens(&n.data, "dev");
+    // both moderators got the same tokens
+    assert_eq!(
+        tokens(&w.notice("mod2@example.org", "approve-me").data, "dev"),
+        toks
+    );
+
+    // approve by replying to the per-action address
+    let reply = format!(
+        "From: Mod <mod@example.org>\r\nTo: {}\r\nSubject: Re: {}\r\nMessage-ID: <r1@example.org>\r\n\r\nok\r\n",
+        moderate(&toks["approve"], "dev"),
+        subject(&n.data)
+    );
+    w.send(
+        "mod@example.org",
+        &moderate(&toks["approve"], "dev"),
+        &reply,
+    )
+    .await;
+    let out = distributed(&w, "approve-me");
+    assert_eq!(out.len(), 1, "distributed once");
+    let d = parse(&out[0].data);
+    assert_eq!(d.subject(), Some("[dev] approve-me"));
+    assert!(d
+        .header_raw("List-Id")
+        .unwrap()
+        .contains(&format!("dev.{DOMAIN}")));
+    assert!(
+        text(&out[0].data).contains("Grüße aus Köln\r\n.leading dot")
+            || text(&out[0].data).contains("Grüße aus Köln\n.leading dot")
+    );
+    assert!(String::from_utf8_lossy(&out[0].data).contains("X-Odd:   spacing\t \r\n"));
+    let mut rcpts: Vec<String> = w
+        .sink
+        .transactions()
+        .into_iter()
+        .filter(|t| subject(&t.data) == "[dev] approve-me")
+        .flat_map(|t| t.rcpts)
+        .collect();
+    rcpts.sort();
+    assert_eq!(rcpts, ["ann@example.org", "bob@example.net"]);
+    let answer = w.to("mod@example.org", "Re: ");
+    assert_eq!(answer.len(), 1);
+    assert!(
+        text(&answer[0].data).contains("approved: held message"),
+        "{}",
+        text(&answer[0].data)
+    );
+    assert_eq!(w.held("approve-me").2, "approved");
+
+    // the second moderator, later, with another token
+    let late = format!(
+        "From: mod2@example.org\r\nTo: {}\r\nSubject: Re: held\r\n\r\nno\r\n",
+        moderate(&toks["reject"], "dev")
+    );
+    w.send("mod2@example.org", &moderate(&toks["reject"], "dev"), &late)
+        .await;
+    let a = w.to("mod2@example.org", "Re: held");
+    assert_eq!(a.len(), 1);
+    let t = text(&a[0].data);
+    assert!(t.contains("already approved by mod@example.org at "), "{t}");
+    assert_eq!(
+        distributed(&w, "approve-me").len(),
+        1,
+        "still distributed once"
+    );
+    assert!(w.to(eve, "rejected").is_empty());
+    w.daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn robot_commands_reject_discard_ban_accept_forgery_and_reuse() {
+    let w = world(&[("dev", MODS)]).await;
+    let eve = "eve@example.com";
+    let dev = format!("dev@{DOMAIN}");
+    let req = format!("dev-request@{DOMAIN}");
+    for s in [
+        "c-approve",
+        "c-reject",
+        "c-discard",
+        "c-ban",
+        "c-accept",
+        "c-forged",
+    ] {
+        w.send(eve, &dev, &post(eve, "dev", s, "", "please post me\r\n"))
+            .await;
+    }
+    let tok = |s: &str| tokens(&w.notice("mod@example.org", s).data, "dev");
+
+    // approve TOKEN to the robot
+    let t = tok("c-approve");
+    w.send(
+        "mod@example.org",
+        &req,
+        &format!(
+            "From: mod@example.org\r\nTo: {req}\r\nSubject: x\r\n\r\napprove {}\r\n",
+            t["approve"]
+        ),
+    )
+    .await;
+    assert_eq!(distributed(&w, "c-approve").len(), 1);
+    let robot: Vec<String> = w
+        .sink
+        .transactions()
+        .into_iter()
+        .filter(|x| {
+            x.rcpts == ["mod@example.org"]
+                && x.mail_from.starts_with("dev-bounces")
+                && !subject(&x.data).contains("Held")
+        })
+        .map(|x| text(&x.data))
+        .collect();
+    assert!(
+        robot.iter().any(|r| r.contains("approved: held message")),
+        "{robot:?}"
+    );
+
+    // reject TOKEN reason: the poster gets the reason
+    let t = tok("c-reject");
+    w.send(
+        "mod@example.org",
+        &req,
+        &format!("From: mod@example.org\r\nTo: {req}\r\nSubject: x\r\n\r\nreject {} Please ask on the users list.\r\n", t["reject"]),
+    )
+    .await;
+    assert_eq!(w.held("c-reject").2, "rejected");
+    let rej = w.to(eve, "was rejected");
+    assert_eq!(rej.len(), 1);
+    let rt = text(&rej[0].data);
+    assert!(
+        rt.contains("Please ask on the users list.") && rt.contains("c-reject"),
+        "{rt}"
+    );
+
+    // discard by reply: silent
+    let t = tok("c-discard");
+    w.send(
+        "mod@example.org",
+        &moderate(&t["discard"], "dev"),
+        "From: mod@example.org\r\nSubject: d\r\n\r\n\r\n",
+    )
+    .await;
+    assert_eq!(w.held("c-discard").2, "discarded");
+    assert!(distributed(&w, "c-discard").is_empty());
+    assert_eq!(
+        w.to(eve, "was rejected").len(),
+        1,
+        "no new mail to the poster"
+    );
+
+    // a forged approval: refused, logged, the post stays held
+    let t = tok("c-forged");
+    w.send(
+        "mallory@example.com",
+        &moderate(&t["approve"], "dev"),
+        "From: Mod <mallory@example.com>\r\nSubject: f\r\n\r\nok\r\n",
+    )
+    .await;
+    assert_eq!(w.held("c-forged").2, "held");
+    assert!(distributed(&w, "c-forged").is_empty());
+    assert_eq!(
+        w.env.count(
+            "mod_log",
+            "actor = 'mallory@example.com' AND outcome = 'refused'"
+        ),
+        1
+    );
+    assert!(text(&w.to("mallory@example.com", "")[0].data).contains("refused"));
+
+    // ban: this post dropped, the next one discarded without a hold
+    let t = tok("c-ban");
+    w.send(
+        "mod2@example.org",
+        &moderate(&t["ban"], "dev"),
+        "From: mod2@example.org\r\nSubject: b\r\n\r\n\r\n",
+    )
+    .await;
+    assert_eq!(w.held("c-ban").2, "discarded");
+    let held_before = w.env.count("held", "");
+    w.send(eve, &dev, &post(eve, "dev", "c-after-ban", "", "again\r\n"))
+        .await;
+    assert_eq!(
+        w.env.count("held", ""),
+        held_before,
+        "a banned sender's post is not held"
+    );
+    assert!(distributed(&w, "c-after-ban").is_empty());
+    // a reused token: nothing happens twice
+    w.send(
+        "mod2@example.org",
+        &moderate(&t["ban"], "dev"),
+        "From: mod2@example.org\r\nSubject: again\r\n\r\n\r\n",
+    )
+    .await;
+    let again = w.to("mod2@example.org", "Re: again");
+    assert!(text(&again[0].data)
+        .contains("already discarded (and the sender banned) by mod2@example.org"));
+
+    // approve and always accept: distributed, and the next post is not held
+    let carl = "carl@example.com";
+    w.send(carl, &dev, &post(carl, "dev", "c-accept-1", "", "hi\r\n"))
+        .await;
+    let t = tokens(&w.notice("mod@example.org", "c-accept-1").data, "dev");
+    w.send(
+        "mod@example.org",
+        &moderate(&t["accept"], "dev"),
+        "From: mod@example.org\r\nSubject: a\r\n\r\n\r\n",
+    )
+    .await;
+    assert_eq!(distributed(&w, "c-accept-1").len(), 1);
+    w.send(
+        carl,
+        &dev,
+        &post(carl, "dev", "c-accept-2", "", "hi again\r\n"),
+    )
+    .await;
+    assert_eq!(
+        distributed(&w, "c-accept-2").len(),
+        1,
+        "the accepted sender's next post goes straight out"
+    );
+    assert!(w.to("mod@example.org", "c-accept-2").is_empty());
+    w.daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_sender_skips_a_moderated_list_too() {
+    let w = world(&[("modded", &format!("posting: moderated\n{MODS}"))]).await;
+    let to = format!("modded@{DOMAIN}");
+    w.send(
+        "ann@example.org",
+        &to,
+        &post("ann@example.org", "modded", "m-1", "", "x\r\n"),
+    )
+    .await;
+    let t = tokens(&w.notice("mod@example.org", "m-1").data, "modded");
+    w.send(
+        "mod@example.org",
+        &moderate(&t["accept"], "modded"),
+        "From: mod@example.org\r\nSubject: a\r\n\r\n\r\n",
+    )
+    .await;
+    w.send(
+        "ann@example.org",
+        &to,
+        &post("ann@example.org", "modded", "m-2", "", "y\r\n"),
+    )
+    .await;
+    assert_eq!(distributed(&w, "m-2").len(), 1);
+    assert_eq!(w.env.count("held", "subject = 'm-2'"), 0);
+    w.daemon.shutdown().await;
+}
+
+fn alternative(from: &str, list: &str, subj: &str, first_line: &str, html_first: &str) -> String {
+    post(
+        from,
+        list,
+        subj,
+        "MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"ALT\"\r\n",
+        &format!(
+            "--ALT\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{first_line}\r\nThe real text.\r\n\
+             --ALT\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>{html_first}</p><p>The real text.</p>\r\n--ALT--\r\n"
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approved_header_and_body_line_good_and_bad() {
+    let hash = listd::moderation::hash_password("s3cret pw").unwrap();
+    let w = world(&[(
+        "dev",
+        &format!("posting: moderated\nmoderator_password: '{hash}'\n{MODS}"),
+    )])
+    .await;
+    let eve = "eve@example.com";
+    let dev = format!("dev@{DOMAIN}");
+
+    // good header: straight out, header gone
+    w.send(
+        eve,
+        &dev,
+        &post(
+            eve,
+            "dev",
+            "a-header-good",
+            "Approved: s3cret pw\r\n",
+            "body\r\n",
+        ),
+    )
+    .await;
+    let out = distributed(&w, "a-header-good");
+    assert_eq!(out.len(), 1);
+    assert!(parse(&out[0].data).header_raw("Approved").is_none());
+    assert!(!String::from_utf8_lossy(&out[0].data).contains("s3cret"));
+
+    // good body line in text and its HTML twin: both stripped
+    w.send(
+        eve,
+        &dev,
+        &alternative(
+            eve,
+            "dev",
+            "a-body-good",
+            "Approved: s3cret pw",
+            "Approved:&nbsp;s3cret pw",
+        ),
+    )
+    .await;
+    let out = distributed(&w, "a-body-good");
+    assert_eq!(out.len(), 1);
+    let raw = String::from_utf8_lossy(&out[0].data).into_owned();
+    assert!(!raw.contains("s3cret"), "{raw}");
+    let m = parse(&out[0].data);
+    assert_eq!(m.body_text(0).unwrap().trim(), "The real text.");
+    assert_eq!(
+        m.body_html(0).unwrap().trim(),
+        "<p></p><p>The real text.</p>"
+    );
+
+    // bad header and bad body line: held as "bad Approved password"; the
+    // poster is never told why; approval later strips the line
+    w.send(
+        eve,
+        &dev,
+        &post(
+            eve,
+            "dev",
+            "a-header-bad",
+            "Approved: guess\r\n",
+            "body\r\n",
+        ),
+    )
+    .await;
+    w.send(
+        eve,
+        &dev,
+        &alternative(
+            eve,
+            "dev",
+            "a-body-bad",
+            "Approved: guess",
+            "Approved: guess",
+        ),
+    )
+    .await;
+    for s in ["a-header-bad", "a-body-bad"] {
+        let (_, reason, state) = w.held(s);
+        assert_eq!(
+            (reason.as_str(), state.as_str()),
+            ("bad-approved-password", "held")
+        );
+        assert!(text(&w.notice("mod@example.org", s).data).contains("bad Approved password"));
+    }
+    for t in w.to(eve, "awaits moderator approval") {
+        let t = text(&t.data).to_ascii_lowercase();
+        assert!(!t.contains("password") && !t.contains("approved:"), "{t}");
+    }
+    let t = tokens(&w.notice("mod@example.org", "a-body-bad").data, "dev");
+    w.send(
+        "mod@example.org",
+        &moderate(&t["approve"], "dev"),
+        "From: mod@example.org\r\nSubject: ok\r\n\r\n\r\n",
+    )
+    .await;
+    let out = distributed(&w, "a-body-bad");
+    assert_eq!(out.len(), 1);
+    assert!(!String::from_utf8_lossy(&out[0].data).contains("guess"));
+    assert_eq!(
+        parse(&out[0].data).body_text(0).unwrap().trim(),
+        "The real text."
+    );
+    w.daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_and_reminders_with_a_faked_clock() {
+    let w = world(&[("dev", &format!("hold_days: 3\n{MODS}"))]).await;
+    let eve = "eve@example.com";
+    w.send(
+        eve,
+        &format!("dev@{DOMAIN}"),
+        &post(eve, "dev", "e-old", "", "x\r\n"),
+    )
+    .await;
+    let toks = tokens(&w.notice("mod@example.org", "e-old").data, "dev");
+    let now = listd::store::now();
+    let ctx = w.env.ctx();
+    let mut conn = w.env.store();
+    // a day and a bit later: a reminder, no expiry
+    assert_eq!(
+        listd::moderation::remind(&ctx, &mut conn, now + 86_400 + 60).unwrap(),
+        1
+    );
+    assert_eq!(
+        listd::moderation::expire(&ctx, &mut conn, now + 86_400 + 60).unwrap(),
+        0
+    );
+    w.daemon.wakers.delivery.notify_one();
+    w.settle().await;
+    let rem = w.to("mod@example.org", "await moderation");
+    assert_eq!(rem.len(), 1);
+    assert!(text(&rem[0].data).contains("e-old"));
+    // after hold_days: expired, the poster told, the tokens dead
+    assert_eq!(
+        listd::moderation::expire(&ctx, &mut conn, now + 3 * 86_400 + 60).unwrap(),
+        1
+    );
+    w.daemon.wakers.delivery.notify_one();
+    w.settle().await;
+    assert_eq!(w.held("e-old").2, "expired");
+    let exp = w.to(eve, "expired");
+    assert_eq!(exp.len(), 1);
+    assert!(text(&exp[0].data).contains("3 days"));
+    w.send(
+        "mod@example.org",
+        &moderate(&toks["approve"], "dev"),
+        "From: mod@example.org\r\nSubject: late\r\n\r\n\r\n",
+    )
+    .await;
+    assert!(text(&w.to("mod@example.org", "Re: late")[0].data).contains("already expired"));
+    assert!(distributed(&w, "e-old").is_empty());
+    w.daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listd_held_approves_on_a_running_daemon() {
+    let w = world(&[("dev", MODS)]).await;
+    let eve = "eve@example.com";
+    w.send(
+        eve,
+        &format!("dev@{DOMAIN}"),
+        &post(eve, "dev", "cli-approve", "", "x\r\n"),
+    )
+    .await;
+    let (id, _, _) = w.held("cli-approve");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_listd"))
+        .arg("--config")
+        .arg(&w.env.config_path)
+        .args(["held", "approve", &id.to_string()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    w.daemon.wakers.delivery.notify_one();
+    w.settle().await;
+    assert_eq!(distributed(&w, "cli-approve").len(), 1);
+    w.daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_expires_and_reminds_by_itself() {
+    let sink = Sink::start();
+    let env = TestEnv::builder()
+        .relay_port(sink.port())
+        .list("dev", &format!("hold_days: 2\n{MODS}"))
+        .build();
+    // a post held three days ago, and one held a day and a half ago, before the daemon starts
+    let ctx = env.ctx();
+    let now = listd::store::now();
+    let mut conn = env.store();
+    for (subj, age) in [("d-old", 3 * 86_400), ("d-pending", 36 * 3600)] {
+        let bytes = post("eve@example.com", "dev", subj, "", "x\r\n").into_bytes();
+        let tx = conn.transaction().unwrap();
+        let e = listd::store::spool::Envelope {
+            mail_from: "eve@example.com".into(),
+            rcpts: vec![],
+            client_ip: None,
+            helo: "x".into(),
+            protocol: "ESMTP".into(),
+        };
+        let mid = listd::store::spool::insert_inbound(&tx, &e, &bytes, now - age).unwrap();
+        let msg = listd::pipeline::Inbound {
+            incoming_id: 0,
+            message_id: mid,
+            rcpt: format!("dev@{DOMAIN}"),
+            route: listd::routing::route(&ctx.config, &format!("dev@{DOMAIN}")).unwrap(),
+            env_from: "eve@example.com".into(),
+            client_ip: None,
+            received_at: now - age,
+            bytes,
+            now: now - age,
+        };
+        listd::moderation::hold(
+            &ctx,
+            &tx,
+            "dev",
+            &msg,
+            listd::moderation::HoldReason::NonMember,
+            now - age,
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+    let daemon = env.start().await;
+    let w = World { sink, env, daemon };
+    let ok = wait_until(WAIT, || {
+        !w.to("eve@example.com", "expired").is_empty()
+            && !w.to("mod@example.org", "await moderation").is_empty()
+    })
+    .await;
+    assert!(
+        ok,
+        "the daemon's moderation worker expired the old post and reminded the moderators"
+    );
+    assert_eq!(w.held("d-old").2, "expired");
+    assert_eq!(w.held("d-pending").2, "held");
+    let rem = text(&w.to("mod@example.org", "await moderation")[0].data);
+    assert!(rem.contains("d-pending") && !rem.contains("d-old"), "{rem}");
+    w.daemon.shutdown().await;
+}
