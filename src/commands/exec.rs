@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 
-use rusqlite::{Connection, Transaction};
+use rusqlite::Connection;
 use serde_json::json;
 
 use super::parse::{CommandLine, Verb};
@@ -32,8 +32,7 @@ pub const WHO_MAX: usize = 5000;
 /// The state one command mail's commands run in.
 pub struct Session<'a> {
     pub ctx: &'a Ctx,
-    /// The handler's transaction (moderation needs it as such).
-    pub tx: &'a Transaction<'a>,
+    /// The handler's transaction.
     pub conn: &'a Connection,
     pub msg: &'a Inbound,
     pub sender: Identity,
@@ -228,7 +227,7 @@ pub fn request_approval(
 impl<'a> Session<'a> {
     pub fn new(
         ctx: &'a Ctx,
-        tx: &'a Transaction<'a>,
+        conn: &'a Connection,
         msg: &'a Inbound,
         sender: Identity,
         route_list: Option<String>,
@@ -236,8 +235,7 @@ impl<'a> Session<'a> {
     ) -> Session<'a> {
         Session {
             ctx,
-            tx,
-            conn: tx,
+            conn,
             msg,
             sender,
             route_list,
@@ -834,6 +832,6 @@ impl<'a> Session<'a> {
     /// TOKEN` whose token is not a subscription request, and for
     /// `accept|ban TOKEN`: held posts (`crate::moderation::command`).
     fn moderation_command(&mut self, verb: Verb, token: &str, rest: &str) -> Res {
-        crate::moderation::command(self.ctx, self.tx, self.msg, verb.name(), token, rest)
+        crate::moderation::command(self.ctx, self.conn, self.msg, verb.name(), token, rest)
     }
 }
