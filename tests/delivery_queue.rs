@@ -121,7 +121,7 @@ fn add_members(config: &Config, list: &str, addrs: &[String]) {
 
 fn post_bytes(list: &str) -> Vec<u8> {
     format!(
-        "From: Poster <poster@example.org>\r\nTo: {list}@lists.example.org\r\nCc: m001@example.org\r\nSubject: [{list}] news\r\nMessage-ID: <p1@example.org>\r\n\r\nbody\r\n"
+        "From: Poster <poster@example.org>\r\nTo: {list}@lists.example.org\r\nCc: m001@example.org\r\nSubject: [{list}] news\r\nMessage-ID: <p1@example.org>\r\n\r\nbody\r\n.dot line\r\n"
     )
     .into_bytes()
 }
@@ -599,4 +599,48 @@ async fn verp_gives_each_recipient_its_own_envelope() {
 #[tokio::test]
 async fn verp_gives_each_recipient_its_own_envelope_without_pipelining() {
     verp_gives_each_recipient_its_own_envelope_case(false).await;
+}
+
+#[tokio::test]
+async fn verp_stream_keeps_per_recipient_verdicts() {
+    let sink = Sink::start();
+    sink.reply_to_rcpt("m001@example.org", "550 5.1.1 no such user");
+    sink.reply_to_rcpt_times("m003@example.org", "451 4.2.1 busy", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let config = Arc::new(with_list(
+        config_for(dir.path(), sink.addr()),
+        "dev",
+        "verp: true\n",
+    ));
+    add_members(&config, "dev", &members_at("example.org", 6));
+    enqueue_post(&config, "dev", T0);
+    let s = delivery::deliver_due(config.clone(), T0).await.unwrap();
+    assert_eq!(
+        (s.record.sent, s.record.failed, s.record.deferred),
+        (4, 1, 1)
+    );
+    let txs = sink.transactions();
+    assert_eq!(txs.len(), 4, "one transaction per delivered recipient");
+    for t in &txs {
+        assert_eq!(t.rcpts.len(), 1);
+        let (local, domain) = t.rcpts[0].split_once('@').unwrap();
+        assert_eq!(
+            t.mail_from,
+            format!("dev-bounces+{local}={domain}@lists.example.org")
+        );
+        assert_eq!(
+            t.data,
+            post_bytes("dev"),
+            "content intact, dot-stuffing undone"
+        );
+    }
+    let s = delivery::deliver_due(config.clone(), T0 + 300)
+        .await
+        .unwrap();
+    assert_eq!(s.record.sent, 1);
+    let mut got = sink.delivered();
+    got.sort();
+    let mut want = members_at("example.org", 6);
+    want.retain(|a| a != "m001@example.org");
+    assert_eq!(got, want);
 }

@@ -492,6 +492,185 @@ impl RelayConn {
         fill(out, RcptResult::Deferred("no verdict".into()))
     }
 
+    /// Whether `verp_stream` can carry this body (pipelining on, and a UTF-8
+    /// body, since lettre's `command` writes text).
+    pub fn can_stream(&self, body: &[u8]) -> bool {
+        self.pipelining && std::str::from_utf8(body).is_ok()
+    }
+
+    /// VERP: one transaction per recipient, each with its own envelope
+    /// sender (`sender(rcpt)`), streamed with RFC 2920 pipelining so each
+    /// recipient costs one round trip: a recipient's message content (which
+    /// RFC 2920 allows first in a group) goes in the same write as the next
+    /// recipient's MAIL, RCPT and DATA. The caller checks `can_stream`.
+    pub async fn verp_stream(
+        &mut self,
+        rcpts: &[&str],
+        sender: impl Fn(&str) -> String,
+        body: &[u8],
+    ) -> Vec<RcptResult> {
+        let n = rcpts.len();
+        let mut out: Vec<Option<RcptResult>> = vec![None; n];
+        let broken =
+            |why: &str| RcptResult::Deferred(format!("connection to the relay broke: {why}"));
+        let Ok(text) = std::str::from_utf8(data_of(body)) else {
+            return vec![RcptResult::NotAttempted("body is not UTF-8".into()); n];
+        };
+        // the content as it goes on the wire, with the final dot line
+        let mut content = String::with_capacity(text.len() + text.len() / 64 + 8);
+        let mut at_line_start = true;
+        for c in text.chars() {
+            if at_line_start && c == '.' {
+                content.push('.');
+            }
+            content.push(c);
+            at_line_start = c == '\n';
+        }
+        content.push_str("\r\n.");
+        let mut params = String::new();
+        if self.eightbit && !body.is_ascii() {
+            params.push_str(" BODY=8BITMIME");
+        }
+        let mut pending: Option<usize> = None; // whose content leads the next group
+        let mut need_rset = false;
+        let mut i = 0;
+        let mut group = String::new();
+        while pending.is_some() || i < n {
+            // skip what cannot be sent
+            while i < n && !sendable(rcpts[i]) {
+                out[i] = Some(RcptResult::Failed {
+                    reply: format!("invalid recipient address `{}`", rcpts[i]),
+                    bounce: true,
+                });
+                i += 1;
+            }
+            group.clear();
+            let lead = pending.take();
+            if lead.is_some() {
+                group.push_str(&content);
+            }
+            let next = (i < n).then_some(i);
+            if let Some(k) = next {
+                let from = sender(rcpts[k]);
+                let smtputf8 = self.smtputf8 && (!from.is_ascii() || !rcpts[k].is_ascii());
+                for line in [
+                    if need_rset { "RSET" } else { "" },
+                    &format!(
+                        "MAIL FROM:<{from}>{params}{}",
+                        if smtputf8 { " SMTPUTF8" } else { "" }
+                    ),
+                    &format!("RCPT TO:<{}>", rcpts[k]),
+                    "DATA",
+                ] {
+                    if line.is_empty() {
+                        continue;
+                    }
+                    if !group.is_empty() {
+                        group.push_str("\r\n");
+                    }
+                    group.push_str(line);
+                }
+                i += 1;
+            } else if lead.is_none() {
+                break;
+            }
+            // `command` writes the group (adding the last CRLF) and reads the first reply
+            let first = {
+                let r = tokio::time::timeout(self.timeout, self.conn.command(Line(&group, "", "")))
+                    .await;
+                let reply = classify(r);
+                if matches!(reply, Reply::Broken(_)) {
+                    self.broken = true;
+                }
+                reply
+            };
+            let mut replies = vec![first];
+            let expected =
+                usize::from(lead.is_some()) + next.map_or(0, |_| 3 + usize::from(need_rset));
+            while replies.len() < expected && !self.broken {
+                let r = self.read_reply().await;
+                replies.push(r);
+            }
+            if let Some(Reply::Broken(why)) = replies.iter().find(|r| matches!(r, Reply::Broken(_)))
+            {
+                let why = why.clone();
+                for k in lead.into_iter().chain(next) {
+                    out[k] = Some(broken(&why));
+                }
+                return fill(
+                    out,
+                    RcptResult::NotAttempted(
+                        "connection to the relay broke earlier in this batch".into(),
+                    ),
+                );
+            }
+            let mut it = replies.into_iter();
+            if let Some(l) = lead {
+                out[l] = Some(match it.next() {
+                    Some(Reply::Ok) => RcptResult::Sent,
+                    Some(Reply::Temp(r)) => RcptResult::Deferred(r),
+                    Some(Reply::Perm(r)) => RcptResult::Failed {
+                        reply: r,
+                        bounce: false,
+                    },
+                    _ => broken("no reply to the message content"),
+                });
+            }
+            let Some(k) = next else { break };
+            if need_rset {
+                let _ = it.next();
+                need_rset = false;
+            }
+            let (mail, rcpt, data) = (it.next(), it.next(), it.next());
+            let verdict = match (mail, rcpt) {
+                (Some(Reply::Temp(r)), _) | (Some(Reply::Ok), Some(Reply::Temp(r))) => {
+                    Some(RcptResult::Deferred(r))
+                }
+                (Some(Reply::Perm(r)), _) => Some(RcptResult::Failed {
+                    reply: r,
+                    bounce: false,
+                }),
+                (Some(Reply::Ok), Some(Reply::Perm(r))) => Some(RcptResult::Failed {
+                    reply: r,
+                    bounce: true,
+                }),
+                _ => None,
+            };
+            match (verdict, data) {
+                (None, Some(Reply::Ok)) => pending = Some(k),
+                (None, Some(Reply::Temp(r))) => {
+                    out[k] = Some(RcptResult::Deferred(r));
+                    need_rset = true;
+                }
+                (None, Some(Reply::Perm(r))) => {
+                    out[k] = Some(RcptResult::Failed {
+                        reply: r,
+                        bounce: false,
+                    });
+                    need_rset = true;
+                }
+                (Some(v), Some(Reply::Ok)) => {
+                    // 354 without a transaction: never send; drop the connection
+                    out[k] = Some(v);
+                    self.broken = true;
+                    return fill(out, RcptResult::NotAttempted("relay out of step".into()));
+                }
+                (Some(v), _) => {
+                    out[k] = Some(v);
+                    need_rset = true;
+                }
+                (None, _) => {
+                    self.broken = true;
+                    return fill(out, broken("missing reply"));
+                }
+            }
+        }
+        if need_rset && !self.broken {
+            self.rset().await;
+        }
+        fill(out, RcptResult::Deferred("no verdict".into()))
+    }
+
     /// Says QUIT (best effort) and closes.
     pub async fn quit(mut self) {
         if self.is_usable() {

@@ -227,19 +227,25 @@ async fn send_work(
     };
     let job = work.job.clone();
     let results = if job.verp && !job.env_from.is_empty() {
-        let mut results = Vec::with_capacity(work.rcpts.len());
-        for rcpt in &work.rcpts {
-            if !conn.is_usable() {
-                results.push(RcptResult::NotAttempted(
-                    "connection to the relay broke earlier in this batch".into(),
-                ));
-                continue;
+        if conn.can_stream(&job.body) {
+            let rcpts: Vec<&str> = work.rcpts.iter().map(String::as_str).collect();
+            conn.verp_stream(&rcpts, |r| queue::verp_sender(&job.env_from, r), &job.body)
+                .await
+        } else {
+            let mut results = Vec::with_capacity(work.rcpts.len());
+            for rcpt in &work.rcpts {
+                if !conn.is_usable() {
+                    results.push(RcptResult::NotAttempted(
+                        "connection to the relay broke earlier in this batch".into(),
+                    ));
+                    continue;
+                }
+                let from = queue::verp_sender(&job.env_from, rcpt);
+                let mut r = conn.transaction(&from, &[rcpt.as_str()], &job.body).await;
+                results.push(r.pop().unwrap_or(RcptResult::Deferred("no verdict".into())));
             }
-            let from = queue::verp_sender(&job.env_from, rcpt);
-            let mut r = conn.transaction(&from, &[rcpt.as_str()], &job.body).await;
-            results.push(r.pop().unwrap_or(RcptResult::Deferred("no verdict".into())));
+            results
         }
-        results
     } else {
         let rcpts: Vec<&str> = work.rcpts.iter().map(String::as_str).collect();
         conn.transaction(&job.env_from, &rcpts, &job.body).await
