@@ -326,6 +326,11 @@ pub async fn run(
             }
             Err(e) => {
                 tracing::error!(error = %e, "delivery pass failed");
+                // what that pass had in flight stays `sending` without a
+                // verdict: put it back in line (it may be sent twice)
+                if let Err(e) = engine.recover(store::now()).await {
+                    tracing::error!(error = %e, "delivery: re-queueing in-flight work failed");
+                }
                 Duration::from_secs(5)
             }
         };
