@@ -1,9 +1,6 @@
-//! kill -9 in the middle of a fan-out, then a restart: every recipient is
-//! delivered, and the only duplicates are recipients of batches that were
-//! in flight (`sending`) at the kill.
-//!
-//! The process killed runs the real delivery worker (`delivery::run`): it is
-//! this test binary re-executed on the ignored test `crash_child`.
+//! kill -9 of `listd serve` in the middle of a fan-out, then a restart of
+//! the real binary: every recipient is delivered, and the only duplicates
+//! are recipients of batches that were in flight (`sending`) at the kill.
 
 mod common;
 
@@ -13,38 +10,39 @@ use listd::delivery;
 use listd::store;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const MEMBERS: usize = 3000;
 
-fn config(dir: &Path, port: u16) -> Config {
-    let mut c = Config::for_tests("lists.example.org", dir);
-    c.relay.host = "127.0.0.1".into();
-    c.relay.port = port;
-    c.relay.max_recipients = 10;
-    c.relay.connections = 4;
-    c.relay.timeout_secs = 5;
-    let l = listd::config::ListConfig::parse(Path::new("big.yaml"), "big", "").unwrap();
-    c.lists.insert("big".into(), l);
-    c
+fn write_config(dir: &Path, relay_port: u16) -> std::path::PathBuf {
+    let cfg = dir.join("listd.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "domain: lists.example.org\nsmtp:\n  listen: [\"127.0.0.1:0\"]\n\
+             relay:\n  host: 127.0.0.1\n  port: {relay_port}\n  max_recipients: 10\n  connections: 4\n  timeout_secs: 5\n"
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("lists")).unwrap();
+    std::fs::write(
+        dir.join("lists/big.yaml"),
+        "description: big\ndigest:\n  enabled: false\n",
+    )
+    .unwrap();
+    cfg
 }
 
-/// Runs the delivery worker until killed (only when re-executed by the parent).
-#[test]
-#[ignore = "child process of kill9_mid_fanout_then_restart_loses_no_recipient"]
-fn crash_child() {
-    let (Ok(dir), Ok(port)) = (std::env::var("CRASH_DIR"), std::env::var("CRASH_PORT")) else {
-        return;
-    };
-    let c = Arc::new(config(Path::new(&dir), port.parse().unwrap()));
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let (_tx, rx) = tokio::sync::watch::channel(false);
-        delivery::run(c, listd::pipeline::Wakers::default(), rx)
-            .await
-            .unwrap();
-    });
+fn serve(cfg: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_listd"))
+        .arg("--config")
+        .arg(cfg)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 #[test]
@@ -52,7 +50,8 @@ fn kill9_mid_fanout_then_restart_loses_no_recipient() {
     let sink = Sink::start();
     sink.set_data_delay(Duration::from_millis(3));
     let dir = tempfile::tempdir().unwrap();
-    let c = config(dir.path(), sink.port());
+    let cfg = write_config(dir.path(), sink.port());
+    let c = Config::load(&cfg).unwrap();
     let all: Vec<String> = (0..MEMBERS)
         .map(|i| format!("u{i:05}@d{}.example", i % 7))
         .collect();
@@ -68,21 +67,15 @@ fn kill9_mid_fanout_then_restart_loses_no_recipient() {
         delivery::enqueue_post(&tx, &c, "big", body, store::now()).unwrap();
         tx.commit().unwrap();
     }
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["crash_child", "--exact", "--ignored", "--nocapture"])
-        .env("CRASH_DIR", dir.path())
-        .env("CRASH_PORT", sink.port().to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = serve(&cfg);
     // kill it once a good part, but not all, has been delivered
     let start = Instant::now();
     while sink.delivered_count() < MEMBERS / 3 {
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "child made no progress"
+            "the daemon made no progress"
         );
+        assert!(child.try_wait().unwrap().is_none(), "the daemon died");
         std::thread::sleep(Duration::from_millis(2));
     }
     child.kill().unwrap(); // SIGKILL
@@ -102,12 +95,32 @@ fn kill9_mid_fanout_then_restart_loses_no_recipient() {
         )
         .unwrap();
     drop(conn);
-    // restart: the worker recovers and finishes
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let stats = rt
-        .block_on(delivery::deliver_due(Arc::new(c.clone()), store::now()))
-        .unwrap();
-    assert!(stats.relay_down.is_none());
+    // restart the real daemon: it recovers and finishes
+    let mut child = serve(&cfg);
+    let finished = {
+        let start = Instant::now();
+        loop {
+            let conn = store::open(&c.db_path()).unwrap();
+            let state: String = conn
+                .query_row("SELECT state FROM jobs", [], |r| r.get(0))
+                .unwrap();
+            if state == "done" {
+                break true;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // SIGTERM: a clean stop
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let status = child.wait().unwrap();
+    assert!(finished, "the restarted daemon did not finish the job");
+    assert!(
+        status.success(),
+        "listd serve exited with {status} after SIGTERM"
+    );
     let delivered = sink.delivered();
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for r in &delivered {
@@ -123,9 +136,4 @@ fn kill9_mid_fanout_then_restart_loses_no_recipient() {
         dups as i64 <= in_flight,
         "{dups} duplicates, but only {in_flight} recipients were in flight"
     );
-    let conn = store::open(&c.db_path()).unwrap();
-    let state: String = conn
-        .query_row("SELECT state FROM jobs", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(state, "done");
 }
