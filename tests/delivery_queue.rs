@@ -644,3 +644,54 @@ async fn verp_stream_keeps_per_recipient_verdicts() {
     want.retain(|a| a != "m001@example.org");
     assert_eq!(got, want);
 }
+
+#[tokio::test]
+async fn a_connection_dropped_before_the_verdict_defers_and_resends() {
+    let sink = Sink::start();
+    sink.drop_at_data(1);
+    let dir = tempfile::tempdir().unwrap();
+    let config = Arc::new(with_list(config_for(dir.path(), sink.addr()), "dev", ""));
+    add_members(&config, "dev", &members_at("example.org", 4));
+    enqueue_post(&config, "dev", T0);
+    let s = delivery::deliver_due(config.clone(), T0).await.unwrap();
+    assert_eq!(s.record.deferred, 4);
+    let reply: String = store::open(&config.db_path())
+        .unwrap()
+        .query_row("SELECT last_reply FROM batches", [], |r| r.get(0))
+        .unwrap();
+    assert!(reply.contains("connection to the relay broke"), "{reply}");
+    let s = delivery::deliver_due(config.clone(), T0 + 300)
+        .await
+        .unwrap();
+    assert_eq!(s.record.sent, 4);
+    assert_eq!(sink.delivered_count(), 4);
+}
+
+#[tokio::test]
+async fn a_silent_relay_times_out_and_mail_stays_queued() {
+    // accepts connections, never says a word
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hold = std::thread::spawn(move || {
+        let conns: Vec<_> = listener.incoming().take(1).collect();
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        drop(conns);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config_for(dir.path(), addr);
+    c.relay.timeout_secs = 1;
+    c.relay.connections = 1;
+    let config = Arc::new(c);
+    enqueue(&config, &["a@example.org"], "x", T0);
+    let s = delivery::deliver_due(config.clone(), T0).await.unwrap();
+    let why = s.relay_down.expect("a silent relay counts as down");
+    assert!(why.contains("did not greet in time"), "{why}");
+    assert_eq!(
+        query_i64(
+            &config,
+            "SELECT COUNT(*) FROM job_rcpts WHERE state = 'active' AND attempts = 0"
+        ),
+        1
+    );
+    hold.join().unwrap();
+}

@@ -841,6 +841,8 @@ pub struct Summary {
     pub incoming: i64,
     /// Inbound rows that failed permanently.
     pub corrupt: i64,
+    /// Posts waiting for a moderator (the `held` table), if moderation is installed.
+    pub hold: Option<i64>,
     /// Outbound recipients due (or waiting to be expanded into batches).
     pub active: i64,
     /// Outbound recipients in flight to the relay.
@@ -884,6 +886,18 @@ pub fn summary(conn: &Connection, _now: i64) -> Result<Summary> {
     for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
         let (st, c) = row?;
         add(if st == "done" { "sent" } else { &st }, c);
+    }
+    let has_held: bool = conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'held')",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_held {
+        s.hold = Some(conn.query_row(
+            "SELECT COUNT(*) FROM held WHERE state = 'held'",
+            [],
+            |r| r.get(0),
+        )?);
     }
     s.expanding_jobs = conn.query_row("SELECT COUNT(*) FROM jobs WHERE expanded = 0", [], |r| {
         r.get(0)

@@ -54,6 +54,8 @@ struct State {
     refused: Vec<(String, String)>,
     /// Pause before answering the end of DATA (to slow a fan-out down).
     data_delay: Duration,
+    /// Close the connection instead of answering the next N ends of DATA.
+    drop_at_data: u32,
     /// DATA bytes received in transactions that got an error at the end.
     failed_data: usize,
 }
@@ -183,6 +185,12 @@ impl Sink {
     /// closes them; None to accept connections again.
     pub fn refuse_connections(&self, greeting: Option<&str>) {
         lock(&self.state).greeting = greeting.map(str::to_string);
+    }
+
+    /// Closes the connection, without a reply, at the end of the next
+    /// `times` DATA (the message was received; the verdict never comes).
+    pub fn drop_at_data(&self, times: u32) {
+        lock(&self.state).drop_at_data = times;
     }
 
     /// Waits this long before answering each end of DATA.
@@ -413,6 +421,13 @@ async fn session(sock: tokio::net::TcpStream, st: Arc<Mutex<State>>) -> std::io:
                 let delay = lock(&st).data_delay;
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
+                }
+                {
+                    let mut s = lock(&st);
+                    if s.drop_at_data > 0 {
+                        s.drop_at_data -= 1;
+                        return Ok(());
+                    }
                 }
                 let failure = {
                     let mut s = lock(&st);
