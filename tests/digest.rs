@@ -1252,3 +1252,18 @@ fn kill_9_while_sending_a_digest_loses_nothing() {
     assert_eq!(left, 0);
     eprintln!("one send took {full} ms; kill -9 landed before the commit in {killed_before_commit} of 10 runs");
 }
+
+#[test]
+fn listd_check_names_a_missing_digest_template() {
+    let (_dir, path, _ctx) =
+        site("description: x\ndigest:\n  enabled: true\n  footer: no-such-footer\n");
+    let (code, _, err) = listd(&path, &["check"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("lists/dev.yaml:4:3: digest.footer: template `no-such-footer` is neither"),
+        "{err}"
+    );
+    let (_dir, path, _ctx) = site("digest:\n  header: \"\"\n");
+    let (code, out, err) = listd(&path, &["check"]);
+    assert_eq!(code, 0, "{out}{err}");
+}

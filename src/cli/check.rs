@@ -35,6 +35,13 @@ pub fn run(path: &Path) -> CliResult {
             );
         }
     }
+    let missing = crate::digest::missing_templates(&config, &templates);
+    for e in &missing {
+        eprintln!("{e}");
+    }
+    if !missing.is_empty() {
+        anyhow::bail!("{} error(s) in the configuration", missing.len());
+    }
     println!(
         "{}: ok ({} lists: {})",
         path.display(),

@@ -26,20 +26,13 @@ pub const BOUNDARY_TRIES: usize = 16;
 
 /// The transfer encoding a multipart holding these bytes must declare.
 fn cte_of(parts: &[&[u8]]) -> Option<&'static str> {
-    let mut eight = false;
-    for p in parts {
-        let mut start = 0;
-        for nl in memchr::memchr_iter(b'\n', p).chain(std::iter::once(p.len())) {
-            if nl - start > MAX_LINE + 1 {
-                return Some("binary");
-            }
-            start = nl + 1;
-        }
-        if !eight && !p.is_ascii() {
-            eight = true;
-        }
+    if parts
+        .iter()
+        .any(|p| super::encode::has_long_line(p, MAX_LINE))
+    {
+        return Some("binary");
     }
-    eight.then_some("8bit")
+    parts.iter().any(|p| !p.is_ascii()).then_some("8bit")
 }
 
 fn draw(

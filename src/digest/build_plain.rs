@@ -41,6 +41,9 @@ pub const SEP30: &str = "------------------------------";
 
 /// Replaces the first character of separator-like lines with a blank.
 fn escape_separators(text: &str) -> String {
+    if !super::encode::contains(text.as_bytes(), SEP30.as_bytes()) {
+        return text.to_string();
+    }
     text.split('\n')
         .map(|l| {
             let bare = l.strip_suffix('\r').unwrap_or(l);
@@ -56,14 +59,16 @@ fn escape_separators(text: &str) -> String {
 
 /// Drops leading and trailing blank lines (RFC 1153).
 fn trim_blank_lines(text: &str) -> &str {
-    let lines: Vec<&str> = text.split('\n').collect();
-    let blank = |l: &&str| l.trim().is_empty();
-    let Some(first) = lines.iter().position(|l| !blank(l)) else {
+    // the first non-blank character, then back to the start of its line
+    let Some(first) = text.find(|c: char| !c.is_whitespace()) else {
         return "";
     };
-    let last = lines.iter().rposition(|l| !blank(l)).unwrap_or(first);
-    let start: usize = lines[..first].iter().map(|l| l.len() + 1).sum();
-    let end: usize = lines[..=last].iter().map(|l| l.len() + 1).sum::<usize>() - 1;
+    let start = text[..first].rfind('\n').map_or(0, |i| i + 1);
+    // the last non-blank character, then on to the end of its line
+    let last = text.rfind(|c: char| !c.is_whitespace()).unwrap_or(first);
+    let end = text[last..]
+        .find(['\r', '\n'])
+        .map_or(text.len(), |i| last + i);
     &text[start..end]
 }
 

@@ -49,23 +49,51 @@ pub fn encode_header_text(s: &str) -> String {
         .join("\r\n ")
 }
 
+/// Rewrites every line end (`\n`, `\r\n` or a lone `\r`) as `eol`.
+fn line_ends(text: &str, eol: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(b.len() + b.len() / 32);
+    let mut start = 0;
+    while let Some(off) = memchr::memchr2(b'\r', b'\n', &b[start..]) {
+        let i = start + off;
+        // `i` is an ASCII byte, so both slices fall on char boundaries
+        out.push_str(&text[start..i]);
+        out.push_str(eol);
+        start = if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') {
+            i + 2
+        } else {
+            i + 1
+        };
+    }
+    out.push_str(&text[start..]);
+    out
+}
+
 /// Turns any mix of `\n`, `\r\n` and lone `\r` line ends into CRLF.
 pub fn crlf(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 32);
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\r' => {
-                if chars.peek() == Some(&'\n') {
-                    chars.next();
-                }
-                out.push_str("\r\n");
-            }
-            '\n' => out.push_str("\r\n"),
-            c => out.push(c),
+    line_ends(text, "\r\n")
+}
+
+/// Turns any mix of `\n`, `\r\n` and lone `\r` line ends into `\n`.
+pub fn lf(text: &str) -> String {
+    line_ends(text, "\n")
+}
+
+/// Whether any line of `b` (without its line end) is longer than `max`.
+pub fn has_long_line(b: &[u8], max: usize) -> bool {
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', b) {
+        let end = if nl > start && b[nl - 1] == b'\r' {
+            nl - 1
+        } else {
+            nl
+        };
+        if end - start > max {
+            return true;
         }
+        start = nl + 1;
     }
-    out
+    b.len() - start > max
 }
 
 /// A text body ready to go under its headers.
@@ -88,7 +116,7 @@ pub const MAX_LINE: usize = 998;
 pub fn encode_text(text: &str) -> EncodedText {
     let ascii = text.is_ascii();
     let charset = if ascii { "us-ascii" } else { "utf-8" };
-    let long = text.split("\r\n").any(|l| l.len() > MAX_LINE);
+    let long = has_long_line(text.as_bytes(), MAX_LINE);
     if !long {
         return EncodedText {
             cte: if ascii { "7bit" } else { "8bit" },
@@ -178,8 +206,19 @@ mod tests {
     }
 
     #[test]
-    fn crlf_normalises() {
+    fn line_ends_normalise() {
         assert_eq!(crlf("a\nb\r\nc\rd"), "a\r\nb\r\nc\r\nd");
+        assert_eq!(crlf("ü\r\r\n\n"), "ü\r\n\r\n\r\n");
+        assert_eq!(lf("a\r\nb\rc\n"), "a\nb\nc\n");
+        assert_eq!(lf(""), "");
+    }
+
+    #[test]
+    fn long_lines_are_found() {
+        assert!(!has_long_line(b"abc\r\nde", 3));
+        assert!(has_long_line(b"abcd\r\nde", 3));
+        assert!(has_long_line(b"ab\nabcd", 3));
+        assert!(!has_long_line(b"", 0));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! the post handlers): parsing is best effort and never panics; a message
 //! mail-parser cannot read still gets an entry, with placeholders.
 
-use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{
+    Address, HeaderName, HeaderValue, Message, MessageParser, MimeHeaders, PartType,
+};
 
 /// A post in a digest issue.
 pub struct Item<'a> {
@@ -31,9 +33,17 @@ pub const RFC1153_HEADERS: [&str; 8] = [
     "Summary",
 ];
 
+/// Parses the MIME structure and only the header fields a digest reads;
+/// every other field (Received and the like) is kept raw, unparsed.
 fn parser() -> MessageParser {
-    // An empty header map parses every registered header with its own parser.
     MessageParser::new()
+        .with_mime_headers()
+        .header_address(HeaderName::From)
+        .header_address(HeaderName::To)
+        .header_address(HeaderName::Cc)
+        .header_text(HeaderName::Subject)
+        .header_id(HeaderName::MessageId)
+        .header_comma_separated(HeaderName::Keywords)
 }
 
 /// Unfolds and RFC 2047-decodes an unstructured header value that
@@ -146,7 +156,7 @@ impl<'a> Item<'a> {
                 .or_else(|| raw.split_once("\n\n"))
                 .map(|(_, b)| b)
                 .unwrap_or("");
-            return body.replace("\r\n", "\n");
+            return super::encode::lf(body);
         };
         let mut out = String::new();
         let mut push = |s: &str| {
@@ -176,7 +186,7 @@ impl<'a> Item<'a> {
                 push(&note(part));
             }
         }
-        out.replace("\r\n", "\n")
+        super::encode::lf(&out)
     }
 }
 

@@ -448,6 +448,52 @@ pub fn digest_headers(
     h
 }
 
+/// The digest templates lists name explicitly that do not exist (for
+/// `listd check`): one error per missing name, placed at its line in the
+/// list's file. The default names (`digest-header`, `digest-footer`) are
+/// not errors: when missing, and at run time for any missing template, the
+/// digest uses built-in text.
+pub fn missing_templates(
+    config: &Config,
+    templates: &crate::templates::Templates,
+) -> Vec<crate::config::ConfigError> {
+    let mut errors = Vec::new();
+    for list in config.lists.values().filter(|l| l.digest.enabled) {
+        let text = std::fs::read_to_string(&list.path).unwrap_or_default();
+        for (key, name) in [
+            ("header", &list.digest.header),
+            ("footer", &list.digest.footer),
+        ] {
+            let default = format!("digest-{key}");
+            if name.is_empty() || *name == default || templates.has(Some(&list.name), name) {
+                continue;
+            }
+            // the key's line inside the `digest:` map, when written there
+            let after = text.find("digest:").unwrap_or(0);
+            let line = text[after..]
+                .find(&format!("{key}:"))
+                .map(|i| after + i)
+                .map(|idx| {
+                    let before = &text[..idx];
+                    let line = before.matches('\n').count() + 1;
+                    let col = idx - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    (line, col)
+                });
+            errors.push(crate::config::ConfigError::new(
+                &list.path,
+                line,
+                format!(
+                    "digest.{key}: template `{name}` is neither {}/{name}.hbs nor {}/{}/templates/{name}.hbs",
+                    config.templates_dir.display(),
+                    config.lists_dir.display(),
+                    list.name
+                ),
+            ));
+        }
+    }
+    errors
+}
+
 /// Built-in text used when a list's header template is missing or fails.
 const FALLBACK_HEADER: &str = "Send {{list}} mailing list submissions to\n    {{list_address}}\n\nFor help, write to {{request_address}} with the word `help`.\nThe list's owners are at {{owner_address}}.\n\nWhen replying, please edit your Subject line so it is more specific\nthan \"Re: Contents of {{list}} digest...\"\n";
 /// Built-in text used when a list's footer template is missing or fails.
@@ -907,5 +953,42 @@ pub async fn run(
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(max_messages: u32, max_bytes: u64, send_empty: bool) -> DigestConfig {
+        DigestConfig {
+            max_messages,
+            max_bytes,
+            send_empty,
+            ..DigestConfig::default()
+        }
+    }
+
+    #[test]
+    fn decide_is_a_function_of_settings_pending_and_the_clock() {
+        let p = |posts, bytes| Pending { posts, bytes };
+        let c = cfg(3, 1000, false);
+        assert_eq!(decide(&c, p(0, 0), false), None);
+        assert_eq!(decide(&c, p(2, 999), false), None);
+        assert_eq!(decide(&c, p(3, 10), false), Some(Trigger::Count));
+        assert_eq!(decide(&c, p(1, 1000), false), Some(Trigger::Size));
+        assert_eq!(decide(&c, p(4, 5000), true), Some(Trigger::Count));
+        assert_eq!(decide(&c, p(1, 10), true), Some(Trigger::Schedule));
+        assert_eq!(decide(&c, p(0, 0), true), None, "nothing to send");
+        assert_eq!(
+            decide(&cfg(3, 1000, true), p(0, 0), true),
+            Some(Trigger::Schedule)
+        );
+        assert_eq!(decide(&cfg(3, 1000, true), p(0, 0), false), None);
+        let off = DigestConfig {
+            enabled: false,
+            ..cfg(1, 1, true)
+        };
+        assert_eq!(decide(&off, p(5, 5000), true), None);
     }
 }
