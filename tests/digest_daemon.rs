@@ -297,3 +297,195 @@ fn held_posts_enter_the_digest_once_approved() {
         .unwrap();
     assert_eq!((c.posts, c.mime_rcpts), (1, 1));
 }
+
+struct Robot<'a> {
+    env: &'a TestEnv,
+    t0: i64,
+}
+
+impl Robot<'_> {
+    fn inbound(&self, from: &str, rcpt: &str, route: listd::routing::Route, msg: String) {
+        let conn = self.env.store();
+        let envelope = store::spool::Envelope {
+            mail_from: from.into(),
+            rcpts: vec![(rcpt.to_string(), route)],
+            client_ip: Some("127.0.0.1".into()),
+            helo: "test".into(),
+            protocol: "ESMTP".into(),
+        };
+        store::spool::insert_inbound(&conn, &envelope, msg.as_bytes(), self.t0).unwrap();
+        assert_eq!(self.env.drain_at(self.t0), 1);
+    }
+
+    fn post(&self, subject: &str) {
+        let list = format!("dev@{DOMAIN}");
+        let msg = common::message("ann@example.org", &list, subject, "text");
+        self.inbound(
+            "ann@example.org",
+            &list,
+            listd::routing::Route::Post { list: "dev".into() },
+            msg,
+        );
+    }
+
+    /// `set dev MODE` by mail from `who`, through the robot.
+    fn set(&self, who: &str, mode: &str) {
+        let request = format!("dev-request@{DOMAIN}");
+        let msg = common::message(who, &request, "commands", &format!("set dev {mode}\r\nend"));
+        self.inbound(
+            who,
+            &request,
+            listd::routing::Route::Request { list: "dev".into() },
+            msg,
+        );
+    }
+
+    /// Expands every pending fan-out, as the delivery worker does.
+    fn expand_fanouts(&self) {
+        let config = self.env.config();
+        let mut conn = self.env.store();
+        let jobs: Vec<i64> = conn
+            .prepare("SELECT id FROM jobs WHERE expanded = 0")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let tx = conn.transaction().unwrap();
+        for j in jobs {
+            listd::delivery::queue::expand_chunk(&tx, &config, j, 100_000, self.t0).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+
+    /// Who the post fan-outs went to, in post order.
+    fn singles(&self) -> Vec<String> {
+        self.env
+            .store()
+            .prepare("SELECT b.rcpts FROM batches b JOIN jobs j ON j.id = b.job_id WHERE j.kind = 'post' ORDER BY j.id, b.id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    fn mode(&self, who: &str) -> DeliveryMode {
+        let a = members::parse_address(who).unwrap();
+        members::get(&self.env.store(), "dev", &a)
+            .unwrap()
+            .unwrap()
+            .mode
+    }
+
+    /// Sends the digest now; the subjects each recipient's body holds.
+    fn digest(&self) -> Vec<(String, Vec<String>)> {
+        let ctx = self.env.ctx();
+        let mut conn = self.env.store();
+        let c = digest::send_now(&ctx, &mut conn, "dev", self.t0 + 10)
+            .unwrap()
+            .unwrap();
+        let rows: Vec<(String, Vec<u8>)> = conn
+            .prepare(
+                "SELECT b.rcpts, m.bytes FROM digest_jobs d JOIN messages m ON m.id = d.message_id
+                 JOIN batches b ON b.job_id = d.job_id WHERE d.issue_id = ?1 ORDER BY b.rcpts",
+            )
+            .unwrap()
+            .query_map([c.issue_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        rows.into_iter()
+            .map(|(who, body)| {
+                let m = MessageParser::default().parse(&body).unwrap();
+                let PartType::Multipart(ch) = &m.parts[0].body else {
+                    panic!()
+                };
+                let PartType::Multipart(parts) = &m.parts[ch[1] as usize].body else {
+                    panic!()
+                };
+                let subjects = parts
+                    .iter()
+                    .map(|i| match &m.parts[*i as usize].body {
+                        PartType::Message(inner) => inner.subject().unwrap_or_default().to_string(),
+                        _ => panic!(),
+                    })
+                    .collect();
+                (who, subjects)
+            })
+            .collect()
+    }
+}
+
+fn robot_env() -> TestEnv {
+    let env = TestEnv::builder()
+        .list("dev", "digest:\n  max_messages: 10\n  schedule: none\n")
+        .build();
+    add(&env, "dev", "ann@example.org", DeliveryMode::Each);
+    add(&env, "dev", "old@example.org", DeliveryMode::DigestMime);
+    env
+}
+
+/// `set dev digest` by mail after the post went out to the member by
+/// itself: the digest does not send it to them again.
+#[test]
+fn set_digest_by_mail_after_the_fan_out_does_not_resend() {
+    let env = robot_env();
+    let r = Robot {
+        env: &env,
+        t0: store::now(),
+    };
+    r.post("before");
+    r.expand_fanouts();
+    assert_eq!(r.singles(), ["ann@example.org"]);
+    r.set("ann@example.org", "digest");
+    assert_eq!(
+        r.mode("ann@example.org"),
+        DeliveryMode::DigestMime,
+        "the robot switched the mode"
+    );
+    r.post("after");
+    r.expand_fanouts();
+    assert_eq!(
+        r.singles(),
+        ["ann@example.org"],
+        "no single post after the switch"
+    );
+    let got = r.digest();
+    let want: Vec<(String, Vec<String>)> = vec![
+        ("ann@example.org".into(), vec!["after".into()]),
+        (
+            "old@example.org".into(),
+            vec!["before".into(), "after".into()],
+        ),
+    ];
+    assert_eq!(got, want);
+}
+
+/// A switch that comes before the delivery worker expanded a post's
+/// fan-out: that fan-out skips the new digest member, so the post is in
+/// their digest (not lost); a member leaving digests before the fan-out
+/// reached them gets the post by itself, not in a last digest.
+#[test]
+fn a_switch_before_the_fan_out_reached_the_member_loses_nothing() {
+    let env = robot_env();
+    let r = Robot {
+        env: &env,
+        t0: store::now(),
+    };
+    r.post("queued");
+    // the fan-out of "queued" is not expanded yet
+    r.set("ann@example.org", "digest");
+    r.set("old@example.org", "each");
+    assert_eq!(r.mode("old@example.org"), DeliveryMode::Each);
+    r.expand_fanouts();
+    assert_eq!(
+        r.singles(),
+        ["old@example.org"],
+        "old gets it by itself, ann does not"
+    );
+    assert_eq!(env.count("digest_leavers", ""), 0, "old is owed nothing");
+    let got = r.digest();
+    let want: Vec<(String, Vec<String>)> = vec![("ann@example.org".into(), vec!["queued".into()])];
+    assert_eq!(got, want);
+}

@@ -195,6 +195,19 @@ pub fn accumulate(
     message_id: i64,
     now: i64,
 ) -> Result<Option<Closed>, StoreError> {
+    record(ctx, tx, list, message_id, None, now)
+}
+
+/// [`accumulate`], remembering the post's fan-out job (if any), against
+/// whose progress members' mode changes are measured (migration 0061).
+fn record(
+    ctx: &Ctx,
+    tx: &Connection,
+    list: &ListConfig,
+    message_id: i64,
+    job_id: Option<i64>,
+    now: i64,
+) -> Result<Option<Closed>, StoreError> {
     if !list.digest.enabled {
         return Ok(None);
     }
@@ -211,10 +224,10 @@ pub fn accumulate(
     };
     let added = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO digest_entries(list, message_id, bytes, added_at)
-             VALUES (?1, ?2, ?3, ?4)",
+            "INSERT OR IGNORE INTO digest_entries(list, message_id, bytes, added_at, job_id)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .execute(params![list.name, message_id, size, now])?;
+        .execute(params![list.name, message_id, size, now, job_id])?;
     if added == 0 {
         return Ok(None);
     }
@@ -252,7 +265,7 @@ pub fn accumulate_job(
         .query_row([job_id], |r| r.get(0))
         .optional()?;
     match message_id {
-        Some(id) => accumulate(ctx, tx, list, id, now),
+        Some(id) => record(ctx, tx, list, id, Some(job_id), now),
         None => Err(StoreError::Invalid(format!(
             "digest: post job {job_id} of list `{}` does not exist",
             list.name

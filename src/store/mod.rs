@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         include_str!("migrations/0005_moderation.sql"),
     ),
     (6, "digest", include_str!("migrations/0006_digest.sql")),
+    (
+        61,
+        "digest_fanout",
+        include_str!("migrations/0061_digest_fanout.sql"),
+    ),
 ];
 
 /// Opens (creating if needed) the database at `path`, sets the pragmas and
