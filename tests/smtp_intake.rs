@@ -127,3 +127,42 @@ async fn pipelined_transactions_on_one_connection() {
     }
     assert_eq!(env.count("incoming", ""), 5);
 }
+
+#[tokio::test]
+async fn a_failed_spool_write_is_451_and_the_next_message_is_taken() {
+    let env = env();
+    env.store()
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.env_from = 'bad@example.org'
+             BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END;",
+        )
+        .unwrap();
+    let d = env.start().await;
+    let mut c = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+    let body = message("x@example.org", "dev@lists.example.org", "s", "b");
+    let r = c
+        .send_mail("bad@example.org", &["dev@lists.example.org"], &body)
+        .await;
+    r.expect(451);
+    assert_eq!(r.status(), Some("4.3.0"));
+    c.send_mail("good@example.org", &["dev@lists.example.org"], &body)
+        .await
+        .expect(250);
+    c.quit().await;
+    d.shutdown().await;
+    assert_eq!(env.count("messages", "direction = 'in'"), 1);
+}
+
+#[tokio::test]
+async fn a_listen_address_in_use_is_a_clear_start_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let env = TestEnv::builder()
+        .set("smtp", "listen", &format!("[\"{addr}\"]"))
+        .build();
+    let err = match listd::daemon::start(env.config()).await {
+        Ok(_) => panic!("started on an address in use"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+}

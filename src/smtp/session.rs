@@ -275,23 +275,15 @@ impl Session {
                     if !done {
                         return Step::NeedInput;
                     }
-                    let Phase::Data(reader) = std::mem::replace(&mut self.phase, Phase::Command)
-                    else {
-                        unreachable!("phase checked above")
-                    };
-                    match commands::data::finish(self, *reader, now) {
-                        Outcome::Reply(r) => self.reply(r),
-                        Outcome::Request(req, waiting) => {
-                            self.phase = Phase::Waiting(waiting);
-                            return Step::Request(req);
+                    let finished = std::mem::replace(&mut self.phase, Phase::Command);
+                    if let Phase::Data(reader) = finished {
+                        let outcome = commands::data::finish(self, *reader, now);
+                        if let Some(step) = self.apply(outcome) {
+                            return step;
                         }
-                        Outcome::Replies(rs) => self.replies(rs),
-                        Outcome::StartData(..) | Outcome::Close(_) => {
-                            unreachable!("finish never starts data or closes")
+                        if let Some(step) = self.after_transaction() {
+                            return step;
                         }
-                    }
-                    if let Some(step) = self.after_transaction() {
-                        return step;
                     }
                 }
                 Phase::Command => {
@@ -317,28 +309,33 @@ impl Session {
                             commands::dispatch(self, &text, now)
                         }
                     };
-                    match outcome {
-                        Outcome::Reply(r) => self.reply(r),
-                        Outcome::Replies(rs) => self.replies(rs),
-                        Outcome::StartData(r, reader) => {
-                            self.reply(r);
-                            self.phase = Phase::Data(reader);
-                        }
-                        Outcome::Request(req, waiting) => {
-                            self.phase = Phase::Waiting(waiting);
-                            return Step::Request(req);
-                        }
-                        Outcome::Close(r) => {
-                            self.close_with(r);
-                            return Step::Close;
-                        }
-                    }
-                    if self.is_closed() {
-                        return Step::Close;
+                    if let Some(step) = self.apply(outcome) {
+                        return step;
                     }
                 }
             }
         }
+    }
+
+    /// Carries out what a command decided; `Some` when `advance` must return.
+    fn apply(&mut self, outcome: Outcome) -> Option<Step> {
+        match outcome {
+            Outcome::Reply(r) => self.reply(r),
+            Outcome::Replies(rs) => self.replies(rs),
+            Outcome::StartData(r, reader) => {
+                self.reply(r);
+                self.phase = Phase::Data(reader);
+            }
+            Outcome::Request(req, waiting) => {
+                self.phase = Phase::Waiting(waiting);
+                return Some(Step::Request(req));
+            }
+            Outcome::Close(r) => {
+                self.close_with(r);
+                return Some(Step::Close);
+            }
+        }
+        self.is_closed().then_some(Step::Close)
     }
 
     /// Hands the session the answer to its last `Request`.

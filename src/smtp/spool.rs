@@ -180,3 +180,82 @@ fn write(conn: &mut Connection, jobs: &[Job]) -> Result<Vec<i64>, StoreError> {
     tx.commit()?;
     Ok(ids)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::Route;
+    use crate::store::spool::Envelope;
+
+    fn sub(from: &str) -> Submission {
+        Submission {
+            queue_id: format!("Q-{from}"),
+            envelope: Envelope {
+                mail_from: from.into(),
+                rcpts: vec![(
+                    "dev@lists.example.org".into(),
+                    Route::Post { list: "dev".into() },
+                )],
+                client_ip: Some("192.0.2.1".into()),
+                helo: "client".into(),
+                protocol: "ESMTP".into(),
+            },
+            bytes: b"Subject: x\r\n\r\nhi\r\n".to_vec(),
+            received_at: 1,
+        }
+    }
+
+    fn job(from: &str) -> (Job, oneshot::Receiver<Result<i64, String>>) {
+        let (done, rx) = oneshot::channel();
+        (
+            Job {
+                sub: sub(from),
+                done,
+            },
+            rx,
+        )
+    }
+
+    #[test]
+    fn a_failing_message_fails_alone_and_the_batch_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = store::open(&dir.path().join("t.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.env_from = 'bad@x.org'
+             BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END;",
+        )
+        .unwrap();
+        let (a, mut ra) = job("a@x.org");
+        let (b, mut rb) = job("bad@x.org");
+        let (c, mut rc) = job("c@x.org");
+        let mut batch = vec![a, b, c];
+        commit(&mut conn, &mut batch);
+        assert!(batch.is_empty());
+        let ida = ra.try_recv().unwrap().unwrap();
+        let err = rb.try_recv().unwrap().unwrap_err();
+        assert!(err.contains("refused by test trigger"), "{err}");
+        let idc = rc.try_recv().unwrap().unwrap();
+        assert_ne!(ida, idc);
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM incoming", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
+    }
+
+    #[tokio::test]
+    async fn writer_commits_then_stops_and_later_submissions_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let wakers = Wakers::default();
+        let (writer, handle) = spawn(&db, wakers.clone()).unwrap();
+        let notified = wakers.pipeline.notified();
+        let id = writer.submit(sub("a@x.org")).await.unwrap();
+        notified.await; // the pipeline is woken after the commit
+        let conn = store::open(&db).unwrap();
+        let stored = store::spool::load(&conn, id).unwrap().unwrap();
+        assert_eq!(stored.env_from, "a@x.org");
+        handle.stop().await;
+        let err = writer.submit(sub("b@x.org")).await.unwrap_err();
+        assert!(err.contains("stopped"), "{err}");
+    }
+}

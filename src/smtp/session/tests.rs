@@ -496,3 +496,20 @@ fn helo_sessions_use_smtp_and_refuse_smtputf8() {
     assert_eq!(t.stored[0].envelope.protocol, "SMTP");
     assert!(String::from_utf8_lossy(&t.stored[0].bytes).contains("with SMTP id"));
 }
+
+#[test]
+fn expn_lookup_failure_is_451_and_stray_completions_are_ignored() {
+    let mut t = T::new(Protocol::Smtp, true);
+    t.hello();
+    t.s.receive(b"EXPN dev\r\nNOOP\r\n");
+    assert!(matches!(
+        t.s.advance(1000),
+        Step::Request(Request::Expand { .. })
+    ));
+    t.s.complete(Completion::Expanded(Err("database is locked".into())));
+    let out = t.io("");
+    assert_eq!(codes(&out), ["451", "250"], "{out}");
+    // a completion nobody asked for changes nothing
+    t.s.complete(Completion::Stored(Ok(1)));
+    assert_eq!(codes(&t.io("NOOP\r\n")), ["250"]);
+}
