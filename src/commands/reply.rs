@@ -241,6 +241,13 @@ mod tests {
             m.body_text(0).unwrap().replace("\r\n", "\n"),
             body.to_string()
         );
+        // a UTF-8 subject is RFC 2047-encoded and the whole message is ASCII
+        let mut c = base(&body, &[]);
+        c.subject = "Willkommen bei der Liste für Köln";
+        let raw = compose(&c).unwrap();
+        assert!(raw.is_ascii());
+        let m3 = MessageParser::default().parse(&raw).unwrap();
+        assert_eq!(m3.subject(), Some("Willkommen bei der Liste für Köln"));
         // no In-Reply-To given: no References either
         let mut c = base("x", &[]);
         c.in_reply_to = None;
