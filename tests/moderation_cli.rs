@@ -323,3 +323,29 @@ fn hash_password_prints_a_verifiable_argon2_hash() {
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("empty"), "{}", err(&o));
 }
+
+#[test]
+fn check_warns_about_missing_moderation_templates() {
+    let (dir, _ctx) = setup();
+    let o = listd(dir.path(), &["check"], "");
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        !err(&o).contains("moderation templates missing"),
+        "{}",
+        err(&o)
+    );
+    // a templates dir without the moderation templates
+    let empty = dir.path().join("empty-templates");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(
+        dir.path().join("listd.yaml"),
+        format!("domain: {DOMAIN}\ntemplates_dir: {}\n", empty.display()),
+    )
+    .unwrap();
+    let o = listd(dir.path(), &["check"], "");
+    let e = err(&o);
+    assert!(
+        e.contains("list `dev`: moderation templates missing (moderation-notice, moderation-held"),
+        "{e}"
+    );
+}

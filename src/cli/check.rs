@@ -35,6 +35,18 @@ pub fn run(path: &Path) -> CliResult {
             );
         }
     }
+    for list in config.lists.values() {
+        let missing = crate::moderation::missing_templates(&templates, list);
+        if !missing.is_empty() {
+            eprintln!(
+                "warning: list `{}`: moderation templates missing ({}) in {} or {}; held posts and moderators' replies will wait until they exist",
+                list.name,
+                missing.join(", "),
+                config.templates_dir.display(),
+                config.lists_dir.join(&list.name).join("templates").display()
+            );
+        }
+    }
     let missing = crate::digest::missing_templates(&config, &templates);
     for e in &missing {
         eprintln!("{e}");

@@ -230,6 +230,22 @@ pub fn hold(
     Ok(id)
 }
 
+/// The moderation templates `list` cannot find (site or per-list), for
+/// `listd check`. Without them moderation mail waits (the post stays in the
+/// incoming queue and is retried) until they exist.
+pub fn missing_templates(
+    templates: &crate::templates::Templates,
+    list: &crate::config::ListConfig,
+) -> Vec<&'static str> {
+    use notice::*;
+    [
+        T_NOTICE, T_HELD, T_REJECTED, T_EXPIRED, T_REMINDER, T_RESULT,
+    ]
+    .into_iter()
+    .filter(|t| !templates.has(Some(&list.name), t))
+    .collect()
+}
+
 /// Creates one token per action for a held post; returns them in clear
 /// (only their hashes are stored).
 fn issue_tokens(

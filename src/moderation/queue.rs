@@ -37,6 +37,19 @@ pub struct Held {
 const HELD_COLUMNS: &str = "id, list, message_id, reason, detail, sender, env_from, notify,
      subject, size, held_at, state, action, acted_by, acted_at, note";
 
+/// The statements every action runs; `tests::action_queries_use_indexes`
+/// checks their query plans.
+pub(crate) const SQL_GET: &str =
+    "SELECT id, list, message_id, reason, detail, sender, env_from, notify,
+     subject, size, held_at, state, action, acted_by, acted_at, note FROM held WHERE id = ?1";
+pub(crate) const SQL_FINISH: &str =
+    "UPDATE held SET state = ?2, action = ?3, acted_by = ?4, acted_at = ?5, note = ?6
+     WHERE id = ?1 AND state = 'held'";
+pub(crate) const SQL_TOKEN: &str =
+    "SELECT list, held_id, action, used_at, used_by FROM mod_tokens WHERE hash = ?1";
+pub(crate) const SQL_USE_TOKEN: &str =
+    "UPDATE mod_tokens SET used_at = ?2, used_by = ?3 WHERE hash = ?1 AND used_at IS NULL";
+
 fn held_row(r: &Row<'_>) -> rusqlite::Result<Held> {
     Ok(Held {
         id: r.get(0)?,
@@ -98,7 +111,7 @@ pub fn insert_held(conn: &Connection, h: &NewHeld<'_>) -> Result<i64> {
 /// A held post by id, whatever its state.
 pub fn get(conn: &Connection, id: i64) -> Result<Option<Held>> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {HELD_COLUMNS} FROM held WHERE id = ?1"))?
+        .prepare_cached(SQL_GET)?
         .query_row([id], held_row)
         .optional()?)
 }
@@ -116,10 +129,7 @@ pub fn finish(
     now: i64,
 ) -> Result<bool> {
     let n = conn
-        .prepare_cached(
-            "UPDATE held SET state = ?2, action = ?3, acted_by = ?4, acted_at = ?5, note = ?6
-             WHERE id = ?1 AND state = 'held'",
-        )?
+        .prepare_cached(SQL_FINISH)?
         .execute(params![id, state, action, by, now, note])?;
     Ok(n == 1)
 }
@@ -152,9 +162,7 @@ pub struct TokenRow {
 /// Looks a token up by its hash.
 pub fn token(conn: &Connection, hash: &[u8]) -> Result<Option<TokenRow>> {
     Ok(conn
-        .prepare_cached(
-            "SELECT list, held_id, action, used_at, used_by FROM mod_tokens WHERE hash = ?1",
-        )?
+        .prepare_cached(SQL_TOKEN)?
         .query_row([hash], |r| {
             Ok(TokenRow {
                 list: r.get(0)?,
@@ -169,10 +177,8 @@ pub fn token(conn: &Connection, hash: &[u8]) -> Result<Option<TokenRow>> {
 
 /// Marks a token spent.
 pub fn use_token(conn: &Connection, hash: &[u8], by: &str, now: i64) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE mod_tokens SET used_at = ?2, used_by = ?3 WHERE hash = ?1 AND used_at IS NULL",
-    )?
-    .execute(params![hash, now, by])?;
+    conn.prepare_cached(SQL_USE_TOKEN)?
+        .execute(params![hash, now, by])?;
     Ok(())
 }
 

@@ -847,3 +847,48 @@ fn reminders_are_daily_and_list_what_is_pending() {
     held_with_tokens(&mut fx, "first", 0);
     assert_eq!(remind(&fx.ctx, &mut fx.conn, 5 * day).unwrap(), 0);
 }
+
+#[test]
+fn action_queries_use_indexes() {
+    let fx = fixture(MODS);
+    let plan = |sql: &str| -> Vec<String> {
+        let mut stmt = fx
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let n = stmt.parameter_count();
+        let params: Vec<rusqlite::types::Value> =
+            (0..n).map(|_| rusqlite::types::Value::Integer(1)).collect();
+        stmt.query_map(rusqlite::params_from_iter(params), |r| {
+            r.get::<_, String>(3)
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+    };
+    let sender_sql =
+        |t: &str| format!("SELECT EXISTS(SELECT 1 FROM {t} WHERE list = ?1 AND address_key = ?2)");
+    for sql in [
+        queue::SQL_GET.to_string(),
+        queue::SQL_FINISH.to_string(),
+        queue::SQL_TOKEN.to_string(),
+        queue::SQL_USE_TOKEN.to_string(),
+        sender_sql("accept_senders"),
+        sender_sql("banned_senders"),
+        "SELECT COUNT(*) FROM held INDEXED BY held_pending WHERE list = ?1 AND state = 'held'"
+            .into(),
+    ] {
+        let p = plan(&sql);
+        assert!(
+            p.iter()
+                .any(|l| l.starts_with("SEARCH") && l.contains("USING")),
+            "no index in `{sql}`: {p:?}"
+        );
+        for line in &p {
+            assert!(
+                !line.starts_with("SCAN") || line == "SCAN CONSTANT ROW",
+                "full scan in `{sql}`: {p:?}"
+            );
+        }
+    }
+}
