@@ -345,7 +345,9 @@ fn check_warns_about_missing_moderation_templates() {
     let o = listd(dir.path(), &["check"], "");
     let e = err(&o);
     assert!(
-        e.contains("list `dev`: moderation templates missing (moderation-notice, moderation-held"),
+        e.contains(
+            "moderation templates for `dev` are missing (moderation-notice, moderation-held"
+        ),
         "{e}"
     );
 }

@@ -39,7 +39,7 @@ pub fn run(path: &Path) -> CliResult {
         let missing = crate::moderation::missing_templates(&templates, list);
         if !missing.is_empty() {
             eprintln!(
-                "warning: list `{}`: moderation templates missing ({}) in {} or {}; held posts and moderators' replies will wait until they exist",
+                "warning: moderation templates for `{}` are missing ({}) in {} or {}; held posts and moderators' replies will wait until they exist",
                 list.name,
                 missing.join(", "),
                 config.templates_dir.display(),
