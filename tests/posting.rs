@@ -536,6 +536,124 @@ async fn owner_mail_and_bounces() {
     daemon.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_members_get_each_post_while_digests_are_disabled() {
+    use listd::store::members::DeliveryMode;
+    let sink = Sink::start();
+    let env = TestEnv::builder()
+        .relay_port(sink.port())
+        .list(
+            "nodig",
+            "posting: anyone\ndigest:\n  enabled: false\nowners: [owner@example.org]\n",
+        )
+        .list("dig", "posting: anyone\nowners: [owner@example.org]\n")
+        .build();
+    for l in ["nodig", "dig"] {
+        env.add_members(l, &["each@example.org"]);
+        env.add_members_mode(l, &["mime@example.org"], DeliveryMode::DigestMime);
+        env.add_members_mode(l, &["plain@example.net"], DeliveryMode::DigestPlain);
+        env.add_members_mode(l, &["quiet@example.org"], DeliveryMode::NoMail);
+    }
+    let daemon = env.start().await;
+    let a = daemon.smtp_addr();
+    let ann = "ann@example.org";
+    for l in ["nodig", "dig"] {
+        send(
+            a,
+            ann,
+            &[&format!("{l}@{DOMAIN}")],
+            &post(ann, l, &format!("to-{l}"), "", "hello\r\n"),
+        )
+        .await
+        .expect(250);
+    }
+    settle(&env).await;
+    assert_eq!(
+        rcpts_of(&sink, "to-nodig"),
+        vec!["each@example.org", "mime@example.org", "plain@example.net"],
+        "digest members get each post like `each` members while digests are disabled"
+    );
+    for t in with_subject(&sink, "to-nodig") {
+        assert_eq!(t.mail_from, format!("nodig-bounces@{DOMAIN}"));
+        let m = MessageParser::default().parse(&t.data).unwrap();
+        assert_eq!(m.subject(), Some("to-nodig"));
+        assert_eq!(
+            header(&t.data, "List-Id").as_deref(),
+            Some(format!("<nodig.{DOMAIN}>").as_str())
+        );
+    }
+    assert_eq!(
+        rcpts_of(&sink, "to-dig"),
+        vec!["each@example.org"],
+        "with digests enabled, digest members wait for the digest"
+    );
+    assert_eq!(env.count("digest_entries", "list = 'nodig'"), 0);
+    assert_eq!(env.count("digest_entries", "list = 'dig'"), 1);
+    daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nested_list_address_in_any_case_is_expanded_with_a_cycle() {
+    let sink = Sink::start();
+    let open = "posting: anyone\nowners: [owner@example.org]\n";
+    let env = TestEnv::builder()
+        .relay_port(sink.port())
+        .list("all", open)
+        .list("dev", open)
+        .list("ops", open)
+        .build();
+    env.add_members(
+        "all",
+        &[
+            "boss@example.org",
+            "Dev@LISTS.example.org",
+            "OPS@Lists.Example.Org",
+        ],
+    );
+    env.add_members(
+        "dev",
+        &[
+            "anna@example.de",
+            "boss@example.org",
+            "oPs@lists.example.org",
+        ],
+    );
+    // ops contains all again, in yet another case: a cycle
+    env.add_members("ops", &["joe@example.com", "ALL@LISTS.EXAMPLE.ORG"]);
+    let daemon = env.start().await;
+    let a = daemon.smtp_addr();
+    let ann = "ann@example.org";
+    send(
+        a,
+        ann,
+        &[&format!("all@{DOMAIN}")],
+        &post(ann, "all", "nested-any-case", "", "hi\r\n"),
+    )
+    .await
+    .expect(250);
+    settle(&env).await;
+    assert_eq!(
+        rcpts_of(&sink, "nested-any-case"),
+        vec!["anna@example.de", "boss@example.org", "joe@example.com"],
+        "each address once, list addresses expanded and never mailed"
+    );
+    // a post to a nested list itself stops at the cycle too
+    send(
+        a,
+        ann,
+        &[&format!("ops@{DOMAIN}")],
+        &post(ann, "ops", "from-ops", "", "hi\r\n"),
+    )
+    .await
+    .expect(250);
+    settle(&env).await;
+    assert_eq!(
+        rcpts_of(&sink, "from-ops"),
+        vec!["anna@example.de", "boss@example.org", "joe@example.com"]
+    );
+    daemon.shutdown().await;
+}
+
 fn listd(env: &TestEnv, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_listd"))
         .arg("--config")

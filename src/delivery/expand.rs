@@ -3,7 +3,8 @@
 //!
 //! It streams members straight from SQLite cursors and never collects the
 //! membership. A member whose address is itself a local list
-//! (`NAME@config.domain`) is expanded in its place, recursively; a list met
+//! (`NAME@config.domain`, in any case: `Dev@LISTS.example.org` is `dev`) is
+//! expanded in its place, recursively; a list met
 //! again on its own path is a cycle (logged and skipped), a list met again on
 //! another path is simply not expanded twice. The lists reached are merged
 //! by a k-way merge of one cursor per list, each ordered by `address_key`, so
@@ -23,8 +24,10 @@ use std::collections::HashSet;
 #[derive(Debug, Clone, Default)]
 pub struct ExpandOptions {
     /// Include every member whatever their mode or disabled flag (for EXPN
-    /// display). Fan-out leaves this false: `nomail`, digest and disabled
-    /// members are skipped (digest members get posts through the digest).
+    /// display). Fan-out leaves this false: `nomail` and disabled members
+    /// are skipped, and digest members too while their list's digests are
+    /// enabled (they get posts through the digest); with `digest.enabled:
+    /// false` digest members get each post like `each` members.
     pub all_members: bool,
     /// Address keys to leave out (`skip_explicit_recipients`: members already
     /// in To/Cc).
@@ -83,9 +86,13 @@ pub fn reachable_lists(
     for chunk in names.chunks(400) {
         let placeholders = vec!["?"; chunk.len()].join(",");
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT list, address_key FROM members WHERE address_key IN ({placeholders})"
+            "SELECT list, address_key FROM members WHERE lower(address_key) IN ({placeholders})"
         ))?;
-        let keys = chunk.iter().map(|n| format!("{n}@{}", config.domain));
+        // list names are lower case; lower() folds ASCII only, as list
+        // names and domains are ASCII
+        let keys = chunk
+            .iter()
+            .map(|n| format!("{n}@{}", config.domain).to_ascii_lowercase());
         let mut rows = stmt.query(params_from_iter(keys))?;
         while let Some(r) = rows.next()? {
             let parent: String = r.get(0)?;
@@ -96,6 +103,8 @@ pub fn reachable_lists(
         }
     }
     edges.sort();
+    // `dev@…` and `Dev@…` on the same list are one edge
+    edges.dedup();
     let mut order = Vec::new();
     let mut cycles = Vec::new();
     let mut visited = HashSet::new();
@@ -135,6 +144,20 @@ fn dfs(
     path.pop();
 }
 
+/// The SQL condition picking the members of `list` who get each post by
+/// itself: `each` members, and digest members too when the list's digests
+/// are disabled (they would otherwise get nothing, as in Mailman), never
+/// `nomail` or disabled ones. Empty with `all_members`.
+fn member_filter(config: &Config, list: &str, all_members: bool) -> &'static str {
+    if all_members {
+        ""
+    } else if config.list(list).is_some_and(|l| !l.digest.enabled) {
+        "AND mode IN ('each', 'digest_mime', 'digest_plain') AND disabled = 0"
+    } else {
+        "AND mode = 'each' AND disabled = 0"
+    }
+}
+
 /// Streams the deliverable recipients of `list` (nested lists expanded,
 /// duplicates removed, in `address_key` order), calling `f` for each. `f`
 /// returns false to stop. Memory is bounded by the number of lists reached.
@@ -146,19 +169,14 @@ pub fn expand(
     mut f: impl FnMut(&Recipient) -> bool,
 ) -> Result<ExpandReport> {
     let (lists, cycles) = reachable_lists(conn, config, list)?;
-    let filter = if opts.all_members {
-        ""
-    } else {
-        "AND mode = 'each' AND disabled = 0"
-    };
-    let sql = format!(
-        "SELECT address_key, address FROM members
-         WHERE list = ?1 AND address_key > ?2 {filter} ORDER BY address_key"
-    );
     let after = opts.after.clone().unwrap_or_default();
     let mut stmts = Vec::with_capacity(lists.len());
-    for _ in &lists {
-        stmts.push(conn.prepare(&sql)?);
+    for l in &lists {
+        let filter = member_filter(config, l, opts.all_members);
+        stmts.push(conn.prepare(&format!(
+            "SELECT address_key, address FROM members
+             WHERE list = ?1 AND address_key > ?2 {filter} ORDER BY address_key"
+        ))?);
     }
     let mut cursors = Vec::with_capacity(lists.len());
     for (stmt, l) in stmts.iter_mut().zip(&lists) {
@@ -234,6 +252,16 @@ mod tests {
         }
         let conn = crate::store::open(&config.db_path()).unwrap();
         (dir, config, conn)
+    }
+
+    fn setup_yaml(lists: &[(&str, &str)]) -> (tempfile::TempDir, Config, Connection) {
+        let (d, mut config, conn) = setup(&[]);
+        for (l, yaml) in lists {
+            let lc =
+                crate::config::ListConfig::parse(std::path::Path::new("x.yaml"), l, yaml).unwrap();
+            config.lists.insert(l.to_string(), lc);
+        }
+        (d, config, conn)
     }
 
     fn add(conn: &Connection, list: &str, addr: &str, mode: DeliveryMode) {
@@ -326,5 +354,73 @@ mod tests {
         let report = expand(&conn, &config, "dev", &ExpandOptions::default(), |_| true).unwrap();
         assert_eq!(report.cycles, vec![vec!["dev", "dev"]]);
         assert_eq!(report.emitted, 1);
+    }
+
+    #[test]
+    fn digest_members_get_each_post_when_digests_are_disabled() {
+        let (_d, config, conn) =
+            setup_yaml(&[("plain", "digest:\n  enabled: false\n"), ("dig", "")]);
+        for l in ["plain", "dig"] {
+            add(&conn, l, "a@x.org", DeliveryMode::Each);
+            add(&conn, l, "m@x.org", DeliveryMode::DigestMime);
+            add(&conn, l, "p@x.org", DeliveryMode::DigestPlain);
+            add(&conn, l, "n@x.org", DeliveryMode::NoMail);
+            add(&conn, l, "q@x.org", DeliveryMode::DigestPlain);
+            members::set_disabled(&conn, l, &Address::parse("q@x.org").unwrap(), true).unwrap();
+        }
+        let opts = ExpandOptions::default();
+        assert_eq!(
+            collect(&conn, &config, "plain", &opts),
+            vec!["a@x.org", "m@x.org", "p@x.org"]
+        );
+        assert_eq!(collect(&conn, &config, "dig", &opts), vec!["a@x.org"]);
+        // nested: each list reached is judged by its own digest setting
+        add(&conn, "dig", "plain@lists.example.org", DeliveryMode::Each);
+        add(&conn, "dig", "z@x.org", DeliveryMode::DigestMime);
+        add(&conn, "plain", "z@x.org", DeliveryMode::DigestMime);
+        assert_eq!(
+            collect(&conn, &config, "dig", &opts),
+            vec!["a@x.org", "m@x.org", "p@x.org", "z@x.org"]
+        );
+    }
+
+    #[test]
+    fn a_list_address_in_any_case_is_the_nested_list() {
+        let (_d, config, conn) = setup(&["top", "dev", "ops"]);
+        add(&conn, "top", "t@x.org", DeliveryMode::Each);
+        add(&conn, "top", "Dev@LISTS.example.org", DeliveryMode::Each);
+        add(&conn, "top", "dev@lists.example.org", DeliveryMode::Each); // same list again
+        add(&conn, "dev", "d@x.org", DeliveryMode::Each);
+        add(&conn, "dev", "OPS@Lists.Example.Org", DeliveryMode::Each);
+        add(&conn, "ops", "o@x.org", DeliveryMode::Each);
+        add(&conn, "ops", "tOp@lists.EXAMPLE.org", DeliveryMode::Each); // cycle
+        let mut seen = vec![];
+        let report = expand(&conn, &config, "top", &ExpandOptions::default(), |r| {
+            seen.push(r.address.clone());
+            true
+        })
+        .unwrap();
+        assert_eq!(seen, vec!["d@x.org", "o@x.org", "t@x.org"]);
+        assert_eq!(report.lists, vec!["top", "dev", "ops"]);
+        assert_eq!(report.cycles, vec![vec!["top", "dev", "ops", "top"]]);
+    }
+
+    #[test]
+    fn nested_list_lookup_uses_the_lower_case_index() {
+        let (_d, _config, conn) = setup(&["dev"]);
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT list, address_key FROM members
+                 WHERE lower(address_key) IN ('dev@lists.example.org')",
+            )
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|p| p.contains("members_by_lower_key")),
+            "{plan:?}"
+        );
     }
 }

@@ -51,6 +51,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     ),
     (6, "digest", include_str!("migrations/0006_digest.sql")),
     (
+        31,
+        "post_retention",
+        include_str!("migrations/0031_post_retention.sql"),
+    ),
+    (
         61,
         "digest_fanout",
         include_str!("migrations/0061_digest_fanout.sql"),

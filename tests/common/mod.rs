@@ -205,6 +205,21 @@ impl TestEnv {
         }
     }
 
+    /// Adds members with a delivery mode directly in the store.
+    pub fn add_members_mode(
+        &self,
+        list: &str,
+        addrs: &[&str],
+        mode: listd::store::members::DeliveryMode,
+    ) {
+        let conn = self.store();
+        for a in addrs {
+            let addr = listd::address::Address::parse(a).expect("member address");
+            listd::store::members::add(&conn, list, &addr, None, mode, listd::store::now())
+                .expect("add member");
+        }
+    }
+
     /// Count of rows in a table (`where` may be empty).
     pub fn count(&self, table: &str, where_: &str) -> i64 {
         let sql = if where_.is_empty() {
