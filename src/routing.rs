@@ -27,6 +27,9 @@ pub enum Route {
     Leave { list: String },
     /// `majordomo@domain` — the site-wide robot.
     Majordomo,
+    /// `postmaster@domain` and the bare `<Postmaster>` (RFC 5321 §4.5.1):
+    /// forwarded to the site's administrators.
+    Postmaster,
 }
 
 impl Route {
@@ -42,6 +45,7 @@ impl Route {
             Route::Join { .. } => "join",
             Route::Leave { .. } => "leave",
             Route::Majordomo => "majordomo",
+            Route::Postmaster => "postmaster",
         }
     }
 
@@ -56,7 +60,7 @@ impl Route {
             | Route::Moderate { list, .. }
             | Route::Join { list }
             | Route::Leave { list } => Some(list),
-            Route::Majordomo => None,
+            Route::Majordomo | Route::Postmaster => None,
         }
     }
 
@@ -92,6 +96,7 @@ impl Route {
             "join" => Route::Join { list: l()? },
             "leave" => Route::Leave { list: l()? },
             "majordomo" => Route::Majordomo,
+            "postmaster" => Route::Postmaster,
             _ => return None,
         })
     }
@@ -125,6 +130,10 @@ pub fn route_local(local: &str, exists: impl Fn(&str) -> bool) -> Option<Route> 
     let base_lc = base.to_ascii_lowercase();
     if base_lc == "majordomo" && detail.is_none() {
         return Some(Route::Majordomo);
+    }
+    // RFC 5321 §4.5.1: `postmaster` is case-insensitive and always accepted.
+    if base_lc == "postmaster" && detail.is_none() {
+        return Some(Route::Postmaster);
     }
     if detail.is_none() && exists(&base_lc) {
         return Some(Route::Post { list: base_lc });
@@ -195,6 +204,8 @@ mod tests {
         assert_eq!(r("dev-leave"), Some(Route::Leave { list: list() }));
         assert_eq!(r("dev-unsubscribe"), Some(Route::Leave { list: list() }));
         assert_eq!(r("majordomo"), Some(Route::Majordomo));
+        assert_eq!(r("postmaster"), Some(Route::Postmaster));
+        assert_eq!(r("PostMaster"), Some(Route::Postmaster));
         // a list whose name contains a dash still routes
         assert_eq!(
             r("dev-team"),
@@ -217,6 +228,7 @@ mod tests {
         assert_eq!(r("dev-request+x"), None);
         assert_eq!(r("dev-bogus"), None);
         assert_eq!(r("dev+x"), None);
+        assert_eq!(r("postmaster+x"), None);
     }
 
     #[test]
@@ -226,6 +238,7 @@ mod tests {
             "dev-bounces+t",
             "dev-confirm+k",
             "majordomo",
+            "postmaster",
             "dev-leave",
         ] {
             let route = r(local).unwrap();

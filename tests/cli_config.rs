@@ -290,3 +290,48 @@ fn members_add_list_remove() {
     assert!(o.status.success());
     assert!(stdout(&o).contains("dev@lists.example.org"));
 }
+
+#[test]
+fn postmaster_key_errors_and_warnings() {
+    // a bad address and our own postmaster address: both named with their line
+    let dir = setup(
+        "domain: lists.example.org\npostmaster:\n  - admin@example.net\n  - not an address\n  - PostMaster@Lists.Example.org\n",
+        &[("postmaster.yaml", "{}\n")],
+    );
+    let o = listd(dir.path(), &["check"], None);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("listd.yaml:4:") && e.contains("`not an address` is not a valid address"),
+        "{e}"
+    );
+    assert!(
+        e.contains("listd.yaml:5:") && e.contains("would loop"),
+        "{e}"
+    );
+    assert!(
+        e.contains("postmaster.yaml") && e.contains("reserved"),
+        "{e}"
+    );
+    // not set: check passes and says where postmaster mail goes
+    let dir = setup(GLOBAL, &[("dev.yaml", "owners: [boss@example.org]\n")]);
+    let o = listd(dir.path(), &["check"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("`postmaster:` is not set; mail to postmaster@lists.example.org goes to the owners of every list (boss@example.org)"),
+        "{}",
+        stderr(&o)
+    );
+    let dir = setup(GLOBAL, &[("dev.yaml", "{}\n")]);
+    let o = listd(dir.path(), &["check"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("kept as corrupt"), "{}", stderr(&o));
+    // set: no warning
+    let dir = setup(
+        "domain: lists.example.org\npostmaster: [admin@example.net]\n",
+        &[("dev.yaml", "{}\n")],
+    );
+    let o = listd(dir.path(), &["check"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("postmaster"), "{}", stderr(&o));
+}

@@ -14,6 +14,23 @@ pub fn run(path: &Path) -> CliResult {
             anyhow::bail!("{} error(s) in the configuration", errors.0.len());
         }
     };
+    if config.postmaster.is_empty() {
+        let to = config.postmaster_recipients();
+        if to.is_empty() {
+            eprintln!(
+                "warning: {}: `postmaster:` is not set and no list has owners; mail to {} will be kept as corrupt (listd queue) until you set it",
+                path.display(),
+                config.postmaster_address()
+            );
+        } else {
+            eprintln!(
+                "warning: {}: `postmaster:` is not set; mail to {} goes to the owners of every list ({})",
+                path.display(),
+                config.postmaster_address(),
+                to.join(", ")
+            );
+        }
+    }
     let templates = crate::templates::Templates::for_config(&config)?;
     let missing = crate::commands::missing_templates(&templates, None);
     if !missing.is_empty() {

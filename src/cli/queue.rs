@@ -1,5 +1,6 @@
-//! `listd queue` (counts by queue and state, Postfix-style names) and
-//! `listd queue retry` (every deferred recipient due now).
+//! `listd queue` (counts by queue and state, Postfix-style names, then the
+//! newest corrupt inbound rows with their reasons) and `listd queue retry`
+//! (every deferred recipient due now).
 //!
 //! Reads and writes the store directly; the daemon's delivery worker notices
 //! retried rows on its next look at the queue (within 15 seconds).
@@ -23,6 +24,7 @@ pub fn run(path: &Path, cmd: Option<QueueCmd>) -> CliResult {
         None => {
             let s = queue::summary(&conn, now)?;
             print!("{}", s.render(now));
+            print_corrupt(&conn, s.corrupt)?;
             Ok(())
         }
         Some(QueueCmd::Retry) => {
@@ -31,4 +33,27 @@ pub fn run(path: &Path, cmd: Option<QueueCmd>) -> CliResult {
             Ok(())
         }
     }
+}
+
+/// How many corrupt rows `listd queue` lists.
+const CORRUPT_SHOWN: usize = 20;
+
+/// The newest corrupt inbound rows: what they were for and why they stopped.
+fn print_corrupt(conn: &rusqlite::Connection, total: i64) -> CliResult {
+    let rows = crate::store::spool::corrupt_rows(conn, CORRUPT_SHOWN)?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    println!("\ncorrupt inbound mail (kept in the store; newest first):");
+    for r in &rows {
+        println!(
+            "  incoming #{} (message #{}) to <{}>: {}",
+            r.id, r.message_id, r.rcpt, r.error
+        );
+    }
+    let more = total - rows.len() as i64;
+    if more > 0 {
+        println!("  ... and {more} more");
+    }
+    Ok(())
 }

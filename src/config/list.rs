@@ -357,6 +357,11 @@ pub fn bad_list_name(name: &str) -> Option<String> {
     if name == "majordomo" {
         return Some("list name `majordomo` is reserved for the site-wide robot".into());
     }
+    if name == "postmaster" {
+        return Some(
+            "list name `postmaster` is reserved for the site's postmaster (RFC 5321 §4.5.1)".into(),
+        );
+    }
     for s in RESERVED_SUFFIXES {
         if name.ends_with(&format!("-{s}")) {
             return Some(format!(

@@ -39,6 +39,9 @@ pub struct Config {
     pub robot: RobotConfig,
     pub delivery: DeliveryConfig,
     pub web: WebConfig,
+    /// Where mail to `postmaster@domain` (and `<Postmaster>`) is forwarded;
+    /// empty: to the owners of every list (see [`Config::postmaster_recipients`]).
+    pub postmaster: Vec<String>,
     pub lists: BTreeMap<String, ListConfig>,
 }
 
@@ -65,6 +68,8 @@ struct RawConfig {
     delivery: DeliveryConfig,
     #[serde(default)]
     web: WebConfig,
+    #[serde(default)]
+    postmaster: Vec<String>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -288,6 +293,7 @@ impl Config {
             robot: raw.robot,
             delivery: raw.delivery,
             web: raw.web,
+            postmaster: raw.postmaster,
             lists,
         })
     }
@@ -305,6 +311,31 @@ impl Config {
     /// `NAME-SUFFIX@domain`, e.g. `dev-request@lists.example.org`.
     pub fn list_suffix_address(&self, name: &str, suffix: &str) -> String {
         format!("{name}-{suffix}@{}", self.domain)
+    }
+
+    /// `postmaster@domain`, the RFC 5321 §4.5.1 address every site accepts.
+    pub fn postmaster_address(&self) -> String {
+        format!("postmaster@{}", self.domain)
+    }
+
+    /// Who gets mail for `postmaster@`: the `postmaster:` addresses, or, when
+    /// none are configured, the owners of every list (each once, in list
+    /// order). Empty only when neither exists.
+    pub fn postmaster_recipients(&self) -> Vec<String> {
+        if !self.postmaster.is_empty() {
+            return self.postmaster.clone();
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        for owner in self.lists.values().flat_map(|l| l.owners.iter()) {
+            let key = Address::parse(owner)
+                .map(|a| a.key())
+                .unwrap_or_else(|_| owner.clone());
+            if seen.insert(key) {
+                out.push(owner.clone());
+            }
+        }
+        out
     }
 
     /// The path of the SQLite database.
@@ -341,6 +372,7 @@ impl Config {
             robot: RobotConfig::default(),
             delivery: DeliveryConfig::default(),
             web: WebConfig::default(),
+            postmaster: Vec::new(),
             lists: BTreeMap::new(),
         }
     }
@@ -412,6 +444,27 @@ fn validate_global(path: &Path, text: &str, raw: &RawConfig, errors: &mut Vec<Co
                     "robot.bounce_address `{}` is not a valid address: {e} (leave it out for the null sender)",
                     raw.robot.bounce_address
                 ),
+            ));
+        }
+    }
+    for a in &raw.postmaster {
+        let why = match Address::parse(a) {
+            Err(e) => Some(format!("postmaster: `{a}` is not a valid address: {e}")),
+            Ok(addr)
+                if addr.domain().eq_ignore_ascii_case(&raw.domain)
+                    && addr.local().eq_ignore_ascii_case("postmaster") =>
+            {
+                Some(format!(
+                    "postmaster: `{a}` is listd's own postmaster address; forwarding to it would loop (name a mailbox elsewhere)"
+                ))
+            }
+            Ok(_) => None,
+        };
+        if let Some(why) = why {
+            errors.push(ConfigError::new(
+                path,
+                at(a).or_else(|| at("postmaster:")),
+                why,
             ));
         }
     }

@@ -14,6 +14,7 @@ pub mod decorate;
 pub mod header_block;
 pub mod owner;
 pub mod post;
+pub mod postmaster;
 pub mod rules;
 pub mod transfer;
 
@@ -91,6 +92,7 @@ pub fn dispatch(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Ha
         | Route::Confirm { .. } => crate::commands::handle(ctx, tx, msg),
         Route::Moderate { .. } => crate::moderation::handle_reply(ctx, tx, msg),
         Route::Owner { .. } => owner::forward(ctx, tx, msg),
+        Route::Postmaster => postmaster::forward(ctx, tx, msg).map(|_| ()),
         Route::Bounces { .. } => bounces::record(ctx, tx, msg),
     }
 }

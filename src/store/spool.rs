@@ -102,3 +102,29 @@ pub fn incoming_counts(conn: &Connection) -> Result<Vec<(String, i64)>> {
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
+
+/// A row of the incoming queue that moved to `corrupt`, with its reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorruptRow {
+    pub id: i64,
+    pub message_id: i64,
+    pub rcpt: String,
+    pub error: String,
+}
+
+/// The newest `limit` corrupt incoming rows, newest first, for `listd queue`.
+pub fn corrupt_rows(conn: &Connection, limit: usize) -> Result<Vec<CorruptRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, message_id, rcpt, COALESCE(error, '') FROM incoming
+         WHERE state = 'corrupt' ORDER BY id DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit as i64], |r| {
+        Ok(CorruptRow {
+            id: r.get(0)?,
+            message_id: r.get(1)?,
+            rcpt: r.get(2)?,
+            error: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}

@@ -4,12 +4,13 @@
 //! 550 5.7.1 (listd never relays), an unknown local address 550 5.1.1, the
 //! recipient past `smtp.max_recipients` 452 4.5.3, and a post whose declared
 //! `SIZE=` is over the list's `max_message_size` 552 5.3.4. DSN parameters
-//! are not offered and get 555.
+//! are not offered and get 555. `postmaster@domain` and the bare
+//! `<Postmaster>` are always accepted (RFC 5321 §4.5.1).
 
 use super::Outcome;
 use crate::routing::{self, Route, RouteError};
 use crate::smtp::reply::{self, Reply};
-use crate::smtp::session::{Rcpt, Session};
+use crate::smtp::session::{Rcpt, Session, Transaction};
 use smtp_proto::Request;
 
 pub fn rcpt(s: &mut Session, line: &str) -> Outcome {
@@ -35,21 +36,6 @@ pub fn rcpt(s: &mut Session, line: &str) -> Outcome {
             "RCPT parameters are not supported",
         ));
     }
-    let address = to.address.to_string();
-    if address.is_empty() {
-        return Outcome::Reply(Reply::new(
-            501,
-            Some("5.1.3"),
-            "Bad recipient address syntax",
-        ));
-    }
-    if !address.is_ascii() && !tx.utf8 {
-        return Outcome::Reply(Reply::new(
-            553,
-            Some("5.6.7"),
-            "Non-ASCII address needs the SMTPUTF8 parameter on MAIL",
-        ));
-    }
     if tx.rcpts.len() >= config.smtp.max_recipients {
         return Outcome::Reply(Reply::new(
             452,
@@ -60,14 +46,32 @@ pub fn rcpt(s: &mut Session, line: &str) -> Outcome {
             ),
         ));
     }
+    let address = to.address.to_string();
+    if address.is_empty() {
+        // smtp-proto maps `<Postmaster>` (any case) to the empty path; RFC
+        // 5321 §4.5.1 requires accepting it. `<>` is no recipient.
+        return match bare_postmaster(line) {
+            Some(given) => accept(tx, given.to_string(), Route::Postmaster),
+            None => Outcome::Reply(Reply::new(
+                501,
+                Some("5.1.3"),
+                "Bad recipient address syntax",
+            )),
+        };
+    }
+    if !address.is_ascii() && !tx.utf8 {
+        return Outcome::Reply(Reply::new(
+            553,
+            Some("5.6.7"),
+            "Non-ASCII address needs the SMTPUTF8 parameter on MAIL",
+        ));
+    }
     match routing::route(&config, &address) {
         Ok(route) => {
             if let Some(r) = list_size_check(&config, &route, tx.declared_size) {
                 return Outcome::Reply(r);
             }
-            let text = format!("Recipient <{address}> OK");
-            tx.rcpts.push(Rcpt { address, route });
-            Outcome::Reply(Reply::new(250, Some("2.1.5"), text))
+            accept(tx, address, route)
         }
         Err(RouteError::Relay) => Outcome::Reply(Reply::new(
             550,
@@ -80,6 +84,22 @@ pub fn rcpt(s: &mut Session, line: &str) -> Outcome {
             format!("<{address}>: no such list or address"),
         )),
     }
+}
+
+fn accept(tx: &mut Transaction, address: String, route: Route) -> Outcome {
+    let text = format!("Recipient <{address}> OK");
+    tx.rcpts.push(Rcpt { address, route });
+    Outcome::Reply(Reply::new(250, Some("2.1.5"), text))
+}
+
+/// The `Postmaster` of `RCPT TO:<Postmaster>` as the client wrote it, when
+/// that is the path given (without a domain, any case).
+fn bare_postmaster(line: &str) -> Option<&str> {
+    let colon = line.find(':')?;
+    let path = line[colon + 1..].trim_start_matches([' ', '\t']);
+    let inner = path.strip_prefix('<')?.get(..11)?;
+    let (name, close) = inner.split_at(10);
+    (name.eq_ignore_ascii_case("postmaster") && close == ">").then_some(name)
 }
 
 /// 552 when `size` is over the size limit of the list a post goes to.
@@ -95,4 +115,19 @@ pub fn list_size_check(config: &crate::config::Config, route: &Route, size: u64)
             format!("Message too big for list {list} (the limit is {limit} bytes)"),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bare_postmaster;
+
+    #[test]
+    fn finds_the_bare_postmaster_path() {
+        assert_eq!(bare_postmaster("RCPT TO:<Postmaster>"), Some("Postmaster"));
+        assert_eq!(bare_postmaster("rcpt to: <POSTMASTER>"), Some("POSTMASTER"));
+        assert_eq!(bare_postmaster("RCPT TO:<>"), None);
+        assert_eq!(bare_postmaster("RCPT TO:<postmasterx>"), None);
+        assert_eq!(bare_postmaster("RCPT TO:<postmaste>"), None);
+        assert_eq!(bare_postmaster("RCPT TO:<pöstmaster>"), None);
+    }
 }
