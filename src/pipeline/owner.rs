@@ -21,6 +21,16 @@ pub enum Forwarded {
     Loop,
 }
 
+/// Whether the message has an `X-Loop:` header naming `addr` (any case,
+/// brackets and spaces ignored).
+pub fn carries_x_loop(split: &header_block::Split, bytes: &[u8], addr: &str) -> bool {
+    split.raw_values(bytes, "X-Loop").iter().any(|v| {
+        let v = String::from_utf8_lossy(&header_block::unfold(v)).to_string();
+        v.trim_matches(|c| c == '<' || c == '>' || c == ' ')
+            .eq_ignore_ascii_case(addr)
+    })
+}
+
 /// Forwards one message to the owners.
 pub fn forward(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), HandlerError> {
     forward_message(ctx, tx, msg).map(|_| ())
@@ -45,12 +55,7 @@ pub fn forward_message(
     };
     let loop_addr = ctx.config.list_suffix_address(&lc.name, "owner");
     let split = header_block::split(&msg.bytes);
-    let looped = split.raw_values(&msg.bytes, "X-Loop").iter().any(|v| {
-        let v = String::from_utf8_lossy(&header_block::unfold(v)).to_string();
-        v.trim_matches(|c| c == '<' || c == '>' || c == ' ')
-            .eq_ignore_ascii_case(&loop_addr)
-    });
-    if looped {
+    if carries_x_loop(&split, &msg.bytes, &loop_addr) {
         tracing::warn!(list = %lc.name, incoming = msg.incoming_id, from = %msg.env_from,
             "owner mail already carries our X-Loop: dropped to break a mail loop");
         return Ok(Forwarded::Loop);

@@ -28,12 +28,7 @@ pub fn forward(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<i64, Ha
     let config = &ctx.config;
     let loop_addr = config.postmaster_address();
     let split = header_block::split(&msg.bytes);
-    let looped = split.raw_values(&msg.bytes, "X-Loop").iter().any(|v| {
-        let v = String::from_utf8_lossy(&header_block::unfold(v)).to_string();
-        v.trim_matches(|c| c == '<' || c == '>' || c == ' ')
-            .eq_ignore_ascii_case(&loop_addr)
-    });
-    if looped {
+    if super::owner::carries_x_loop(&split, &msg.bytes, &loop_addr) {
         return Err(HandlerError::Corrupt(format!(
             "postmaster mail already carries X-Loop: {loop_addr} (a mail loop); kept here, not forwarded"
         )));
