@@ -141,12 +141,7 @@ fn double_opt_in_by_confirm_command_to_majordomo() {
 fn confirm_in_the_subject_of_a_reply_to_the_request_address() {
     let mut s = Site::new(&[("dev", DEV)]);
     s.command(ANN, REQ, "subscribe", "", T0);
-    let token = s
-        .outbox()
-        .iter()
-        .find(|m| m.subject().starts_with("confirm "))
-        .unwrap()
-        .token();
+    let token = confirm_token(&mut s);
     // replied to -request@ instead of the confirm address: the Subject carries it
     s.command(
         ANN,
@@ -162,12 +157,7 @@ fn confirm_in_the_subject_of_a_reply_to_the_request_address() {
 fn expired_token_is_refused() {
     let mut s = Site::new(&[("dev", DEV)]);
     s.command(ANN, REQ, "", "subscribe", T0);
-    let token = s
-        .outbox()
-        .iter()
-        .find(|m| m.subject().starts_with("confirm "))
-        .unwrap()
-        .token();
+    let token = confirm_token(&mut s);
     let addr = format!("dev-confirm+{token}@{DOMAIN}");
     s.command(ANN, &addr, "Re: confirm", "yes", T0 + 7 * 86_400 + 1);
     assert!(!s.is_member("dev", ANN));
@@ -184,12 +174,7 @@ fn expired_token_is_refused() {
 fn token_expiry_is_configurable() {
     let mut s = Site::with(&[("dev", DEV)], &[], "  token_expiry_days: 1");
     s.command(ANN, REQ, "", "subscribe", T0);
-    let token = s
-        .outbox()
-        .iter()
-        .find(|m| m.subject().starts_with("confirm "))
-        .unwrap()
-        .token();
+    let token = confirm_token(&mut s);
     s.command(ANN, REQ, "", &format!("confirm {token}"), T0 + 86_400 + 1);
     assert!(!s.is_member("dev", ANN));
 }
@@ -198,12 +183,7 @@ fn token_expiry_is_configurable() {
 fn reused_token_does_nothing_twice() {
     let mut s = Site::new(&[("dev", DEV)]);
     s.command(ANN, REQ, "", "subscribe", T0);
-    let token = s
-        .outbox()
-        .iter()
-        .find(|m| m.subject().starts_with("confirm "))
-        .unwrap()
-        .token();
+    let token = confirm_token(&mut s);
     let addr = format!("dev-confirm+{token}@{DOMAIN}");
     s.command(ANN, &addr, "Re: confirm", "", T0 + 1);
     assert!(s.is_member("dev", ANN));
@@ -714,12 +694,50 @@ fn set_delivery_modes() {
     let b = s.outbox()[0].body();
     assert!(b.contains("The ops list has no digest."), "{b}");
     assert!(b.contains("now gets no mail"));
-    assert!(b.contains(">>>> set dev\nWrite the mode"), "{b}");
+    // `set LIST` alone shows the current mode and how to change it
+    assert!(
+        s_flat(&b).contains(
+            ">>>> set dev ann@example.org gets each post as it is sent from dev. To change it, send `set dev MODE`"
+        ),
+        "{b}"
+    );
+    assert!(
+        s_flat(&b).contains(
+            ">>>> set ops nomail ann@example.org now gets no mail (you stay subscribed) from ops."
+        ),
+        "{b}"
+    );
     assert!(b.contains(">>>> set\nName the list"), "{b}");
-    s.command("bob@example.org", MAJ, "", "set dev digest", T0 + 2);
-    assert!(s.outbox()[0]
-        .body()
-        .contains("bob@example.org is not subscribed to dev."));
+    s.command(
+        "bob@example.org",
+        MAJ,
+        "",
+        "set dev digest\nset dev",
+        T0 + 2,
+    );
+    let b = s.outbox()[0].body();
+    assert!(
+        b.contains(">>>> set dev digest\nbob@example.org is not subscribed to dev."),
+        "{b}"
+    );
+    assert!(
+        b.contains(">>>> set dev\nbob@example.org is not subscribed to dev."),
+        "{b}"
+    );
+    // after a change, `set LIST` shows the new mode; on a list without a
+    // digest only the modes it has are offered
+    s.command(ANN, REQ, "", "set plain\nset", T0 + 3);
+    let b = s_flat(&s.outbox()[0].body());
+    assert!(
+        b.contains(">>>> set ann@example.org gets the plain-text digest from dev."),
+        "{b}"
+    );
+    s.command(ANN, MAJ, "", "set ops", T0 + 4);
+    let b = s_flat(&s.outbox()[0].body());
+    assert!(
+        b.contains("gets no mail (you stay subscribed) from ops. To change it, send `set ops MODE`, with MODE one of each (or mail), nomail."),
+        "{b}"
+    );
 }
 
 #[test]
@@ -1100,12 +1118,7 @@ fn garbage_gets_a_clear_reply_and_never_a_panic() {
 fn a_token_is_bound_to_its_list_and_action() {
     let mut s = Site::new(&[("dev", DEV), ("ops", DEV)]);
     s.command(ANN, REQ, "", "subscribe", T0);
-    let token = s
-        .outbox()
-        .iter()
-        .find(|m| m.subject().starts_with("confirm "))
-        .unwrap()
-        .token();
+    let token = confirm_token(&mut s);
     // presented at another list's confirm address, or as an approval: unknown
     s.command(
         ANN,
@@ -1204,4 +1217,305 @@ fn held_posts_are_approved_through_the_robot() {
     s.command("mod@example.org", REQ, "", &approve_line, T0 + 6);
     let again = s.outbox();
     assert!(again.iter().all(|m| m.kind != "post"));
+}
+
+/// The token of the confirmation among the mails queued since last looked.
+fn confirm_token(s: &mut Site) -> String {
+    s.outbox()
+        .iter()
+        .find(|m| m.subject().starts_with("confirm "))
+        .expect("a confirmation was sent")
+        .token()
+}
+
+/// Sends `command` to dev-request@ as ann, replies to the confirmation it
+/// causes; every mail on the way is added to `all`. Returns the confirmation.
+fn confirm_by_reply(s: &mut Site, command: &str, now: i64, all: &mut Vec<Sent>) -> Sent {
+    s.command(ANN, REQ, "", command, now);
+    let out = s.outbox();
+    let c = out
+        .iter()
+        .find(|m| m.subject().starts_with("confirm "))
+        .unwrap()
+        .clone();
+    all.extend(out);
+    s.command(ANN, &c.reply_to().unwrap(), "Re:", "", now + 1);
+    all.extend(s.outbox());
+    c
+}
+
+/// Every robot mail as a user reads it: lines under 78 characters (72 in
+/// fact), the help's two-column tables aligned, confirmations that say how
+/// to confirm and until when, MIME headers on each.
+#[test]
+fn every_robot_template_renders_tidy() {
+    let apr = "description: Approval talk\nowners: [owner@example.org]\nsubscription: approve\n";
+    let mut s = Site::new(&[("dev", DEV), ("apr", apr)]);
+    let mut all: Vec<Sent> = Vec::new();
+    // help (both robots), lists, info, who, which, set, unknown lines
+    s.command(ANN, REQ, "", "help\n", T0);
+    let help_req = s.outbox();
+    s.command(
+        ANN,
+        MAJ,
+        "",
+        "help\nlists\ninfo dev\nwho dev\nwhich\nset dev\nfoo\nbar\n",
+        T0,
+    );
+    let help_maj = s.outbox();
+    all.extend(help_req.iter().cloned());
+    all.extend(help_maj.iter().cloned());
+    // confirm-subscribe, welcome, owner-notice; confirm-unsubscribe, goodbye
+    let csub = confirm_by_reply(&mut s, "subscribe", T0 + 1, &mut all);
+    let cunsub = confirm_by_reply(&mut s, "unsubscribe", T0 + 3, &mut all);
+    // owner-approval, refusal (rejected with a long reason)
+    s.command(
+        ANN,
+        "apr-request@lists.example.org",
+        "",
+        "subscribe",
+        T0 + 5,
+    );
+    let out = s.outbox();
+    let ask = to_rcpt(&out, "owner@example.org")[0].clone();
+    all.extend(out);
+    let reason = "we only take people who work on the project; write to us with a few words about what you do and we will gladly look again";
+    s.command(
+        "owner@example.org",
+        "apr-request@lists.example.org",
+        "",
+        &format!("reject {} {reason}", ask.token()),
+        T0 + 6,
+    );
+    all.extend(s.outbox());
+
+    let templates_seen: Vec<String> = all.iter().map(|m| m.subject()).collect();
+    for want in [
+        "Results of your commands",
+        "confirm ",
+        "Welcome to the dev mailing list",
+        "ann@example.org has joined dev",
+        "You have left the dev mailing list",
+        "ann@example.org has left dev",
+        "approve ",
+        "Your request to join apr was declined",
+    ] {
+        assert!(
+            templates_seen.iter().any(|s| s.starts_with(want)),
+            "no mail {want:?} in {templates_seen:#?}"
+        );
+    }
+    for m in &all {
+        let body = m.body();
+        for line in body.lines() {
+            assert!(
+                line.chars().count() <= 72,
+                "line over 72 characters in {:?}:\n{line}",
+                m.subject()
+            );
+            assert!(
+                !line.ends_with(' '),
+                "trailing space in {:?}: {line:?}",
+                m.subject()
+            );
+        }
+        assert!(!body.contains("\n\n\n"), "two blank lines in:\n{body}");
+        let p = m.parsed();
+        assert!(p.date().is_some() && p.message_id().is_some());
+        assert!(m.header("Auto-Submitted").is_some());
+        assert!(m
+            .header("Content-Type")
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("utf-8"));
+    }
+
+    // the help's tables: every description starts in the same column, and
+    // every continuation line lines up under it
+    for reply in [&help_req[0], &help_maj[0]] {
+        let b = reply.body();
+        let help: Vec<&str> = b
+            .lines()
+            .skip_while(|l| !l.starts_with("Commands for everyone"))
+            .take_while(|l| !l.starts_with("Subscribing or"))
+            .filter(|l| l.starts_with("  "))
+            .collect();
+        assert!(help.len() >= 20, "{b}");
+        for l in &help {
+            let col = if l.trim_start().len() == l.len() - 2 {
+                // "  command ...   description"
+                let gap = l[2..].find("  ").map(|i| i + 2).expect(l);
+                gap + l[gap..].len() - l[gap..].trim_start().len()
+            } else {
+                l.len() - l.trim_start().len()
+            };
+            assert!(col >= 30, "misaligned help line: {l:?}\n{b}");
+            if l.trim_start().len() == l.len() - 2 {
+                assert_eq!(col, 30, "misaligned help line: {l:?}\n{b}");
+            }
+        }
+        for cmd in ["who LIST", "approve TOKEN", "accept TOKEN", "set LIST MODE"] {
+            assert!(
+                help.iter().any(|l| l.starts_with(&format!("  {cmd}  "))),
+                "{cmd} is not in the table: {b}"
+            );
+        }
+    }
+    assert!(help_req[0]
+        .flat()
+        .contains("which handles the dev list, so you may leave out LIST"));
+    assert!(help_req[0]
+        .flat()
+        .contains("Any message sent to dev-join@lists.example.org subscribes"));
+    assert!(help_maj[0]
+        .flat()
+        .contains("LIST-join@lists.example.org and LIST-leave@lists.example.org"));
+    // an unknown line points to help once, not under every line
+    let b = help_maj[0].body();
+    assert_eq!(
+        s_flat(&b)
+            .matches("for the commands this robot knows")
+            .count(),
+        1,
+        "{b}"
+    );
+    assert!(b.contains(">>>> bar\nUnknown command.\n"), "{b}");
+
+    // confirmations: both ways to confirm, and until when
+    for c in [&csub, &cunsub] {
+        let token = c.token();
+        let flat = c.flat();
+        assert!(
+            flat.contains(&format!(
+                "reply to this message (your reply goes to dev-confirm+{token}@lists.example.org)"
+            )),
+            "{}",
+            c.body()
+        );
+        assert!(flat.contains("send a message to dev-request@lists.example.org with this line"));
+        assert!(c.body().contains(&format!("\n    confirm {token}\n")));
+        assert!(
+            flat.contains("This request expires in 7 days (Tue 21 Nov 2023, 22:13 UTC)."),
+            "{}",
+            c.body()
+        );
+    }
+    // the owners' request: the approve line alone, the refusals, the CLI
+    let b = ask.body();
+    let token = ask.token();
+    assert!(b.contains(&format!("\n    approve {token}\n")), "{b}");
+    assert!(b.contains(&format!("\n    reject {token} REASON\n")), "{b}");
+    assert!(b.contains(&format!("\n    discard {token}\n")), "{b}");
+    assert!(ask.flat().contains("`listd requests approve 1`"), "{b}");
+    assert!(
+        ask.flat().contains("until Tue 21 Nov 2023, 22:13 UTC"),
+        "{b}"
+    );
+}
+
+#[test]
+fn intro_and_stop_are_aliases() {
+    let mut s = Site::new(&[("dev", DEV)]);
+    s.command(ANN, MAJ, "", "intro dev\nstop\nwhich\n", T0);
+    let b = s.outbox()[0].body();
+    assert!(b.contains(">>>> intro dev\ndev: Development talk"), "{b}");
+    assert!(!b.contains("which"), "reading stops at `stop`: {b}");
+}
+
+#[test]
+fn expired_confirmation_points_to_the_list_robot() {
+    let mut s = Site::new(&[("dev", DEV)]);
+    s.command(ANN, MAJ, "", "subscribe dev", T0);
+    let token = confirm_token(&mut s);
+    s.command(ANN, MAJ, "", &format!("confirm {token}"), T0 + 8 * 86_400);
+    let flat = s.outbox()[0].flat();
+    assert!(
+        flat.contains("so nothing was changed. For a new one, send `subscribe` to dev-request@lists.example.org."),
+        "{flat}"
+    );
+    assert!(!s.is_member("dev", ANN));
+}
+
+#[test]
+fn welcome_and_goodbye_follow_the_list_policies() {
+    // open list, open unsubscription: no confirmation promised, come back by -join@
+    let open = list("open", "unsubscription: open\n");
+    let closed = list("closed", "");
+    let mut s = Site::new(&[("dev", &open), ("ops", &closed)]);
+    s.command(ANN, REQ, "", "subscribe", T0);
+    let out = s.outbox();
+    let welcome = to_rcpt(&out, ANN)[1];
+    assert!(welcome.subject().starts_with("Welcome"));
+    assert!(
+        welcome
+            .flat()
+            .contains("To leave, send any message to dev-leave@lists.example.org. "),
+        "{}",
+        welcome.body()
+    );
+    s.command(ANN, "dev-leave@lists.example.org", "", "", T0 + 1);
+    let out = s.outbox();
+    assert!(to_rcpt(&out, ANN)[0]
+        .flat()
+        .contains("To come back, send any message to dev-join@lists.example.org."));
+
+    // confirm unsubscription: the welcome says so; closed list: come back
+    // through the owners
+    s.add_member("ops", ANN);
+    s.command(ANN, "ops-leave@lists.example.org", "", "", T0 + 2);
+    let c = s.outbox()[0].clone();
+    s.command(ANN, &c.reply_to().unwrap(), "Re:", "", T0 + 3);
+    let out = s.outbox();
+    let bye = to_rcpt(&out, ANN)[0];
+    assert!(
+        bye.flat()
+            .contains("To come back, write to the owners at ops-owner@lists.example.org."),
+        "{}",
+        bye.body()
+    );
+    let mut s = Site::new(&[("dev", DEV)]);
+    let mut out = Vec::new();
+    confirm_by_reply(&mut s, "subscribe", T0, &mut out);
+    let welcome = out
+        .iter()
+        .find(|m| m.subject().starts_with("Welcome"))
+        .unwrap();
+    assert!(welcome
+        .flat()
+        .contains("dev-leave@lists.example.org (you will be asked to confirm)."));
+}
+
+#[test]
+fn encoded_subject_command_and_the_default_bad_line_limit() {
+    let mut s = Site::new(&[("dev", DEV)]);
+    // RFC 2047 Subject ("which"), quoted-printable body with a soft break
+    let m = "From: ann@example.org\r\nTo: majordomo@lists.example.org\r\n\
+Subject: =?utf-8?B?d2hpY2g=?=\r\nMessage-ID: <enc@example.org>\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+li=\r\nsts\r\n";
+    s.deliver_at(ANN, MAJ, m.as_bytes(), T0);
+    let b = s.outbox()[0].body();
+    assert!(
+        b.contains(">>>> which\n") && b.contains(">>>> lists\n"),
+        "{b}"
+    );
+
+    // default robot settings: 24 chatty lines are read past, the 25th stops
+    let chat = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!("chatty line {i}\n"))
+            .collect::<String>()
+            + "help\n"
+    };
+    s.command(ANN, REQ, "", &chat(24), T0 + 1);
+    let b = s.outbox()[0].body();
+    assert!(b.contains(">>>> help\n"), "{b}");
+    assert!(!b.contains("Stopped reading"), "{b}");
+    s.command(ANN, REQ, "", &chat(25), T0 + 2);
+    let b = s.outbox()[0].body();
+    assert!(!b.contains(">>>> help\n"), "{b}");
+    assert!(
+        b.contains("Stopped reading after 25 lines that were not commands."),
+        "{b}"
+    );
 }

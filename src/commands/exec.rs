@@ -43,6 +43,9 @@ pub struct Session<'a> {
     pub mails: Vec<Mail>,
     /// Confirmations already sent by this mail: (list, action, address key).
     confirmations: Vec<(String, &'static str, String)>,
+    /// Whether an unknown line was already answered (the pointer to `help`
+    /// is given once, not under each of 25 lines).
+    unknown_seen: bool,
 }
 
 type Res = Result<String, HandlerError>;
@@ -211,7 +214,8 @@ pub fn request_approval(
             config,
             Some(list),
             json!({"address": addr.to_string(), "name": name, "requester": requested_by,
-                   "token": token, "request_id": id, "confirmed": confirmed}),
+                   "token": token, "request_id": id, "confirmed": confirmed,
+                   "expires": super::expiry_text(config, now)}),
         ),
         kind: JobKind::Notice,
         reply_to: None,
@@ -242,6 +246,7 @@ impl<'a> Session<'a> {
             now,
             mails: Vec::new(),
             confirmations: Vec::new(),
+            unknown_seen: false,
         }
     }
 
@@ -260,6 +265,9 @@ impl<'a> Session<'a> {
     /// Runs one command line; returns the text for the results reply.
     pub fn run(&mut self, cmd: &CommandLine) -> Res {
         let Some(verb) = cmd.verb else {
+            if std::mem::replace(&mut self.unknown_seen, true) {
+                return Ok("Unknown command.".into());
+            }
             return Ok(format!(
                 "Unknown command. Send `help` to {} for the commands this robot knows.",
                 self.robot()
@@ -410,7 +418,8 @@ impl<'a> Session<'a> {
                 Some(list),
                 json!({"address": addr.to_string(), "token": token,
                        "confirm_address": confirm_address, "requester": requested_by,
-                       "third_party": third, "action": action.as_str()}),
+                       "third_party": third, "action": action.as_str(),
+                       "expires": super::expiry_text(&config, self.now)}),
             ),
             kind: JobKind::Reply,
             reply_to: Some(confirm_address),
@@ -552,11 +561,10 @@ impl<'a> Session<'a> {
             Lookup::Valid(row) => row,
             Lookup::Expired(row) => {
                 return Ok(format!(
-                    "This confirmation has expired (confirmations are valid for {} days). Send `{} {}` to {} for a new one.",
-                    self.ctx.config.robot.token_expiry_days,
+                    "This confirmation has expired (confirmations are valid for {} days), so nothing was changed. For a new one, send `{}` to {}.",
+                    self.ctx.config.robot.token_expiry_days.max(1),
                     row.action.as_str(),
-                    row.list,
-                    site_robot(&self.ctx.config)
+                    self.ctx.config.list_suffix_address(&row.list, "request")
                 ))
             }
             Lookup::AlreadyUsed(_) => {
@@ -655,7 +663,7 @@ impl<'a> Session<'a> {
                 out.push_str(&format!(": {}", l.description.trim()));
             }
             out.push_str(&format!(
-                "\n    post to {}, commands to {}\n",
+                "\n    posts to     {}\n    commands to  {}\n",
                 config.list_address(&l.name),
                 config.list_suffix_address(&l.name, "request")
             ));
@@ -756,10 +764,33 @@ impl<'a> Session<'a> {
             Ok(l) => l,
             Err(e) => return Ok(e),
         };
-        let modes = "each (or mail), digest (or mime), plain, nomail";
+        let modes = if list.digest.enabled {
+            "each (or mail), digest (or mime), plain, nomail"
+        } else {
+            "each (or mail), nomail"
+        };
+        let what = |mode: DeliveryMode| match mode {
+            DeliveryMode::Each => "each post as it is sent",
+            DeliveryMode::DigestMime => "the MIME digest",
+            DeliveryMode::DigestPlain => "the plain-text digest",
+            DeliveryMode::NoMail => "no mail (you stay subscribed)",
+        };
+        let not_member = || {
+            format!(
+                "{} is not subscribed to {}.",
+                self.sender.address, list.name
+            )
+        };
         let Some(word) = args.pop_front() else {
+            // `set LIST`: the sender's current setting
+            let Some(m) = members::get(self.conn, &list.name, &self.sender.address)? else {
+                return Ok(not_member());
+            };
             return Ok(format!(
-                "Write the mode: `set {} MODE`, with MODE one of {modes}.",
+                "{} gets {} from {}. To change it, send `set {} MODE`, with MODE one of {modes}.",
+                self.sender.address,
+                what(m.mode),
+                list.name,
                 list.name
             ));
         };
@@ -770,20 +801,13 @@ impl<'a> Session<'a> {
             return Ok(format!("The {} list has no digest.", list.name));
         }
         if !members::set_mode(self.conn, &list.name, &self.sender.address, mode)? {
-            return Ok(format!(
-                "{} is not subscribed to {}.",
-                self.sender.address, list.name
-            ));
+            return Ok(not_member());
         }
-        let what = match mode {
-            DeliveryMode::Each => "each post as it is sent",
-            DeliveryMode::DigestMime => "the MIME digest",
-            DeliveryMode::DigestPlain => "the plain-text digest",
-            DeliveryMode::NoMail => "no mail (you stay subscribed)",
-        };
         Ok(format!(
-            "{} now gets {what} from {}.",
-            self.sender.address, list.name
+            "{} now gets {} from {}.",
+            self.sender.address,
+            what(mode),
+            list.name
         ))
     }
 

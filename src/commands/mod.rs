@@ -108,6 +108,13 @@ pub struct Mail {
     pub limited: bool,
 }
 
+/// Longest line in a robot mail body (RFC 5322 asks for under 78; 72
+/// leaves room for quoting).
+pub const BODY_WIDTH: usize = 72;
+
+/// Width of the results echoed under each command.
+pub const RESULT_WIDTH: usize = 72;
+
 /// `majordomo@domain`.
 pub fn site_robot(config: &Config) -> String {
     format!("majordomo@{}", config.domain)
@@ -169,13 +176,23 @@ pub fn list_data(config: &Config, l: &ListConfig) -> Value {
     })
 }
 
+/// When a token issued at `now` stops working, for people to read:
+/// `Tue 21 Nov 2023, 22:13 UTC`.
+pub fn expiry_text(config: &Config, now: i64) -> String {
+    let t = now + i64::from(config.robot.token_expiry_days.max(1)) * 86_400;
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%a %d %b %Y, %H:%M UTC").to_string())
+        .unwrap_or_else(|| format!("{t} (unix time)"))
+}
+
 /// The data every template sees, plus `extra` merged in.
 pub fn template_data(config: &Config, list: Option<&ListConfig>, extra: Value) -> Value {
     let mut v = json!({
         "domain": config.domain,
         "robot": site_robot(config),
         "robot_address": robot_address(config, list.map(|l| l.name.as_str())),
-        "expiry_days": config.robot.token_expiry_days,
+        "expiry_days": config.robot.token_expiry_days.max(1),
+        "max_bad_lines": config.robot.max_bad_lines.max(1),
         "list": list.map(|l| list_data(config, l)),
     });
     if let (Some(obj), Value::Object(extra)) = (v.as_object_mut(), extra) {
@@ -202,6 +219,9 @@ pub fn send(
             .templates
             .render(m.list.as_deref(), m.template, &m.data)?;
         let (subject, body) = reply::split_subject(&rendered);
+        // every line under 78 characters, whatever a template or a value
+        // put in it (a word longer than that is left whole)
+        let body = reply::wrap(&body, BODY_WIDTH);
         let subject = subject
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| m.default_subject.clone());
@@ -399,7 +419,9 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
     let mut results = Vec::new();
     for line in &extracted.lines {
         let result = session.run(line)?;
-        results.push(json!({"command": line.text, "result": reply::wrap(result.trim_end(), 72)}));
+        results.push(
+            json!({"command": line.text, "result": reply::wrap(result.trim_end(), RESULT_WIDTH)}),
+        );
     }
     let mut mails = std::mem::take(&mut session.mails);
 

@@ -128,7 +128,9 @@ pub fn compose(c: &Compose<'_>) -> std::io::Result<Vec<u8>> {
 
 /// Word-wraps lines longer than `width` at spaces; shorter lines (and
 /// words longer than `width`) are left as they are, so preformatted text
-/// such as member lists keeps its shape.
+/// such as member lists keeps its shape. A long line keeps its leading
+/// indent, and a two-column line (`  who LIST    the members ...`) keeps
+/// its first column as written and continues under the second.
 pub fn wrap(text: &str, width: usize) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 60);
     for (i, line) in text.split('\n').enumerate() {
@@ -137,28 +139,58 @@ pub fn wrap(text: &str, width: usize) -> String {
         }
         if line.chars().count() <= width {
             out.push_str(line);
-            continue;
-        }
-        let indent: String = line.chars().take_while(|c| *c == ' ').collect();
-        let mut col = 0;
-        for word in line.split(' ').filter(|w| !w.is_empty()) {
-            let w = word.chars().count();
-            if col > 0 && col + 1 + w > width {
-                out.push('\n');
-                col = 0;
-            }
-            if col == 0 {
-                out.push_str(&indent);
-                col = indent.len();
-            } else {
-                out.push(' ');
-                col += 1;
-            }
-            out.push_str(word);
-            col += w;
+        } else {
+            wrap_line(line, width, &mut out);
         }
     }
     out
+}
+
+/// Where the text of a line's second column starts: after the first run of
+/// two or more spaces that follows some text, if that is within the left
+/// half of `width` (else the line is prose, and only its indent is kept).
+fn hanging_column(chars: &[char], lead: usize, width: usize) -> Option<usize> {
+    let mut i = lead;
+    while i + 1 < chars.len() {
+        if chars[i] == ' ' && chars[i + 1] == ' ' {
+            let mut j = i;
+            while j < chars.len() && chars[j] == ' ' {
+                j += 1;
+            }
+            return (j < chars.len() && j <= width / 2).then_some(j);
+        }
+        i += 1;
+    }
+    None
+}
+
+fn wrap_line(line: &str, width: usize, out: &mut String) {
+    let chars: Vec<char> = line.chars().collect();
+    let lead = chars.iter().take_while(|c| **c == ' ').count();
+    let (prefix, hang) = match hanging_column(&chars, lead, width) {
+        Some(col) => (chars[..col].iter().collect::<String>(), col),
+        None => (" ".repeat(lead), lead),
+    };
+    let rest: String = chars[prefix.chars().count()..].iter().collect();
+    out.push_str(&prefix);
+    let mut col = hang;
+    let mut first = true;
+    for word in rest.split(' ').filter(|w| !w.is_empty()) {
+        let w = word.chars().count();
+        if !first && col + 1 + w > width {
+            out.push('\n');
+            out.push_str(&" ".repeat(hang));
+            col = hang;
+            first = true;
+        }
+        if !first {
+            out.push(' ');
+            col += 1;
+        }
+        out.push_str(word);
+        col += w;
+        first = false;
+    }
 }
 
 /// Splits a rendered template into (subject, body): a template may start
@@ -269,6 +301,22 @@ mod tests {
             wrap("  indented words here", 10),
             "  indented\n  words\n  here"
         );
+    }
+
+    #[test]
+    fn wrapping_keeps_two_column_tables_aligned() {
+        let table = "  who LIST      the members of LIST, where the list allows it";
+        assert_eq!(
+            wrap(table, 40),
+            "  who LIST      the members of LIST,\n                where the list allows it"
+        );
+        // a short table line keeps its spacing untouched
+        assert_eq!(wrap("  a     b", 40), "  a     b");
+        // a wide gap far to the right is prose, not a column
+        let prose = format!("{}  {}", "word ".repeat(8).trim_end(), "tail ".repeat(6));
+        let w = wrap(prose.trim_end(), 40);
+        assert!(w.lines().all(|l| !l.starts_with(' ')), "{w}");
+        assert!(w.lines().all(|l| l.chars().count() <= 40), "{w}");
     }
 
     #[test]
