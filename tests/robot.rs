@@ -1406,7 +1406,8 @@ fn every_robot_template_renders_tidy() {
     assert!(b.contains(&format!("\n    approve {token}\n")), "{b}");
     assert!(b.contains(&format!("\n    reject {token} REASON\n")), "{b}");
     assert!(b.contains(&format!("\n    discard {token}\n")), "{b}");
-    assert!(ask.flat().contains("`listd requests approve 1`"), "{b}");
+    assert!(b.contains("\n    listd requests approve 1\n"), "{b}");
+    assert!(b.contains("\n    listd requests reject 1 REASON\n"), "{b}");
     assert!(
         ask.flat().contains("until Tue 21 Nov 2023, 22:13 UTC"),
         "{b}"
