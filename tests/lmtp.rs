@@ -9,7 +9,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 fn builder() -> TestEnvBuilder {
     TestEnv::builder()
         .list("dev", "posting: anyone\n")
-        .list("small", "posting: anyone\nmax_message_size: 300\n")
+        .list(
+            "small",
+            "posting: anyone\nmax_message_size: 300\noversize_posts: reject\n",
+        )
         .lmtp()
 }
 

@@ -268,6 +268,146 @@ async fn each_hold_reason_reaches_the_moderators() {
     w.daemon.shutdown().await;
 }
 
+/// The checks on the message itself hold a member's post too (Mailman's
+/// max-size, header-match, implicit-dest, max-recipients, administrivia,
+/// emergency); an oversize post is held, not refused, unless the list says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_checks_hold_members_posts_too() {
+    let w = world(&[
+        (
+            "strict",
+            &format!(
+                "posting: members\nmax_message_size: 900\nhold_headers:\n  \
+                 - header: X-Spam-Flag\n    pattern: '^yes'\n{MODS}"
+            ),
+        ),
+        (
+            "urgent",
+            &format!("posting: anyone\nemergency: true\n{MODS}"),
+        ),
+        (
+            "refuse",
+            &format!("posting: anyone\nmax_message_size: 900\noversize_posts: reject\n{MODS}"),
+        ),
+    ])
+    .await;
+    let bob = "bob@example.net";
+    let big = "a line of text to make the post larger than the limit\r\n".repeat(20);
+    let cc: Vec<String> = (0..11).map(|i| format!("p{i}@example.com")).collect();
+    let cases: Vec<(&str, &str, String, &str, &str)> = vec![
+        (
+            "strict",
+            "m-size",
+            post(bob, "strict", "m-size", "", &big),
+            "size",
+            "larger than the list's limit of 900 bytes",
+        ),
+        (
+            "strict",
+            "m-header",
+            post(bob, "strict", "m-header", "X-Spam-Flag: YES\r\n", "hi\r\n"),
+            "suspicious-header",
+            "suspicious header: X-Spam-Flag: YES",
+        ),
+        (
+            "strict",
+            "m-implicit",
+            post(bob, "strict", "m-implicit", "", "hi\r\n")
+                .replace(&format!("To: strict@{DOMAIN}"), "To: someone@example.com"),
+            "implicit-destination",
+            "implicit destination",
+        ),
+        (
+            "strict",
+            "m-recipients",
+            post(
+                bob,
+                "strict",
+                "m-recipients",
+                &format!("Cc: {}\r\n", cc.join(", ")),
+                "hi\r\n",
+            ),
+            "max-recipients",
+            "12 addresses in To/Cc",
+        ),
+        (
+            "strict",
+            "m-admin",
+            post(
+                bob,
+                "strict",
+                "m-admin",
+                "",
+                "\r\nunsubscribe strict\r\n\r\nthanks\r\n",
+            ),
+            "administrivia",
+            "looks like a command",
+        ),
+        (
+            "urgent",
+            "m-emergency",
+            post(bob, "urgent", "m-emergency", "", "hi\r\n"),
+            "emergency",
+            "emergency moderation",
+        ),
+    ];
+    for (list, _, raw, _, _) in &cases {
+        w.send(bob, &format!("{list}@{DOMAIN}"), raw).await;
+    }
+    for (list, subj, _, code, words) in &cases {
+        let (_, reason, state) = w.held(subj);
+        assert_eq!((reason.as_str(), state.as_str()), (*code, "held"), "{subj}");
+        for m in ["mod@example.org", "mod2@example.org"] {
+            let n = w.notice(m, subj);
+            assert_eq!(n.mail_from, format!("{list}-bounces@{DOMAIN}"));
+            let t = text(&n.data);
+            assert!(t.contains(words), "{subj}: `{words}` not in\n{t}");
+        }
+        let heard: Vec<Transaction> = w
+            .to(bob, "awaits moderator approval")
+            .into_iter()
+            .filter(|t| text(&t.data).contains(&format!("Subject: {subj}")))
+            .collect();
+        assert_eq!(heard.len(), 1, "{subj}: the poster hears it is held");
+    }
+    assert!(distributed(&w, "m-").is_empty());
+    // the administrivia notice points the poster to the robot
+    let admin = w
+        .to(bob, "awaits moderator approval")
+        .into_iter()
+        .find(|t| text(&t.data).contains("Subject: m-admin"))
+        .unwrap();
+    assert!(
+        text(&admin.data).contains("-request"),
+        "{}",
+        text(&admin.data)
+    );
+    // a list that refuses oversize posts says so at DATA; nothing is stored
+    let before = w.env.count("messages", "1 = 1");
+    let r = send(
+        w.daemon.smtp_addr(),
+        bob,
+        &[&format!("refuse@{DOMAIN}")],
+        &post(bob, "refuse", "m-refused", "", &big),
+    )
+    .await;
+    r.expect(552);
+    assert_eq!(r.status(), Some("5.3.4"));
+    assert_eq!(w.env.count("messages", "1 = 1"), before);
+    // approving the oversize post distributes it whole
+    let toks = tokens(&w.notice("mod@example.org", "m-size").data, "strict");
+    w.send(
+        "mod@example.org",
+        &moderate(&toks["approve"], "strict"),
+        "From: mod@example.org\r\nSubject: ok\r\n\r\nok\r\n",
+    )
+    .await;
+    let out = distributed(&w, "m-size");
+    assert_eq!(out.len(), 1);
+    assert!(text(&out[0].data).contains(big.trim_end()));
+    w.daemon.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notice_attaches_the_original_and_approve_by_reply_distributes_it() {
     let w = world(&[("dev", &format!("subject_prefix: \"[dev]\"\n{MODS}"))]).await;

@@ -49,6 +49,65 @@ pub enum NonmemberAction {
     Discard,
 }
 
+/// What happens to a post larger than the list's `max_message_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OversizeAction {
+    /// Held for the moderators (Mailman's `max-size` rule).
+    #[default]
+    Hold,
+    /// Refused: 552 at SMTP time (RCPT with a declared SIZE, else at the
+    /// end of DATA), so the poster's own server reports it.
+    Reject,
+}
+
+/// One `hold_headers` entry (Mailman's `header_matches`): a post with a
+/// `header` field whose value matches `pattern` is held as a suspicious
+/// header. The pattern is a regular expression, matched case-insensitively
+/// anywhere in the unfolded value (and in its RFC 2047-decoded text).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderMatch {
+    pub header: String,
+    pub pattern: String,
+    /// `pattern` compiled when the file is loaded (`None` only for an entry
+    /// built in code without [`HeaderMatch::compile`]; it matches nothing).
+    #[serde(skip)]
+    pub regex: Option<regex::Regex>,
+}
+
+impl HeaderMatch {
+    /// Compiles `pattern` (case-insensitive); the error is one line.
+    pub fn compile(&mut self) -> Result<(), String> {
+        let re = regex::RegexBuilder::new(&self.pattern)
+            .case_insensitive(true)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| {
+                let text = e.to_string();
+                let why = text
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or_default()
+                    .trim()
+                    .trim_start_matches("error: ")
+                    .to_string();
+                format!(
+                    "hold_headers: `{}` is not a valid regular expression: {why}",
+                    self.pattern
+                )
+            })?;
+        self.regex = Some(re);
+        Ok(())
+    }
+
+    /// Whether `value` matches.
+    pub fn matches(&self, value: &str) -> bool {
+        self.regex.as_ref().is_some_and(|r| r.is_match(value))
+    }
+}
+
 /// Who may see the membership (EXPN over SMTP, `who` by email).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -169,6 +228,32 @@ pub struct ListConfig {
     /// Per-list size limit in bytes (0: the global smtp.max_message_size).
     #[serde(default)]
     pub max_message_size: u64,
+    /// What a post over `max_message_size` gets: held (default) or refused.
+    #[serde(default)]
+    pub oversize_posts: OversizeAction,
+    /// Hold a post that does not name the list (or an `acceptable_aliases`
+    /// address) in To/Cc (Mailman's `require_explicit_destination`).
+    #[serde(default = "yes")]
+    pub require_explicit_destination: bool,
+    /// Other addresses that count as naming the list in To/Cc.
+    #[serde(default)]
+    pub acceptable_aliases: Vec<String>,
+    /// Hold a post naming more than this many addresses in To/Cc (0: no limit).
+    #[serde(default = "max_recipients")]
+    pub max_recipients: u32,
+    /// Hold a post whose subject or first lines look like a `subscribe` or
+    /// `unsubscribe` command (sent to the list instead of `NAME-request@`).
+    #[serde(default = "yes")]
+    pub administrivia: bool,
+    /// Hold a post with an empty subject.
+    #[serde(default)]
+    pub hold_no_subject: bool,
+    /// Hold a post when one of its headers matches (suspicious header).
+    #[serde(default)]
+    pub hold_headers: Vec<HeaderMatch>,
+    /// Hold every post, whoever sends it (but `Approved:`).
+    #[serde(default)]
+    pub emergency: bool,
     #[serde(default = "access_trusted")]
     pub expn: Access,
     #[serde(default = "access_owners")]
@@ -215,6 +300,9 @@ fn access_owners() -> Access {
 fn hold_days() -> u32 {
     14
 }
+fn max_recipients() -> u32 {
+    10
+}
 
 /// Suffixes that route to a list's service addresses, and so cannot end a list name.
 pub const RESERVED_SUFFIXES: &[&str] = &[
@@ -257,6 +345,16 @@ impl ListConfig {
         }
     }
 
+    /// The size limit the SMTP intake enforces for posts to this list: the
+    /// list's own limit only when oversize posts are refused; when they are
+    /// held, only the global one (the posting rules hold what is larger).
+    pub fn smtp_size_limit(&self, global: u64) -> u64 {
+        match self.oversize_posts {
+            OversizeAction::Reject => self.size_limit(global),
+            OversizeAction::Hold => global,
+        }
+    }
+
     /// Parses one list file. `name` is the file stem.
     pub fn parse(path: &Path, name: &str, text: &str) -> Result<ListConfig, Vec<ConfigError>> {
         let mut list: ListConfig = if text.trim().is_empty() {
@@ -272,7 +370,11 @@ impl ListConfig {
         if let Some(reason) = bad_list_name(name) {
             errors.push(ConfigError::new(path, None, reason));
         }
-        for (key, addrs) in [("owners", &list.owners), ("moderators", &list.moderators)] {
+        for (key, addrs) in [
+            ("owners", &list.owners),
+            ("moderators", &list.moderators),
+            ("acceptable_aliases", &list.acceptable_aliases),
+        ] {
             for a in addrs {
                 if let Err(e) = Address::parse(a) {
                     errors.push(ConfigError::new(
@@ -322,6 +424,26 @@ impl ListConfig {
                     list.digest.volume_period
                 ),
             ));
+        }
+        for m in &mut list.hold_headers {
+            if let Err(e) = m.compile() {
+                errors.push(ConfigError::new(
+                    path,
+                    at(&m.pattern).or_else(|| at("hold_headers")),
+                    e,
+                ));
+            }
+            let name = m.header.trim();
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+                errors.push(ConfigError::new(
+                    path,
+                    at(&m.header).or_else(|| at("hold_headers")),
+                    format!(
+                        "hold_headers: `{}` is not a header field name (printable ASCII, no `:` or spaces)",
+                        m.header
+                    ),
+                ));
+            }
         }
         if list.hold_days == 0 {
             errors.push(ConfigError::new(

@@ -11,8 +11,8 @@ mod list;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use list::{
-    Access, DigestConfig, ListConfig, NonmemberAction, PostingPolicy, ReplyTo, SubscriptionPolicy,
-    UnsubscribePolicy,
+    Access, DigestConfig, HeaderMatch, ListConfig, NonmemberAction, OversizeAction, PostingPolicy,
+    ReplyTo, SubscriptionPolicy, UnsubscribePolicy,
 };
 
 use crate::address::Address;

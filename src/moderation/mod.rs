@@ -52,6 +52,16 @@ pub enum HoldReason {
     /// An `Approved:` line whose password did not match. The poster is never
     /// told this reason.
     BadApprovedPassword,
+    /// Neither To: nor Cc: names the list (`require_explicit_destination`).
+    ImplicitDestination,
+    /// More addresses in To/Cc than the list's `max_recipients`.
+    TooManyRecipients { count: u32, max: u32 },
+    /// The subject or a first line looks like a robot command (the line).
+    Administrivia(String),
+    /// An empty subject (`hold_no_subject`).
+    NoSubject,
+    /// The list's `emergency` switch is on: every post is held.
+    Emergency,
     /// Anything else, in words.
     Other(String),
 }
@@ -68,6 +78,11 @@ impl HoldReason {
             HoldReason::Bulk => "bulk",
             HoldReason::SuspiciousHeader(_) => "suspicious-header",
             HoldReason::BadApprovedPassword => "bad-approved-password",
+            HoldReason::ImplicitDestination => "implicit-destination",
+            HoldReason::TooManyRecipients { .. } => "max-recipients",
+            HoldReason::Administrivia(_) => "administrivia",
+            HoldReason::NoSubject => "no-subject",
+            HoldReason::Emergency => "emergency",
             HoldReason::Other(_) => "other",
         }
     }
@@ -87,6 +102,17 @@ impl HoldReason {
             HoldReason::Bulk => "bulk or junk mail (Precedence)".into(),
             HoldReason::SuspiciousHeader(h) => format!("suspicious header: {h}"),
             HoldReason::BadApprovedPassword => "bad Approved password".into(),
+            HoldReason::ImplicitDestination => {
+                "implicit destination: the list's address is not in To or Cc".into()
+            }
+            HoldReason::TooManyRecipients { count, max } => {
+                format!("too many recipients: {count} addresses in To/Cc, the list allows {max}")
+            }
+            HoldReason::Administrivia(line) => format!(
+                "administrivia: `{line}` looks like a command for the robot, sent to the list"
+            ),
+            HoldReason::NoSubject => "the message has no subject".into(),
+            HoldReason::Emergency => "the list is in emergency moderation".into(),
             HoldReason::Other(s) => s.clone(),
         }
     }
@@ -99,6 +125,9 @@ impl HoldReason {
             HoldReason::NonMember => {
                 Some("you are not a member of the list, so a moderator looks at it first".into())
             }
+            HoldReason::Administrivia(_) => Some(
+                "it looks like a subscription command; commands go to the list's -request address, not to the list".into(),
+            ),
             other => Some(other.describe()),
         }
     }

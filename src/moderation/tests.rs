@@ -377,8 +377,14 @@ fn every_reason_has_a_code_and_words() {
         HoldReason::Bulk,
         HoldReason::SuspiciousHeader("X-Spam: yes".into()),
         HoldReason::BadApprovedPassword,
+        HoldReason::ImplicitDestination,
+        HoldReason::TooManyRecipients { count: 12, max: 10 },
+        HoldReason::Administrivia("unsubscribe".into()),
+        HoldReason::NoSubject,
+        HoldReason::Emergency,
         HoldReason::Other("because".into()),
     ];
+    assert!(all.iter().all(|r| !r.describe().is_empty()));
     let codes: std::collections::HashSet<_> = all.iter().map(HoldReason::code).collect();
     assert_eq!(codes.len(), all.len());
     assert_eq!(
@@ -389,6 +395,12 @@ fn every_reason_has_a_code_and_words() {
     assert!(HoldReason::TooBig { size: 10, limit: 5 }
         .describe()
         .contains("10 bytes"));
+    assert!(HoldReason::TooManyRecipients { count: 12, max: 10 }
+        .describe()
+        .contains("12 addresses"));
+    let admin = HoldReason::Administrivia("unsubscribe dev".into());
+    assert!(admin.describe().contains("`unsubscribe dev`"));
+    assert!(admin.poster_text().unwrap().contains("-request"));
 }
 
 #[test]

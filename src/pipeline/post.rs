@@ -34,7 +34,7 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
         )));
     };
     let parsed = MessageParser::default().parse_headers(&msg.bytes);
-    let view = PostView::from_message(parsed.as_ref(), msg.bytes.len() as u64);
+    let view = PostView::from_message(parsed.as_ref(), &msg.bytes);
     let preapproval = crate::moderation::preapproval(lc, &msg.bytes);
     let mut facts = facts(tx, lc, &view, msg)?;
     facts.pre_approved = matches!(preapproval, Preapproval::Approved(_));

@@ -6,15 +6,26 @@
 //! pre-approval). Output is an [`Action`]. No I/O, no clock, no mutation:
 //! the caller acts on the decision (see `pipeline::post`).
 //!
+//! The order follows Mailman 3's posting chain: loops and duplicates are
+//! dropped; bans and per-sender reject/discard rules apply to everyone; a
+//! valid `Approved:` accepts; then the list's `emergency` switch, a bad
+//! password and automatic mail hold; then the posting policy (non-members,
+//! moderated, announce); last the checks on the message itself (size,
+//! suspicious headers, implicit destination, too many recipients,
+//! administrivia, no subject), which apply to accepted senders too.
+//!
 //! Trusts the facts it is given; trusts nothing in the view (header values
 //! are compared, never interpreted further).
 
 use crate::address::address_key;
-use crate::config::{ListConfig, NonmemberAction, PostingPolicy};
+use crate::config::{ListConfig, NonmemberAction, OversizeAction, PostingPolicy};
 use mail_parser::{Address, HeaderValue, Message};
 
 /// Days a Message-ID counts as a duplicate on the same list.
 pub const DUPLICATE_WINDOW_DAYS: i64 = 30;
+
+/// How many non-blank lines of the first text part the administrivia check reads.
+pub const ADMINISTRIVIA_LINES: usize = 5;
 
 /// What the rules read from a message: plain values, parsed beforehand.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,6 +48,16 @@ pub struct PostView {
     pub auto_submitted: Option<String>,
     /// Size of the message in bytes.
     pub size: u64,
+    /// Every address in To: and Cc:, lower-cased, each once.
+    pub recipients: Vec<String>,
+    /// Every address in Resent-To: and Resent-Cc:, lower-cased.
+    pub resent_recipients: Vec<String>,
+    /// Every header field as (name, unfolded value); a field whose decoded
+    /// text (RFC 2047) differs from its raw value appears twice.
+    pub headers: Vec<(String, String)>,
+    /// The first [`ADMINISTRIVIA_LINES`] non-blank lines of the first text
+    /// part, trimmed.
+    pub first_lines: Vec<String>,
 }
 
 fn first_addr(a: Option<&Address<'_>>) -> Option<String> {
@@ -56,10 +77,48 @@ fn text_values(m: &Message<'_>, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The addresses in the named address fields, lower-cased, each once.
+fn addresses(m: &Message<'_>, names: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in names {
+        for v in m.header_values(*name) {
+            let HeaderValue::Address(a) = v else { continue };
+            for addr in a.iter() {
+                let Some(x) = addr.address.as_deref() else {
+                    continue;
+                };
+                let x = x.trim().to_ascii_lowercase();
+                if !x.is_empty() && !out.contains(&x) {
+                    out.push(x);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The first non-blank lines of the first text part (a full parse of the
+/// message, which `m`, parsed for the headers only, does not have).
+fn first_lines(bytes: &[u8]) -> Vec<String> {
+    let Some(m) = mail_parser::MessageParser::default().parse(bytes) else {
+        return Vec::new();
+    };
+    let Some(text) = m.body_text(0) else {
+        return Vec::new();
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(ADMINISTRIVIA_LINES)
+        .map(str::to_string)
+        .collect()
+}
+
 impl PostView {
     /// Reads the view from a parsed message (`None`: nothing parsed, e.g. no
-    /// header at all) of `size` bytes.
-    pub fn from_message(m: Option<&Message<'_>>, size: u64) -> PostView {
+    /// header at all; headers alone are enough) and its bytes.
+    pub fn from_message(m: Option<&Message<'_>>, bytes: &[u8]) -> PostView {
+        let size = bytes.len() as u64;
         let Some(m) = m else {
             return PostView {
                 size,
@@ -102,6 +161,24 @@ impl PostView {
                 .or_else(|| raw_all(name).into_iter().next())
                 .map(|v| v.trim().to_ascii_lowercase())
         };
+        let mut headers = Vec::with_capacity(m.headers().len());
+        for h in m.headers() {
+            let name = h.name.as_str().to_string();
+            let raw = bytes
+                .get(h.offset_start as usize..h.offset_end as usize)
+                .unwrap_or_default();
+            let raw = String::from_utf8_lossy(&super::header_block::unfold(raw))
+                .trim()
+                .to_string();
+            let decoded = match &h.value {
+                HeaderValue::Text(t) if t.trim() != raw => Some(t.trim().to_string()),
+                _ => None,
+            };
+            headers.push((name.clone(), raw));
+            if let Some(d) = decoded {
+                headers.push((name, d));
+            }
+        }
         PostView {
             from: first_addr(m.from()),
             sender: first_addr(m.sender()),
@@ -116,6 +193,10 @@ impl PostView {
             auto_submitted: lower_first("Auto-Submitted")
                 .map(|v| v.split(';').next().unwrap_or_default().trim().to_string()),
             size,
+            recipients: addresses(m, &["To", "Cc"]),
+            resent_recipients: addresses(m, &["Resent-To", "Resent-Cc"]),
+            headers,
+            first_lines: first_lines(bytes),
         }
     }
 
@@ -260,26 +341,19 @@ fn decide_inner(
         }
         _ => {}
     }
-    // 4. size
-    let limit = list.size_limit(global_max);
-    if view.size > limit {
-        return Action::Reject(
-            552,
-            format!(
-                "5.3.4 The message is {} bytes; posts to {address} may be at most {limit} bytes.",
-                view.size
-            ),
-        );
-    }
-    // 5. a valid Approved: pre-approval skips the remaining checks; a wrong
-    //    password goes to the moderators
+    // 4. a valid Approved: pre-approval skips every remaining check (as in
+    //    Mailman, where `approved` comes first); a wrong password goes to
+    //    the moderators
     if facts.pre_approved {
         return Action::Accept;
+    }
+    if list.emergency {
+        return Action::Hold(HoldReason::Emergency);
     }
     if facts.bad_approved_password {
         return Action::Hold(HoldReason::BadApprovedPassword);
     }
-    // 6. automatic mail goes to a human
+    // 5. automatic mail goes to a human
     if let Some(p) = view.precedence.as_deref() {
         if p == "bulk" || p == "junk" {
             return Action::Hold(HoldReason::Bulk);
@@ -295,7 +369,8 @@ fn decide_inner(
             "the moderators review posts from this sender".into(),
         ));
     }
-    // 7. posting policy
+    // 6. posting policy: who may post. A sender on the accept list counts as
+    //    allowed under every policy (Mailman's per-sender `accept` action).
     let accepted_sender = facts.sender_rule == Some(SenderRule::Accept);
     let not_allowed = |hold: HoldReason, who: &str| match list.nonmember_posts {
         NonmemberAction::Hold => Action::Hold(hold),
@@ -304,26 +379,140 @@ fn decide_inner(
         }
         NonmemberAction::Discard => Action::Discard(DiscardReason::NonMember),
     };
-    match list.posting {
-        PostingPolicy::Anyone => Action::Accept,
+    let policy = match list.posting {
+        PostingPolicy::Anyone => None,
         PostingPolicy::Members => {
             if facts.is_member || facts.is_moderator || accepted_sender {
-                Action::Accept
+                None
             } else {
-                not_allowed(HoldReason::NonMember, "members")
+                Some(not_allowed(HoldReason::NonMember, "members"))
             }
         }
-        // a sender the moderators chose to always accept skips moderation
-        PostingPolicy::Moderated if accepted_sender => Action::Accept,
-        PostingPolicy::Moderated => Action::Hold(HoldReason::Moderated),
+        PostingPolicy::Moderated if accepted_sender => None,
+        PostingPolicy::Moderated => Some(Action::Hold(HoldReason::Moderated)),
         PostingPolicy::Announce => {
             if facts.is_moderator || accepted_sender {
-                Action::Accept
+                None
             } else {
-                not_allowed(HoldReason::AnnounceOnly, "the owners and moderators")
+                Some(not_allowed(
+                    HoldReason::AnnounceOnly,
+                    "the owners and moderators",
+                ))
+            }
+        }
+    };
+    if let Some(a) = policy {
+        return a;
+    }
+    // 7. the message itself, whoever sent it
+    content_checks(view, list, &address, global_max).unwrap_or(Action::Accept)
+}
+
+/// The checks on the message itself (Mailman's max-size, header-match,
+/// implicit-dest, max-recipients, administrivia, no-subject), in that order.
+fn content_checks(
+    view: &PostView,
+    list: &ListConfig,
+    address: &str,
+    global_max: u64,
+) -> Option<Action> {
+    let limit = list.size_limit(global_max);
+    if view.size > limit {
+        return Some(match list.oversize_posts {
+            OversizeAction::Hold => Action::Hold(HoldReason::TooBig {
+                size: view.size,
+                limit,
+            }),
+            OversizeAction::Reject => Action::Reject(
+                552,
+                format!(
+                    "5.3.4 The message is {} bytes; posts to {address} may be at most {limit} bytes.",
+                    view.size
+                ),
+            ),
+        });
+    }
+    if let Some(why) = suspicious_header(view, list) {
+        return Some(Action::Hold(HoldReason::SuspiciousHeader(why)));
+    }
+    if list.require_explicit_destination && !names_the_list(view, list, address) {
+        return Some(Action::Hold(HoldReason::ImplicitDestination));
+    }
+    let count = view.recipients.len();
+    if list.max_recipients > 0 && count > list.max_recipients as usize {
+        return Some(Action::Hold(HoldReason::TooManyRecipients {
+            count: count as u32,
+            max: list.max_recipients,
+        }));
+    }
+    if list.administrivia {
+        let line = std::iter::once(view.subject.trim())
+            .chain(view.first_lines.iter().map(String::as_str))
+            .find(|l| is_administrivia(l, &list.name, address));
+        if let Some(l) = line {
+            return Some(Action::Hold(HoldReason::Administrivia(
+                l.chars().take(80).collect(),
+            )));
+        }
+    }
+    if list.hold_no_subject && view.subject.trim().is_empty() {
+        return Some(Action::Hold(HoldReason::NoSubject));
+    }
+    None
+}
+
+/// The first `hold_headers` entry a header of the post matches, in words.
+fn suspicious_header(view: &PostView, list: &ListConfig) -> Option<String> {
+    for m in &list.hold_headers {
+        let name = m.header.trim();
+        for (n, v) in &view.headers {
+            if n.eq_ignore_ascii_case(name) && m.matches(v) {
+                let shown: String = v.chars().take(80).collect();
+                return Some(format!("{name}: {shown} (matches `{}`)", m.pattern));
             }
         }
     }
+    None
+}
+
+/// Whether To/Cc (or Resent-To/Resent-Cc) name the list or one of its
+/// `acceptable_aliases`. Compared whole and case-insensitively.
+fn names_the_list(view: &PostView, list: &ListConfig, address: &str) -> bool {
+    let own = address.to_ascii_lowercase();
+    let aliases: Vec<String> = list
+        .acceptable_aliases
+        .iter()
+        .map(|a| address_key(a).to_ascii_lowercase())
+        .collect();
+    view.recipients
+        .iter()
+        .chain(&view.resent_recipients)
+        .any(|r| *r == own || aliases.contains(r))
+}
+
+/// Whether a line reads like a subscription command meant for the robot:
+/// `subscribe`, `unsubscribe`, `signoff`, `join` or `leave`, followed by at
+/// most two words that are the list's name or address, an address, `me` or
+/// `address=...` (so "leave it to me" is prose, "unsubscribe dev" is not).
+pub fn is_administrivia(line: &str, list: &str, address: &str) -> bool {
+    let mut words = line.split_whitespace();
+    let Some(verb) = words.next() else {
+        return false;
+    };
+    let verb = verb.trim_end_matches([':', '.', '!']).to_ascii_lowercase();
+    if !["subscribe", "unsubscribe", "signoff", "join", "leave"].contains(&verb.as_str()) {
+        return false;
+    }
+    let args: Vec<&str> = words.collect();
+    args.len() <= 2
+        && args.iter().all(|a| {
+            let a = a.trim_matches(['<', '>', '.', ',']).to_ascii_lowercase();
+            a == list
+                || a == address.to_ascii_lowercase()
+                || a == "me"
+                || a.starts_with("address=")
+                || (a.contains('@') && !a.starts_with('@') && !a.ends_with('@'))
+        })
 }
 
 #[cfg(test)]
@@ -337,12 +526,12 @@ mod tests {
 
     fn view(raw: &str) -> PostView {
         let m = MessageParser::default().parse(raw.as_bytes());
-        PostView::from_message(m.as_ref(), raw.len() as u64)
+        PostView::from_message(m.as_ref(), raw.as_bytes())
     }
 
     const D: &str = "lists.example.org";
-    const PLAIN: &str =
-        "From: Ann <ann@example.org>\r\nMessage-ID: <1@x>\r\nSubject: hi\r\n\r\nbody\r\n";
+    const PLAIN: &str = "From: Ann <ann@example.org>\r\nTo: dev@lists.example.org\r\n\
+                         Message-ID: <1@x>\r\nSubject: hi\r\n\r\nbody\r\n";
 
     fn member() -> Facts {
         Facts {
@@ -367,7 +556,7 @@ mod tests {
         assert_eq!(v.x_loops, vec!["dev@lists.example.org"]);
         assert_eq!(v.precedence.as_deref(), Some("bulk"));
         assert_eq!(v.auto_submitted.as_deref(), Some("auto-replied"));
-        let empty = PostView::from_message(None, 7);
+        let empty = PostView::from_message(None, b"1234567");
         assert_eq!(empty.size, 7);
         assert_eq!(empty.poster("env@x"), "env@x");
     }
@@ -457,19 +646,283 @@ mod tests {
     }
 
     #[test]
-    fn size_limit_list_then_global() {
+    fn oversize_is_held_by_default_or_rejected_by_choice() {
         let v = view(PLAIN);
         let l = list("posting: anyone\nmax_message_size: 10");
-        assert!(matches!(
+        assert_eq!(
             decide(&v, "a@x", &l, D, 1 << 20, &member()),
-            Action::Reject(552, _)
-        ));
+            Action::Hold(HoldReason::TooBig {
+                size: v.size,
+                limit: 10
+            })
+        );
+        let l = list("posting: anyone\nmax_message_size: 10\noversize_posts: reject");
+        match decide(&v, "a@x", &l, D, 1 << 20, &member()) {
+            Action::Reject(552, t) => assert!(t.contains("at most 10 bytes"), "{t}"),
+            other => panic!("{other:?}"),
+        }
+        // no list limit: the global one (the SMTP intake enforces it first)
         let l = list("posting: anyone");
         assert!(matches!(
             decide(&v, "a@x", &l, D, 20, &member()),
-            Action::Reject(552, _)
+            Action::Hold(HoldReason::TooBig { limit: 20, .. })
         ));
         assert_eq!(decide(&v, "a@x", &l, D, v.size, &member()), Action::Accept);
+        // the SMTP intake only enforces a list's own limit when it rejects
+        assert_eq!(list("max_message_size: 10").smtp_size_limit(1000), 1000);
+        assert_eq!(
+            list("max_message_size: 10\noversize_posts: reject").smtp_size_limit(1000),
+            10
+        );
+        // a non-member on a rejecting list is refused as a non-member, not held for size
+        let l = list("posting: members\nnonmember_posts: reject\nmax_message_size: 10");
+        assert!(matches!(
+            decide(&v, "a@x", &l, D, 1 << 20, &Facts::default()),
+            Action::Reject(550, _)
+        ));
+    }
+
+    #[test]
+    fn suspicious_headers_from_hold_headers() {
+        let l = list(
+            "posting: anyone\nhold_headers:\n  - header: X-Spam-Flag\n    pattern: '^yes'\n  \
+             - header: subject\n    pattern: 'viagra|casino'\n",
+        );
+        let got = decide(
+            &view(&format!("X-Spam-Flag: YES\r\n{PLAIN}")),
+            "a@x",
+            &l,
+            D,
+            1 << 20,
+            &member(),
+        );
+        match got {
+            Action::Hold(HoldReason::SuspiciousHeader(w)) => {
+                assert!(w.contains("X-Spam-Flag: YES"), "{w}");
+                assert!(w.contains("`^yes`"), "{w}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // the decoded (RFC 2047) subject counts too; folded values are unfolded
+        let encoded = PLAIN.replace(
+            "Subject: hi",
+            "Subject: =?utf-8?q?cheap_CAS?=\r\n =?utf-8?q?INO?=",
+        );
+        assert!(matches!(
+            decide(&view(&encoded), "a@x", &l, D, 1 << 20, &member()),
+            Action::Hold(HoldReason::SuspiciousHeader(_))
+        ));
+        for clean in [
+            format!("X-Spam-Flag: no\r\n{PLAIN}"),
+            format!("X-Other: yes\r\n{PLAIN}"),
+        ] {
+            assert_eq!(
+                decide(&view(&clean), "a@x", &l, D, 1 << 20, &member()),
+                Action::Accept
+            );
+        }
+    }
+
+    #[test]
+    fn implicit_destination_and_acceptable_aliases() {
+        let l = list("posting: anyone");
+        let elsewhere = PLAIN.replace("To: dev@lists.example.org", "To: other@example.com");
+        assert_eq!(
+            decide(&view(&elsewhere), "a@x", &l, D, 1 << 20, &member()),
+            Action::Hold(HoldReason::ImplicitDestination)
+        );
+        let no_to = PLAIN.replace("To: dev@lists.example.org\r\n", "");
+        assert_eq!(
+            decide(&view(&no_to), "a@x", &l, D, 1 << 20, &member()),
+            Action::Hold(HoldReason::ImplicitDestination)
+        );
+        // Cc, any case, a display name, Resent-To all count
+        for ok in [
+            PLAIN.replace(
+                "To: dev@lists.example.org",
+                "To: x@example.com\r\nCc: \"Dev\" <DEV@Lists.Example.ORG>",
+            ),
+            PLAIN.replace(
+                "To: dev@lists.example.org",
+                "To: x@example.com\r\nResent-To: dev@lists.example.org",
+            ),
+        ] {
+            assert_eq!(
+                decide(&view(&ok), "a@x", &l, D, 1 << 20, &member()),
+                Action::Accept,
+                "{ok}"
+            );
+        }
+        let l = list("posting: anyone\nacceptable_aliases: [dev@example.org]");
+        let alias = PLAIN.replace("To: dev@lists.example.org", "To: Dev@example.org");
+        assert_eq!(
+            decide(&view(&alias), "a@x", &l, D, 1 << 20, &member()),
+            Action::Accept
+        );
+        let l = list("posting: anyone\nrequire_explicit_destination: false");
+        assert_eq!(
+            decide(&view(&elsewhere), "a@x", &l, D, 1 << 20, &member()),
+            Action::Accept
+        );
+    }
+
+    #[test]
+    fn too_many_recipients() {
+        let many = |n: usize| {
+            let cc: Vec<String> = (0..n).map(|i| format!("p{i}@example.com")).collect();
+            PLAIN.replace(
+                "To: dev@lists.example.org",
+                &format!("To: dev@lists.example.org\r\nCc: {}", cc.join(", ")),
+            )
+        };
+        let l = list("posting: anyone");
+        // the list + 9 = 10 addresses: fine; the list + 10: held
+        assert_eq!(
+            decide(&view(&many(9)), "a@x", &l, D, 1 << 20, &member()),
+            Action::Accept
+        );
+        assert_eq!(
+            decide(&view(&many(10)), "a@x", &l, D, 1 << 20, &member()),
+            Action::Hold(HoldReason::TooManyRecipients { count: 11, max: 10 })
+        );
+        let l = list("posting: anyone\nmax_recipients: 0");
+        assert_eq!(
+            decide(&view(&many(50)), "a@x", &l, D, 1 << 20, &member()),
+            Action::Accept
+        );
+    }
+
+    #[test]
+    fn administrivia_in_subject_or_first_lines() {
+        let l = list("posting: anyone");
+        let held = |subject: &str, body: &str| {
+            let raw = PLAIN
+                .replace("Subject: hi", &format!("Subject: {subject}"))
+                .replace("\r\n\r\nbody\r\n", &format!("\r\n\r\n{body}"));
+            decide(&view(&raw), "a@x", &l, D, 1 << 20, &member())
+        };
+        for (subject, body) in [
+            ("unsubscribe", "body\r\n"),
+            ("Subscribe dev", "body\r\n"),
+            ("hello", "\r\n  unsubscribe dev ann@example.org\r\n"),
+            ("hello", "please\r\nsignoff\r\n"),
+            ("hello", "leave me\r\n"),
+        ] {
+            assert!(
+                matches!(
+                    held(subject, body),
+                    Action::Hold(HoldReason::Administrivia(_))
+                ),
+                "{subject} / {body}"
+            );
+        }
+        for (subject, body) in [
+            ("subscribe to our newsletter!", "body\r\n"),
+            ("hello", "leave it to me\r\n"),
+            ("join us", "body\r\n"),
+            ("hello", "1\r\n2\r\n3\r\n4\r\n5\r\nunsubscribe\r\n"),
+        ] {
+            assert_eq!(held(subject, body), Action::Accept, "{subject} / {body}");
+        }
+        let l = list("posting: anyone\nadministrivia: false");
+        let raw = PLAIN.replace("Subject: hi", "Subject: unsubscribe");
+        assert_eq!(
+            decide(&view(&raw), "a@x", &l, D, 1 << 20, &member()),
+            Action::Accept
+        );
+    }
+
+    #[test]
+    fn no_subject_and_emergency_are_opt_in() {
+        let raw = PLAIN.replace("Subject: hi\r\n", "");
+        let l = list("posting: anyone");
+        assert_eq!(
+            decide(&view(&raw), "a@x", &l, D, 1 << 20, &member()),
+            Action::Accept
+        );
+        let l = list("posting: anyone\nhold_no_subject: true");
+        assert_eq!(
+            decide(&view(&raw), "a@x", &l, D, 1 << 20, &member()),
+            Action::Hold(HoldReason::NoSubject)
+        );
+        let l = list("posting: anyone\nemergency: true");
+        let m = Facts {
+            is_moderator: true,
+            sender_rule: Some(SenderRule::Accept),
+            ..member()
+        };
+        assert_eq!(
+            decide(&view(PLAIN), "a@x", &l, D, 1 << 20, &m),
+            Action::Hold(HoldReason::Emergency)
+        );
+        let approved = Facts {
+            pre_approved: true,
+            ..Facts::default()
+        };
+        assert_eq!(
+            decide(&view(PLAIN), "a@x", &l, D, 1 << 20, &approved),
+            Action::Accept
+        );
+    }
+
+    #[test]
+    fn accepted_senders_skip_the_policy_but_not_the_message_checks() {
+        let accepted = Facts {
+            sender_rule: Some(SenderRule::Accept),
+            ..Facts::default()
+        };
+        for policy in ["members", "moderated", "announce"] {
+            let l = list(&format!("posting: {policy}\nnonmember_posts: hold"));
+            assert_eq!(
+                decide(&view(PLAIN), "a@x", &l, D, 1 << 20, &accepted),
+                Action::Accept,
+                "{policy}"
+            );
+            let elsewhere = PLAIN.replace("To: dev@lists.example.org", "To: x@example.com");
+            assert_eq!(
+                decide(&view(&elsewhere), "a@x", &l, D, 1 << 20, &accepted),
+                Action::Hold(HoldReason::ImplicitDestination),
+                "{policy}"
+            );
+            let auto = format!("Auto-Submitted: auto-replied\r\n{PLAIN}");
+            assert_eq!(
+                decide(&view(&auto), "a@x", &l, D, 1 << 20, &accepted),
+                Action::Hold(HoldReason::AutoReply),
+                "{policy}"
+            );
+        }
+    }
+
+    #[test]
+    fn config_errors_for_the_new_keys_name_file_and_line() {
+        let p = std::path::Path::new("dev.yaml");
+        let e = ListConfig::parse(
+            p,
+            "dev",
+            "posting: anyone\nhold_headers:\n  - header: X-Spam\n    pattern: '(unclosed'\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].line.map(|l| l.0), Some(4), "{}", e[0]);
+        assert!(
+            e[0].message.contains("not a valid regular expression"),
+            "{}",
+            e[0]
+        );
+        let e = ListConfig::parse(
+            p,
+            "dev",
+            "hold_headers:\n  - header: 'X Spam:'\n    pattern: yes\n",
+        )
+        .unwrap_err();
+        assert_eq!(e[0].line.map(|l| l.0), Some(2), "{}", e[0]);
+        assert!(e[0].message.contains("not a header field name"), "{}", e[0]);
+        let e = ListConfig::parse(p, "dev", "acceptable_aliases: [not an address]\n").unwrap_err();
+        assert_eq!(e[0].line.map(|l| l.0), Some(1), "{}", e[0]);
+        let e = ListConfig::parse(p, "dev", "oversize_posts: bounce\n").unwrap_err();
+        assert_eq!(e[0].line.map(|l| l.0), Some(1), "{}", e[0]);
+        let e = ListConfig::parse(p, "dev", "max_recipients: -1\n").unwrap_err();
+        assert_eq!(e[0].line.map(|l| l.0), Some(1), "{}", e[0]);
     }
 
     #[test]
@@ -524,8 +977,8 @@ mod tests {
     }
 
     #[test]
-    fn pre_approval_skips_policy_but_not_loops_or_size() {
-        let l = list("posting: moderated\nmax_message_size: 100000");
+    fn pre_approval_skips_policy_and_message_checks_but_not_loops() {
+        let l = list("posting: moderated\nmax_message_size: 10");
         let f = Facts {
             pre_approved: true,
             ..Facts::default()

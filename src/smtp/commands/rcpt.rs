@@ -102,12 +102,15 @@ fn bare_postmaster(line: &str) -> Option<&str> {
     (name.eq_ignore_ascii_case("postmaster") && close == ">").then_some(name)
 }
 
-/// 552 when `size` is over the size limit of the list a post goes to.
+/// 552 when `size` is over the size limit of the list a post goes to (a
+/// list that holds oversize posts only has the global limit here).
 pub fn list_size_check(config: &crate::config::Config, route: &Route, size: u64) -> Option<Reply> {
     let Route::Post { list } = route else {
         return None;
     };
-    let limit = config.list(list)?.size_limit(config.smtp.max_message_size);
+    let limit = config
+        .list(list)?
+        .smtp_size_limit(config.smtp.max_message_size);
     (size > limit).then(|| {
         Reply::new(
             552,

@@ -13,7 +13,10 @@ fn config() -> Arc<Config> {
     for (name, yaml) in [
         ("dev", "expn: trusted\n"),
         ("secret", "expn: nobody\n"),
-        ("open", "expn: anyone\nmax_message_size: 100\n"),
+        (
+            "open",
+            "expn: anyone\nmax_message_size: 100\noversize_posts: reject\n",
+        ),
         ("staff", "expn: owners\n"),
     ] {
         let l = ListConfig::parse(Path::new("x.yaml"), name, yaml).unwrap();
