@@ -250,7 +250,7 @@ async fn loops_duplicates_and_automatic_mail() {
     }
     // the same Message-ID twice: the second is a duplicate
     let dup = format!(
-        "From: {ann}\r\nSubject: dup-once\r\nMessage-ID: <dup-1@test.example>\r\n\r\nx\r\n"
+        "From: {ann}\r\nTo: dev@{DOMAIN}\r\nSubject: dup-once\r\nMessage-ID: <dup-1@test.example>\r\n\r\nx\r\n"
     );
     send(a, ann, &to, &dup).await.expect(250);
     settle(&env).await;
