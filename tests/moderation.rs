@@ -87,6 +87,19 @@ impl World {
         v.into_iter().next().unwrap()
     }
 
+    /// mod@ approves the post about `needle` by replying to its approve
+    /// address (with an empty reply); returns the members' copies.
+    async fn approve_by_reply(&self, list: &str, needle: &str) -> Vec<Transaction> {
+        let t = tokens(&self.notice("mod@example.org", needle).data, list);
+        self.send(
+            "mod@example.org",
+            &moderate(&t["approve"], list),
+            "From: mod@example.org\r\nSubject: ok\r\n\r\n\r\n",
+        )
+        .await;
+        distributed(self, needle)
+    }
+
     fn held(&self, needle: &str) -> (i64, String, String) {
         let conn = self.env.store();
         conn.query_row(
@@ -395,14 +408,7 @@ async fn message_checks_hold_members_posts_too() {
     assert_eq!(r.status(), Some("5.3.4"));
     assert_eq!(w.env.count("messages", "1 = 1"), before);
     // approving the oversize post distributes it whole
-    let toks = tokens(&w.notice("mod@example.org", "m-size").data, "strict");
-    w.send(
-        "mod@example.org",
-        &moderate(&toks["approve"], "strict"),
-        "From: mod@example.org\r\nSubject: ok\r\n\r\nok\r\n",
-    )
-    .await;
-    let out = distributed(&w, "m-size");
+    let out = w.approve_by_reply("strict", "m-size").await;
     assert_eq!(out.len(), 1);
     assert!(text(&out[0].data).contains(big.trim_end()));
     w.daemon.shutdown().await;
@@ -808,14 +814,7 @@ async fn approved_header_and_body_line_good_and_bad() {
         let t = text(&t.data).to_ascii_lowercase();
         assert!(!t.contains("password") && !t.contains("approved:"), "{t}");
     }
-    let t = tokens(&w.notice("mod@example.org", "a-body-bad").data, "dev");
-    w.send(
-        "mod@example.org",
-        &moderate(&t["approve"], "dev"),
-        "From: mod@example.org\r\nSubject: ok\r\n\r\n\r\n",
-    )
-    .await;
-    let out = distributed(&w, "a-body-bad");
+    let out = w.approve_by_reply("dev", "a-body-bad").await;
     assert_eq!(out.len(), 1);
     assert!(!String::from_utf8_lossy(&out[0].data).contains("guess"));
     assert_eq!(
