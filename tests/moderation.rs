@@ -498,6 +498,8 @@ async fn notice_attaches_the_original_and_approve_by_reply_distributes_it() {
         .collect();
     rcpts.sort();
     assert_eq!(rcpts, ["ann@example.org", "bob@example.net"]);
+    // ... and archived, like any accepted post
+    assert_eq!(w.env.count("archive_index", "list = 'dev'"), 1);
     let answer = w.to("mod@example.org", "Re: ");
     assert_eq!(answer.len(), 1);
     assert!(
@@ -679,6 +681,131 @@ async fn robot_commands_reject_discard_ban_accept_forgery_and_reuse() {
         "the accepted sender's next post goes straight out"
     );
     assert!(w.to("mod@example.org", "c-accept-2").is_empty());
+    w.daemon.shutdown().await;
+}
+
+/// Reject by replying with a reason; a token works only for its own list
+/// and only for that list's moderators and owners; an owner may act by
+/// `discard TOKEN`; the DMARC hook refuses a From: our intake saw fail;
+/// a null-sender post is held without telling anyone but the moderators.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_tokens_across_lists_dmarc_hook_and_the_null_sender() {
+    let w = world(&[
+        ("dev", MODS),
+        (
+            "ops",
+            "owners: [opsowner@example.org]\nmoderators: [opsmod@example.org]\n",
+        ),
+    ])
+    .await;
+    let eve = "eve@example.com";
+    let dev = format!("dev@{DOMAIN}");
+    for s in ["x-reject", "x-cross", "x-dmarc"] {
+        w.send(eve, &dev, &post(eve, "dev", s, "", "please post me\r\n"))
+            .await;
+    }
+    let tok = |s: &str| tokens(&w.notice("mod@example.org", s).data, "dev");
+
+    // reject by reply: the text above the quote reaches the poster
+    let t = tok("x-reject");
+    w.send(
+        "mod@example.org",
+        &moderate(&t["reject"], "dev"),
+        "From: mod@example.org\r\nSubject: Re: held\r\n\r\nOff topic here, try the ops list.\r\n\r\n\
+         On Monday eve wrote:\r\n> please post me\r\n",
+    )
+    .await;
+    assert_eq!(w.held("x-reject").2, "rejected");
+    let rej = w.to(eve, "was rejected");
+    assert_eq!(rej.len(), 1);
+    let rt = text(&rej[0].data);
+    assert!(rt.contains("Off topic here, try the ops list."), "{rt}");
+    assert!(!rt.contains("eve wrote"), "the quote stays out: {rt}");
+
+    // another list's moderator: refused with dev's address, unknown with ops'
+    let t = tok("x-cross");
+    w.send(
+        "opsmod@example.org",
+        &moderate(&t["approve"], "dev"),
+        "From: opsmod@example.org\r\nSubject: c1\r\n\r\n\r\n",
+    )
+    .await;
+    assert!(text(&w.to("opsmod@example.org", "c1")[0].data).contains("refused"));
+    w.send(
+        "opsmod@example.org",
+        &moderate(&t["approve"], "ops"),
+        "From: opsmod@example.org\r\nSubject: c2\r\n\r\n\r\n",
+    )
+    .await;
+    assert!(text(&w.to("opsmod@example.org", "c2")[0].data).contains("unknown moderation token"));
+    assert_eq!(w.held("x-cross").2, "held");
+    assert_eq!(
+        w.env.count(
+            "mod_log",
+            "actor = 'opsmod@example.org' AND outcome = 'refused'"
+        ),
+        1
+    );
+    assert_eq!(
+        w.env.count(
+            "mod_log",
+            "actor = 'opsmod@example.org' AND outcome = 'unknown-token'"
+        ),
+        1
+    );
+    // the list's owner may act too: `discard TOKEN` to the robot
+    let req = format!("dev-request@{DOMAIN}");
+    w.send(
+        "owner@example.org",
+        &req,
+        &format!(
+            "From: owner@example.org\r\nTo: {req}\r\nSubject: x\r\n\r\ndiscard {}\r\n",
+            t["discard"]
+        ),
+    )
+    .await;
+    let (_, _, st) = w.held("x-cross");
+    assert_eq!(st, "discarded");
+    assert!(distributed(&w, "x-cross").is_empty());
+
+    // the DMARC hook: a moderator's From: that our intake recorded as
+    // dmarc=fail does not count; the attempt is refused and logged
+    let host = w.env.config().smtp.hostname;
+    let t = tok("x-dmarc");
+    w.send(
+        "mallory@example.com",
+        &moderate(&t["approve"], "dev"),
+        &format!(
+            "Authentication-Results: {host}; dmarc=fail header.from=example.org\r\n\
+             From: mod@example.org\r\nSubject: d\r\n\r\n\r\n"
+        ),
+    )
+    .await;
+    assert_eq!(w.held("x-dmarc").2, "held");
+    assert!(distributed(&w, "x-dmarc").is_empty());
+    assert_eq!(
+        w.env.count(
+            "mod_log",
+            "actor = 'mod@example.org' AND outcome = 'refused'"
+        ),
+        1
+    );
+
+    // a null-sender post: held and shown to the moderators, nobody else hears
+    let before = w.sink.transactions().len();
+    w.send(
+        "",
+        &dev,
+        &post("daemon@example.com", "dev", "x-null", "", "automatic\r\n"),
+    )
+    .await;
+    assert_eq!(w.held("x-null").2, "held");
+    let new: Vec<Transaction> = w.sink.transactions().into_iter().skip(before).collect();
+    assert_eq!(new.len(), 1, "only the moderators' notice: {new:?}");
+    let mut rcpts = new[0].rcpts.clone();
+    rcpts.sort();
+    assert_eq!(rcpts, ["mod2@example.org", "mod@example.org"]);
+    assert!(w.to("daemon@example.com", "").is_empty());
     w.daemon.shutdown().await;
 }
 

@@ -243,6 +243,97 @@ fn list_show_reject_discard_all() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// The subjects of the posts queued for distribution on `list`.
+fn distributed(conn: &Connection, list: &str) -> Vec<String> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT m.bytes FROM jobs j JOIN messages m ON m.id = j.message_id
+             WHERE j.kind = 'post' AND j.list = ?1 ORDER BY j.id",
+        )
+        .unwrap();
+    stmt.query_map([list], |r| r.get::<_, Vec<u8>>(0))
+        .unwrap()
+        .map(|b| {
+            let b = b.unwrap();
+            MessageParser::default()
+                .parse(&b)
+                .unwrap()
+                .subject()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn approve_several_ids_and_a_whole_list() {
+    let (dir, ctx) = setup();
+    let now = listd::store::now();
+    let (a, _) = hold(&ctx, "dev", "alice@example.net", "p-one", now - 60);
+    let (b, _) = hold(&ctx, "dev", "bob@example.net", "p-two", now - 50);
+    let (c, _) = hold(&ctx, "dev", "carol@example.net", "p-three", now - 40);
+    let (d, _) = hold(&ctx, "ops", "dave@example.net", "p-four", now - 30);
+    let (e, _) = hold(&ctx, "ops", "erin@example.net", "p-five", now - 20);
+    let conn = listd::store::open(&ctx.config.db_path()).unwrap();
+
+    // two ids at once: both distributed, each once
+    let o = listd(
+        dir.path(),
+        &["held", "approve", &a.to_string(), &b.to_string()],
+        "",
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o).matches("approved: held message").count(),
+        2,
+        "{}",
+        out(&o)
+    );
+    assert_eq!(distributed(&conn, "dev"), ["p-one", "p-two"]);
+    assert_eq!(state(&conn, a).1.as_deref(), Some("cli:tester"));
+
+    // one already done, one not: the other is still approved, exit 1 names the first
+    let o = listd(
+        dir.path(),
+        &["held", "approve", &a.to_string(), &c.to_string()],
+        "",
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains("already approved by cli:tester"),
+        "{}",
+        err(&o)
+    );
+    assert!(
+        err(&o).contains("1 held post(s) were not approved"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(state(&conn, c).0, "approved");
+    assert_eq!(distributed(&conn, "dev"), ["p-one", "p-two", "p-three"]);
+
+    // --all LIST approves everything held there, and only there
+    let (f, _) = hold(&ctx, "dev", "frank@example.net", "p-six", now - 10);
+    let o = listd(dir.path(), &["held", "approve", "--all", "ops"], "");
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        (state(&conn, d).0.as_str(), state(&conn, e).0.as_str()),
+        ("approved", "approved")
+    );
+    assert_eq!(distributed(&conn, "ops"), ["p-four", "p-five"]);
+    assert_eq!(state(&conn, f).0, "held");
+    let o = listd(dir.path(), &["held", "approve", "--all", "ops"], "");
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).contains("no held posts for ops"), "{}", out(&o));
+    let o = listd(dir.path(), &["held", "approve", "--all", "nosuch"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("no list `nosuch`"), "{}", err(&o));
+    // an id that does not exist
+    let o = listd(dir.path(), &["held", "approve", "999999"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("no held message 999999"), "{}", err(&o));
+}
+
 #[test]
 fn accept_sender_and_ban_with_undo() {
     let (dir, ctx) = setup();
