@@ -121,26 +121,30 @@ fn state(conn: &Connection, id: i64) -> (String, Option<String>, Option<String>)
     .unwrap()
 }
 
+/// The queued messages an SQL query (one parameter) selects, parsed, each
+/// mapped by `f`.
+fn queued(
+    conn: &Connection,
+    sql: &str,
+    param: &str,
+    f: impl Fn(&mail_parser::Message<'_>) -> String,
+) -> Vec<String> {
+    let mut stmt = conn.prepare(sql).unwrap();
+    stmt.query_map([param], |r| r.get::<_, Vec<u8>>(0))
+        .unwrap()
+        .map(|b| f(&MessageParser::default().parse(&b.unwrap()).unwrap()))
+        .collect()
+}
+
 /// Texts of notices queued to `rcpt`.
 fn mail_to(conn: &Connection, rcpt: &str) -> Vec<String> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT m.bytes FROM jobs j JOIN messages m ON m.id = j.message_id
-             JOIN job_rcpts r ON r.job_id = j.id WHERE r.rcpt = ?1 ORDER BY j.id",
-        )
-        .unwrap();
-    stmt.query_map([rcpt], |r| r.get::<_, Vec<u8>>(0))
-        .unwrap()
-        .map(|b| {
-            let b = b.unwrap();
-            MessageParser::default()
-                .parse(&b)
-                .unwrap()
-                .body_text(0)
-                .unwrap()
-                .into_owned()
-        })
-        .collect()
+    queued(
+        conn,
+        "SELECT m.bytes FROM jobs j JOIN messages m ON m.id = j.message_id
+         JOIN job_rcpts r ON r.job_id = j.id WHERE r.rcpt = ?1 ORDER BY j.id",
+        rcpt,
+        |m| m.body_text(0).unwrap().into_owned(),
+    )
 }
 
 #[test]
@@ -245,24 +249,13 @@ fn list_show_reject_discard_all() {
 
 /// The subjects of the posts queued for distribution on `list`.
 fn distributed(conn: &Connection, list: &str) -> Vec<String> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT m.bytes FROM jobs j JOIN messages m ON m.id = j.message_id
-             WHERE j.kind = 'post' AND j.list = ?1 ORDER BY j.id",
-        )
-        .unwrap();
-    stmt.query_map([list], |r| r.get::<_, Vec<u8>>(0))
-        .unwrap()
-        .map(|b| {
-            let b = b.unwrap();
-            MessageParser::default()
-                .parse(&b)
-                .unwrap()
-                .subject()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .collect()
+    queued(
+        conn,
+        "SELECT m.bytes FROM jobs j JOIN messages m ON m.id = j.message_id
+         WHERE j.kind = 'post' AND j.list = ?1 ORDER BY j.id",
+        list,
+        |m| m.subject().unwrap_or_default().to_string(),
+    )
 }
 
 #[test]
