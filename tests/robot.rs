@@ -1520,3 +1520,30 @@ li=\r\nsts\r\n";
         "{b}"
     );
 }
+
+#[test]
+fn tokens_survive_quotes_and_punctuation_around_them() {
+    let mut s = Site::new(&[("dev", DEV), ("ops", DEV)]);
+    s.command(ANN, MAJ, "", "subscribe dev\nsubscribe ops", T0);
+    let out = s.outbox();
+    let tokens: Vec<String> = out
+        .iter()
+        .filter(|m| m.subject().starts_with("confirm "))
+        .map(|m| m.token())
+        .collect();
+    assert_eq!(tokens.len(), 2);
+    s.command(
+        ANN,
+        MAJ,
+        "",
+        &format!("confirm `{}`.\nconfirm <{}>\n", tokens[0], tokens[1]),
+        T0 + 1,
+    );
+    assert!(s.is_member("dev", ANN) && s.is_member("ops", ANN));
+    // and a word that is only punctuation is no token at all
+    s.outbox();
+    s.command(ANN, MAJ, "", "confirm ...", T0 + 2);
+    assert!(s.outbox()[0]
+        .flat()
+        .contains("No request is waiting for this confirmation token"));
+}

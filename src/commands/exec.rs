@@ -54,6 +54,14 @@ fn words(args: &VecDeque<String>) -> String {
     args.iter().cloned().collect::<Vec<_>>().join(" ")
 }
 
+/// A token as written, without the quotes, brackets or punctuation people
+/// copy around it (`<abc>`, `` `abc` ``, `abc.`); tokens are letters and
+/// digits only.
+pub fn token_word(word: &str) -> String {
+    word.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string()
+}
+
 /// Parses the address part of `subscribe LIST ADDRESS`: `addr`, `<addr>` or
 /// `Name <addr>`. Addresses at our own domain are refused (they are lists or
 /// the robot's own addresses; owners nest lists on the server).
@@ -274,6 +282,11 @@ impl<'a> Session<'a> {
             ));
         };
         let mut args: VecDeque<String> = cmd.args.iter().cloned().collect();
+        if verb.takes_token() {
+            if let Some(t) = args.front_mut() {
+                *t = token_word(t);
+            }
+        }
         match verb {
             Verb::Subscribe => self.subscribe(args),
             Verb::Unsubscribe => self.unsubscribe(args),
