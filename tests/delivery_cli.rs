@@ -1,5 +1,6 @@
-//! `listd queue` and `listd queue retry`, run as the real binary on a store
-//! the delivery worker has written to (over SMTP to the capturing sink).
+//! `listd queue`, `listd queue retry` and `listd queue purge`, run as the
+//! real binary on a store the delivery worker has written to (over SMTP to
+//! the capturing sink), and the daemon's own retention clean-up.
 
 mod common;
 
@@ -31,24 +32,32 @@ fn count(out: &str, name: &str) -> i64 {
         .unwrap_or_else(|| panic!("no `{name}` line in:\n{out}"))
 }
 
+/// Writes listd.yaml (relay at the sink's `port`, then `extra` YAML) and
+/// lists/dev.yaml in `dir`; returns the config path and the loaded config.
+fn write_config(
+    dir: &std::path::Path,
+    port: u16,
+    extra: &str,
+) -> (std::path::PathBuf, Arc<Config>) {
+    let cfg = dir.join("listd.yaml");
+    std::fs::write(
+        &cfg,
+        format!("domain: lists.example.org\nrelay:\n  host: 127.0.0.1\n  port: {port}\n{extra}"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("lists")).unwrap();
+    std::fs::write(dir.join("lists/dev.yaml"), "description: dev\n").unwrap();
+    let config = Arc::new(Config::load(&cfg).unwrap());
+    (cfg, config)
+}
+
 #[tokio::test]
 async fn queue_shows_counts_and_retry_makes_deferred_due() {
     let sink = Sink::start();
     sink.reply_to_rcpt("busy@example.org", "451 4.2.1 try later");
     sink.reply_to_rcpt("gone@example.org", "550 5.1.1 no such user");
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("listd.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "domain: lists.example.org\nrelay:\n  host: 127.0.0.1\n  port: {}\n",
-            sink.port()
-        ),
-    )
-    .unwrap();
-    std::fs::create_dir_all(dir.path().join("lists")).unwrap();
-    std::fs::write(dir.path().join("lists/dev.yaml"), "description: dev\n").unwrap();
-    let config = Arc::new(Config::load(&cfg).unwrap());
+    let (cfg, config) = write_config(dir.path(), sink.port(), "");
 
     // empty store: every queue at 0
     let (ok, out, err) = listd(&cfg, &["queue"]);
@@ -60,28 +69,16 @@ async fn queue_shows_counts_and_retry_makes_deferred_due() {
     }
 
     let now = store::now();
-    {
-        let conn = store::open(&config.db_path()).unwrap();
-        let job = outbound::NewJob {
-            list: Some("dev"),
-            kind: outbound::JobKind::Notice,
-            env_from: "dev-owner@lists.example.org",
-            verp: false,
-            bytes: b"Subject: n\r\n\r\nx\r\n",
-        };
-        outbound::enqueue(
-            &conn,
-            &job,
-            &[
-                "ok@example.org",
-                "busy@example.org",
-                "gone@example.org",
-                "later@other.org",
-            ],
-            now,
-        )
-        .unwrap();
-    }
+    queue_notice(
+        &config,
+        &[
+            "ok@example.org",
+            "busy@example.org",
+            "gone@example.org",
+            "later@other.org",
+        ],
+        now,
+    );
     // queued, not yet tried
     let (ok, out, _) = listd(&cfg, &["queue"]);
     assert!(ok);
@@ -120,4 +117,133 @@ fn queue_with_a_broken_config_says_why() {
     let (ok, _, err) = listd(&cfg, &["queue"]);
     assert!(!ok);
     assert!(err.contains("listd.yaml") && err.contains("port"), "{err}");
+}
+
+/// Queues a notice of list dev to `rcpts` at `at`; returns the job id.
+fn queue_notice(config: &Config, rcpts: &[&str], at: i64) -> i64 {
+    let conn = store::open(&config.db_path()).unwrap();
+    let job = outbound::NewJob {
+        list: Some("dev"),
+        kind: outbound::JobKind::Notice,
+        env_from: "dev-owner@lists.example.org",
+        verp: false,
+        bytes: b"Subject: n\r\n\r\nx\r\n",
+    };
+    outbound::enqueue(&conn, &job, rcpts, at).unwrap()
+}
+
+/// Queues a notice to `rcpts` at `at` and delivers it to the sink at `at`
+/// (a fake clock); returns the job id.
+async fn delivered_at(config: &Arc<Config>, rcpts: &[&str], at: i64) -> i64 {
+    let job_id = queue_notice(config, rcpts, at);
+    listd::delivery::deliver_due(config.clone(), at)
+        .await
+        .unwrap();
+    job_id
+}
+
+fn rows(config: &Config, sql: &str) -> i64 {
+    let conn = store::open(&config.db_path()).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[tokio::test]
+async fn queue_purge_deletes_old_finished_rows_and_bodies() {
+    let sink = Sink::start();
+    sink.reply_to_rcpt("gone@example.org", "550 5.1.1 no such user");
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, config) = write_config(dir.path(), sink.port(), "delivery:\n  retain_days: 10\n");
+    assert_eq!(config.delivery.retain_days, 10);
+    let now = store::now();
+    let old = now - 20 * 86_400;
+    let old_job = delivered_at(&config, &["a@example.org", "gone@example.org"], old).await;
+    let recent_job = delivered_at(&config, &["b@example.org"], now - 5 * 86_400).await;
+    let newest_job = delivered_at(&config, &["c@example.org"], now).await;
+    assert_eq!(sink.delivered_count(), 3);
+    assert_eq!(
+        rows(&config, "SELECT COUNT(*) FROM jobs WHERE state = 'done'"),
+        3
+    );
+
+    let (ok, out, err) = listd(&cfg, &["queue", "purge"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("more than 10 days ago: 1 jobs, 0 batches, 2 recipient rows, 0 incoming rows, 1 message bodies"),
+        "{out}"
+    );
+    let ids = |sql: &str| {
+        let conn = store::open(&config.db_path()).unwrap();
+        let mut stmt = conn.prepare(sql).unwrap();
+        let v: Vec<i64> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        v
+    };
+    assert_eq!(
+        ids("SELECT id FROM jobs ORDER BY id"),
+        vec![recent_job, newest_job]
+    );
+    assert_eq!(rows(&config, "SELECT COUNT(*) FROM messages"), 2);
+    assert!(!ids("SELECT job_id FROM job_rcpts").contains(&old_job));
+    // the give-up/5xx record for bounce processing is not queue state: it stays
+    assert_eq!(rows(&config, "SELECT COUNT(*) FROM bounce_events"), 1);
+
+    // --days overrides the config; a second run finds the 5-day-old job
+    let (ok, out, _) = listd(&cfg, &["queue", "purge", "--days", "2"]);
+    assert!(ok);
+    assert!(out.contains("more than 2 days ago: 1 jobs"), "{out}");
+    assert_eq!(ids("SELECT id FROM jobs"), vec![newest_job]);
+    let (ok, _, err) = listd(&cfg, &["queue", "purge", "--days", "0"]);
+    assert!(!ok, "--days 0 is refused");
+    assert!(err.contains("--days"), "{err}");
+}
+
+#[tokio::test]
+async fn queue_purge_with_retention_off_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("listd.yaml");
+    std::fs::write(
+        &cfg,
+        "domain: lists.example.org\ndelivery:\n  retain_days: 0\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("lists")).unwrap();
+    let (ok, out, err) = listd(&cfg, &["queue", "purge"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("retention is off"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_cleans_up_old_finished_rows_at_start() {
+    let sink = Sink::start();
+    let env = common::TestEnv::builder()
+        .relay_port(sink.port())
+        .set("delivery", "retain_days", "7")
+        .list("dev", "description: dev\n")
+        .build();
+    let config = Arc::new(env.config());
+    let old = store::now() - 30 * 86_400;
+    let old_job = delivered_at(&config, &["a@example.org"], old).await;
+    let kept = delivered_at(&config, &["b@example.org"], store::now()).await;
+    assert_eq!(rows(&config, "SELECT COUNT(*) FROM jobs"), 2);
+    let daemon = env.start().await;
+    let gone = common::wait_until(std::time::Duration::from_secs(20), || {
+        rows(
+            &config,
+            &format!("SELECT COUNT(*) FROM jobs WHERE id = {old_job}"),
+        ) == 0
+    })
+    .await;
+    assert!(gone, "the delivery worker purged the old job");
+    assert_eq!(
+        rows(
+            &config,
+            &format!("SELECT COUNT(*) FROM jobs WHERE id = {kept}")
+        ),
+        1
+    );
+    assert_eq!(rows(&config, "SELECT COUNT(*) FROM messages"), 1);
+    daemon.shutdown().await;
 }

@@ -1,12 +1,13 @@
 //! `listd queue` (counts by queue and state, Postfix-style names, then the
-//! newest corrupt inbound rows with their reasons) and `listd queue retry`
-//! (every deferred recipient due now).
+//! newest corrupt inbound rows with their reasons), `listd queue retry`
+//! (every deferred recipient due now) and `listd queue purge` (the
+//! retention clean-up the daemon runs hourly, run now).
 //!
 //! Reads and writes the store directly; the daemon's delivery worker notices
 //! retried rows on its next look at the queue (within 15 seconds).
 
 use super::{load_config, open_store, CliResult};
-use crate::delivery::queue;
+use crate::delivery::{queue, retention};
 use clap::Subcommand;
 use std::path::Path;
 
@@ -14,11 +15,18 @@ use std::path::Path;
 pub enum QueueCmd {
     /// Make every deferred recipient due now.
     Retry,
+    /// Delete finished queue rows and unreferenced bodies older than
+    /// `delivery.retain_days` now (the daemon does it hourly).
+    Purge {
+        /// Use this many days instead of `delivery.retain_days` (at least 1).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        days: Option<u64>,
+    },
 }
 
 pub fn run(path: &Path, cmd: Option<QueueCmd>) -> CliResult {
-    let config = load_config(path)?;
-    let conn = open_store(&config)?;
+    let mut config = load_config(path)?;
+    let mut conn = open_store(&config)?;
     let now = crate::store::now();
     match cmd {
         None => {
@@ -30,6 +38,22 @@ pub fn run(path: &Path, cmd: Option<QueueCmd>) -> CliResult {
         Some(QueueCmd::Retry) => {
             let n = queue::retry_now(&conn, now)?;
             println!("{n} deferred queue entries are due now");
+            Ok(())
+        }
+        Some(QueueCmd::Purge { days }) => {
+            if let Some(d) = days {
+                config.delivery.retain_days = d;
+            }
+            if config.delivery.retain_days == 0 {
+                println!("retention is off (delivery.retain_days: 0): nothing deleted");
+                return Ok(());
+            }
+            let p = retention::purge(&mut conn, &config, now)?;
+            println!(
+                "deleted, finished more than {} days ago: {} jobs, {} batches, {} recipient rows, \
+                 {} incoming rows, {} message bodies",
+                config.delivery.retain_days, p.jobs, p.batches, p.job_rcpts, p.incoming, p.messages
+            );
             Ok(())
         }
     }

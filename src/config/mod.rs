@@ -217,6 +217,9 @@ pub struct DeliveryConfig {
     pub retry_max_secs: u64,
     /// A recipient still deferred after this many hours is given up (bounced).
     pub give_up_hours: u64,
+    /// Finished queue rows and the bodies nothing refers to any more are
+    /// deleted this many days after they finished (0: keep everything).
+    pub retain_days: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -225,6 +228,7 @@ impl Default for DeliveryConfig {
             retry_initial_secs: 300,
             retry_max_secs: 1800,
             give_up_hours: 120,
+            retain_days: 30,
         }
     }
 }

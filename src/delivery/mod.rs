@@ -8,6 +8,8 @@
 //!   give-up, `enqueue_post`.
 //! - `client`: one relay connection driven with lettre's connection-level
 //!   API, one verdict per recipient.
+//! - `retention`: deletes finished queue rows and unreferenced bodies after
+//!   `delivery.retain_days`.
 //!
 //! This file is the worker: a pass claims due work (marking it `sending`),
 //! sends it over at most `relay.connections` reused connections, and records
@@ -21,6 +23,7 @@
 pub mod client;
 pub mod expand;
 pub mod queue;
+pub mod retention;
 
 pub use expand::{expand, ExpandOptions, ExpandReport, Recipient};
 pub use queue::{enqueue_post, enqueue_post_message, Done, RecordStats, Work};
@@ -109,6 +112,18 @@ impl Engine {
     pub async fn recover(&self, now: i64) -> Result<usize, StoreError> {
         self.with_db(move |db, _| queue::recover(&db.conn, now))
             .await
+    }
+
+    /// The retention clean-up (`delivery.retain_days`) at `now`.
+    pub async fn purge(&self, now: i64) -> Result<retention::Purged, StoreError> {
+        self.with_db(move |db, config| {
+            let p = retention::purge(&mut db.conn, config, now)?;
+            if p.jobs > 0 {
+                db.cache = JobCache::default();
+            }
+            Ok(p)
+        })
+        .await
     }
 
     /// When something next falls due (None: the queue is empty).
@@ -269,7 +284,8 @@ pub async fn deliver_due(config: Arc<Config>, now: i64) -> Result<PassStats, Sto
 /// The delivery worker: recovers what a crash left in flight, then delivers
 /// whenever woken (`wakers.delivery`), when a deferred retry falls due, and
 /// after a relay outage (retrying the relay every 1 s, doubling to 60 s),
-/// until `shutdown` turns true.
+/// until `shutdown` turns true. At start and then hourly it runs the
+/// retention clean-up (`retention`).
 pub async fn run(
     config: Arc<Config>,
     wakers: Wakers,
@@ -284,9 +300,17 @@ pub async fn run(
         );
     }
     let mut relay_wait = Duration::from_secs(1);
+    let mut next_purge = 0i64;
     loop {
         if *shutdown.borrow() {
             return Ok(());
+        }
+        let now = store::now();
+        if now >= next_purge {
+            next_purge = now + retention::EVERY_SECS;
+            if let Err(e) = engine.purge(now).await {
+                tracing::error!(error = %e, "retention clean-up failed; retrying next hour");
+            }
         }
         let stop_rx = shutdown.clone();
         let wait = match engine.pass(store::now(), move || *stop_rx.borrow()).await {

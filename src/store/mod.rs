@@ -56,6 +56,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         include_str!("migrations/0031_post_retention.sql"),
     ),
     (
+        32,
+        "message_refs",
+        include_str!("migrations/0032_message_refs.sql"),
+    ),
+    (
         61,
         "digest_fanout",
         include_str!("migrations/0061_digest_fanout.sql"),
