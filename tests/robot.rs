@@ -1501,6 +1501,14 @@ li=\r\nsts\r\n";
         "{b}"
     );
 
+    // a body that starts with a UTF-8 byte-order mark (some Windows mailers)
+    let m = "From: ann@example.org\r\nTo: majordomo@lists.example.org\r\nSubject: x\r\n\
+Message-ID: <bom@example.org>\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\n\u{feff}which\r\n";
+    s.deliver_at(ANN, MAJ, m.as_bytes(), T0);
+    let b = s.outbox()[0].body();
+    assert!(b.starts_with(">>>> which\n"), "{b}");
+
     // default robot settings: 24 chatty lines are read past, the 25th stops
     let chat = |n: usize| -> String {
         (0..n)

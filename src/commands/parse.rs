@@ -6,7 +6,8 @@
 //! classified. Reading stops at `end`, at a signature line (`--` / `-- `),
 //! at a forwarding separator (`-----Original Message-----`, a line of
 //! underscores), or after `max_bad_lines` lines that are not commands.
-//! Quoted lines (`>`) and blank lines are skipped.
+//! Quoted lines (`>`) and blank lines are skipped. Invisible format
+//! characters (a byte-order mark, zero-width spaces) are removed first.
 
 /// The verbs the robot knows, with their aliases folded in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,8 +142,24 @@ impl Extracted {
     }
 }
 
+/// Invisible format characters some mail programs put in text: a byte-order
+/// mark at the start of a body, zero-width spaces and joiners, soft hyphens.
+/// They are removed, so `\u{feff}subscribe` is still `subscribe`.
+const INVISIBLE: &[char] = &[
+    '\u{feff}', '\u{200b}', '\u{200c}', '\u{200d}', '\u{2060}', '\u{00ad}',
+];
+
+/// A line without its invisible characters.
+fn visible(line: &str) -> std::borrow::Cow<'_, str> {
+    if line.contains(INVISIBLE) {
+        line.replace(INVISIBLE, "").into()
+    } else {
+        line.into()
+    }
+}
+
 fn clean(line: &str) -> String {
-    let s: String = line
+    let s: String = visible(line)
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
@@ -234,6 +251,8 @@ pub fn extract(subject: Option<&str>, body: Option<&str>, max_bad_lines: u32) ->
     let mut stop = Stop::EndOfText;
     if let Some(body) = body {
         for raw in body.lines() {
+            let raw = visible(raw);
+            let raw = raw.as_ref();
             if is_separator(raw) {
                 stop = Stop::Signature;
                 break;
@@ -413,6 +432,19 @@ mod tests {
         let e = extract(None, Some(body), 3);
         assert_eq!(e.stop, Stop::TooManyBadLines(3));
         assert_eq!(verbs(&e), vec![None, None, None]);
+    }
+
+    #[test]
+    fn invisible_characters_are_ignored() {
+        // a byte-order mark before the first command, a zero-width space in
+        // a quote marker and in a signature line, a soft hyphen in a verb
+        let e = extract(
+            Some("\u{feff}help"),
+            Some("\u{feff}which\n\u{200b}> subscribe dev\nli\u{ad}sts\n-\u{200b}- \nunsubscribe\n"),
+            25,
+        );
+        assert_eq!(verbs(&e), vec![Some("help"), Some("which"), Some("lists")]);
+        assert_eq!(e.stop, Stop::Signature);
     }
 
     #[test]
