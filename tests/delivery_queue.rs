@@ -310,6 +310,18 @@ async fn gives_up_after_give_up_hours_with_a_bounce_event() {
     enqueue(&config, &["slow@example.org"], "x", T0);
     let s = delivery::deliver_due(config.clone(), T0).await.unwrap();
     assert_eq!(s.record.deferred, 1);
+    // just before the default 5 days (give_up_hours: 120) it is still retried
+    assert_eq!(config.delivery.give_up_hours, 120);
+    let before = T0 + 120 * 3600 - 60;
+    listd::delivery::queue::retry_now(&store::open(&config.db_path()).unwrap(), before).unwrap();
+    let s = delivery::deliver_due(config.clone(), before).await.unwrap();
+    assert_eq!((s.record.deferred, s.record.failed), (1, 0));
+    assert_eq!(query_i64(&config, "SELECT COUNT(*) FROM bounce_events"), 0);
+    assert_eq!(
+        query_i64(&config, "SELECT next_attempt FROM job_rcpts"),
+        before + 600,
+        "second retry: the backoff doubled"
+    );
     let later = T0 + 120 * 3600;
     listd::delivery::queue::retry_now(&store::open(&config.db_path()).unwrap(), later).unwrap();
     let s = delivery::deliver_due(config.clone(), later).await.unwrap();
@@ -498,6 +510,67 @@ async fn nested_lists_with_a_cycle_deliver_each_address_once() {
     assert!(
         got.iter().all(|a| !a.ends_with("@lists.example.org")),
         "list addresses are expanded, never mailed"
+    );
+}
+
+#[tokio::test]
+async fn fanout_groups_by_domain_in_batches_of_max_recipients() {
+    let sink = Sink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config_for(dir.path(), sink.addr());
+    assert_eq!(c.relay.max_recipients, 100);
+    c.relay.connections = 2;
+    let config = Arc::new(with_list(c, "dev", ""));
+    // in address_key order the domains interleave (m000@example.com,
+    // m000@example.org, m000@other.net, m001@...), yet batches are per domain
+    let mut members = members_at("example.org", 250);
+    members.extend(members_at("Other.NET", 3));
+    members.extend(members_at("example.com", 100));
+    add_members(&config, "dev", &members);
+    enqueue_post(&config, "dev", T0);
+    let s = delivery::deliver_due(config.clone(), T0).await.unwrap();
+    assert_eq!(s.record.sent, 353);
+    let txs = sink.transactions();
+    let mut shape: Vec<(String, usize)> = txs
+        .iter()
+        .map(|t| {
+            let domains: std::collections::BTreeSet<String> = t
+                .rcpts
+                .iter()
+                .map(|r| r.rsplit_once('@').unwrap().1.to_ascii_lowercase())
+                .collect();
+            assert_eq!(
+                domains.len(),
+                1,
+                "one domain per transaction: {:?}",
+                t.rcpts
+            );
+            (domains.into_iter().next().unwrap(), t.rcpts.len())
+        })
+        .collect();
+    shape.sort();
+    assert_eq!(
+        shape,
+        vec![
+            ("example.com".to_string(), 100),
+            ("example.org".to_string(), 50),
+            ("example.org".to_string(), 100),
+            ("example.org".to_string(), 100),
+            ("other.net".to_string(), 3),
+        ]
+    );
+    let mut got = sink.delivered();
+    got.sort();
+    let mut want: Vec<String> = members
+        .iter()
+        .map(|m| listd::address::address_key(m))
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "every member once");
+    assert!(
+        sink.connections() <= 2,
+        "connections are reused: {}",
+        sink.connections()
     );
 }
 

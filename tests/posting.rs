@@ -120,6 +120,7 @@ async fn each_posting_policy() {
         (eve, "mdiscard", "members-nonmember-discard"),
         (ann, "modded", "moderated-member"),
         ("mod@example.org", "news", "announce-moderator"),
+        ("owner@example.org", "news", "announce-owner"),
         (ann, "news", "announce-member-reject"),
         (ann, "newsh", "announce-member-hold"),
     ] {
@@ -139,6 +140,7 @@ async fn each_posting_policy() {
         ("open", "anyone-nonmember"),
         ("mhold", "members-member"),
         ("news", "announce-moderator"),
+        ("news", "announce-owner"),
     ] {
         assert_eq!(rcpts_of(&sink, subject), members, "{subject}");
         for t in with_subject(&sink, subject) {
@@ -211,7 +213,7 @@ async fn each_posting_policy() {
         .transactions()
         .iter()
         .all(|t| !String::from_utf8_lossy(&t.data).contains("members-nonmember-discard")));
-    assert_eq!(env.count("incoming", "state = 'done'"), 9);
+    assert_eq!(env.count("incoming", "state = 'done'"), 10);
     daemon.shutdown().await;
 }
 
@@ -728,6 +730,20 @@ async fn archive_export_import_round_trip() {
         subjects,
         vec!["[dev] arch-0", "[dev] arch-1", "[dev] arch-2"]
     );
+    // what comes back out is, byte for byte, what the members were sent
+    // (with the mbox's LF line ends)
+    let mut r = listd::archive::MboxReader::new(&mbox[..]);
+    let mut i = 0;
+    while let Some(m) = r.next_message().unwrap() {
+        let sent = with_subject(&sink, &format!("arch-{i}"));
+        assert_eq!(sent.len(), 1);
+        let sent_lf = String::from_utf8(sent[0].data.clone())
+            .unwrap()
+            .replace("\r\n", "\n");
+        assert_eq!(String::from_utf8(m.bytes).unwrap(), sent_lf, "arch-{i}");
+        i += 1;
+    }
+    assert_eq!(i, 3);
 
     // import into another list: nothing is distributed, the export is identical
     let file = env.path().join("dev.mbox");
@@ -752,9 +768,17 @@ async fn archive_export_import_round_trip() {
     assert_eq!(sink.transactions().len(), before);
     assert_eq!(env.count("jobs", "list = 'old'"), 0);
 
-    // --since filters by date
+    // --since filters by date (the posts are dated 2026-01-01)
     let out = listd(&env, &["archive", "export", "dev", "--since", "2100-01-01"]);
     assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    let out = listd(&env, &["archive", "export", "dev", "--since", "2026-01-01"]);
+    assert!(out.status.success());
+    assert_eq!(
+        out.stdout, mbox,
+        "a post on the --since day itself is included"
+    );
+    let out = listd(&env, &["archive", "export", "dev", "--since", "2026-01-02"]);
     assert!(out.stdout.is_empty());
 
     // errors: unknown list, bad date, not an mbox, missing file

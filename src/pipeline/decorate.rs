@@ -658,6 +658,43 @@ Approved: secret\r\nReply-To: ann@example.org\r\n\r\nbody line\r\n"
     }
 
     #[test]
+    fn one_click_only_with_an_https_unsubscribe_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = ListConfig::parse(std::path::Path::new("dev.yaml"), "dev", "").unwrap();
+        let mut config = Config::for_tests("lists.example.org", dir.path());
+        for (url, one_click) in [
+            (None, false),
+            (Some("http://lists.example.org/u"), false),
+            (Some("HTTPS-ish://lists.example.org/u"), false),
+            (Some("https://lists.example.org/u"), true),
+        ] {
+            config.web.unsubscribe_url = url.map(str::to_string);
+            let d = Decoration::for_list(&config, &list, None);
+            assert_eq!(d.one_click, one_click, "{url:?}");
+            let out = decorate(b"Subject: x\r\n\r\nb\r\n", &d).bytes;
+            assert_eq!(
+                header(&out, "List-Unsubscribe-Post").is_some(),
+                one_click,
+                "{url:?}"
+            );
+        }
+        // and a configuration with a plain-http URL is refused at load,
+        // naming the file and the key
+        let cfg = dir.path().join("listd.yaml");
+        std::fs::create_dir_all(dir.path().join("lists")).unwrap();
+        std::fs::write(
+            &cfg,
+            "domain: lists.example.org\nweb:\n  unsubscribe_url: \"http://lists.example.org/u\"\n",
+        )
+        .unwrap();
+        let err = Config::load(&cfg).unwrap_err().to_string();
+        assert!(
+            err.contains("listd.yaml") && err.contains("web.unsubscribe_url must be an https://"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn one_click_announce_and_quoted_description() {
         let dir = std::path::Path::new("/nonexistent");
         let mut config = Config::for_tests("lists.example.org", dir);
