@@ -14,6 +14,12 @@
 //! - `INTAKE_CLIENTS` concurrent connections (default 32)
 //! - `INTAKE_SIZE` message size in bytes (default 5120)
 //! - `INTAKE_RCPT` the recipient (default `bench@lists.example.org`, a post)
+//! - `INTAKE_DRAIN_SECS` how long to wait for the pipeline to drain the
+//!   incoming queue after the load (default 600; 0 skips the wait)
+//!
+//! After the load it also measures the pipeline: how many incoming rows it
+//! handled while the clients were sending, and how long it then needs to
+//! handle the rest (read from the same SQLite file while the daemon runs).
 //!
 //! Run: `cargo bench --bench intake`. Without `--bench` (as `cargo test
 //! --all-targets` runs it) it does a 1-second smoke run with 4 clients.
@@ -225,6 +231,12 @@ fn main() {
         }
         (counted, elapsed)
     });
+    let drain_limit = Duration::from_secs(if real {
+        env_u64("INTAKE_DRAIN_SECS", 600)
+    } else {
+        30
+    });
+    let drain = measure_drain(&dir.path().join("data/listd.db"), drain_limit);
     let hwm = vm_hwm_kb(pid);
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -256,7 +268,73 @@ fn main() {
         None => println!("intake: daemon peak RSS unavailable (/proc/{pid}/status unreadable)"),
     }
     println!("intake: {stored} messages in the spool; daemon exit: {status}");
+    if let Some(d) = drain {
+        let during = d.handled_at_stop as f64 / elapsed.as_secs_f64();
+        println!(
+            "pipeline: {} incoming rows handled during the {:.1} s load ({during:.0}/s), {} still waiting when it stopped",
+            d.handled_at_stop,
+            elapsed.as_secs_f64(),
+            d.waiting_at_stop
+        );
+        let left = d.waiting_at_stop - d.waiting_at_end;
+        let rate = left as f64 / d.took.as_secs_f64().max(1e-3);
+        println!(
+            "pipeline: then {left} rows in {:.1} s ({rate:.0}/s with no intake){}",
+            d.took.as_secs_f64(),
+            if d.waiting_at_end > 0 {
+                format!("; gave up with {} still waiting", d.waiting_at_end)
+            } else {
+                String::new()
+            }
+        );
+        let total = d.handled_at_stop + left;
+        println!(
+            "pipeline: {total} rows in {:.1} s overall = {:.0} rows/s",
+            elapsed.as_secs_f64() + d.took.as_secs_f64(),
+            total as f64 / (elapsed.as_secs_f64() + d.took.as_secs_f64())
+        );
+    }
     if !real {
         println!("intake: smoke run (use `cargo bench --bench intake` for the real one)");
     }
+}
+
+struct Drain {
+    handled_at_stop: i64,
+    waiting_at_stop: i64,
+    waiting_at_end: i64,
+    took: Duration,
+}
+
+/// Rows the pipeline has handled (done or corrupt) and rows still waiting.
+fn pipeline_counts(conn: &listd::store::rusqlite::Connection) -> Option<(i64, i64)> {
+    conn.query_row(
+        "SELECT COALESCE(SUM(state IN ('done', 'corrupt')), 0), COALESCE(SUM(state = 'incoming'), 0) FROM incoming",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .ok()
+}
+
+/// Waits (up to `limit`) until the daemon's pipeline has handled every
+/// incoming row, and says how long that took from the end of the load.
+fn measure_drain(db: &Path, limit: Duration) -> Option<Drain> {
+    if limit.is_zero() {
+        return None;
+    }
+    let conn = listd::store::rusqlite::Connection::open(db).ok()?;
+    conn.busy_timeout(Duration::from_secs(5)).ok()?;
+    let start = Instant::now();
+    let (handled_at_stop, waiting_at_stop) = pipeline_counts(&conn)?;
+    let mut waiting = waiting_at_stop;
+    while waiting > 0 && start.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(50));
+        waiting = pipeline_counts(&conn).map(|c| c.1).unwrap_or(waiting);
+    }
+    Some(Drain {
+        handled_at_stop,
+        waiting_at_stop,
+        waiting_at_end: waiting,
+        took: start.elapsed(),
+    })
 }

@@ -1,9 +1,11 @@
 //! The pipeline: what happens to a message after the spool committed it.
 //!
 //! A worker claims rows of the `incoming` queue in order, loads the stored
-//! message, and dispatches by route to its handler. Each handler runs inside
-//! one SQLite transaction together with marking the row `done`, so a state
-//! change and the mail it causes commit together; a crash replays the row.
+//! message, and dispatches by route to its handler. Rows are handled in
+//! batches: one SQLite transaction (one fsync) for up to [`BATCH_ROWS`] rows,
+//! each row's handler inside its own SAVEPOINT together with marking the row
+//! `done`, so a state change and the mail it causes commit together, a
+//! failing row rolls back alone, and a crash replays the uncommitted rows.
 //!
 //! Trusts the envelope the spool recorded; the message bytes are untrusted
 //! network input that handlers parse themselves. A row whose handler reports
@@ -22,7 +24,7 @@ use crate::config::Config;
 use crate::routing::Route;
 use crate::store::{self, StoreError};
 use crate::templates::Templates;
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,96 +108,216 @@ pub enum Step {
     Idle,
 }
 
-/// Claims the oldest due `incoming` row and runs its handler.
+/// Most rows handled in one transaction (one commit, one fsync).
+pub const BATCH_ROWS: usize = 128;
+
+/// A batch takes no new row after this long, so the write lock goes back
+/// to the spool writer (whose sessions wait for their 250) soon enough.
+const BATCH_TIME: Duration = Duration::from_millis(10);
+
+/// One due `incoming` row with its message's envelope.
+#[derive(Debug)]
+struct Row {
+    id: i64,
+    message_id: i64,
+    rcpt: String,
+    kind: String,
+    list: Option<String>,
+    tag: Option<String>,
+    attempts: i64,
+    env_from: String,
+    client_ip: Option<String>,
+    received_at: i64,
+}
+
+/// The oldest `limit` rows due at `now`.
+fn due_rows(conn: &Connection, now: i64, limit: usize) -> Result<Vec<Row>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT i.id, i.message_id, i.rcpt, i.route, i.list, i.tag, i.attempts,
+                m.env_from, m.client_ip, m.received_at
+         FROM incoming i JOIN messages m ON m.id = i.message_id
+         WHERE i.state = 'incoming' AND i.updated_at <= ?1
+         ORDER BY i.id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![now, limit as i64], |r| {
+        Ok(Row {
+            id: r.get(0)?,
+            message_id: r.get(1)?,
+            rcpt: r.get(2)?,
+            kind: r.get(3)?,
+            list: r.get(4)?,
+            tag: r.get(5)?,
+            attempts: r.get(6)?,
+            env_from: r.get(7)?,
+            client_ip: r.get(8)?,
+            received_at: r.get(9)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// The handler's input for a row, or why the row can never be handled.
+fn inbound(conn: &Connection, row: &Row, now: i64) -> Result<Result<Inbound, String>, StoreError> {
+    let Some(route) = Route::from_parts(&row.kind, row.list.as_deref(), row.tag.as_deref()) else {
+        return Ok(Err(format!("unknown route `{}`", row.kind)));
+    };
+    let Some(stored) = store::spool::load(conn, row.message_id)? else {
+        return Ok(Err("message bytes missing".into()));
+    };
+    Ok(Ok(Inbound {
+        incoming_id: row.id,
+        message_id: row.message_id,
+        rcpt: row.rcpt.clone(),
+        route,
+        env_from: row.env_from.clone(),
+        client_ip: row.client_ip.clone(),
+        received_at: row.received_at,
+        bytes: stored.bytes,
+        now,
+    }))
+}
+
+/// Claims the oldest due `incoming` row and runs its handler in a
+/// transaction of its own.
 pub fn process_one(ctx: &Ctx, conn: &mut Connection, now: i64) -> Result<Step, StoreError> {
-    let row = conn
-        .query_row(
-            "SELECT i.id, i.message_id, i.rcpt, i.route, i.list, i.tag, i.attempts,
-                    m.env_from, m.client_ip, m.received_at
-             FROM incoming i JOIN messages m ON m.id = i.message_id
-             WHERE i.state = 'incoming' AND i.updated_at <= ?1
-             ORDER BY i.id LIMIT 1",
-            [now],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, i64>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, Option<String>>(8)?,
-                    r.get::<_, i64>(9)?,
-                ))
-            },
-        )
-        .optional()?;
-    let Some((id, message_id, rcpt, kind, list, tag, attempts, env_from, client_ip, received_at)) =
-        row
-    else {
+    let Some(row) = due_rows(conn, now, 1)?.pop() else {
         return Ok(Step::Idle);
     };
-    let Some(route) = Route::from_parts(&kind, list.as_deref(), tag.as_deref()) else {
-        mark(
-            conn,
-            id,
-            "corrupt",
-            Some(&format!("unknown route `{kind}`")),
-            now,
-        )?;
-        return Ok(Step::Worked);
-    };
-    let bytes = match store::spool::load(conn, message_id)? {
-        Some(m) => m.bytes,
-        None => {
-            mark(conn, id, "corrupt", Some("message bytes missing"), now)?;
-            return Ok(Step::Worked);
-        }
-    };
-    let msg = Inbound {
-        incoming_id: id,
-        message_id,
-        rcpt,
-        route,
-        env_from,
-        client_ip,
-        received_at,
-        bytes,
-        now,
+    process_row(ctx, conn, &row, now)?;
+    Ok(Step::Worked)
+}
+
+/// One row, one transaction: the handler and the `done` mark commit
+/// together; a failure is recorded after the handler's work is rolled back.
+fn process_row(ctx: &Ctx, conn: &mut Connection, row: &Row, now: i64) -> Result<(), StoreError> {
+    let msg = match inbound(conn, row, now)? {
+        Ok(m) => m,
+        Err(reason) => return mark(conn, row.id, "corrupt", Some(&reason), now),
     };
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let result = dispatch(ctx, &tx, &msg);
-    match result {
-        Ok(()) => {
-            mark(&tx, id, "done", None, now)?;
-            tx.commit()?;
-            tracing::debug!(incoming = id, route = msg.route.kind(), "handled");
-        }
-        Err(HandlerError::Corrupt(reason)) => {
-            drop(tx);
-            tracing::warn!(incoming = id, route = msg.route.kind(), %reason, "moved to corrupt");
-            mark(conn, id, "corrupt", Some(&reason), now)?;
-        }
+    let result = dispatch(ctx, &tx, &msg).and_then(|()| {
+        mark(&tx, row.id, "done", None, now)?;
+        Ok(())
+    });
+    let result = match result {
+        Ok(()) => tx.commit().map_err(HandlerError::from),
         Err(e) => {
             drop(tx);
+            Err(e)
+        }
+    };
+    match result {
+        Ok(()) => {
+            tracing::debug!(incoming = row.id, route = msg.route.kind(), "handled");
+            Ok(())
+        }
+        Err(e) => record_failure(conn, row, msg.route.kind(), e, now),
+    }
+}
+
+/// Handles up to `max` due rows in one transaction, each inside its own
+/// SAVEPOINT: a row whose handler fails has its own work rolled back and
+/// its failure recorded, and the other rows still commit. Every row's
+/// handler runs in the transaction that marks it done, so a crash at any
+/// instant replays the uncommitted rows and loses nothing. Should the batch
+/// itself fail (say the transaction is lost to an I/O error), its rows are
+/// handled again one by one, each in its own transaction. Returns how many
+/// rows were handled (0: nothing is due).
+pub fn process_batch(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    now: i64,
+    max: usize,
+) -> Result<usize, StoreError> {
+    if due_rows(conn, now, 1)?.is_empty() {
+        return Ok(0);
+    }
+    match run_batch(ctx, conn, now, max.max(1)) {
+        Ok(n) => Ok(n),
+        Err(e) => {
+            let rows = due_rows(conn, now, max.max(1))?;
+            tracing::warn!(error = %e, rows = rows.len(), "pipeline batch failed; handling its rows one by one");
+            for row in &rows {
+                process_row(ctx, conn, row, now)?;
+            }
+            Ok(rows.len())
+        }
+    }
+}
+
+fn run_batch(ctx: &Ctx, conn: &mut Connection, now: i64, max: usize) -> Result<usize, StoreError> {
+    let started = std::time::Instant::now();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // read inside the write transaction: these rows are ours until commit
+    let rows = due_rows(&tx, now, max)?;
+    let mut n = 0;
+    for row in &rows {
+        if n > 0 && started.elapsed() >= BATCH_TIME {
+            break;
+        }
+        handle_in_batch(ctx, &tx, row, now)?;
+        n += 1;
+    }
+    tx.commit()?;
+    Ok(n)
+}
+
+/// One row of a batch, inside `SAVEPOINT pipeline_row`.
+fn handle_in_batch(ctx: &Ctx, tx: &Transaction<'_>, row: &Row, now: i64) -> Result<(), StoreError> {
+    let msg = match inbound(tx, row, now)? {
+        Ok(m) => m,
+        Err(reason) => return mark(tx, row.id, "corrupt", Some(&reason), now),
+    };
+    tx.execute_batch("SAVEPOINT pipeline_row")?;
+    let result = dispatch(ctx, tx, &msg).and_then(|()| {
+        mark(tx, row.id, "done", None, now)?;
+        Ok(())
+    });
+    match result {
+        Ok(()) => {
+            tx.execute_batch("RELEASE pipeline_row")?;
+            tracing::debug!(incoming = row.id, route = msg.route.kind(), "handled");
+            Ok(())
+        }
+        Err(e) => {
+            tx.execute_batch("ROLLBACK TO pipeline_row; RELEASE pipeline_row")?;
+            record_failure(tx, row, msg.route.kind(), e, now)
+        }
+    }
+}
+
+/// A handler failed: `corrupt` for a permanent failure or after
+/// [`MAX_ATTEMPTS`], else the row waits and is tried again later.
+fn record_failure(
+    conn: &Connection,
+    row: &Row,
+    route: &str,
+    e: HandlerError,
+    now: i64,
+) -> Result<(), StoreError> {
+    let id = row.id;
+    match e {
+        HandlerError::Corrupt(reason) => {
+            tracing::warn!(incoming = id, route, %reason, "moved to corrupt");
+            mark(conn, id, "corrupt", Some(&reason), now)
+        }
+        e => {
             let reason = e.to_string();
-            if attempts + 1 >= MAX_ATTEMPTS {
+            if row.attempts + 1 >= MAX_ATTEMPTS {
                 tracing::error!(incoming = id, %reason, "giving up after {MAX_ATTEMPTS} attempts; moved to corrupt");
-                mark(conn, id, "corrupt", Some(&reason), now)?;
+                mark(conn, id, "corrupt", Some(&reason), now)
             } else {
                 // back off: 10 s, 20 s, ... capped at 10 minutes
-                let delay = (10 * (attempts + 1)).min(600);
-                tracing::warn!(incoming = id, route = msg.route.kind(), %reason, delay, "handler failed; will retry");
+                let delay = (10 * (row.attempts + 1)).min(600);
+                tracing::warn!(incoming = id, route, %reason, delay, "handler failed; will retry");
                 conn.execute(
                     "UPDATE incoming SET attempts = attempts + 1, error = ?2, updated_at = ?3 WHERE id = ?1",
                     params![id, reason, now + delay],
                 )?;
+                Ok(())
             }
         }
     }
-    Ok(Step::Worked)
 }
 
 fn mark(
@@ -212,13 +334,15 @@ fn mark(
     Ok(())
 }
 
-/// Drains everything due now; returns how many rows were handled.
+/// Drains everything due now, in batches; returns how many rows were handled.
 pub fn drain(ctx: &Ctx, conn: &mut Connection, now: i64) -> Result<usize, StoreError> {
     let mut n = 0;
-    while process_one(ctx, conn, now)? == Step::Worked {
-        n += 1;
+    loop {
+        match process_batch(ctx, conn, now, BATCH_ROWS)? {
+            0 => return Ok(n),
+            k => n += k,
+        }
     }
-    Ok(n)
 }
 
 /// Wake-up signals between the daemon's workers.
@@ -230,8 +354,14 @@ pub struct Wakers {
     pub delivery: Arc<tokio::sync::Notify>,
 }
 
-/// The pipeline worker: drains the incoming queue whenever woken, and at
-/// least every few seconds (for retries), until `shutdown` turns true.
+/// After shutdown is asked for, the worker goes on handling what is due for
+/// at most this long; the rest waits in the store for the next start.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
+
+/// The pipeline worker: handles the incoming queue one batch (one
+/// transaction) at a time whenever woken, and at least every few seconds
+/// (for retries), waking delivery after each batch, until `shutdown` turns
+/// true; then it finishes what is due (within [`SHUTDOWN_DRAIN`]).
 pub async fn run(
     ctx: Ctx,
     wakers: Wakers,
@@ -240,6 +370,7 @@ pub async fn run(
     let db = ctx.config.db_path();
     let conn = store::open(&db)?;
     let conn = Arc::new(std::sync::Mutex::new(conn));
+    let mut stopping_since: Option<tokio::time::Instant> = None;
     loop {
         let c = conn.clone();
         let ctx2 = ctx.clone();
@@ -247,17 +378,32 @@ pub async fn run(
             let mut guard = c
                 .lock()
                 .map_err(|_| StoreError::Invalid("pipeline connection poisoned".into()))?;
-            drain(&ctx2, &mut guard, store::now())
+            process_batch(&ctx2, &mut guard, store::now(), BATCH_ROWS)
         })
         .await
         .map_err(|e| StoreError::Invalid(format!("pipeline task: {e}")))?;
-        match handled {
-            Ok(n) if n > 0 => wakers.delivery.notify_one(),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "pipeline pass failed"),
-        }
+        let more = match handled {
+            Ok(n) if n > 0 => {
+                wakers.delivery.notify_one();
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::error!(error = %e, "pipeline pass failed");
+                false
+            }
+        };
         if *shutdown.borrow() {
-            return Ok(());
+            let since = *stopping_since.get_or_insert_with(tokio::time::Instant::now);
+            if !more || since.elapsed() >= SHUTDOWN_DRAIN {
+                return Ok(());
+            }
+            continue;
+        }
+        if more {
+            // let other tasks in between two batches
+            tokio::task::yield_now().await;
+            continue;
         }
         tokio::select! {
             _ = wakers.pipeline.notified() => {}

@@ -1,0 +1,138 @@
+//! The pipeline handles incoming rows in batches (one transaction, one
+//! SAVEPOINT per row) on a real SQLite file: a row whose handler fails has
+//! its own work rolled back and its failure recorded while the rest of the
+//! batch commits; a batch whose transaction is lost falls back to one
+//! transaction per row; and a batch stops at `BATCH_ROWS`.
+
+mod common;
+
+use common::{TestEnv, DOMAIN};
+use listd::pipeline;
+use listd::routing::Route;
+use listd::store::rusqlite::Connection;
+use listd::store::spool::{insert_inbound, Envelope};
+
+fn env() -> TestEnv {
+    TestEnv::builder()
+        .list("dev", "owners: [owner@example.org]\n")
+        .list("dev2", "owners: [other@example.org]\n")
+        .list("solo", "description: no owners\n")
+        .build()
+}
+
+/// Spools one message to `LIST-owner@`; returns its incoming row id.
+fn spool_owner_mail(conn: &Connection, list: &str) -> i64 {
+    let env = Envelope {
+        mail_from: "ann@example.org".into(),
+        rcpts: vec![(
+            format!("{list}-owner@{DOMAIN}"),
+            Route::Owner { list: list.into() },
+        )],
+        client_ip: Some("192.0.2.1".into()),
+        helo: "client.example".into(),
+        protocol: "ESMTP".into(),
+    };
+    let bytes = format!("From: ann@example.org\r\nSubject: to {list}\r\n\r\nhi\r\n");
+    let mid = insert_inbound(conn, &env, bytes.as_bytes(), 1_000).expect("spool");
+    conn.query_row(
+        "SELECT id FROM incoming WHERE message_id = ?1",
+        [mid],
+        |r| r.get(0),
+    )
+    .expect("incoming row")
+}
+
+fn state(conn: &Connection, id: i64) -> (String, i64, Option<String>) {
+    conn.query_row(
+        "SELECT state, attempts, error FROM incoming WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .expect("row")
+}
+
+#[test]
+fn a_failing_row_is_rolled_back_alone_and_the_batch_commits() {
+    let e = env();
+    let mut conn = e.store();
+    // dev2's forward fails after its outbound body was written
+    conn.execute_batch(
+        "CREATE TRIGGER refuse_dev2 BEFORE INSERT ON jobs WHEN NEW.list = 'dev2'
+         BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END;",
+    )
+    .unwrap();
+    let a = spool_owner_mail(&conn, "dev");
+    let b = spool_owner_mail(&conn, "solo");
+    let c = spool_owner_mail(&conn, "dev2");
+    let d = spool_owner_mail(&conn, "dev");
+    let handled = pipeline::process_batch(&e.ctx(), &mut conn, 2_000, 10).unwrap();
+    assert_eq!(handled, 4, "all four in one batch");
+    assert_eq!(state(&conn, a).0, "done");
+    assert_eq!(state(&conn, d).0, "done");
+    let (st, _, why) = state(&conn, b);
+    assert_eq!(st, "corrupt");
+    assert!(why.unwrap_or_default().contains("no owners"));
+    let (st, attempts, why) = state(&conn, c);
+    assert_eq!(
+        (st.as_str(), attempts),
+        ("incoming", 1),
+        "deferred for a retry"
+    );
+    assert!(why.unwrap_or_default().contains("refused by test trigger"));
+    // the failed row's own writes are gone: two forwards, two bodies
+    assert_eq!(e.count("jobs", "kind = 'forward'"), 2);
+    assert_eq!(e.count("messages", "direction = 'out'"), 2);
+    // the deferred row is not due yet; later it is, and succeeds alone
+    assert_eq!(
+        pipeline::process_batch(&e.ctx(), &mut conn, 2_001, 10).unwrap(),
+        0
+    );
+    conn.execute_batch("DROP TRIGGER refuse_dev2").unwrap();
+    assert_eq!(pipeline::drain(&e.ctx(), &mut conn, 3_000).unwrap(), 1);
+    assert_eq!(state(&conn, c).0, "done");
+    assert_eq!(e.count("jobs", "kind = 'forward'"), 3);
+}
+
+#[test]
+fn a_lost_batch_transaction_falls_back_to_one_transaction_per_row() {
+    let e = env();
+    let mut conn = e.store();
+    let a = spool_owner_mail(&conn, "dev");
+    let b = spool_owner_mail(&conn, "dev");
+    let c = spool_owner_mail(&conn, "dev");
+    // marking b done rolls back the whole transaction it is in
+    conn.execute_batch(&format!(
+        "CREATE TRIGGER lose_tx BEFORE UPDATE OF state ON incoming
+         WHEN NEW.id = {b} AND NEW.state = 'done'
+         BEGIN SELECT RAISE(ROLLBACK, 'transaction lost in test'); END;"
+    ))
+    .unwrap();
+    let handled = pipeline::process_batch(&e.ctx(), &mut conn, 2_000, 10).unwrap();
+    assert_eq!(handled, 3);
+    assert_eq!(state(&conn, a).0, "done");
+    assert_eq!(state(&conn, c).0, "done");
+    let (st, attempts, why) = state(&conn, b);
+    assert_eq!((st.as_str(), attempts), ("incoming", 1));
+    assert!(why.unwrap_or_default().contains("transaction lost in test"));
+    // b's forward was rolled back with it; a's and c's committed once each
+    assert_eq!(e.count("jobs", "kind = 'forward'"), 2);
+    assert_eq!(e.count("messages", "direction = 'out'"), 2);
+}
+
+#[test]
+fn a_batch_takes_at_most_max_rows_and_drain_takes_them_all() {
+    let e = env();
+    let mut conn = e.store();
+    let n = pipeline::BATCH_ROWS + 7;
+    let ids: Vec<i64> = (0..n).map(|_| spool_owner_mail(&conn, "dev")).collect();
+    assert_eq!(
+        pipeline::process_batch(&e.ctx(), &mut conn, 2_000, 5).unwrap(),
+        5
+    );
+    assert_eq!(e.count("incoming", "state = 'done'"), 5);
+    // the oldest go first
+    assert!(ids[..5].iter().all(|&id| state(&conn, id).0 == "done"));
+    assert_eq!(pipeline::drain(&e.ctx(), &mut conn, 2_000).unwrap(), n - 5);
+    assert_eq!(e.count("incoming", "state = 'done'"), n as i64);
+    assert_eq!(e.count("jobs", "kind = 'forward'"), n as i64);
+}
