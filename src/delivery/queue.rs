@@ -30,7 +30,7 @@ use std::sync::Arc;
 pub const EXPAND_CHUNK: usize = 20_000;
 
 /// Open per-domain batches kept while expanding before all are flushed.
-const MAX_OPEN_DOMAINS: usize = 512;
+pub const MAX_OPEN_DOMAINS: usize = 512;
 
 /// What the worker needs of a job to send it.
 #[derive(Debug)]
@@ -415,29 +415,56 @@ fn fail_orphans(tx: &Transaction<'_>, ids: &[(i64, i64)], now: i64) -> Result<()
     Ok(())
 }
 
-/// Groups expanded recipients by domain into batches of at most
-/// `max` recipients, writing each full batch as a row.
-struct Batcher<'t> {
-    tx: &'t Transaction<'t>,
+/// Groups recipients by domain into `batches` rows of at most `max`
+/// recipients (one SMTP transaction each), writing each full batch as a
+/// row; memory is bounded by [`MAX_OPEN_DOMAINS`] open batches. Used by the
+/// fan-out's expansion and by the digest's recipient groups. Call
+/// [`Batcher::finish`] to write the batches still open.
+pub struct Batcher<'c> {
+    conn: &'c Connection,
     job_id: i64,
     max: usize,
     open: HashMap<String, Vec<String>>,
     now: i64,
-    rows: u64,
+    /// Batch rows written so far.
+    pub rows: u64,
+    /// Recipients pushed so far.
+    pub rcpts: u64,
 }
 
-impl Batcher<'_> {
-    fn push(&mut self, key: &str, address: &str) -> Result<()> {
-        let domain = key.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-        if !self.open.contains_key(domain) && self.open.len() >= MAX_OPEN_DOMAINS {
+impl<'c> Batcher<'c> {
+    /// Batches for `job_id`, at most `max` (at least 1) recipients each.
+    pub fn new(conn: &'c Connection, job_id: i64, max: usize, now: i64) -> Batcher<'c> {
+        Batcher {
+            conn,
+            job_id,
+            max: max.max(1),
+            open: HashMap::new(),
+            now,
+            rows: 0,
+            rcpts: 0,
+        }
+    }
+
+    /// Adds one recipient address (its domain compared without case).
+    pub fn push(&mut self, address: &str) -> Result<()> {
+        let domain_of = |a: &str| {
+            a.rsplit_once('@')
+                .map(|(_, d)| d.to_ascii_lowercase())
+                .unwrap_or_default()
+        };
+        let domain = domain_of(address);
+        if !self.open.contains_key(&domain) && self.open.len() >= MAX_OPEN_DOMAINS {
             self.flush_all()?;
         }
-        let v = self.open.entry(domain.to_string()).or_default();
+        self.rcpts += 1;
+        let v = self.open.entry(domain).or_default();
         v.push(address.to_string());
         if v.len() >= self.max {
-            let v = std::mem::take(v);
-            self.write(domain.to_string(), v)?;
-            self.open.remove(domain);
+            let full = std::mem::take(v);
+            let domain = domain_of(address);
+            self.open.remove(&domain);
+            self.write(domain, full)?;
         }
         Ok(())
     }
@@ -446,7 +473,7 @@ impl Batcher<'_> {
         if rcpts.is_empty() {
             return Ok(());
         }
-        self.tx
+        self.conn
             .prepare_cached(
                 "INSERT INTO batches(job_id, domain, rcpts, n, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
@@ -468,6 +495,12 @@ impl Batcher<'_> {
             self.write(d, v)?;
         }
         Ok(())
+    }
+
+    /// Writes the batches still open; returns (batch rows, recipients).
+    pub fn finish(mut self) -> Result<(u64, u64)> {
+        self.flush_all()?;
+        Ok((self.rows, self.rcpts))
     }
 }
 
@@ -505,18 +538,11 @@ pub fn expand_chunk(
             .collect::<HashSet<_>>(),
         after: cursor,
     };
-    let mut batcher = Batcher {
-        tx,
-        job_id,
-        max: config.relay.max_recipients.max(1),
-        open: HashMap::new(),
-        now,
-        rows: 0,
-    };
+    let mut batcher = Batcher::new(tx, job_id, config.relay.max_recipients, now);
     let mut err = None;
     let mut n = 0usize;
     let report = expand::expand(tx, config, &list, &opts, |r| {
-        if let Err(e) = batcher.push(&r.key, &r.address) {
+        if let Err(e) = batcher.push(&r.address) {
             err = Some(e);
             return false;
         }
@@ -526,7 +552,7 @@ pub fn expand_chunk(
     if let Some(e) = err {
         return Err(e);
     }
-    batcher.flush_all()?;
+    let (batches, _) = batcher.finish()?;
     let complete = report.complete;
     tx.prepare_cached("UPDATE jobs SET expand_cursor = ?2, expanded = ?3 WHERE id = ?1")?
         .execute(params![
@@ -534,7 +560,7 @@ pub fn expand_chunk(
             report.last_key.or(opts.after),
             complete as i64
         ])?;
-    tracing::debug!(job = job_id, list = %list, recipients = report.emitted, batches = batcher.rows, complete, "expanded");
+    tracing::debug!(job = job_id, list = %list, recipients = report.emitted, batches, complete, "expanded");
     if complete {
         finish_if_done(tx, job_id, now)?;
     }

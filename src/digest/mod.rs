@@ -544,70 +544,6 @@ enum Rcpts<'a> {
     Listed(&'a [String]),
 }
 
-/// Open per-domain batches kept while streaming recipients (as the fan-out
-/// does) before all are written.
-const MAX_OPEN_DOMAINS: usize = 512;
-
-/// Groups recipients by domain into `batches` rows of at most
-/// `relay.max_recipients`, the rows the delivery worker sends a fan-out
-/// from: one SMTP transaction each. Memory is bounded by the open domains.
-struct Batches<'c> {
-    conn: &'c Connection,
-    job_id: i64,
-    max: usize,
-    open: std::collections::HashMap<String, Vec<String>>,
-    now: i64,
-    rcpts: i64,
-}
-
-impl Batches<'_> {
-    fn push(&mut self, address: String) -> Result<(), StoreError> {
-        let domain = address
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_ascii_lowercase())
-            .unwrap_or_default();
-        if !self.open.contains_key(&domain) && self.open.len() >= MAX_OPEN_DOMAINS {
-            self.flush_all()?;
-        }
-        let v = self.open.entry(domain.clone()).or_default();
-        v.push(address);
-        self.rcpts += 1;
-        if v.len() >= self.max {
-            if let Some(v) = self.open.remove(&domain) {
-                self.write(&domain, &v)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn write(&self, domain: &str, rcpts: &[String]) -> Result<(), StoreError> {
-        if rcpts.is_empty() {
-            return Ok(());
-        }
-        self.conn
-            .prepare_cached(
-                "INSERT INTO batches(job_id, domain, rcpts, n, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![
-                self.job_id,
-                domain,
-                rcpts.join("\n"),
-                rcpts.len() as i64,
-                self.now
-            ])?;
-        Ok(())
-    }
-
-    fn flush_all(&mut self) -> Result<(), StoreError> {
-        let mut open: Vec<(String, Vec<String>)> = self.open.drain().collect();
-        open.sort();
-        for (d, v) in open {
-            self.write(&d, &v)?;
-        }
-        Ok(())
-    }
-}
-
 /// Stores one body, creates its job and writes its recipients (streamed
 /// from `members`) as batches. Returns (job id, recipients), or None when
 /// the group turned out empty (then nothing is left behind).
@@ -634,14 +570,9 @@ fn queue_body(
         message_id,
         now,
     )?;
-    let mut batches = Batches {
-        conn,
-        job_id,
-        max: ctx.config.relay.max_recipients.max(1),
-        open: std::collections::HashMap::new(),
-        now,
-        rcpts: 0,
-    };
+    // grouped by domain, relay.max_recipients each: the fan-out's batcher
+    let mut batches =
+        crate::delivery::queue::Batcher::new(conn, job_id, ctx.config.relay.max_recipients, now);
     match rcpts {
         Rcpts::Members { mode, lo, hi } => {
             let mut stmt = conn.prepare_cached(
@@ -652,17 +583,16 @@ fn queue_body(
             )?;
             let mut rows = stmt.query(params![list.name, mode.as_str(), lo, hi])?;
             while let Some(r) = rows.next()? {
-                batches.push(r.get(0)?)?;
+                batches.push(&r.get::<_, String>(0)?)?;
             }
         }
         Rcpts::Listed(addrs) => {
             for a in addrs {
-                batches.push(a.clone())?;
+                batches.push(a)?;
             }
         }
     }
-    batches.flush_all()?;
-    let n = batches.rcpts;
+    let n = batches.finish()?.1 as i64;
     if n == 0 {
         // Nobody after all: leave no empty job and no orphan body.
         conn.execute("DELETE FROM jobs WHERE id = ?1", [job_id])?;
