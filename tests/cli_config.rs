@@ -335,3 +335,85 @@ fn postmaster_key_errors_and_warnings() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stderr(&o).contains("postmaster"), "{}", stderr(&o));
 }
+
+#[test]
+fn help_on_every_command_exits_0_and_bad_usage_exits_2() {
+    let dir = setup(GLOBAL, &[("dev.yaml", "{}\n")]);
+    for args in [
+        &["serve", "--help"][..],
+        &["check", "--help"],
+        &["lists", "--help"],
+        &["members", "--help"],
+        &["members", "add", "--help"],
+        &["members", "remove", "--help"],
+        &["members", "list", "--help"],
+        &["queue", "--help"],
+        &["queue", "retry", "--help"],
+        &["held", "--help"],
+        &["archive", "--help"],
+        &["digest", "--help"],
+        &["requests", "--help"],
+        &["hash-password", "--help"],
+        &["help", "members"],
+    ] {
+        let o = listd(dir.path(), args, None);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert!(
+            stdout(&o).contains("Usage: listd"),
+            "{args:?}: {}",
+            stdout(&o)
+        );
+    }
+    for args in [
+        &["check", "--bogus"][..],
+        &["members", "add"],
+        &["members", "frob", "dev"],
+        &["queue", "flush"],
+        &["serve", "--log-level"],
+        &[],
+    ] {
+        let o = listd(dir.path(), args, None);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains("error:") || e.contains("Usage: listd"),
+            "{args:?}: {e}"
+        );
+    }
+}
+
+#[test]
+fn config_defaults_to_listd_yaml_in_the_working_directory() {
+    let dir = setup(GLOBAL, &[("dev.yaml", "{}\n")]);
+    let o = Command::new(env!("CARGO_BIN_EXE_listd"))
+        .current_dir(dir.path())
+        .env_remove("LISTD_CONFIG")
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("listd.yaml: ok (1 lists: dev)"),
+        "{}",
+        stdout(&o)
+    );
+    // --config wins over LISTD_CONFIG
+    let o = Command::new(env!("CARGO_BIN_EXE_listd"))
+        .env("LISTD_CONFIG", dir.path().join("missing.yaml"))
+        .arg("--config")
+        .arg(dir.path().join("listd.yaml"))
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // an empty directory: exit 1, naming ./listd.yaml
+    let empty = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_listd"))
+        .current_dir(empty.path())
+        .env_remove("LISTD_CONFIG")
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("listd.yaml"), "{}", stderr(&o));
+}

@@ -8,56 +8,10 @@ mod common;
 use common::*;
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Kills the daemon if the test fails half-way.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(env: &TestEnv) -> Daemon {
-    Daemon(
-        Command::new(env!("CARGO_BIN_EXE_listd"))
-            .arg("--config")
-            .arg(&env.config_path)
-            .args(["serve", "--log-level", "error"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn listd serve"),
-    )
-}
-
-async fn wait_listening(addr: SocketAddr) {
-    let up = async {
-        loop {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), up)
-        .await
-        .expect("listd serve did not start listening");
-}
 
 const CONNECTIONS: usize = 4;
 const PER_CONNECTION: usize = 50;
@@ -70,7 +24,7 @@ async fn kill_9_mid_burst_loses_no_message_answered_250() {
         .list("dev", "posting: anyone\n")
         .build();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut child = spawn(&env);
+    let mut child = spawn_serve(&env);
     wait_listening(addr).await;
 
     let acked = Arc::new(AtomicUsize::new(0));
@@ -175,7 +129,7 @@ async fn kill_9_mid_burst_loses_no_message_answered_250() {
     }
 
     // the daemon starts again on the same data, and SIGTERM exits 0
-    let child = spawn(&env);
+    let child = spawn_serve(&env);
     wait_listening(addr).await;
     let r = send(
         addr,

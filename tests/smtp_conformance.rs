@@ -275,3 +275,49 @@ async fn every_command_and_its_reply_code() {
     d.shutdown().await;
     assert_eq!(env.inbound_messages().len(), 1);
 }
+
+/// The rest of the reply codes: arguments where none belong (501), LHLO on
+/// SMTP (500), the empty and the bare `<Postmaster>` recipient, unsupported
+/// MAIL/RCPT parameters (555), a non-ASCII address without SMTPUTF8 (553),
+/// and a HELO name with a trailing dot (T7).
+#[tokio::test]
+async fn arguments_parameters_and_special_recipients() {
+    let env = site(DOMAIN, &[("dev", "posting: anyone\n")], true);
+    let d = env.start().await;
+    let mut c = SmtpClient::connect(d.smtp_addr()).await;
+    c.greeting.expect(220);
+    let steps: &[(&str, u16, Option<&str>)] = &[
+        ("LHLO client.example", 500, Some("5.5.1")),
+        ("HELO smtp.sendersite.org.", 250, None),
+        ("EHLO smtp.sendersite.org.", 250, None),
+        ("RSET now", 501, Some("5.5.4")),
+        ("QUIT now", 501, Some("5.5.4")),
+        ("NOOP", 250, Some("2.0.0")),
+        ("MAIL FROM:<a@example.org> RET=FULL", 555, Some("5.5.4")),
+        ("MAIL FROM:<jos\u{e9}@example.org>", 553, Some("5.6.7")),
+        ("MAIL FROM:<a@example.org> BODY=7BIT", 250, Some("2.1.0")),
+        ("RCPT TO:<>", 501, Some("5.1.3")),
+        (
+            "RCPT TO:<dev@lists.example.org> NOTIFY=NEVER",
+            555,
+            Some("5.5.4"),
+        ),
+        ("RCPT TO:<Postmaster>", 250, Some("2.1.5")),
+        ("RCPT TO:<POSTMASTER@LISTS.EXAMPLE.ORG>", 250, Some("2.1.5")),
+        ("RSET", 250, Some("2.0.0")),
+        (
+            "MAIL FROM:<jos\u{e9}@example.org> SMTPUTF8",
+            250,
+            Some("2.1.0"),
+        ),
+        ("RCPT TO:<dev@lists.example.org>", 250, Some("2.1.5")),
+        ("RSET", 250, Some("2.0.0")),
+    ];
+    for (line, code, status) in steps {
+        let r = c.cmd(line).await;
+        assert_eq!(r.code, *code, "{line}: {r:?}");
+        assert_eq!(r.status(), *status, "{line}: {r:?}");
+    }
+    c.quit().await;
+    d.shutdown().await;
+}

@@ -166,3 +166,76 @@ async fn a_listen_address_in_use_is_a_clear_start_error() {
     };
     assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
 }
+
+/// Every service address of issue 2's routing table is accepted over SMTP
+/// and stored with its route, list and tag for the right handler.
+#[tokio::test]
+async fn every_service_address_is_accepted_and_stored_with_its_route() {
+    let env = env();
+    let d = env.start().await;
+    let want: &[(&str, &str, Option<&str>, Option<&str>)] = &[
+        ("dev", "post", Some("dev"), None),
+        ("DEV", "post", Some("dev"), None),
+        ("dev-request", "request", Some("dev"), None),
+        ("dev-owner", "owner", Some("dev"), None),
+        ("dev-bounces", "bounces", Some("dev"), None),
+        (
+            "dev-bounces+ann=example.org",
+            "bounces",
+            Some("dev"),
+            Some("ann=example.org"),
+        ),
+        ("dev-confirm+AbC123", "confirm", Some("dev"), Some("AbC123")),
+        ("dev-moderate+Tok", "moderate", Some("dev"), Some("Tok")),
+        ("dev-join", "join", Some("dev"), None),
+        ("dev-subscribe", "join", Some("dev"), None),
+        ("dev-leave", "leave", Some("dev"), None),
+        ("dev-unsubscribe", "leave", Some("dev"), None),
+        ("majordomo", "majordomo", None, None),
+        ("postmaster", "postmaster", None, None),
+    ];
+    let rcpts: Vec<String> = want.iter().map(|w| format!("{}@{DOMAIN}", w.0)).collect();
+    let rcpts: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    let msg = message("ann@example.org", "dev@lists.example.org", "routes", "x");
+    send(d.smtp_addr(), "ann@example.org", &rcpts, &msg)
+        .await
+        .expect(250);
+    // refused: not ours, unknown here, and service forms that need (or
+    // must not have) a +detail
+    let mut c = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+    c.cmd("MAIL FROM:<ann@example.org>").await.expect(250);
+    for (rcpt, code, status) in [
+        ("dev@elsewhere.org", 550, "5.7.1"),
+        ("nosuch@lists.example.org", 550, "5.1.1"),
+        ("dev-confirm@lists.example.org", 550, "5.1.1"),
+        ("dev-request+x@lists.example.org", 550, "5.1.1"),
+        ("nosuch-owner@lists.example.org", 550, "5.1.1"),
+    ] {
+        let r = c.cmd(&format!("RCPT TO:<{rcpt}>")).await;
+        assert_eq!((r.code, r.status()), (code, Some(status)), "{rcpt}: {r:?}");
+    }
+    c.quit().await;
+    d.shutdown().await;
+
+    let conn = env.store();
+    let mut stmt = conn
+        .prepare("SELECT rcpt, route, list, tag FROM incoming ORDER BY id")
+        .unwrap();
+    let rows: Vec<(String, String, Option<String>, Option<String>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), want.len(), "{rows:?}");
+    for (row, w) in rows.iter().zip(want) {
+        assert_eq!(row.0, format!("{}@{DOMAIN}", w.0));
+        assert_eq!(
+            (row.1.as_str(), row.2.as_deref(), row.3.as_deref()),
+            (w.1, w.2, w.3),
+            "{}",
+            w.0
+        );
+    }
+    // one message body, stored once for all its recipients
+    assert_eq!(env.count("messages", "direction = 'in'"), 1);
+}

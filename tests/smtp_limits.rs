@@ -194,21 +194,7 @@ async fn shutdown_finishes_transactions_in_flight_and_refuses_new_connections() 
         .await;
 
     let stopping = tokio::spawn(d.shutdown_with_grace(Duration::from_secs(20)));
-    // the idle session is told at once
-    let r = idle.read_reply().await;
-    r.expect(421);
-    assert_eq!(r.status(), Some("4.3.2"));
-    assert!(idle.closed().await);
-    // a new connection is refused
-    let late = SmtpClient::connect(addr).await;
-    late.greeting.expect(421);
-    // the transaction in flight completes, then 421
-    busy.send_raw(b"part two\r\n.\r\n").await;
-    busy.read_reply().await.expect(250);
-    busy.send_line("NOOP").await;
-    busy.read_reply().await.expect(421);
+    check_graceful_shutdown(addr, &mut idle, &mut busy).await;
     stopping.await.unwrap();
-    let msgs = env.inbound_messages();
-    assert_eq!(msgs.len(), 1);
-    assert!(String::from_utf8_lossy(&msgs[0].1).ends_with("part one\r\npart two\r\n"));
+    check_in_flight_message_stored(&env);
 }

@@ -467,3 +467,85 @@ pub async fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+// ---------------------------------------------------------------------------
+// The real `listd serve` binary
+// ---------------------------------------------------------------------------
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+/// A running `listd serve` child; killed (SIGKILL) if dropped while running.
+pub struct ServeProcess(pub std::process::Child);
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `listd --config ENV serve --log-level error`.
+pub fn spawn_serve(env: &TestEnv) -> ServeProcess {
+    ServeProcess(
+        std::process::Command::new(env!("CARGO_BIN_EXE_listd"))
+            .arg("--config")
+            .arg(&env.config_path)
+            .args(["serve", "--log-level", "error"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("spawn listd serve"),
+    )
+}
+
+/// Waits (up to 30 s) until something accepts connections on `addr`.
+pub async fn wait_listening(addr: SocketAddr) {
+    let up = async {
+        loop {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), up)
+        .await
+        .expect("listd serve did not start listening");
+}
+
+/// The graceful-shutdown checks, once the daemon has been told to stop:
+/// `idle` (between transactions) gets 421 4.3.2 and is closed, a new
+/// connection to `addr` is greeted with 421, and `busy`, in the middle of
+/// its DATA (`part one` sent), finishes with `part two`, gets its 250, and
+/// then 421. `env` holds that one message afterwards.
+pub async fn check_graceful_shutdown(
+    addr: SocketAddr,
+    idle: &mut SmtpClient,
+    busy: &mut SmtpClient,
+) {
+    let r = idle.read_reply().await;
+    r.expect(421);
+    assert_eq!(r.status(), Some("4.3.2"));
+    assert!(idle.closed().await);
+    let late = SmtpClient::connect(addr).await;
+    late.greeting.expect(421);
+    busy.send_raw(b"part two\r\n.\r\n").await;
+    busy.read_reply().await.expect(250);
+    busy.send_line("NOOP").await;
+    busy.read_reply().await.expect(421);
+}
+
+/// After [`check_graceful_shutdown`]: the one message is stored whole.
+pub fn check_in_flight_message_stored(env: &TestEnv) {
+    let msgs = env.inbound_messages();
+    assert_eq!(msgs.len(), 1);
+    assert!(String::from_utf8_lossy(&msgs[0].1).ends_with("part one\r\npart two\r\n"));
+}
