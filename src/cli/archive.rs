@@ -8,7 +8,7 @@
 
 use super::{load_config, open_store, CliResult};
 use clap::Subcommand;
-use std::io::{BufReader, IsTerminal, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
 #[derive(Subcommand, Debug)]
@@ -27,14 +27,7 @@ pub enum ArchiveCmd {
 
 pub fn run(path: &Path, cmd: ArchiveCmd) -> CliResult {
     let config = load_config(path)?;
-    let list_of = |name: &str| -> anyhow::Result<String> {
-        let lc = name.to_ascii_lowercase();
-        if config.lists.contains_key(&lc) {
-            Ok(lc)
-        } else {
-            anyhow::bail!("no such list `{name}` (see `listd lists`)")
-        }
-    };
+    let list_of = |name: &str| super::list_name(&config, name);
     match cmd {
         ArchiveCmd::Export { list, since } => {
             let list = list_of(&list)?;
@@ -56,17 +49,7 @@ pub fn run(path: &Path, cmd: ArchiveCmd) -> CliResult {
             let f = std::fs::File::open(&file)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-            let pb = if std::io::stderr().is_terminal() && len > 0 {
-                let pb = indicatif::ProgressBar::new(len);
-                if let Ok(style) = indicatif::ProgressStyle::with_template(
-                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                ) {
-                    pb.set_style(style);
-                }
-                pb
-            } else {
-                indicatif::ProgressBar::hidden()
-            };
+            let pb = super::progress::bar(len, super::progress::Unit::Bytes);
             let mut conn = open_store(&config)?;
             let target = crate::archive::ImportTarget {
                 data_dir: &config.data_dir,

@@ -41,28 +41,20 @@ pub fn run(path: &Path) -> CliResult {
         );
     }
     for list in config.lists.values() {
-        let missing = crate::pipeline::post::missing_templates(&templates, list);
-        if !missing.is_empty() {
-            eprintln!(
-                "warning: list `{}`: post templates missing ({}) in {} or {}; posts that need them will wait until they exist",
-                list.name,
-                missing.join(", "),
-                config.templates_dir.display(),
-                config.lists_dir.join(&list.name).join("templates").display()
-            );
-        }
-    }
-    for list in config.lists.values() {
-        let missing = crate::moderation::missing_templates(&templates, list);
-        if !missing.is_empty() {
-            eprintln!(
-                "warning: moderation templates for `{}` are missing ({}) in {} or {}; held posts and moderators' replies will wait until they exist",
-                list.name,
-                missing.join(", "),
-                config.templates_dir.display(),
-                config.lists_dir.join(&list.name).join("templates").display()
-            );
-        }
+        warn_list_templates(
+            &config,
+            list,
+            &format!("list `{}`: post templates missing", list.name),
+            &crate::pipeline::post::missing_templates(&templates, list),
+            "posts that need them will wait until they exist",
+        );
+        warn_list_templates(
+            &config,
+            list,
+            &format!("moderation templates for `{}` are missing", list.name),
+            &crate::moderation::missing_templates(&templates, list),
+            "held posts and moderators' replies will wait until they exist",
+        );
     }
     let missing = crate::digest::missing_templates(&config, &templates);
     for e in &missing {
@@ -78,6 +70,30 @@ pub fn run(path: &Path) -> CliResult {
         config.lists.keys().cloned().collect::<Vec<_>>().join(", ")
     );
     Ok(())
+}
+
+/// `warning: WHAT (names) in SITE or LIST; CONSEQUENCE` when `missing` is not empty.
+fn warn_list_templates(
+    config: &crate::config::Config,
+    list: &crate::config::ListConfig,
+    what: &str,
+    missing: &[impl AsRef<str>],
+    consequence: &str,
+) {
+    if missing.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = missing.iter().map(AsRef::as_ref).collect();
+    eprintln!(
+        "warning: {what} ({}) in {} or {}; {consequence}",
+        names.join(", "),
+        config.templates_dir.display(),
+        config
+            .lists_dir
+            .join(&list.name)
+            .join("templates")
+            .display()
+    );
 }
 
 /// Lists every configured list with its address, policy and member count.

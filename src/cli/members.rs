@@ -4,11 +4,12 @@
 //! terminal for bulk work. Bad addresses are reported with their line and
 //! skipped; the command then exits 1.
 
-use super::{load_config, open_store, CliResult};
+use super::{load_config, open_store, progress, CliResult};
 use crate::address::Address;
 use crate::store::members::{self, DeliveryMode};
 use clap::Subcommand;
-use std::io::{BufRead, IsTerminal};
+use indicatif::ProgressBar;
+use std::io::BufRead;
 use std::path::Path;
 
 #[derive(Subcommand, Debug)]
@@ -76,30 +77,33 @@ fn split_name(s: &str) -> (Option<String>, String) {
     }
 }
 
-fn progress(n: usize) -> indicatif::ProgressBar {
-    if std::io::stderr().is_terminal() && n > 1 {
-        let pb = indicatif::ProgressBar::new(n as u64);
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta}")
-        {
-            pb.set_style(style);
+/// Calls `f` with the display name and address of every input that parses,
+/// and the progress bar (to print above it); reports every other input with
+/// where it came from. Returns how many inputs were not addresses.
+fn each_address(
+    inputs: &[Input],
+    mut f: impl FnMut(&Input, Option<String>, Address, &ProgressBar) -> anyhow::Result<()>,
+) -> anyhow::Result<usize> {
+    let pb = progress::bar(inputs.len() as u64, progress::Unit::Items);
+    let mut bad = 0;
+    for inp in inputs {
+        let (name, addr) = split_name(&inp.text);
+        match Address::parse(&addr) {
+            Ok(a) => f(inp, name, a, &pb)?,
+            Err(e) => {
+                bad += 1;
+                pb.suspend(|| eprintln!("listd: {}: `{}`: {e}", inp.origin, inp.text));
+            }
         }
-        pb
-    } else {
-        indicatif::ProgressBar::hidden()
+        pb.inc(1);
     }
+    pb.finish_and_clear();
+    Ok(bad)
 }
 
 pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
     let config = load_config(path)?;
-    let list_of = |name: &str| -> anyhow::Result<String> {
-        let lc = name.to_ascii_lowercase();
-        if config.lists.contains_key(&lc) {
-            Ok(lc)
-        } else {
-            anyhow::bail!("no such list `{name}` (see `listd lists`)")
-        }
-    };
+    let list_of = |name: &str| super::list_name(&config, name);
     let mut conn = open_store(&config)?;
     match cmd {
         MembersCmd::Add {
@@ -112,29 +116,18 @@ pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
                 anyhow::anyhow!("unknown mode `{mode}`: use each, digest, mime, plain or nomail")
             })?;
             let inputs = inputs(&addresses)?;
-            let pb = progress(inputs.len());
             let now = crate::store::now();
-            let (mut added, mut already, mut bad) = (0usize, 0usize, 0usize);
+            let (mut added, mut already) = (0usize, 0usize);
             let tx = conn.transaction()?;
-            for inp in &inputs {
-                let (name, addr) = split_name(&inp.text);
-                match Address::parse(&addr) {
-                    Ok(a) => {
-                        if members::add(&tx, &list, &a, name.as_deref(), mode, now)? {
-                            added += 1;
-                        } else {
-                            already += 1;
-                        }
-                    }
-                    Err(e) => {
-                        bad += 1;
-                        pb.suspend(|| eprintln!("listd: {}: `{}`: {e}", inp.origin, inp.text));
-                    }
+            let bad = each_address(&inputs, |_, name, a, _| {
+                if members::add(&tx, &list, &a, name.as_deref(), mode, now)? {
+                    added += 1;
+                } else {
+                    already += 1;
                 }
-                pb.inc(1);
-            }
+                Ok(())
+            })?;
             tx.commit()?;
-            pb.finish_and_clear();
             println!("{list}: {added} added, {already} already members, {bad} invalid");
             if bad > 0 {
                 anyhow::bail!("{bad} invalid address(es) skipped");
@@ -143,29 +136,18 @@ pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
         MembersCmd::Remove { list, addresses } => {
             let list = list_of(&list)?;
             let inputs = inputs(&addresses)?;
-            let pb = progress(inputs.len());
-            let (mut removed, mut absent, mut bad) = (0usize, 0usize, 0usize);
+            let (mut removed, mut absent) = (0usize, 0usize);
             let tx = conn.transaction()?;
-            for inp in &inputs {
-                let (_, addr) = split_name(&inp.text);
-                match Address::parse(&addr) {
-                    Ok(a) => {
-                        if members::remove(&tx, &list, &a)? {
-                            removed += 1;
-                        } else {
-                            absent += 1;
-                            pb.suspend(|| eprintln!("listd: {}: {a} is not a member", inp.origin));
-                        }
-                    }
-                    Err(e) => {
-                        bad += 1;
-                        pb.suspend(|| eprintln!("listd: {}: `{}`: {e}", inp.origin, inp.text));
-                    }
+            let bad = each_address(&inputs, |inp, _, a, pb| {
+                if members::remove(&tx, &list, &a)? {
+                    removed += 1;
+                } else {
+                    absent += 1;
+                    pb.suspend(|| eprintln!("listd: {}: {a} is not a member", inp.origin));
                 }
-                pb.inc(1);
-            }
+                Ok(())
+            })?;
             tx.commit()?;
-            pb.finish_and_clear();
             println!("{list}: {removed} removed, {absent} not members, {bad} invalid");
             if bad + absent > 0 {
                 anyhow::bail!("{} address(es) not removed", bad + absent);

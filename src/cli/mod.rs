@@ -7,6 +7,7 @@ mod check;
 mod digest;
 mod held;
 mod members;
+mod progress;
 mod queue;
 mod requests;
 mod serve;
@@ -101,6 +102,16 @@ pub fn main() -> i32 {
 /// Loads the configuration or fails with every error, one per line.
 pub fn load_config(path: &std::path::Path) -> anyhow::Result<crate::config::Config> {
     crate::config::Config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))
+}
+
+/// The configured list called `name` (any case), as its lower-case name.
+pub fn list_name(config: &crate::config::Config, name: &str) -> anyhow::Result<String> {
+    let lc = name.to_ascii_lowercase();
+    if config.lists.contains_key(&lc) {
+        Ok(lc)
+    } else {
+        anyhow::bail!("no such list `{name}` (see `listd lists`)")
+    }
 }
 
 /// Opens the store of a configuration.

@@ -147,4 +147,23 @@ mod tests {
             .unwrap();
         assert_eq!(mode, "wal");
     }
+
+    #[test]
+    fn unusable_paths_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        // the data directory cannot be created under a regular file
+        let file = dir.path().join("plain");
+        std::fs::write(&file, "x").unwrap();
+        let e = open(&file.join("data/listd.db")).unwrap_err();
+        assert!(matches!(e, StoreError::DataDir { .. }), "{e}");
+        assert!(
+            e.to_string().contains("cannot create data directory"),
+            "{e}"
+        );
+        // a file that is not a database
+        let bad = dir.path().join("bad.db");
+        std::fs::write(&bad, vec![b'z'; 4096]).unwrap();
+        let e = open(&bad).unwrap_err();
+        assert!(e.to_string().contains("not a database"), "{e}");
+    }
 }
