@@ -2,7 +2,9 @@
 //! SAVEPOINT per row) on a real SQLite file: a row whose handler fails has
 //! its own work rolled back and its failure recorded while the rest of the
 //! batch commits; a batch whose transaction is lost falls back to one
-//! transaction per row; and a batch stops at `BATCH_ROWS`.
+//! transaction per row; and a batch stops at `BATCH_ROWS`. The worker
+//! (`pipeline::run`) goes from batch to batch without waiting while rows are
+//! due, wakes delivery, and on shutdown finishes what is due.
 
 mod common;
 
@@ -135,4 +137,58 @@ fn a_batch_takes_at_most_max_rows_and_drain_takes_them_all() {
     assert_eq!(pipeline::drain(&e.ctx(), &mut conn, 2_000).unwrap(), n - 5);
     assert_eq!(e.count("incoming", "state = 'done'"), n as i64);
     assert_eq!(e.count("jobs", "kind = 'forward'"), n as i64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_runs_batch_after_batch_and_wakes_delivery() {
+    let e = env();
+    let n = 2 * pipeline::BATCH_ROWS + 3;
+    {
+        let conn = e.store();
+        for _ in 0..n {
+            spool_owner_mail(&conn, "dev");
+        }
+    }
+    let wakers = pipeline::Wakers::default();
+    let delivery = wakers.delivery.clone();
+    let woken = tokio::spawn(async move { delivery.notified().await });
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(pipeline::run(e.ctx(), wakers, rx));
+    // well before the worker's 5 s idle timer: no wake-up is sent, so only
+    // going on from batch to batch gets every row done in time
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(4), || e
+            .count("incoming", "state = 'done'")
+            == n as i64)
+        .await,
+        "{} of {n} done",
+        e.count("incoming", "state = 'done'")
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(5), woken)
+        .await
+        .expect("delivery woken")
+        .unwrap();
+    stop.send(true).unwrap();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_shutdown_the_worker_finishes_what_is_due_then_stops() {
+    let e = env();
+    let n = pipeline::BATCH_ROWS + 5;
+    {
+        let conn = e.store();
+        for _ in 0..n {
+            spool_owner_mail(&conn, "dev");
+        }
+    }
+    let (_stop, rx) = tokio::sync::watch::channel(true);
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        pipeline::run(e.ctx(), pipeline::Wakers::default(), rx),
+    )
+    .await
+    .expect("the worker stops")
+    .unwrap();
+    assert_eq!(e.count("incoming", "state = 'done'"), n as i64);
 }
