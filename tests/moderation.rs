@@ -2,14 +2,18 @@
 //! moderators' replies sent by a raw SMTP client, the capturing sink playing
 //! the relay, every message that comes out parsed with mail-parser.
 //!
-//! Covers each hold reason the posting rules produce, the moderator notice
+//! Covers each hold reason the posting rules produce (policy, automatic mail,
+//! bad password, and the message checks: size, suspicious header, implicit
+//! destination, too many recipients, administrivia, emergency), the moderator notice
 //! with the original attached byte-identical, approve by per-action reply
 //! and by `approve TOKEN` to the robot, reject with a reason reaching the
 //! poster, discard, approve-and-accept-sender (the next post is not held),
 //! ban, a late second moderator, a forged approval, a reused token, the
 //! `Approved:` header and body line (good and bad, stripped from the text
-//! and HTML parts), expiry and reminders with a faked clock, and
-//! `listd held` acting on a running daemon.
+//! and HTML parts), expiry and reminders with a faked clock, reject by reply
+//! with a reason, tokens bound to their list, an owner acting, the DMARC
+//! hook, a null-sender post, and `listd held` (approve, accept-sender, ban)
+//! acting on a running daemon.
 
 mod common;
 
@@ -1002,7 +1006,7 @@ async fn expiry_and_reminders_with_a_faked_clock() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listd_held_approves_on_a_running_daemon() {
+async fn listd_held_approves_accepts_and_bans_on_a_running_daemon() {
     let w = world(&[("dev", MODS)]).await;
     let eve = "eve@example.com";
     w.send(
@@ -1012,16 +1016,41 @@ async fn listd_held_approves_on_a_running_daemon() {
     )
     .await;
     let (id, _, _) = w.held("cli-approve");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_listd"))
-        .arg("--config")
-        .arg(&w.env.config_path)
-        .args(["held", "approve", &id.to_string()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let listd = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_listd"))
+            .arg("--config")
+            .arg(&w.env.config_path)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    listd(&["held", "approve", &id.to_string()]);
     w.daemon.wakers.delivery.notify_one();
     w.settle().await;
     assert_eq!(distributed(&w, "cli-approve").len(), 1);
+    // accept-sender: the next post of that non-member goes straight out
+    let carl = "carl@example.com";
+    listd(&["held", "accept-sender", "dev", carl]);
+    w.send(
+        carl,
+        &format!("dev@{DOMAIN}"),
+        &post(carl, "dev", "cli-accepted", "", "x\r\n"),
+    )
+    .await;
+    assert_eq!(distributed(&w, "cli-accepted").len(), 1);
+    assert_eq!(w.env.count("held", "subject = 'cli-accepted'"), 0);
+    // ban: the next post of that sender is dropped, neither held nor sent
+    listd(&["held", "ban", "dev", eve]);
+    w.send(
+        eve,
+        &format!("dev@{DOMAIN}"),
+        &post(eve, "dev", "cli-banned", "", "x\r\n"),
+    )
+    .await;
+    assert_eq!(w.env.count("held", "subject = 'cli-banned'"), 0);
+    assert!(distributed(&w, "cli-banned").is_empty());
+    assert!(w.to("mod@example.org", "cli-banned").is_empty());
     w.daemon.shutdown().await;
 }
 
