@@ -36,6 +36,12 @@ pub const STEP: usize = 200;
 /// How often the delivery worker runs the clean-up, seconds.
 pub const EVERY_SECS: i64 = 3600;
 
+/// The next finished jobs older than ?1, after (done_at, id) = (?2, ?3):
+/// a range of the partial index `jobs_done_by_age` (migration 0031).
+const FINISHED_JOBS: &str = "SELECT id, done_at FROM jobs INDEXED BY jobs_done_by_age
+     WHERE state = 'done' AND done_at < ?1 AND (done_at, id) > (?2, ?3)
+     ORDER BY done_at, id LIMIT ?4";
+
 /// What a clean-up deleted.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Purged {
@@ -103,11 +109,7 @@ pub fn purge(conn: &mut Connection, config: &Config, now: i64) -> Result<Purged>
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let jobs: Vec<(i64, i64)> = tx
-            .prepare_cached(
-                "SELECT id, done_at FROM jobs
-                 WHERE state = 'done' AND done_at < ?1 AND (done_at, id) > (?2, ?3)
-                 ORDER BY done_at, id LIMIT ?4",
-            )?
+            .prepare_cached(FINISHED_JOBS)?
             .query_map(params![before, after.0, after.1, STEP as i64], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })?
@@ -461,6 +463,25 @@ mod tests {
         );
         assert!(exists(&conn, "jobs", job));
         assert!(exists(&conn, "messages", msg) && exists(&conn, "messages", inb));
+    }
+
+    /// The purge's job query is a range of the partial age index, in
+    /// order, with no sort.
+    #[test]
+    fn finished_jobs_are_found_by_the_age_index() {
+        let (_d, _config, conn) = setup();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {FINISHED_JOBS}"))
+            .unwrap()
+            .query_map(params![1, 0, 0, 200], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|p| p.contains("jobs_done_by_age")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "{plan:?}");
     }
 
     /// Every INTEGER column named `message_id` or `job_id` declares its
