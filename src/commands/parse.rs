@@ -209,6 +209,19 @@ pub fn strip_subject_prefixes(subject: &str) -> &str {
         }
         if let Some(colon) = s.find(':') {
             let prefix = s[..colon].trim().to_ascii_lowercase();
+            // `Re[2]:` / `Re(2):` count like `Re:`
+            let prefix = match prefix.find(['[', '(']) {
+                Some(i)
+                    if prefix.len() > i + 2
+                        && prefix[i + 1..prefix.len() - 1]
+                            .bytes()
+                            .all(|b| b.is_ascii_digit())
+                        && prefix.ends_with([']', ')']) =>
+                {
+                    prefix[..i].trim_end().to_string()
+                }
+                _ => prefix,
+            };
             if matches!(
                 prefix.as_str(),
                 "re" | "fw" | "fwd" | "aw" | "wg" | "sv" | "vs" | "antw" | "ref" | "tr" | "rif"
@@ -470,6 +483,12 @@ mod tests {
         let e = extract(Some("Re: approve tok"), Some("reject TOK spam\n"), 25);
         assert_eq!(verbs(&e), vec![Some("reject")]);
         assert_eq!(strip_subject_prefixes("[dev] Re: Fwd: help"), "help");
+        assert_eq!(
+            strip_subject_prefixes("Re[2]: RE (3): confirm x"),
+            "confirm x"
+        );
+        assert_eq!(strip_subject_prefixes("Re[]: help"), "Re[]: help");
+        assert_eq!(strip_subject_prefixes("Note(s): help"), "Note(s): help");
         assert_eq!(strip_subject_prefixes("Re:"), "");
     }
 
