@@ -99,18 +99,7 @@ impl WriterHandle {
 fn run(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, wakers: Wakers) {
     let mut batch: Vec<Job> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
-        let mut stop = false;
-        match first {
-            Msg::Job(j) => batch.push(j),
-            Msg::Stop => stop = true,
-        }
-        while !stop && batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(Msg::Job(j)) => batch.push(j),
-                Ok(Msg::Stop) => stop = true,
-                Err(_) => break,
-            }
-        }
+        let stop = gather(first, &mut rx, &mut batch);
         if !batch.is_empty() {
             commit(&mut conn, &mut batch);
             wakers.pipeline.notify_one();
@@ -120,6 +109,25 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, wakers: Wakers) {
         }
     }
     tracing::debug!("spool writer stopped");
+}
+
+/// Group commit: `first` and every submission already waiting (up to
+/// [`MAX_BATCH`]) go into `batch`, to share one transaction and one fsync.
+/// Returns whether a `Stop` was met.
+fn gather(first: Msg, rx: &mut mpsc::Receiver<Msg>, batch: &mut Vec<Job>) -> bool {
+    let mut stop = false;
+    match first {
+        Msg::Job(j) => batch.push(j),
+        Msg::Stop => stop = true,
+    }
+    while !stop && batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(Msg::Job(j)) => batch.push(j),
+            Ok(Msg::Stop) => stop = true,
+            Err(_) => break,
+        }
+    }
+    stop
 }
 
 fn commit(conn: &mut Connection, batch: &mut Vec<Job>) {
@@ -240,6 +248,26 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM incoming", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn waiting_submissions_share_one_batch_up_to_max_batch() {
+        let (tx, mut rx) = mpsc::channel(MAX_BATCH + 8);
+        let mut receivers = Vec::new();
+        for i in 0..MAX_BATCH + 3 {
+            let (j, r) = job(&format!("s{i}@x.org"));
+            receivers.push(r);
+            tx.try_send(Msg::Job(j)).unwrap();
+        }
+        tx.try_send(Msg::Stop).unwrap();
+        let mut batch = Vec::new();
+        let first = rx.try_recv().unwrap();
+        assert!(!gather(first, &mut rx, &mut batch));
+        assert_eq!(batch.len(), MAX_BATCH, "one full batch");
+        batch.clear();
+        let first = rx.try_recv().unwrap();
+        assert!(gather(first, &mut rx, &mut batch), "the stop is seen");
+        assert_eq!(batch.len(), 3, "the rest, then the stop");
     }
 
     #[tokio::test]
