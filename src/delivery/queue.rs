@@ -635,6 +635,90 @@ pub fn record(
     Ok(stats)
 }
 
+/// What one recipient's relay verdict makes of its row (decided here,
+/// written by `record_rcpt` / `record_batch`).
+struct Verdict {
+    state: &'static str,
+    attempts: i64,
+    next_attempt: i64,
+    reply: Option<String>,
+    /// A bounce event to record: (kind, reason).
+    bounce: Option<(&'static str, String)>,
+}
+
+impl Verdict {
+    /// Records the bounce event this verdict calls for, if any.
+    fn record_bounce(
+        &self,
+        tx: &Transaction<'_>,
+        job: &JobInfo,
+        rcpt: &str,
+        now: i64,
+    ) -> Result<()> {
+        match &self.bounce {
+            Some((kind, reason)) => bounce_event(tx, job, rcpt, kind, reason, now),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Decides a recipient's new state from the relay's verdict after
+/// `attempts` earlier tries, counting it in `stats`.
+fn verdict(
+    config: &Config,
+    job: &JobInfo,
+    attempts: i64,
+    rcpt: &str,
+    res: &RcptResult,
+    now: i64,
+    stats: &mut RecordStats,
+) -> Verdict {
+    let v = |state, attempts, next_attempt, reply: Option<&str>| Verdict {
+        state,
+        attempts,
+        next_attempt,
+        reply: reply.map(str::to_string),
+        bounce: None,
+    };
+    match res {
+        RcptResult::Sent => {
+            stats.sent += 1;
+            v("sent", attempts + 1, now, None)
+        }
+        RcptResult::Failed { reply, bounce } => {
+            stats.failed += 1;
+            tracing::info!(job = job.id, %rcpt, %reply, "recipient failed");
+            Verdict {
+                bounce: bounce.then(|| ("failed", reply.clone())),
+                ..v("failed", attempts + 1, now, Some(reply))
+            }
+        }
+        RcptResult::Deferred(reply) if expired(config, job, now) => {
+            stats.failed += 1;
+            let why = format!(
+                "gave up after {} hours: {reply}",
+                config.delivery.give_up_hours
+            );
+            tracing::info!(job = job.id, %rcpt, %why, "recipient given up");
+            Verdict {
+                bounce: Some(("expired", why.clone())),
+                ..v("failed", attempts + 1, now, Some(&why))
+            }
+        }
+        RcptResult::Deferred(reply) => {
+            stats.deferred += 1;
+            let next = now + backoff(config, attempts + 1);
+            v("deferred", attempts + 1, next, Some(reply))
+        }
+        RcptResult::NotAttempted(why) => {
+            // no try was made: nothing counted, due again at once
+            stats.not_attempted += 1;
+            let state = if attempts > 0 { "deferred" } else { "active" };
+            v(state, attempts, now, Some(why))
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn record_rcpt(
     tx: &Transaction<'_>,
@@ -647,46 +731,20 @@ fn record_rcpt(
     now: i64,
     stats: &mut RecordStats,
 ) -> Result<()> {
-    let mut upd = tx.prepare_cached(
+    let v = verdict(config, job, attempts, rcpt, res, now, stats);
+    tx.prepare_cached(
         "UPDATE job_rcpts SET state = ?2, attempts = ?3, next_attempt = ?4, last_reply = ?5,
          updated_at = ?6 WHERE id = ?1",
-    )?;
-    match res {
-        RcptResult::Sent => {
-            stats.sent += 1;
-            upd.execute(params![id, "sent", attempts + 1, now, None::<String>, now])?;
-        }
-        RcptResult::Failed { reply, bounce } => {
-            stats.failed += 1;
-            upd.execute(params![id, "failed", attempts + 1, now, reply, now])?;
-            if *bounce {
-                bounce_event(tx, job, rcpt, "failed", reply, now)?;
-            }
-            tracing::info!(job = job.id, %rcpt, %reply, "recipient failed");
-        }
-        RcptResult::Deferred(reply) => {
-            if expired(config, job, now) {
-                stats.failed += 1;
-                let why = format!(
-                    "gave up after {} hours: {reply}",
-                    config.delivery.give_up_hours
-                );
-                upd.execute(params![id, "failed", attempts + 1, now, why, now])?;
-                bounce_event(tx, job, rcpt, "expired", &why, now)?;
-                tracing::info!(job = job.id, %rcpt, %why, "recipient given up");
-            } else {
-                stats.deferred += 1;
-                let next = now + backoff(config, attempts + 1);
-                upd.execute(params![id, "deferred", attempts + 1, next, reply, now])?;
-            }
-        }
-        RcptResult::NotAttempted(why) => {
-            stats.not_attempted += 1;
-            let state = if attempts > 0 { "deferred" } else { "active" };
-            upd.execute(params![id, state, attempts, now, why, now])?;
-        }
-    }
-    Ok(())
+    )?
+    .execute(params![
+        id,
+        v.state,
+        v.attempts,
+        v.next_attempt,
+        v.reply,
+        now
+    ])?;
+    v.record_bounce(tx, job, rcpt, now)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -746,74 +804,23 @@ fn record_batch(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     for (rcpt, res) in d.work.rcpts.iter().zip(results) {
-        match res {
-            RcptResult::Sent => sent += 1,
-            RcptResult::Failed { reply, bounce } => {
-                stats.failed += 1;
-                ins.execute(params![
-                    job.id,
-                    rcpt,
-                    d.work.domain,
-                    "failed",
-                    attempts + 1,
-                    now,
-                    reply,
-                    now
-                ])?;
-                if *bounce {
-                    bounce_event(tx, job, rcpt, "failed", reply, now)?;
-                }
-                tracing::info!(job = job.id, %rcpt, %reply, "recipient failed");
-            }
-            RcptResult::Deferred(reply) => {
-                if expired(config, job, now) {
-                    stats.failed += 1;
-                    let why = format!(
-                        "gave up after {} hours: {reply}",
-                        config.delivery.give_up_hours
-                    );
-                    ins.execute(params![
-                        job.id,
-                        rcpt,
-                        d.work.domain,
-                        "failed",
-                        attempts + 1,
-                        now,
-                        why,
-                        now
-                    ])?;
-                    bounce_event(tx, job, rcpt, "expired", &why, now)?;
-                } else {
-                    stats.deferred += 1;
-                    ins.execute(params![
-                        job.id,
-                        rcpt,
-                        d.work.domain,
-                        "deferred",
-                        attempts + 1,
-                        now + backoff(config, attempts + 1),
-                        reply,
-                        now
-                    ])?;
-                }
-            }
-            RcptResult::NotAttempted(why) => {
-                stats.not_attempted += 1;
-                let state = if attempts > 0 { "deferred" } else { "active" };
-                ins.execute(params![
-                    job.id,
-                    rcpt,
-                    d.work.domain,
-                    state,
-                    attempts,
-                    now,
-                    why,
-                    now
-                ])?;
-            }
+        let v = verdict(config, job, attempts, rcpt, res, now, stats);
+        if matches!(res, RcptResult::Sent) {
+            sent += 1;
+            continue;
         }
+        ins.execute(params![
+            job.id,
+            rcpt,
+            d.work.domain,
+            v.state,
+            v.attempts,
+            v.next_attempt,
+            v.reply,
+            now
+        ])?;
+        v.record_bounce(tx, job, rcpt, now)?;
     }
-    stats.sent += sent as u64;
     tx.prepare_cached(
         "UPDATE batches SET state = 'done', sent = ?2, attempts = ?3, updated_at = ?4 WHERE id = ?1",
     )?
