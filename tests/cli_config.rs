@@ -417,3 +417,29 @@ fn config_defaults_to_listd_yaml_in_the_working_directory() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("listd.yaml"), "{}", stderr(&o));
 }
+
+#[test]
+fn global_wrong_type_and_bad_enum_name_line_and_column() {
+    let dir = setup(
+        "domain: lists.example.org\nsmtp:\n  max_connections: lots\n",
+        &[],
+    );
+    let o = listd(dir.path(), &["check"], None);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("listd.yaml:3:20: smtp.max_connections: invalid type: string \"lots\""),
+        "{e}"
+    );
+    let dir = setup(
+        "domain: lists.example.org\nrelay:\n  host: 127.0.0.1\n  tls: sometimes\n",
+        &[],
+    );
+    let o = listd(dir.path(), &["check"], None);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("listd.yaml:4:8: relay.tls: unknown variant `sometimes`"),
+        "{e}"
+    );
+}
