@@ -134,7 +134,17 @@ fn a_batch_takes_at_most_max_rows_and_drain_takes_them_all() {
     assert_eq!(e.count("incoming", "state = 'done'"), 5);
     // the oldest go first
     assert!(ids[..5].iter().all(|&id| state(&conn, id).0 == "done"));
-    assert_eq!(pipeline::drain(&e.ctx(), &mut conn, 2_000).unwrap(), n - 5);
+    // one row in a transaction of its own
+    assert_eq!(
+        pipeline::process_one(&e.ctx(), &mut conn, 2_000).unwrap(),
+        pipeline::Step::Worked
+    );
+    assert_eq!(state(&conn, ids[5]).0, "done");
+    assert_eq!(pipeline::drain(&e.ctx(), &mut conn, 2_000).unwrap(), n - 6);
+    assert_eq!(
+        pipeline::process_one(&e.ctx(), &mut conn, 2_000).unwrap(),
+        pipeline::Step::Idle
+    );
     assert_eq!(e.count("incoming", "state = 'done'"), n as i64);
     assert_eq!(e.count("jobs", "kind = 'forward'"), n as i64);
 }
