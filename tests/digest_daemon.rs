@@ -185,7 +185,14 @@ async fn digest_members_get_the_digest_instead_of_each_post() {
         "two posts to ann, one digest each to dig and pl: got {}",
         sink.transactions().len()
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            env.count("jobs", "state <> 'done'") == 0
+                && env.count("incoming", "state <> 'done'") == 0
+        })
+        .await,
+        "every job finished"
+    );
     let txs = sink.transactions();
     let to = |a: &str| -> Vec<&common::sink::Transaction> {
         txs.iter()
@@ -211,16 +218,39 @@ async fn digest_members_get_the_digest_instead_of_each_post() {
         panic!()
     };
     assert_eq!(parts.len(), 2);
-    for (id, post) in parts.iter().zip(&ann) {
+    // The two posts may reach the sink in either order (parallel relay
+    // connections); pair each digest part with the post of its subject.
+    let subject_of = |data: &[u8]| {
+        MessageParser::default()
+            .parse(data)
+            .and_then(|m| m.subject().map(str::to_string))
+    };
+    let mut seen = Vec::new();
+    for id in parts {
         let PartType::Message(inner) = &m.parts[*id as usize].body else {
-            panic!()
+            panic!("digest part {id} is not message/rfc822")
         };
+        let subject = inner.subject().map(str::to_string);
+        let post = ann
+            .iter()
+            .find(|t| subject_of(&t.data) == subject)
+            .unwrap_or_else(|| panic!("no post to ann with subject {subject:?}"));
         assert_eq!(
             inner.raw_message(),
             &post.data[..],
             "the digest holds the post as distributed"
         );
+        seen.push(subject);
     }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            Some("[dev] first".to_string()),
+            Some("[dev] second".to_string())
+        ],
+        "both posts, once each"
+    );
     let p = MessageParser::default().parse(&pl[0].data).unwrap();
     let body = p.body_text(0).unwrap();
     assert!(body.contains("1. [dev] first (ann@example.org)"), "{body}");

@@ -23,6 +23,9 @@ pub fn run(path: &Path, args: ServeArgs) -> CliResult {
         .thread_name("listd")
         .build()?;
     rt.block_on(async move {
+        // Handlers first: a signal that arrives once the ports accept
+        // connections must stop the daemon gracefully, not kill it.
+        let signals = Signals::install()?;
         let daemon = crate::daemon::start(config).await?;
         for a in daemon.smtp_addrs() {
             tracing::info!("SMTP on {a}");
@@ -30,7 +33,7 @@ pub fn run(path: &Path, args: ServeArgs) -> CliResult {
         for a in daemon.lmtp_addrs() {
             tracing::info!("LMTP on {a:?}");
         }
-        wait_for_signal().await?;
+        signals.wait().await;
         daemon.shutdown().await;
         anyhow::Ok(())
     })
@@ -51,13 +54,25 @@ fn init_logging(level: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+/// SIGTERM and SIGINT, caught from the moment they are installed.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM received"),
+            _ = self.int.recv() => tracing::info!("SIGINT received"),
+        }
+    }
 }
