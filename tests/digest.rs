@@ -404,6 +404,41 @@ fn disabled_digests_record_nothing() {
     assert!(e.tick(MON + 7 * DAY).is_empty());
 }
 
+/// Posts pending when digests are turned off were never sent to digest
+/// members (they were skipped at fan-out): the next tick sends them in a
+/// last issue instead of keeping them until digests are turned back on.
+#[test]
+fn turning_digests_off_sends_what_is_pending() {
+    let mut e = env(&[("dev", "digest:\n  max_messages: 50\n  schedule: none\n")]);
+    e.member("dev", "mime@example.org", DeliveryMode::DigestMime);
+    e.distribute("dev", "kept", MON);
+    e.distribute("dev", "also kept", MON + 1);
+    assert!(e.tick(MON + 2).is_empty(), "no trigger fired yet");
+    assert_eq!(e.pending("dev"), 2);
+    let mut off = (*e.ctx.config).clone();
+    off.lists.get_mut("dev").unwrap().digest.enabled = false;
+    let ctx_off = Ctx {
+        config: Arc::new(off),
+        templates: e.ctx.templates.clone(),
+    };
+    let closed = digest::tick(&ctx_off, &mut e.conn, MON + 3);
+    assert_eq!(closed.len(), 1, "one last issue");
+    let c = &closed[0];
+    assert_eq!((c.posts, c.mime_rcpts, c.issue), (2, 1, 1));
+    assert_eq!(e.pending("dev"), 0);
+    let sent = e.sent(c.issue_id);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].2, ["mime@example.org"]);
+    let m = parse(&sent[0].1);
+    let toc = m.body_text(0).unwrap();
+    assert!(toc.contains("kept") && toc.contains("also kept"), "{toc}");
+    assert!(
+        digest::tick(&ctx_off, &mut e.conn, MON + 4).is_empty(),
+        "nothing more while disabled"
+    );
+    e.check_invariant();
+}
+
 #[test]
 fn forced_send_and_status() {
     let mut e = env(&[(

@@ -274,15 +274,18 @@ pub fn accumulate_job(
 }
 
 /// Checks every enabled list's triggers at `now` and closes the issues that
-/// are due, each list in its own transaction. Errors are logged per list
+/// are due, each list in its own transaction; a disabled list with posts
+/// still pending gets a last issue ([`flush_disabled`]). Errors are logged per list
 /// and do not stop the others; the issues closed are returned.
 pub fn tick(ctx: &Ctx, conn: &mut Connection, now: i64) -> Vec<Closed> {
     let mut closed = Vec::new();
     for list in ctx.config.lists.values() {
-        if !list.digest.enabled {
-            continue;
-        }
-        match tick_list(ctx, conn, list, now) {
+        let result = if list.digest.enabled {
+            tick_list(ctx, conn, list, now)
+        } else {
+            flush_disabled(ctx, conn, list, now)
+        };
+        match result {
             Ok(Some(c)) => {
                 tracing::info!(list = %c.list, volume = c.volume, issue = c.issue, trigger = c.trigger.as_str(), posts = c.posts, "digest sent");
                 closed.push(c)
@@ -318,6 +321,27 @@ pub fn tick_list(
         Some(trigger) => close_issue(ctx, &tx, list, trigger, now)?,
         None => None,
     };
+    tx.commit()?;
+    Ok(closed)
+}
+
+/// A list whose digests were turned off while posts were pending: those
+/// posts were distributed while digests were on, so digest members never
+/// got them. They go out now in a last issue (recorded as `forced`) rather
+/// than waiting until digests are turned back on. From then on, digest
+/// members get each post (`delivery::expand`).
+fn flush_disabled(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    list: &ListConfig,
+    now: i64,
+) -> Result<Option<Closed>, DigestError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if pending(&tx, &list.name)?.posts == 0 {
+        return Ok(None);
+    }
+    tracing::info!(list = %list.name, "digests are disabled: sending the posts still pending in a last issue");
+    let closed = close_issue(ctx, &tx, list, Trigger::Forced, now)?;
     tx.commit()?;
     Ok(closed)
 }
