@@ -275,17 +275,12 @@ pub fn accumulate_job(
 
 /// Checks every enabled list's triggers at `now` and closes the issues that
 /// are due, each list in its own transaction; a disabled list with posts
-/// still pending gets a last issue ([`flush_disabled`]). Errors are logged per list
+/// still pending gets a last issue ([`tick_list`]). Errors are logged per list
 /// and do not stop the others; the issues closed are returned.
 pub fn tick(ctx: &Ctx, conn: &mut Connection, now: i64) -> Vec<Closed> {
     let mut closed = Vec::new();
     for list in ctx.config.lists.values() {
-        let result = if list.digest.enabled {
-            tick_list(ctx, conn, list, now)
-        } else {
-            flush_disabled(ctx, conn, list, now)
-        };
-        match result {
+        match tick_list(ctx, conn, list, now) {
             Ok(Some(c)) => {
                 tracing::info!(list = %c.list, volume = c.volume, issue = c.issue, trigger = c.trigger.as_str(), posts = c.posts, "digest sent");
                 closed.push(c)
@@ -298,6 +293,12 @@ pub fn tick(ctx: &Ctx, conn: &mut Connection, now: i64) -> Vec<Closed> {
 }
 
 /// Checks one list's triggers at `now` and closes its issue if due.
+///
+/// A list whose digests were turned off while posts were pending: those
+/// posts were distributed while digests were on, so digest members never
+/// got them. They go out now in a last issue (recorded as `forced`) rather
+/// than waiting until digests are turned back on. From then on, digest
+/// members get each post (`delivery::expand`).
 pub fn tick_list(
     ctx: &Ctx,
     conn: &mut Connection,
@@ -305,6 +306,15 @@ pub fn tick_list(
     now: i64,
 ) -> Result<Option<Closed>, DigestError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if !list.digest.enabled {
+        if pending(&tx, &list.name)?.posts == 0 {
+            return Ok(None);
+        }
+        tracing::info!(list = %list.name, "digests are disabled: sending the posts still pending in a last issue");
+        let closed = close_issue(ctx, &tx, list, Trigger::Forced, now)?;
+        tx.commit()?;
+        return Ok(closed);
+    }
     let st = ensure_state(&tx, list, now)?;
     let due = list
         .digest
@@ -321,27 +331,6 @@ pub fn tick_list(
         Some(trigger) => close_issue(ctx, &tx, list, trigger, now)?,
         None => None,
     };
-    tx.commit()?;
-    Ok(closed)
-}
-
-/// A list whose digests were turned off while posts were pending: those
-/// posts were distributed while digests were on, so digest members never
-/// got them. They go out now in a last issue (recorded as `forced`) rather
-/// than waiting until digests are turned back on. From then on, digest
-/// members get each post (`delivery::expand`).
-fn flush_disabled(
-    ctx: &Ctx,
-    conn: &mut Connection,
-    list: &ListConfig,
-    now: i64,
-) -> Result<Option<Closed>, DigestError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if pending(&tx, &list.name)?.posts == 0 {
-        return Ok(None);
-    }
-    tracing::info!(list = %list.name, "digests are disabled: sending the posts still pending in a last issue");
-    let closed = close_issue(ctx, &tx, list, Trigger::Forced, now)?;
     tx.commit()?;
     Ok(closed)
 }
