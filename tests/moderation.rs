@@ -12,8 +12,9 @@
 //! `Approved:` header and body line (good and bad, stripped from the text
 //! and HTML parts), expiry and reminders with a faked clock, reject by reply
 //! with a reason, tokens bound to their list, an owner acting, the DMARC
-//! hook, a null-sender post, and `listd held` (approve, accept-sender, ban)
-//! acting on a running daemon.
+//! hook, a null-sender post, `listd held` (approve, accept-sender, ban)
+//! acting on a running daemon, and per-member moderation flags
+//! (`listd members moderate`, `moderate_new_members`).
 
 mod common;
 
@@ -94,14 +95,35 @@ impl World {
     /// mod@ approves the post about `needle` by replying to its approve
     /// address (with an empty reply); returns the members' copies.
     async fn approve_by_reply(&self, list: &str, needle: &str) -> Vec<Transaction> {
+        self.act_by_reply(list, needle, "approve").await
+    }
+
+    /// mod@ replies (empty) to the `action` address of the notice about
+    /// `needle`; returns the members' copies.
+    async fn act_by_reply(&self, list: &str, needle: &str, action: &str) -> Vec<Transaction> {
         let t = tokens(&self.notice("mod@example.org", needle).data, list);
         self.send(
             "mod@example.org",
-            &moderate(&t["approve"], list),
+            &moderate(&t[action], list),
             "From: mod@example.org\r\nSubject: ok\r\n\r\n\r\n",
         )
         .await;
         distributed(self, needle)
+    }
+
+    /// Runs the `listd` binary on this world's config: (exit code, stdout, stderr).
+    fn listd(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_listd"))
+            .arg("--config")
+            .arg(&self.env.config_path)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
     }
 
     fn held(&self, needle: &str) -> (i64, String, String) {
@@ -665,14 +687,7 @@ async fn robot_commands_reject_discard_ban_accept_forgery_and_reuse() {
     let carl = "carl@example.com";
     w.send(carl, &dev, &post(carl, "dev", "c-accept-1", "", "hi\r\n"))
         .await;
-    let t = tokens(&w.notice("mod@example.org", "c-accept-1").data, "dev");
-    w.send(
-        "mod@example.org",
-        &moderate(&t["accept"], "dev"),
-        "From: mod@example.org\r\nSubject: a\r\n\r\n\r\n",
-    )
-    .await;
-    assert_eq!(distributed(&w, "c-accept-1").len(), 1);
+    assert_eq!(w.act_by_reply("dev", "c-accept-1", "accept").await.len(), 1);
     w.send(
         carl,
         &dev,
@@ -1017,13 +1032,8 @@ async fn listd_held_approves_accepts_and_bans_on_a_running_daemon() {
     .await;
     let (id, _, _) = w.held("cli-approve");
     let listd = |args: &[&str]| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_listd"))
-            .arg("--config")
-            .arg(&w.env.config_path)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let (code, _, err) = w.listd(args);
+        assert_eq!(code, Some(0), "{err}");
     };
     listd(&["held", "approve", &id.to_string()]);
     w.daemon.wakers.delivery.notify_one();
@@ -1113,5 +1123,134 @@ async fn the_daemon_expires_and_reminds_by_itself() {
     assert_eq!(w.held("d-pending").2, "held");
     let rem = text(&w.to("mod@example.org", "await moderation")[0].data);
     assert!(rem.contains("d-pending") && !rem.contains("d-old"), "{rem}");
+    w.daemon.shutdown().await;
+}
+
+/// Per-member moderation flags (Mailman's member `moderate` bit), set with
+/// `listd members moderate` on a running daemon: hold (then "approve and
+/// always accept" clears it), reject with a notice, discard silently, accept
+/// on a moderated list; `moderate_new_members` flags members who join by
+/// the robot or the CLI; bad input gets a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_moderation_flags() {
+    let w = world(&[
+        ("dev", MODS),
+        ("mod", &format!("{MODS}posting: moderated\n")),
+        (
+            "newbies",
+            &format!("{MODS}subscription: open\nmoderate_new_members: true\n"),
+        ),
+    ])
+    .await;
+    let listd = |args: &[&str]| w.listd(args);
+    let flag = |list: &str, addr: &str| -> Option<String> {
+        w.env
+            .store()
+            .query_row(
+                "SELECT moderation FROM members WHERE list = ?1 AND address = ?2",
+                [list, addr],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let bob = "bob@example.net";
+    let dev = format!("dev@{DOMAIN}");
+
+    // hold: held with its own reason, the moderators are told
+    let (code, out, _) = listd(&["members", "moderate", "dev", "hold", bob]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("1 set to hold"), "{out}");
+    let (_, out, _) = listd(&["members", "list", "dev"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(bob) && l.contains("moderation=hold")),
+        "{out}"
+    );
+    w.send(bob, &dev, &post(bob, "dev", "mm-hold", "", "x\r\n"))
+        .await;
+    let (_, reason, state) = w.held("mm-hold");
+    assert_eq!(
+        (reason.as_str(), state.as_str()),
+        ("member-moderated", "held")
+    );
+    assert!(distributed(&w, "mm-hold").is_empty());
+    // "approve and always accept": distributed, and the flag is cleared
+    assert_eq!(w.act_by_reply("dev", "mm-hold", "accept").await.len(), 1);
+    assert_eq!(flag("dev", bob), None);
+    w.send(bob, &dev, &post(bob, "dev", "mm-after", "", "x\r\n"))
+        .await;
+    assert_eq!(distributed(&w, "mm-after").len(), 1);
+    assert_eq!(w.env.count("held", "subject = 'mm-after'"), 0);
+
+    // reject: not held, not sent; the poster gets the reason
+    listd(&["members", "moderate", "dev", "reject", bob]);
+    w.send(bob, &dev, &post(bob, "dev", "mm-reject", "", "x\r\n"))
+        .await;
+    assert_eq!(w.env.count("held", "subject = 'mm-reject'"), 0);
+    assert!(distributed(&w, "mm-reject").is_empty());
+    let notices = w.to(bob, "was not accepted");
+    assert_eq!(notices.len(), 1, "one rejection notice");
+    let nt = text(&notices[0].data);
+    assert!(
+        nt.contains("mm-reject") && nt.contains("do not accept posts from you"),
+        "{nt}"
+    );
+
+    // discard: nothing at all
+    listd(&["members", "moderate", "dev", "discard", bob]);
+    let before = w.sink.transactions().len();
+    w.send(bob, &dev, &post(bob, "dev", "mm-discard", "", "x\r\n"))
+        .await;
+    assert_eq!(w.env.count("held", "subject = 'mm-discard'"), 0);
+    assert_eq!(w.sink.transactions().len(), before, "silently dropped");
+
+    // default: the list's policy again (members may post)
+    listd(&["members", "moderate", "dev", "default", bob]);
+    assert_eq!(flag("dev", bob), None);
+    w.send(bob, &dev, &post(bob, "dev", "mm-default", "", "x\r\n"))
+        .await;
+    assert_eq!(distributed(&w, "mm-default").len(), 1);
+
+    // accept: a moderated list lets this member through, not the others
+    listd(&["members", "moderate", "mod", "accept", "ann@example.org"]);
+    let m = format!("mod@{DOMAIN}");
+    w.send(
+        "ann@example.org",
+        &m,
+        &post("ann@example.org", "mod", "mm-accepted", "", "x\r\n"),
+    )
+    .await;
+    assert_eq!(distributed(&w, "mm-accepted").len(), 1);
+    w.send(bob, &m, &post(bob, "mod", "mm-moderated", "", "x\r\n"))
+        .await;
+    assert_eq!(w.held("mm-moderated").1, "moderated");
+
+    // moderate_new_members: a robot subscription and a CLI add start held
+    let carl = "carl@example.com";
+    w.send(
+        carl,
+        &format!("newbies-request@{DOMAIN}"),
+        &format!("From: {carl}\r\nSubject: subscribe\r\n\r\nsubscribe\r\n"),
+    )
+    .await;
+    assert_eq!(flag("newbies", carl).as_deref(), Some("hold"));
+    listd(&["members", "add", "newbies", "dora@example.com"]);
+    assert_eq!(flag("newbies", "dora@example.com").as_deref(), Some("hold"));
+    w.send(
+        carl,
+        &format!("newbies@{DOMAIN}"),
+        &post(carl, "newbies", "mm-newbie", "", "x\r\n"),
+    )
+    .await;
+    assert_eq!(w.held("mm-newbie").1, "member-moderated");
+
+    // bad input: a clear error and exit 1
+    let (code, _, err) = listd(&["members", "moderate", "dev", "sometimes", bob]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("unknown moderation `sometimes`"), "{err}");
+    let (code, out, err) = listd(&["members", "moderate", "dev", "hold", "zed@example.com"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("1 not members"), "{out}");
+    assert!(err.contains("zed@example.com is not a member"), "{err}");
     w.daemon.shutdown().await;
 }

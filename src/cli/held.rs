@@ -203,7 +203,11 @@ fn sender(config: &Config, which: SenderList, s: SenderArgs, now: i64) -> CliRes
         } else {
             println!("{addr} was not on the {what} of {list}");
         }
-    } else if queue::add_sender(&conn, which, &list, &addr, &actor(), now)? {
+    } else if match which {
+        // also clears a member's own hold/reject/discard flag
+        SenderList::Accept => crate::moderation::accept_sender(&conn, &list, &addr, &actor(), now)?,
+        SenderList::Ban => queue::add_sender(&conn, which, &list, &addr, &actor(), now)?,
+    } {
         println!("{addr} added to the {what} of {list}");
     } else {
         println!("{addr} was already on the {what} of {list}");

@@ -1,4 +1,4 @@
-//! `listd members add|remove|list`: membership from the command line.
+//! `listd members add|remove|list|moderate`: membership from the command line.
 //! Addresses come from arguments or, with `-`, from stdin one a line
 //! (`Name <addr>` and bare addresses both work); a progress bar shows on a
 //! terminal for bulk work. Bad addresses are reported with their line and
@@ -6,7 +6,7 @@
 
 use super::{load_config, open_store, progress, CliResult};
 use crate::address::Address;
-use crate::store::members::{self, DeliveryMode};
+use crate::store::members::{self, DeliveryMode, Moderation};
 use clap::Subcommand;
 use indicatif::ProgressBar;
 use std::io::BufRead;
@@ -31,6 +31,15 @@ pub enum MembersCmd {
     },
     /// Print the members: address, mode, flags.
     List { list: String },
+    /// Set members' own moderation flag: their posts are accepted (skip the
+    /// posting policy), held, rejected or discarded; `default` clears it.
+    Moderate {
+        list: String,
+        /// accept, hold, reject, discard, or default (the list's policy)
+        action: String,
+        #[arg(required = true, value_name = "ADDR")]
+        addresses: Vec<String>,
+    },
 }
 
 /// One address input with where it came from, for error messages.
@@ -101,6 +110,26 @@ fn each_address(
     Ok(bad)
 }
 
+/// Calls `change` for every input address that parses. Returns how many it
+/// changed, how many were not members (`change` returned false; each is
+/// reported with where it came from) and how many were not addresses.
+fn change_members(
+    inputs: &[Input],
+    mut change: impl FnMut(&Address) -> anyhow::Result<bool>,
+) -> anyhow::Result<(usize, usize, usize)> {
+    let (mut changed, mut absent) = (0usize, 0usize);
+    let bad = each_address(inputs, |inp, _, a, pb| {
+        if change(&a)? {
+            changed += 1;
+        } else {
+            absent += 1;
+            pb.suspend(|| eprintln!("listd: {}: {a} is not a member", inp.origin));
+        }
+        Ok(())
+    })?;
+    Ok((changed, absent, bad))
+}
+
 pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
     let config = load_config(path)?;
     let list_of = |name: &str| super::list_name(&config, name);
@@ -118,9 +147,16 @@ pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
             let inputs = inputs(&addresses)?;
             let now = crate::store::now();
             let (mut added, mut already) = (0usize, 0usize);
+            let moderate = config
+                .list(&list)
+                .is_some_and(|l| l.moderate_new_members)
+                .then_some(Moderation::Hold);
             let tx = conn.transaction()?;
             let bad = each_address(&inputs, |_, name, a, _| {
                 if members::add(&tx, &list, &a, name.as_deref(), mode, now)? {
+                    if moderate.is_some() {
+                        members::set_moderation(&tx, &list, &a, moderate)?;
+                    }
                     added += 1;
                 } else {
                     already += 1;
@@ -136,21 +172,39 @@ pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
         MembersCmd::Remove { list, addresses } => {
             let list = list_of(&list)?;
             let inputs = inputs(&addresses)?;
-            let (mut removed, mut absent) = (0usize, 0usize);
             let tx = conn.transaction()?;
-            let bad = each_address(&inputs, |inp, _, a, pb| {
-                if members::remove(&tx, &list, &a)? {
-                    removed += 1;
-                } else {
-                    absent += 1;
-                    pb.suspend(|| eprintln!("listd: {}: {a} is not a member", inp.origin));
-                }
-                Ok(())
-            })?;
+            let (removed, absent, bad) =
+                change_members(&inputs, |a| Ok(members::remove(&tx, &list, a)?))?;
             tx.commit()?;
             println!("{list}: {removed} removed, {absent} not members, {bad} invalid");
             if bad + absent > 0 {
                 anyhow::bail!("{} address(es) not removed", bad + absent);
+            }
+        }
+        MembersCmd::Moderate {
+            list,
+            action,
+            addresses,
+        } => {
+            let list = list_of(&list)?;
+            let flag = match action.to_ascii_lowercase().as_str() {
+                "default" | "none" => None,
+                a => Some(Moderation::parse(a).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "unknown moderation `{action}`: use accept, hold, reject, discard or default"
+                    )
+                })?),
+            };
+            let inputs = inputs(&addresses)?;
+            let tx = conn.transaction()?;
+            let (set, absent, bad) = change_members(&inputs, |a| {
+                Ok(members::set_moderation(&tx, &list, a, flag)?)
+            })?;
+            tx.commit()?;
+            let what = flag.map_or("default", Moderation::as_str);
+            println!("{list}: {set} set to {what}, {absent} not members, {bad} invalid");
+            if bad + absent > 0 {
+                anyhow::bail!("{} address(es) not changed", bad + absent);
             }
         }
         MembersCmd::List { list } => {
@@ -159,7 +213,14 @@ pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
             let mut err = None;
             members::for_each(&conn, &list, |m| {
                 use std::io::Write;
-                let flags = if m.disabled { " disabled" } else { "" };
+                let mut flags = String::new();
+                if m.disabled {
+                    flags.push_str(" disabled");
+                }
+                if let Some(f) = m.moderation {
+                    flags.push_str(" moderation=");
+                    flags.push_str(f.as_str());
+                }
                 let line = match &m.name {
                     Some(n) => format!("{}\t{}\t{}{flags}", m.address, m.mode.as_str(), n),
                     None => format!("{}\t{}{flags}", m.address, m.mode.as_str()),

@@ -100,6 +100,9 @@ pub fn add_member(
     if !members::add(conn, &list.name, addr, name, DeliveryMode::Each, now)? {
         return Ok(false);
     }
+    if list.moderate_new_members {
+        members::set_moderation(conn, &list.name, addr, Some(members::Moderation::Hold))?;
+    }
     tracing::info!(list = %list.name, address = %addr, "member added");
     let config = &ctx.config;
     mails.push(Mail {

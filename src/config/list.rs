@@ -254,6 +254,11 @@ pub struct ListConfig {
     /// Hold every post, whoever sends it (but `Approved:`).
     #[serde(default)]
     pub emergency: bool,
+    /// New members (by the robot or `listd members add`) start with their
+    /// moderation flag set to `hold`, until a moderator accepts them
+    /// (Mailman's `default_member_action: hold`).
+    #[serde(default)]
+    pub moderate_new_members: bool,
     #[serde(default = "access_trusted")]
     pub expn: Access,
     #[serde(default = "access_owners")]

@@ -62,6 +62,8 @@ pub enum HoldReason {
     NoSubject,
     /// The list's `emergency` switch is on: every post is held.
     Emergency,
+    /// The poster is a member whose moderation flag is `hold`.
+    MemberModerated,
     /// Anything else, in words.
     Other(String),
 }
@@ -83,6 +85,7 @@ impl HoldReason {
             HoldReason::Administrivia(_) => "administrivia",
             HoldReason::NoSubject => "no-subject",
             HoldReason::Emergency => "emergency",
+            HoldReason::MemberModerated => "member-moderated",
             HoldReason::Other(_) => "other",
         }
     }
@@ -113,6 +116,7 @@ impl HoldReason {
             ),
             HoldReason::NoSubject => "the message has no subject".into(),
             HoldReason::Emergency => "the list is in emergency moderation".into(),
+            HoldReason::MemberModerated => "the poster is a moderated member".into(),
             HoldReason::Other(s) => s.clone(),
         }
     }
@@ -124,6 +128,9 @@ impl HoldReason {
             HoldReason::BadApprovedPassword => None,
             HoldReason::NonMember => {
                 Some("you are not a member of the list, so a moderator looks at it first".into())
+            }
+            HoldReason::MemberModerated => {
+                Some("a moderator reviews your posts to this list before they go out".into())
             }
             HoldReason::Administrivia(_) => Some(
                 "it looks like a subscription command; commands go to the list's -request address, not to the list".into(),
@@ -302,7 +309,10 @@ pub fn is_banned(conn: &Connection, list: &str, addr: &str) -> Result<bool, Stor
     queue::sender_listed(conn, SenderList::Ban, list, addr)
 }
 
-/// Adds `addr` to the list's accept list; false if it was already there.
+/// Adds `addr` to the list's accept list and, when `addr` is a member held,
+/// rejected or discarded by their own moderation flag, clears that flag: the
+/// moderator asked for this sender to be let through. False if nothing
+/// changed.
 pub fn accept_sender(
     conn: &Connection,
     list: &str,
@@ -310,7 +320,18 @@ pub fn accept_sender(
     by: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
-    queue::add_sender(conn, SenderList::Accept, list, addr, by, now)
+    use crate::store::members::{self, Moderation};
+    let added = queue::add_sender(conn, SenderList::Accept, list, addr, by, now)?;
+    let cleared = match crate::address::Address::parse(addr) {
+        Ok(a) => match members::get(conn, list, &a)? {
+            Some(m) if m.moderation.is_some_and(|f| f != Moderation::Accept) => {
+                members::set_moderation(conn, list, &a, None)?
+            }
+            _ => false,
+        },
+        Err(_) => false,
+    };
+    Ok(added || cleared)
 }
 
 /// Bans `addr` from posting to the list; false if it was already banned.

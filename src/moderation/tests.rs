@@ -382,6 +382,7 @@ fn every_reason_has_a_code_and_words() {
         HoldReason::Administrivia("unsubscribe".into()),
         HoldReason::NoSubject,
         HoldReason::Emergency,
+        HoldReason::MemberModerated,
         HoldReason::Other("because".into()),
     ];
     assert!(all.iter().all(|r| !r.describe().is_empty()));
@@ -417,6 +418,38 @@ fn accept_and_ban_lists() {
     assert!(is_banned(c, "dev", "spam@EXAMPLE.net").unwrap());
     assert!(queue::remove_sender(c, SenderList::Ban, "dev", "spam@example.net").unwrap());
     assert!(!is_banned(c, "dev", "spam@example.net").unwrap());
+}
+
+#[test]
+fn accepting_a_sender_clears_their_member_flag() {
+    use crate::address::Address;
+    use crate::store::members::{self, DeliveryMode, Moderation};
+    let fx = fixture(MODS);
+    let c = &fx.conn;
+    let bob = Address::parse("bob@example.net").unwrap();
+    members::add(c, "dev", &bob, None, DeliveryMode::Each, 1).unwrap();
+    members::set_moderation(c, "dev", &bob, Some(Moderation::Hold)).unwrap();
+    assert!(accept_sender(c, "dev", "bob@example.net", "t", 1).unwrap());
+    assert_eq!(
+        members::get(c, "dev", &bob).unwrap().unwrap().moderation,
+        None
+    );
+    // already accepted and no flag: nothing changes
+    assert!(!accept_sender(c, "dev", "bob@example.net", "t", 2).unwrap());
+    // a flag set again later is cleared again, though the address was listed
+    members::set_moderation(c, "dev", &bob, Some(Moderation::Reject)).unwrap();
+    assert!(accept_sender(c, "dev", "bob@example.net", "t", 3).unwrap());
+    assert_eq!(
+        members::get(c, "dev", &bob).unwrap().unwrap().moderation,
+        None
+    );
+    // an `accept` flag is left alone
+    members::set_moderation(c, "dev", &bob, Some(Moderation::Accept)).unwrap();
+    assert!(!accept_sender(c, "dev", "bob@example.net", "t", 4).unwrap());
+    assert_eq!(
+        members::get(c, "dev", &bob).unwrap().unwrap().moderation,
+        Some(Moderation::Accept)
+    );
 }
 
 /// A moderator's reply to `dev-moderate+TOKEN@`, handled; returns the jobs it queued.

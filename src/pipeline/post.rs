@@ -93,9 +93,14 @@ fn facts(
         candidates.push(&msg.env_from);
     }
     let mut is_member = false;
+    let mut member_flag = None;
     for c in &candidates {
-        if crate::store::members::is_member(tx, &lc.name, c)? {
+        let Ok(a) = crate::address::Address::parse(c) else {
+            continue;
+        };
+        if let Some(m) = crate::store::members::get(tx, &lc.name, &a)? {
             is_member = true;
+            member_flag = m.moderation;
             break;
         }
     }
@@ -104,13 +109,20 @@ fn facts(
         Some(id) => seen_recently(tx, &lc.name, id, msg.now)?,
         None => false,
     };
-    let mut sender_rule = None;
+    // Bans win; then the member's own flag; then the accept list.
+    use crate::store::members::Moderation;
+    let mut sender_rule = member_flag.map(|m| match m {
+        Moderation::Accept => rules::SenderRule::Accept,
+        Moderation::Hold => rules::SenderRule::Hold,
+        Moderation::Reject => rules::SenderRule::Reject,
+        Moderation::Discard => rules::SenderRule::Discard,
+    });
     for c in &candidates {
         if crate::moderation::is_banned(tx, &lc.name, c)? {
             sender_rule = Some(rules::SenderRule::Discard);
             break;
         }
-        if crate::moderation::is_accepted_sender(tx, &lc.name, c)? {
+        if sender_rule.is_none() && crate::moderation::is_accepted_sender(tx, &lc.name, c)? {
             sender_rule = Some(rules::SenderRule::Accept);
         }
     }

@@ -206,8 +206,8 @@ impl PostView {
     }
 }
 
-/// A per-sender rule from the moderation data (accept/hold/reject/discard
-/// lists, bans). Supplied by the moderation module once it exists.
+/// A per-sender rule from the moderation data: the member's own moderation
+/// flag (accept/hold/reject/discard), the list's accept list, bans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SenderRule {
     /// Treat as a member for the nonmember rules.
@@ -365,9 +365,7 @@ fn decide_inner(
         }
     }
     if facts.sender_rule == Some(SenderRule::Hold) {
-        return Action::Hold(HoldReason::Other(
-            "the moderators review posts from this sender".into(),
-        ));
+        return Action::Hold(HoldReason::MemberModerated);
     }
     // 6. posting policy: who may post. A sender on the accept list counts as
     //    allowed under every policy (Mailman's per-sender `accept` action).
@@ -1040,7 +1038,7 @@ mod tests {
         ));
         assert!(matches!(
             decide(&v, "a@x", &l, D, 1 << 20, &with(SenderRule::Hold)),
-            Action::Hold(HoldReason::Other(_))
+            Action::Hold(HoldReason::MemberModerated)
         ));
     }
 }

@@ -39,6 +39,41 @@ impl DeliveryMode {
     }
 }
 
+/// A member's own moderation flag (Mailman's member `moderate` bit and
+/// `moderation_action`). A member without one follows the list's policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moderation {
+    /// Skip the posting policy (the message checks still apply).
+    Accept,
+    /// Hold every post for the moderators.
+    Hold,
+    /// Refuse every post, with a notice to the poster.
+    Reject,
+    /// Drop every post silently.
+    Discard,
+}
+
+impl Moderation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Moderation::Accept => "accept",
+            Moderation::Hold => "hold",
+            Moderation::Reject => "reject",
+            Moderation::Discard => "discard",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Moderation> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "accept" => Moderation::Accept,
+            "hold" => Moderation::Hold,
+            "reject" => Moderation::Reject,
+            "discard" => Moderation::Discard,
+            _ => return None,
+        })
+    }
+}
+
 /// One membership row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
@@ -49,6 +84,8 @@ pub struct Member {
     pub mode: DeliveryMode,
     pub disabled: bool,
     pub joined_at: i64,
+    /// The member's own moderation flag; None: the list's policy.
+    pub moderation: Option<Moderation>,
 }
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Member> {
@@ -61,10 +98,14 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Member> {
         mode: DeliveryMode::parse(&mode).unwrap_or(DeliveryMode::Each),
         disabled: r.get::<_, i64>(5)? != 0,
         joined_at: r.get(6)?,
+        moderation: r
+            .get::<_, Option<String>>(7)?
+            .as_deref()
+            .and_then(Moderation::parse),
     })
 }
 
-const COLS: &str = "id, list, address, name, mode, disabled, joined_at";
+const COLS: &str = "id, list, address, name, mode, disabled, joined_at, moderation";
 
 /// Adds a member. Returns false if the address was already on the list.
 pub fn add(
@@ -128,6 +169,21 @@ pub fn set_mode(
     let n = conn.execute(
         "UPDATE members SET mode = ?3 WHERE list = ?1 AND address_key = ?2",
         params![list, address.key(), mode.as_str()],
+    )?;
+    Ok(n == 1)
+}
+
+/// Sets (Some) or clears (None) a member's moderation flag. Returns false
+/// if not a member.
+pub fn set_moderation(
+    conn: &Connection,
+    list: &str,
+    address: &Address,
+    moderation: Option<Moderation>,
+) -> Result<bool> {
+    let n = conn.execute(
+        "UPDATE members SET moderation = ?3 WHERE list = ?1 AND address_key = ?2",
+        params![list, address.key(), moderation.map(Moderation::as_str)],
     )?;
     Ok(n == 1)
 }
@@ -217,5 +273,30 @@ mod tests {
         assert!(remove(&conn, "dev", &a2).unwrap());
         assert!(!remove(&conn, "dev", &a2).unwrap());
         assert_eq!(count(&conn, "dev").unwrap(), 0);
+    }
+
+    #[test]
+    fn moderation_flag_set_read_cleared_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::open(&dir.path().join("t.db")).unwrap();
+        let a = Address::parse("ann@example.org").unwrap();
+        assert!(!set_moderation(&conn, "dev", &a, Some(Moderation::Hold)).unwrap());
+        add(&conn, "dev", &a, None, DeliveryMode::Each, 1).unwrap();
+        assert_eq!(get(&conn, "dev", &a).unwrap().unwrap().moderation, None);
+        for m in [
+            Moderation::Accept,
+            Moderation::Hold,
+            Moderation::Reject,
+            Moderation::Discard,
+        ] {
+            assert!(set_moderation(&conn, "dev", &a, Some(m)).unwrap());
+            assert_eq!(get(&conn, "dev", &a).unwrap().unwrap().moderation, Some(m));
+            assert_eq!(Moderation::parse(m.as_str()), Some(m));
+        }
+        assert!(set_moderation(&conn, "dev", &a, None).unwrap());
+        assert_eq!(get(&conn, "dev", &a).unwrap().unwrap().moderation, None);
+        let bad = conn.execute("UPDATE members SET moderation = 'maybe'", []);
+        assert!(bad.is_err(), "the column only takes the four actions");
+        assert_eq!(Moderation::parse("sometimes"), None);
     }
 }

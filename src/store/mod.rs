@@ -65,6 +65,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "digest_fanout",
         include_str!("migrations/0061_digest_fanout.sql"),
     ),
+    (
+        62,
+        "member_moderation",
+        include_str!("migrations/0062_member_moderation.sql"),
+    ),
 ];
 
 /// Opens (creating if needed) the database at `path`, sets the pragmas and
