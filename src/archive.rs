@@ -323,20 +323,114 @@ pub fn archive_post(
     append(data_dir, conn, list, &entry, message, &place)
 }
 
-/// Writes `list`'s archive (posts dated at or after `since`) to `out` as one
-/// mbox, in date order. Returns how many messages were written.
+/// Which of a list's archived posts an export writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Select<'a> {
+    /// Posts dated at or after this time (None: all), in date order
+    /// (`listd archive export`).
+    Since(Option<i64>),
+    /// The posts of one month file (`YYYY-MM`), in file order (the robot's
+    /// `get`). Bytes past the last indexed entry (an append that never
+    /// committed) are not included.
+    Month(&'a str),
+}
+
+/// Writes the selected posts of `list`'s archive to `out` as one mbox.
+/// Returns how many messages were written.
 pub fn export(
     data_dir: &Path,
     conn: &Connection,
     list: &str,
-    since: Option<i64>,
+    select: Select<'_>,
     out: &mut impl Write,
 ) -> Result<usize, ArchiveError> {
-    let mut stmt = conn.prepare(
-        "SELECT mbox_path, offset, length FROM archive_index
-         WHERE list = ?1 AND date >= ?2 ORDER BY date, id",
+    match select {
+        Select::Since(since) => write_entries(
+            data_dir,
+            conn,
+            "SELECT mbox_path, offset, length FROM archive_index
+             WHERE list = ?1 AND date >= ?2 ORDER BY date, id",
+            params![list, since.unwrap_or(i64::MIN)],
+            out,
+        ),
+        Select::Month(month) => write_entries(
+            data_dir,
+            conn,
+            "SELECT mbox_path, offset, length FROM archive_index
+             WHERE list = ?1 AND mbox_path = ?2 ORDER BY offset",
+            params![list, format!("{list}/{month}.mbox")],
+            out,
+        ),
+    }
+}
+
+/// One month file of a list's archive, as the robot's `index` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Month {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub posts: i64,
+    pub bytes: i64,
+}
+
+/// The month files of `list`'s archive, oldest first, from the index.
+pub fn months(conn: &Connection, list: &str) -> Result<Vec<Month>, ArchiveError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT mbox_path, COUNT(*), SUM(length) FROM archive_index
+         WHERE list = ?1 GROUP BY mbox_path ORDER BY mbox_path",
     )?;
-    let rows = stmt.query_map(params![list, since.unwrap_or(i64::MIN)], |r| {
+    let rows = stmt.query_map([list], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    let prefix = format!("{list}/");
+    let mut out = Vec::new();
+    for row in rows {
+        let (rel, posts, bytes) = row?;
+        let month = rel
+            .strip_prefix(&prefix)
+            .and_then(|m| m.strip_suffix(".mbox"))
+            .unwrap_or(&rel)
+            .to_string();
+        out.push(Month {
+            month,
+            posts,
+            bytes,
+        });
+    }
+    Ok(out)
+}
+
+/// The month file `month` (`YYYY-MM`) of `list`'s archive, if it has posts.
+pub fn month(conn: &Connection, list: &str, month: &str) -> Result<Option<Month>, ArchiveError> {
+    let rel = format!("{list}/{month}.mbox");
+    let (posts, bytes): (i64, Option<i64>) = conn
+        .prepare_cached(
+            "SELECT COUNT(*), SUM(length) FROM archive_index WHERE list = ?1 AND mbox_path = ?2",
+        )?
+        .query_row(params![list, rel], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok((posts > 0).then(|| Month {
+        month: month.to_string(),
+        posts,
+        bytes: bytes.unwrap_or(0),
+    }))
+}
+
+/// Copies the entries a query selects (`mbox_path, offset, length` rows)
+/// from the month files to `out`, checking each starts with its `From `
+/// line. Returns how many were written.
+fn write_entries(
+    data_dir: &Path,
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    out: &mut impl Write,
+) -> Result<usize, ArchiveError> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map(params, |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, i64>(1)?,
@@ -643,7 +737,10 @@ mod tests {
         );
         tx.commit().unwrap();
         let mut out = Vec::new();
-        assert_eq!(export(dir.path(), &conn, "dev", None, &mut out).unwrap(), 1);
+        assert_eq!(
+            export(dir.path(), &conn, "dev", Select::Since(None), &mut out).unwrap(),
+            1
+        );
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("From ann@example.org "), "{text}");
         assert!(text.contains("\n>From me\nhi\n\n"), "{text}");
@@ -651,7 +748,14 @@ mod tests {
         let mut none = Vec::new();
         let since = parse_since("2025-11-23").unwrap();
         assert_eq!(
-            export(dir.path(), &conn, "dev", Some(since), &mut none).unwrap(),
+            export(
+                dir.path(),
+                &conn,
+                "dev",
+                Select::Since(Some(since)),
+                &mut none
+            )
+            .unwrap(),
             0
         );
     }
@@ -716,7 +820,10 @@ mod tests {
         assert!(root(dir.path()).join("old/2025-11.mbox").exists());
         assert!(root(dir.path()).join("old/2025-12.mbox").exists());
         let mut out = Vec::new();
-        assert_eq!(export(dir.path(), &conn, "old", None, &mut out).unwrap(), 3);
+        assert_eq!(
+            export(dir.path(), &conn, "old", Select::Since(None), &mut out).unwrap(),
+            3
+        );
         assert_eq!(out, mbox);
         let s = import(&mut conn, &target(10), &out[..], |_| {}).unwrap();
         assert_eq!(
@@ -737,21 +844,30 @@ mod tests {
         archive_post(dir.path(), &tx, "dev", "d", &m, T).unwrap();
         tx.commit().unwrap();
         let path = root(dir.path()).join("dev/2025-11.mbox");
+        let export_all = || {
+            export(
+                dir.path(),
+                &conn,
+                "dev",
+                Select::Since(None),
+                &mut Vec::new(),
+            )
+        };
         std::fs::write(
             &path,
             b"garbage that is long enough to read but is no mbox at all, really",
         )
         .unwrap();
-        let e = export(dir.path(), &conn, "dev", None, &mut Vec::new()).unwrap_err();
+        let e = export_all().unwrap_err();
         assert!(
             e.to_string().contains("2025-11.mbox") && e.to_string().contains("byte 0"),
             "{e}"
         );
         std::fs::write(&path, b"From x").unwrap();
-        let e = export(dir.path(), &conn, "dev", None, &mut Vec::new()).unwrap_err();
+        let e = export_all().unwrap_err();
         assert!(e.to_string().contains("cannot be read"), "{e}");
         std::fs::remove_file(&path).unwrap();
-        let e = export(dir.path(), &conn, "dev", None, &mut Vec::new()).unwrap_err();
+        let e = export_all().unwrap_err();
         assert!(e.to_string().contains("2025-11.mbox"), "{e}");
     }
 

@@ -7,7 +7,7 @@ mod common;
 use common::sink::{Sink, Transaction};
 use common::{send, wait_until, SmtpClient, TestEnv};
 use listd::daemon::DaemonHandle;
-use mail_parser::MessageParser;
+use mail_parser::{MessageParser, MimeHeaders};
 use std::time::Duration;
 
 const D: &str = "lists.example.org";
@@ -81,11 +81,21 @@ impl From<Transaction> for Got {
 
 impl Net {
     async fn start(lists: &[(&str, &str)], overrides: &[(&str, &str, &str)]) -> Net {
+        Net::start_with(lists, overrides, |b| b).await
+    }
+
+    /// [`Net::start`], with more settings made on the environment.
+    async fn start_with(
+        lists: &[(&str, &str)],
+        overrides: &[(&str, &str, &str)],
+        tweak: impl FnOnce(common::TestEnvBuilder) -> common::TestEnvBuilder,
+    ) -> Net {
         let sink = Sink::start();
-        let mut b =
-            TestEnv::builder()
-                .relay_port(sink.port())
-                .set("robot", "replies_per_hour", "1000");
+        let mut b = tweak(TestEnv::builder().relay_port(sink.port()).set(
+            "robot",
+            "replies_per_hour",
+            "1000",
+        ));
         for (name, yaml) in lists {
             b = b.list(name, yaml);
         }
@@ -537,6 +547,127 @@ Content-Transfer-Encoding: quoted-printable\r\n\r\nsub=\r\nscribe\r\n\r\n--zz\r\
     assert!(got[0].subject().contains("too large"));
     assert!(got[0].flat().contains("none of its commands were run"));
     assert!(n.is_member("dev", ANN));
+    n.nothing_more().await;
+    n.stop().await;
+}
+
+/// The archive by mail: `index` lists the months, `get` mails one as an
+/// mbox attachment byte-identical to the archive file; refused by
+/// `archive_access`, for a list without archive, for a month that is not
+/// there, a malformed month, and a month over `robot.max_get_size`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archive_index_and_get_over_smtp() {
+    let dev = list_yaml("confirm", "");
+    let noarch = list_yaml("confirm", "archive: false\n");
+    let mut n = Net::start_with(
+        &[("dev", &dev), ("big", &dev), ("noarch", &noarch)],
+        &[],
+        |b| b.set("robot", "max_get_size", "6144"),
+    )
+    .await;
+    n.env.add_members("dev", &[ANN, "bob@example.org"]);
+    n.env.add_members("big", &[ANN]);
+    for s in ["first post", "second post"] {
+        n.command(ANN, &format!("dev@{D}"), s, "Hello list.").await;
+    }
+    n.command(
+        ANN,
+        &format!("big@{D}"),
+        "a big one",
+        &"0123456789 0123456789 0123456789 0123456789 0123456789\r\n".repeat(140),
+    )
+    .await;
+    n.next(3).await;
+    let month = listd::archive::month_of(listd::store::now());
+
+    n.command(
+        ANN,
+        &format!("dev-request@{D}"),
+        "archive",
+        &format!("index\nget {month}\nget 1999-01\nget 2026-13\n"),
+    )
+    .await;
+    let got = n.next(2).await;
+    let r = one(&got, |g| g.subject().starts_with("Results")).body();
+    for want in [
+        format!(">>>> index\nThe archive of dev has 1 month:\n  {month}       2 posts"),
+        ">>>> get 1999-01\nThe archive of dev has nothing for 1999-01.".to_string(),
+        ">>>> get 2026-13\nName the month: `get dev YYYY-MM`.".to_string(),
+    ] {
+        assert!(r.contains(&want), "missing {want:?} in\n{r}");
+    }
+    assert!(
+        one(&got, |g| g.subject().starts_with("Results"))
+            .flat()
+            .contains(&format!(
+                ">>>> get {month} The archive of dev for {month} (2 posts) is on its way to you"
+            )),
+        "{r}"
+    );
+    let a = one(&got, |g| g.subject() == format!("dev archive, {month}"));
+    assert!(a.is_to(ANN));
+    let m = a.msg();
+    assert!(
+        m.body_text(0).unwrap().contains("2 posts"),
+        "{:?}",
+        m.body_text(0)
+    );
+    let att = m.attachment(0).expect("an attachment");
+    assert_eq!(
+        att.content_type().map(|c| (c.ctype(), c.subtype())),
+        Some(("application", Some("mbox")))
+    );
+    assert_eq!(
+        att.attachment_name(),
+        Some(format!("dev-{month}.mbox").as_str())
+    );
+    let file = n.env.path().join(format!("data/archive/dev/{month}.mbox"));
+    let on_disk = std::fs::read(&file).unwrap();
+    assert_eq!(
+        att.contents(),
+        &on_disk[..],
+        "the archive file, byte for byte"
+    );
+    let mut reader = listd::archive::MboxReader::new(att.contents());
+    let mut subjects = Vec::new();
+    while let Some(msg) = reader.next_message().unwrap() {
+        let parsed = MessageParser::default().parse(&msg.bytes).unwrap();
+        subjects.push(parsed.subject().unwrap_or_default().to_string());
+    }
+    assert_eq!(subjects, ["first post", "second post"]);
+
+    // refusals
+    let eve = "eve@example.com";
+    n.command(
+        eve,
+        &format!("majordomo@{D}"),
+        "archive",
+        &format!("index dev\nget dev {month}\nindex noarch\nget big {month}\n"),
+    )
+    .await;
+    let got = n.next(1).await;
+    let r = got[0].body();
+    assert!(
+        r.contains(">>>> index dev\nThe archive of dev is not available to you.")
+            && r.contains(&format!(
+                ">>>> get dev {month}\nThe archive of dev is not available to you."
+            ))
+            && r.contains(">>>> index noarch\nThe noarch list keeps no archive."),
+        "{r}"
+    );
+    n.command(
+        ANN,
+        &format!("majordomo@{D}"),
+        "x",
+        &format!("get big {month}\n"),
+    )
+    .await;
+    let got = n.next(1).await;
+    let r = got[0].flat();
+    assert!(
+        r.contains("KB, more than the 6 KB this robot mails. Ask the list owners at big-owner@lists.example.org."),
+        "{r}"
+    );
     n.nothing_more().await;
     n.stop().await;
 }

@@ -39,7 +39,13 @@ pub fn run(path: &Path, cmd: ArchiveCmd) -> CliResult {
             let conn = open_store(&config)?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            let n = crate::archive::export(&config.data_dir, &conn, &list, since, &mut out)?;
+            let n = crate::archive::export(
+                &config.data_dir,
+                &conn,
+                &list,
+                crate::archive::Select::Since(since),
+                &mut out,
+            )?;
             out.flush()?;
             eprintln!("listd: exported {n} messages from {list}");
             Ok(())

@@ -1,5 +1,6 @@
 //! Executing one command: the subscription policies, confirmations, owner
-//! approvals, `who` / `which` / `info` / `lists` / `set` / `help`.
+//! approvals, `who` / `which` / `info` / `lists` / `set` / `help`, and the
+//! archive by mail (`index`, `get`) under the list's `archive_access`.
 //!
 //! Each command returns the text echoed under it in the results reply, and
 //! pushes any other mail it causes (confirmation requests, welcome, goodbye,
@@ -25,6 +26,26 @@ use crate::config::{Access, Config, ListConfig, SubscriptionPolicy, UnsubscribeP
 use crate::pipeline::{Ctx, HandlerError, Inbound};
 use crate::store::members::{self, DeliveryMode};
 use crate::store::outbound::JobKind;
+
+/// Whether `s` reads `YYYY-MM`.
+fn is_month(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 7
+        && b[4] == b'-'
+        && b[..4].iter().chain(&b[5..]).all(u8::is_ascii_digit)
+        && matches!(
+            &s[5..],
+            "01" | "02" | "03" | "04" | "05" | "06" | "07" | "08" | "09" | "10" | "11" | "12"
+        )
+}
+
+/// An archive index error: the store's stay errors (the mail is retried).
+fn archive_error(e: crate::archive::ArchiveError) -> HandlerError {
+    match e {
+        crate::archive::ArchiveError::Store(e) => e.into(),
+        other => HandlerError::Temporary(other.to_string()),
+    }
+}
 
 /// Most addresses listed by one `who` reply.
 pub const WHO_MAX: usize = 5000;
@@ -115,6 +136,7 @@ pub fn add_member(
         reply_to: None,
         answers_command: false,
         limited: true,
+        attachment: None,
     });
     owner_notice(ctx, list, addr, true, mails);
     Ok(true)
@@ -147,6 +169,7 @@ pub fn remove_member(
         reply_to: None,
         answers_command: false,
         limited: true,
+        attachment: None,
     });
     owner_notice(ctx, list, addr, false, mails);
     Ok(true)
@@ -175,6 +198,7 @@ fn owner_notice(ctx: &Ctx, list: &ListConfig, addr: &Address, joined: bool, mail
         reply_to: None,
         answers_command: false,
         limited: false,
+        attachment: None,
     });
 }
 
@@ -232,6 +256,7 @@ pub fn request_approval(
         reply_to: None,
         answers_command: false,
         limited: false,
+        attachment: None,
     });
     Ok(format!(
         "Your request to subscribe {addr} to {} has been sent to the list owners for approval. You will get a message when they decide.",
@@ -273,6 +298,156 @@ impl<'a> Session<'a> {
         Ok(members::get(self.conn, &list.name, &self.sender.address)?.is_some())
     }
 
+    /// Whether the sender passes a list's `who` / `archive_access` policy.
+    /// "trusted" means trusted networks for EXPN; by mail there is no
+    /// network to trust, so it is read as owners-only.
+    fn may(&self, list: &ListConfig, access: Access) -> Result<bool, HandlerError> {
+        Ok(match access {
+            Access::Anyone => true,
+            Access::Members => self.is_owner(list) || self.is_member(list)?,
+            Access::Owners | Access::Trusted => self.is_owner(list),
+            Access::Nobody => false,
+        })
+    }
+
+    /// The list an archive command names, if the sender may read its
+    /// archive; else the answer to give.
+    fn archive_list<'c>(
+        &self,
+        config: &'c Config,
+        verb: &str,
+        args: &mut VecDeque<String>,
+    ) -> Result<Result<&'c ListConfig, String>, HandlerError> {
+        let list = match self.list_arg(config, verb, args) {
+            Ok(l) => l,
+            Err(e) => return Ok(Err(e)),
+        };
+        if !list.archive {
+            return Ok(Err(format!("The {} list keeps no archive.", list.name)));
+        }
+        if !self.may(list, list.archive_access)? {
+            tracing::info!(list = %list.name, sender = %self.sender.address, verb, "archive access refused by policy");
+            return Ok(Err(format!(
+                "The archive of {} is not available to you.",
+                list.name
+            )));
+        }
+        Ok(Ok(list))
+    }
+
+    /// `index LIST`: the archive's month files, with their posts and sizes.
+    fn index(&mut self, mut args: VecDeque<String>) -> Res {
+        let config = self.ctx.config.clone();
+        let list = match self.archive_list(&config, "index", &mut args)? {
+            Ok(l) => l,
+            Err(answer) => return Ok(answer),
+        };
+        let months = crate::archive::months(self.conn, &list.name).map_err(archive_error)?;
+        if months.is_empty() {
+            return Ok(format!("The archive of {} is empty.", list.name));
+        }
+        let mut out = format!(
+            "The archive of {} has {} month{}:\n",
+            list.name,
+            months.len(),
+            if months.len() == 1 { "" } else { "s" }
+        );
+        for m in &months {
+            out.push_str(&format!(
+                "  {}  {:>6} post{}  {:>6} KB\n",
+                m.month,
+                m.posts,
+                if m.posts == 1 { " " } else { "s" },
+                (m.bytes + 1023) / 1024
+            ));
+        }
+        out.push_str(&format!(
+            "Send `get {} YYYY-MM` for a month as an mbox file.",
+            list.name
+        ));
+        Ok(out)
+    }
+
+    /// `get LIST YYYY-MM`: one archive month, mailed to the sender as an
+    /// `application/mbox` attachment (at most `robot.max_get_size` bytes).
+    fn get(&mut self, mut args: VecDeque<String>) -> Res {
+        let config = self.ctx.config.clone();
+        let list = match self.archive_list(&config, "get", &mut args)? {
+            Ok(l) => l,
+            Err(answer) => return Ok(answer),
+        };
+        let Some(month) = args.pop_front().filter(|m| is_month(m)) else {
+            return Ok(format!(
+                "Name the month: `get {} YYYY-MM`. Send `index {}` for the months there are.",
+                list.name, list.name
+            ));
+        };
+        let Some(m) =
+            crate::archive::month(self.conn, &list.name, &month).map_err(archive_error)?
+        else {
+            return Ok(format!(
+                "The archive of {} has nothing for {month}. Send `index {}` for the months there are.",
+                list.name, list.name
+            ));
+        };
+        let max = config.robot.max_get_size;
+        if m.bytes as u64 > max {
+            return Ok(format!(
+                "The archive of {} for {month} is {} KB, more than the {} KB this robot mails. Ask the list owners at {}.",
+                list.name,
+                (m.bytes + 1023) / 1024,
+                max / 1024,
+                config.list_suffix_address(&list.name, "owner")
+            ));
+        }
+        let mut mbox = Vec::with_capacity(m.bytes as usize);
+        let posts = match crate::archive::export(
+            &config.data_dir,
+            self.conn,
+            &list.name,
+            crate::archive::Select::Month(&month),
+            &mut mbox,
+        ) {
+            Ok(n) => n,
+            Err(crate::archive::ArchiveError::Store(e)) => return Err(e.into()),
+            Err(e) => {
+                tracing::error!(list = %list.name, month = %month, error = %e, "archive month cannot be read for `get`");
+                return Ok(format!(
+                    "The archive of {} for {month} cannot be read just now. Please tell the list owners at {}.",
+                    list.name,
+                    config.list_suffix_address(&list.name, "owner")
+                ));
+            }
+        };
+        let to = self.sender.address.to_string();
+        self.mails.push(Mail {
+            to: To::One(to.clone()),
+            list: Some(list.name.clone()),
+            template: "archive-get",
+            default_subject: format!("{} archive, {month}", list.name),
+            data: template_data(
+                &config,
+                Some(list),
+                json!({"address": to, "month": month, "posts": posts,
+                       "bytes": mbox.len()}),
+            ),
+            kind: JobKind::Reply,
+            reply_to: None,
+            answers_command: true,
+            limited: true,
+            attachment: Some(super::reply::Attachment {
+                content_type: "application/mbox".into(),
+                filename: format!("{}-{month}.mbox", list.name),
+                bytes: mbox,
+            }),
+        });
+        Ok(format!(
+            "The archive of {} for {month} ({posts} post{}) is on its way to you in a separate message.",
+            list.name,
+            if posts == 1 { "" } else { "s" }
+        ))
+    }
+
     /// Runs one command line; returns the text for the results reply.
     pub fn run(&mut self, cmd: &CommandLine) -> Res {
         let Some(verb) = cmd.verb else {
@@ -300,6 +475,8 @@ impl<'a> Session<'a> {
             Verb::Who => self.who(args),
             Verb::Which => self.which(),
             Verb::Set => self.set(args),
+            Verb::Index => self.index(args),
+            Verb::Get => self.get(args),
             Verb::Approve => self.decide(verb, &mut args, Decision::Approve),
             Verb::Reject => {
                 let reason = words(&args.iter().skip(1).cloned().collect());
@@ -442,6 +619,7 @@ impl<'a> Session<'a> {
             // only the address's own command mail is answered in-thread
             answers_command: !third,
             limited: true,
+            attachment: None,
         });
         Ok(())
     }
@@ -721,15 +899,7 @@ impl<'a> Session<'a> {
             Ok(l) => l,
             Err(e) => return Ok(e),
         };
-        // "trusted" means trusted networks for EXPN; by mail there is no
-        // network to trust, so it is read as owners-only.
-        let allowed = match list.who {
-            Access::Anyone => true,
-            Access::Members => self.is_owner(list) || self.is_member(list)?,
-            Access::Owners | Access::Trusted => self.is_owner(list),
-            Access::Nobody => false,
-        };
-        if !allowed {
+        if !self.may(list, list.who)? {
             tracing::info!(list = %list.name, sender = %self.sender.address, "who refused by policy");
             return Ok(format!(
                 "The membership of {} is not available to you.",
@@ -873,5 +1043,31 @@ impl<'a> Session<'a> {
     /// `accept|ban TOKEN`: held posts (`crate::moderation::command`).
     fn moderation_command(&mut self, verb: Verb, token: &str, rest: &str) -> Res {
         crate::moderation::command(self.ctx, self.conn, self.msg, verb.name(), token, rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_month;
+
+    #[test]
+    fn months_are_yyyy_mm() {
+        for ok in ["2026-11", "1999-01", "2000-12"] {
+            assert!(is_month(ok), "{ok}");
+        }
+        for bad in [
+            "2026-13",
+            "2026-00",
+            "2026-1",
+            "26-11",
+            "2026/11",
+            "2026-11-01",
+            "",
+            "abcd-ef",
+            "２０２６-11",
+            "../../x",
+        ] {
+            assert!(!is_month(bad), "{bad}");
+        }
     }
 }

@@ -41,6 +41,7 @@ pub const TEMPLATES: &[&str] = &[
     "owner-approval",
     "owner-notice",
     "refusal",
+    "archive-get",
 ];
 
 /// Robot templates that exist neither in the site set nor as an override of
@@ -106,6 +107,8 @@ pub struct Mail {
     pub answers_command: bool,
     /// Counted against `robot.replies_per_hour` of the recipient.
     pub limited: bool,
+    /// A file sent with the text (`get`: an archive month).
+    pub attachment: Option<reply::Attachment>,
 }
 
 /// Longest line in a robot mail body (RFC 5322 asks for under 78; 72
@@ -273,6 +276,7 @@ pub fn send(
             },
             domain: &config.domain,
             now,
+            attachment: m.attachment.as_ref(),
         })
         .map_err(|e| HandlerError::Temporary(format!("composing a robot reply: {e}")))?;
         let rcpt_refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
@@ -390,6 +394,7 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
             reply_to: None,
             answers_command: true,
             limited: true,
+            attachment: None,
         };
         send(ctx, tx, vec![mail], Some(&origin), now)?;
         return Ok(());
@@ -460,6 +465,7 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
                 reply_to: None,
                 answers_command: true,
                 limited: true,
+                attachment: None,
             },
         );
     }

@@ -21,6 +21,10 @@ pub enum Verb {
     Who,
     Which,
     Set,
+    /// The archive's months (Majordomo's and Sympa's `index`).
+    Index,
+    /// One archive month, mailed as an mbox.
+    Get,
     End,
     Approve,
     Reject,
@@ -44,6 +48,8 @@ impl Verb {
             "who" | "review" => Verb::Who,
             "which" => Verb::Which,
             "set" => Verb::Set,
+            "index" => Verb::Index,
+            "get" => Verb::Get,
             "end" | "stop" => Verb::End,
             "approve" => Verb::Approve,
             "reject" => Verb::Reject,
@@ -66,6 +72,8 @@ impl Verb {
             Verb::Who => "who",
             Verb::Which => "which",
             Verb::Set => "set",
+            Verb::Index => "index",
+            Verb::Get => "get",
             Verb::End => "end",
             Verb::Approve => "approve",
             Verb::Reject => "reject",

@@ -35,6 +35,17 @@ pub struct Compose<'a> {
     /// Our domain, for the Message-ID.
     pub domain: &'a str,
     pub now: i64,
+    /// Sent after the text in a multipart/mixed message.
+    pub attachment: Option<&'a Attachment>,
+}
+
+/// A file attached to a robot mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// e.g. `application/mbox`.
+    pub content_type: String,
+    pub filename: String,
+    pub bytes: Vec<u8>,
 }
 
 /// Replaces control characters (CR, LF, NUL ...) by spaces and trims.
@@ -121,8 +132,24 @@ pub fn compose(c: &Compose<'_>) -> std::io::Result<Vec<u8>> {
     }
     b = b
         .header("Auto-Submitted", Raw::new(c.auto_submitted.to_string()))
-        .header("X-Loop", Raw::new(c.from.to_string()))
-        .body(body_part(c.body)?);
+        .header("X-Loop", Raw::new(c.from.to_string()));
+    let text = body_part(c.body)?;
+    b = match c.attachment {
+        None => b.body(text),
+        Some(a) => b.body(MimePart::new(
+            "multipart/mixed",
+            vec![
+                text,
+                // base64: an mbox may hold 8-bit and long lines
+                MimePart::new(
+                    ContentType::new(header_text(&a.content_type)),
+                    a.bytes.as_slice(),
+                )
+                .transfer_encoding("base64")
+                .attachment(header_text(&a.filename)),
+            ],
+        )),
+    };
     b.write_to_vec()
 }
 
@@ -229,6 +256,7 @@ mod tests {
             auto_submitted: "auto-replied",
             domain: "lists.example.org",
             now: 1_700_000_000,
+            attachment: None,
         }
     }
 

@@ -205,6 +205,7 @@ pub fn decide(
                 reply_to: None,
                 answers_command: false,
                 limited: true,
+                attachment: None,
             });
             format!(
                 "Rejected request #{id}: {addr} was not subscribed to {} and has been told.",

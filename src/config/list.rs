@@ -267,6 +267,10 @@ pub struct ListConfig {
     pub digest: DigestConfig,
     #[serde(default = "yes")]
     pub archive: bool,
+    /// Who may read the archive by mail (`index`, `get`); `trusted` is read
+    /// as owners, since mail comes from no trusted network.
+    #[serde(default = "access_members")]
+    pub archive_access: Access,
     /// Per-recipient envelope senders `NAME-bounces+user=example.org@domain`.
     #[serde(default)]
     pub verp: bool,
@@ -301,6 +305,9 @@ fn access_trusted() -> Access {
 }
 fn access_owners() -> Access {
     Access::Owners
+}
+fn access_members() -> Access {
+    Access::Members
 }
 fn hold_days() -> u32 {
     14

@@ -189,6 +189,8 @@ pub struct RobotConfig {
     pub max_bad_lines: u32,
     /// Command mails larger than this are answered with a refusal, not parsed.
     pub max_command_mail_size: u64,
+    /// The largest archive month `get LIST YYYY-MM` mails (bytes of mbox).
+    pub max_get_size: u64,
     /// Envelope sender of site-wide robot mail (replies from `majordomo@`
     /// that concern no one list); "" sends them with the null sender `<>`.
     /// Mail about a list always uses `NAME-bounces@`.
@@ -202,6 +204,7 @@ impl Default for RobotConfig {
             token_expiry_days: 7,
             max_bad_lines: 25,
             max_command_mail_size: 256 * 1024,
+            max_get_size: 10 * 1024 * 1024,
             bounce_address: String::new(),
         }
     }
