@@ -140,12 +140,12 @@ pub fn compose(c: &Compose<'_>) -> std::io::Result<Vec<u8>> {
             "multipart/mixed",
             vec![
                 text,
-                // base64: an mbox may hold 8-bit and long lines
+                // binary: mail-builder picks the encoding (base64 for an
+                // mbox with 8-bit or long lines) and encodes it
                 MimePart::new(
                     ContentType::new(header_text(&a.content_type)),
                     a.bytes.as_slice(),
                 )
-                .transfer_encoding("base64")
                 .attachment(header_text(&a.filename)),
             ],
         )),
@@ -287,6 +287,36 @@ mod tests {
             Some("dev-confirm+abc@lists.example.org")
         );
         assert_eq!(m.body_text(0).unwrap(), "Hello\r\nsecond line\r\n");
+    }
+
+    /// An attachment is really encoded (not just labelled): every line of
+    /// the mail stays short, and the parsed part gives the bytes back.
+    #[test]
+    fn attachments_are_encoded_and_round_trip() {
+        use mail_parser::MimeHeaders;
+        let mut mbox =
+            b"From ann@example.org Mon Nov 30 02:50:14 2026\nSubject: caf\xc3\xa9\n\n".to_vec();
+        mbox.extend(std::iter::repeat_n(b'y', 1500));
+        mbox.extend(b"\n>From the start\n\x00\xff binary\n\n");
+        let a = Attachment {
+            content_type: "application/mbox".into(),
+            filename: "dev-2026-11.mbox".into(),
+            bytes: mbox.clone(),
+        };
+        let mut c = base("Here it is.\n", &[]);
+        c.attachment = Some(&a);
+        let bytes = compose(&c).unwrap();
+        assert!(
+            bytes.split(|b| *b == b'\n').all(|l| l.len() <= 78),
+            "a long line in {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        assert!(bytes.is_ascii(), "7-bit clean");
+        let m = MessageParser::default().parse(&bytes).unwrap();
+        assert_eq!(m.body_text(0).unwrap(), "Here it is.\r\n");
+        let att = m.attachment(0).unwrap();
+        assert_eq!(att.attachment_name(), Some("dev-2026-11.mbox"));
+        assert_eq!(att.contents(), &mbox[..]);
     }
 
     #[test]
