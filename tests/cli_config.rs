@@ -292,6 +292,88 @@ fn members_add_list_remove() {
 }
 
 #[test]
+fn members_mode_changes_delivery() {
+    let dir = setup(
+        GLOBAL,
+        &[
+            (
+                "dev.yaml",
+                "description: Dev
+",
+            ),
+            (
+                "nodig.yaml",
+                "digest:
+  enabled: false
+",
+            ),
+        ],
+    );
+    let add = |list: &str| {
+        let o = listd(
+            dir.path(),
+            &["members", "add", list, "ann@example.org", "bob@example.org"],
+            None,
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    add("dev");
+    add("nodig");
+    let o = listd(
+        dir.path(),
+        &[
+            "members",
+            "mode",
+            "dev",
+            "digest",
+            "ann@example.org",
+            "zed@example.org",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1), "zed is not a member");
+    assert!(
+        stdout(&o).contains("1 set to digest_mime, 1 not members"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stderr(&o).contains("zed@example.org is not a member"),
+        "{}",
+        stderr(&o)
+    );
+    let o = listd(
+        dir.path(),
+        &["members", "mode", "dev", "nomail", "bob@example.org"],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&listd(dir.path(), &["members", "list", "dev"], None));
+    assert!(out.contains("ann@example.org\tdigest_mime"), "{out}");
+    assert!(out.contains("bob@example.org\tnomail"), "{out}");
+    let o = listd(
+        dir.path(),
+        &["members", "mode", "dev", "weekly", "ann@example.org"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("unknown mode `weekly`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = listd(
+        dir.path(),
+        &["members", "mode", "nodig", "plain", "ann@example.org"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("digests turned off"), "{}", stderr(&o));
+    let out = stdout(&listd(dir.path(), &["members", "list", "nodig"], None));
+    assert!(out.contains("ann@example.org\teach"), "unchanged: {out}");
+}
+
+#[test]
 fn postmaster_key_errors_and_warnings() {
     // a bad address and our own postmaster address: both named with their line
     let dir = setup(

@@ -1,4 +1,5 @@
-//! `listd members add|remove|list|moderate`: membership from the command line.
+//! `listd members add|remove|list|mode|moderate`: membership from the
+//! command line.
 //! Addresses come from arguments or, with `-`, from stdin one a line
 //! (`Name <addr>` and bare addresses both work); a progress bar shows on a
 //! terminal for bulk work. Bad addresses are reported with their line and
@@ -31,6 +32,15 @@ pub enum MembersCmd {
     },
     /// Print the members: address, mode, flags.
     List { list: String },
+    /// Change how members get the list: each, digest (MIME), plain (RFC 1153
+    /// digest) or nomail.
+    Mode {
+        list: String,
+        /// each, digest (MIME), plain (RFC 1153 digest), nomail
+        mode: String,
+        #[arg(required = true, value_name = "ADDR")]
+        addresses: Vec<String>,
+    },
     /// Set members' own moderation flag: their posts are accepted (skip the
     /// posting policy), held, rejected or discarded; `default` clears it.
     Moderate {
@@ -110,6 +120,12 @@ fn each_address(
     Ok(bad)
 }
 
+fn parse_mode(mode: &str) -> anyhow::Result<DeliveryMode> {
+    DeliveryMode::parse(mode).ok_or_else(|| {
+        anyhow::anyhow!("unknown mode `{mode}`: use each, digest, mime, plain or nomail")
+    })
+}
+
 /// Calls `change` for every input address that parses. Returns how many it
 /// changed, how many were not members (`change` returned false; each is
 /// reported with where it came from) and how many were not addresses.
@@ -141,9 +157,7 @@ pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
             mode,
         } => {
             let list = list_of(&list)?;
-            let mode = DeliveryMode::parse(&mode).ok_or_else(|| {
-                anyhow::anyhow!("unknown mode `{mode}`: use each, digest, mime, plain or nomail")
-            })?;
+            let mode = parse_mode(&mode)?;
             let inputs = inputs(&addresses)?;
             let now = crate::store::now();
             let (mut added, mut already) = (0usize, 0usize);
@@ -179,6 +193,29 @@ pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
             println!("{list}: {removed} removed, {absent} not members, {bad} invalid");
             if bad + absent > 0 {
                 anyhow::bail!("{} address(es) not removed", bad + absent);
+            }
+        }
+        MembersCmd::Mode {
+            list,
+            mode,
+            addresses,
+        } => {
+            let list = list_of(&list)?;
+            let mode = parse_mode(&mode)?;
+            if mode.is_digest() && config.list(&list).is_some_and(|l| !l.digest.enabled) {
+                anyhow::bail!("{list} has digests turned off (digest.enabled: false)");
+            }
+            let inputs = inputs(&addresses)?;
+            let tx = conn.transaction()?;
+            let (set, absent, bad) =
+                change_members(&inputs, |a| Ok(members::set_mode(&tx, &list, a, mode)?))?;
+            tx.commit()?;
+            println!(
+                "{list}: {set} set to {}, {absent} not members, {bad} invalid",
+                mode.as_str()
+            );
+            if bad + absent > 0 {
+                anyhow::bail!("{} address(es) not changed", bad + absent);
             }
         }
         MembersCmd::Moderate {
