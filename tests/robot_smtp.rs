@@ -671,3 +671,44 @@ async fn archive_index_and_get_over_smtp() {
     n.nothing_more().await;
     n.stop().await;
 }
+
+/// Forged subscribe requests from many addresses cannot flood an approve
+/// list's owners: past `robot.owner_mails_per_hour` the approval requests
+/// are not mailed, but every request still waits for the owners.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_mails_are_rate_limited_per_list() {
+    let approve = list_yaml("approve", "");
+    let mut n = Net::start_with(&[("appr", &approve), ("other", &approve)], &[], |b| {
+        b.set("robot", "owner_mails_per_hour", "2")
+    })
+    .await;
+    for i in 0..4 {
+        let from = format!("user{i}@example.net");
+        n.command(&from, &format!("appr-request@{D}"), "subscribe", "")
+            .await;
+    }
+    // four answers to the requesters, two approval requests to the owner
+    let got = n.next(6).await;
+    let to_owner: Vec<&Got> = got.iter().filter(|g| g.is_to(OWNER)).collect();
+    assert_eq!(to_owner.len(), 2, "{got:#?}");
+    assert!(to_owner.iter().all(|g| g.subject().starts_with("approve ")));
+    assert_eq!(got.iter().filter(|g| !g.is_to(OWNER)).count(), 4);
+    n.nothing_more().await;
+    assert_eq!(
+        n.env
+            .count("sub_requests", "list = 'appr' AND state = 'pending'"),
+        4,
+        "every request still waits"
+    );
+    // another list's owners have their own budget
+    n.command(
+        "user9@example.net",
+        &format!("other-request@{D}"),
+        "subscribe",
+        "",
+    )
+    .await;
+    let got = n.next(2).await;
+    assert_eq!(got.iter().filter(|g| g.is_to(OWNER)).count(), 1);
+    n.stop().await;
+}

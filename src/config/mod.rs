@@ -183,6 +183,11 @@ impl Default for RelayConfig {
 pub struct RobotConfig {
     /// Replies sent to one address per hour; beyond that they are dropped and logged.
     pub replies_per_hour: u32,
+    /// Robot mails to one list's owners per hour (approval requests,
+    /// join/leave notices); beyond that they are not sent and logged, and
+    /// requests still wait in `listd requests`. Stops a flood of forged
+    /// requests from flooding the owners.
+    pub owner_mails_per_hour: u32,
     /// Days a confirmation token stays valid.
     pub token_expiry_days: u32,
     /// Non-command lines tolerated before the robot stops reading.
@@ -201,6 +206,7 @@ impl Default for RobotConfig {
     fn default() -> Self {
         RobotConfig {
             replies_per_hour: 10,
+            owner_mails_per_hour: 60,
             token_expiry_days: 7,
             max_bad_lines: 25,
             max_command_mail_size: 256 * 1024,
