@@ -244,28 +244,25 @@ pub fn send(
             tracing::warn!(template = m.template, list = ?m.list, "robot mail has no recipients (no owners?); not sent");
             continue;
         }
-        if let To::Owners(_) = &m.to {
-            // one budget per list's owners, whatever the mail is about
-            let key = format!("owners:{}", crate::address::address_key(&to_header));
-            if !loops::allow_reply(conn, &key, config.robot.owner_mails_per_hour, now)? {
-                tracing::warn!(
-                    to = %to_header,
-                    template = m.template,
-                    limit = config.robot.owner_mails_per_hour,
-                    "owner mail rate limit reached for this list; not sent (requests wait in `listd requests`)"
-                );
-                continue;
-            }
-        }
-        if m.limited {
-            let key = crate::address::address_key(&to_header);
-            if !loops::allow_reply(conn, &key, config.robot.replies_per_hour, now)? {
-                tracing::warn!(
-                    to = %to_header,
-                    template = m.template,
-                    limit = config.robot.replies_per_hour,
-                    "robot reply rate limit reached for this address; mail dropped"
-                );
+        // one budget per list's owners, whatever the mail is about; one per
+        // address for replies
+        let key = crate::address::address_key(&to_header);
+        let budget = match (&m.to, m.limited) {
+            (To::Owners(_), _) => Some((
+                format!("owners:{key}"),
+                config.robot.owner_mails_per_hour,
+                "owner mail rate limit reached for this list; not sent (requests wait in `listd requests`)",
+            )),
+            (To::One(_), true) => Some((
+                key,
+                config.robot.replies_per_hour,
+                "robot reply rate limit reached for this address; mail dropped",
+            )),
+            (To::One(_), false) => None,
+        };
+        if let Some((key, limit, why)) = budget {
+            if !loops::allow_reply(conn, &key, limit, now)? {
+                tracing::warn!(to = %to_header, template = m.template, limit, "{why}");
                 continue;
             }
         }
