@@ -8,10 +8,13 @@
 //! sessions finish their transactions (new connections get 421), the spool
 //! writer commits what it was given, then the workers stop.
 //!
+//! `DaemonHandle::reload` swaps in a new configuration and templates
+//! (`pipeline::Live`) without stopping anything.
+//!
 //! Trusts its `Config` (already validated by `Config::load`).
 
 use crate::config::Config;
-use crate::pipeline::{self, Ctx, Wakers};
+use crate::pipeline::{self, Ctx, Live, Wakers};
 use crate::smtp::server::{self, Active, Bound, Shared};
 use crate::smtp::session::Protocol;
 use crate::smtp::spool::{self, WriterHandle};
@@ -39,11 +42,14 @@ pub enum DaemonError {
     Store { path: PathBuf, source: StoreError },
     #[error(transparent)]
     Templates(#[from] TemplateError),
+    #[error("reload refused: {0}")]
+    Reload(String),
 }
 
 /// A running daemon.
 pub struct DaemonHandle {
-    config: Arc<Config>,
+    /// Replaces the configuration the workers and new sessions see.
+    live: watch::Sender<Ctx>,
     smtp: Vec<SocketAddr>,
     lmtp: Vec<Bound>,
     /// The workers' wake-up signals (tests may poke them).
@@ -88,8 +94,12 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
     let (stop_sessions, sessions_rx) = watch::channel(false);
     let (stop_workers, workers_rx) = watch::channel(false);
     let active = Arc::new(Active::default());
-    let shared = Arc::new(Shared {
+    let (live_tx, live) = Live::channel(Ctx {
         config: config.clone(),
+        templates,
+    });
+    let shared = Arc::new(Shared {
+        live: live.clone(),
         writer,
         slots: Arc::new(Semaphore::new(config.smtp.max_connections.max(1))),
         shutdown: sessions_rx,
@@ -109,31 +119,27 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
     }
     drop(shared);
 
-    let ctx = Ctx {
-        config: config.clone(),
-        templates,
-    };
     let mut workers = Vec::new();
-    let (mctx, w, rx) = (ctx.clone(), wakers.clone(), workers_rx.clone());
+    let (mctx, w, rx) = (live.clone(), wakers.clone(), workers_rx.clone());
     workers.push(tokio::spawn(async move {
         if let Err(e) = crate::moderation::expiry::run(mctx, w, rx).await {
             tracing::error!(error = %e, "moderation worker stopped");
         }
     }));
-    let (dctx, w, rx) = (ctx.clone(), wakers.clone(), workers_rx.clone());
+    let (dctx, w, rx) = (live.clone(), wakers.clone(), workers_rx.clone());
     workers.push(tokio::spawn(async move {
         if let Err(e) = crate::digest::run(dctx, w, rx).await {
             tracing::error!(error = %e, "digest worker stopped");
         }
     }));
-    let (w, rx) = (wakers.clone(), workers_rx.clone());
+    let (pctx, w, rx) = (live.clone(), wakers.clone(), workers_rx.clone());
     workers.push(tokio::spawn(async move {
-        if let Err(e) = pipeline::run(ctx, w, rx).await {
+        if let Err(e) = pipeline::run(pctx, w, rx).await {
             tracing::error!(error = %e, "pipeline worker stopped");
         }
     }));
 
-    let (cfg, w, rx) = (config.clone(), wakers.clone(), workers_rx.clone());
+    let (cfg, w, rx) = (live, wakers.clone(), workers_rx.clone());
     workers.push(tokio::spawn(async move {
         if let Err(e) = crate::delivery::run(cfg, w, rx).await {
             tracing::error!(error = %e, "delivery worker stopped");
@@ -141,7 +147,7 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
     }));
 
     Ok(DaemonHandle {
-        config,
+        live: live_tx,
         smtp,
         lmtp,
         wakers,
@@ -181,9 +187,47 @@ impl DaemonHandle {
         })
     }
 
-    /// The configuration the daemon runs.
-    pub fn config(&self) -> &Arc<Config> {
-        &self.config
+    /// The configuration the daemon runs now.
+    pub fn config(&self) -> Arc<Config> {
+        self.live.borrow().config.clone()
+    }
+
+    /// Replaces the configuration and templates (SIGHUP): new SMTP/LMTP
+    /// sessions and the workers' next passes use them; sessions and passes
+    /// under way finish on the old ones. Lists, policies, the relay, limits
+    /// and templates all change this way. What was bound or opened at start
+    /// (`smtp.listen`, `lmtp.listen`, `smtp.max_connections`, `data_dir`)
+    /// keeps its old value: each such change is returned as a warning, to
+    /// apply with a restart. Templates that do not load refuse the reload.
+    pub fn reload(&self, config: Config) -> Result<Vec<String>, DaemonError> {
+        let templates = Arc::new(Templates::for_config(&config)?);
+        let old = self.config();
+        let mut warnings = Vec::new();
+        if config.smtp.listen != old.smtp.listen {
+            warnings.push("smtp.listen changed: restart to listen there".to_string());
+        }
+        if config.lmtp.listen != old.lmtp.listen {
+            warnings.push("lmtp.listen changed: restart to listen there".to_string());
+        }
+        if config.smtp.max_connections != old.smtp.max_connections {
+            warnings.push("smtp.max_connections changed: restart to apply it".to_string());
+        }
+        if config.db_path() != old.db_path() {
+            return Err(DaemonError::Reload(format!(
+                "data_dir changed ({} -> {}): restart to use another store",
+                old.data_dir.display(),
+                config.data_dir.display()
+            )));
+        }
+        let lists = config.lists.len();
+        self.live.send_replace(Ctx {
+            config: Arc::new(config),
+            templates,
+        });
+        self.wakers.pipeline.notify_one();
+        self.wakers.delivery.notify_one();
+        tracing::info!(lists, "configuration reloaded");
+        Ok(warnings)
     }
 
     /// Open SMTP/LMTP sessions.

@@ -390,7 +390,14 @@ async fn the_worker_delivers_once_a_down_relay_comes_back() {
     );
     let wakers = listd::pipeline::Wakers::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(delivery::run(config.clone(), wakers.clone(), stop_rx));
+    // delivery renders nothing: no templates
+    let ctx = listd::pipeline::Ctx {
+        config: config.clone(),
+        templates: Arc::new(
+            listd::templates::Templates::load(dir.path(), dir.path(), &[]).unwrap(),
+        ),
+    };
+    let worker = tokio::spawn(delivery::run(ctx, wakers.clone(), stop_rx));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let sink = Sink::start_on(addr).unwrap();
     let got = tokio::task::spawn_blocking(move || {

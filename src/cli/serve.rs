@@ -1,5 +1,6 @@
 //! `listd serve`: run the daemon until SIGTERM or SIGINT, then stop
-//! gracefully (finish transactions in flight) and exit 0.
+//! gracefully (finish transactions in flight) and exit 0. SIGHUP re-reads
+//! the configuration, lists and templates without stopping.
 //!
 //! Logging goes through `tracing` to stderr; the filter is `--log-level`,
 //! else `$RUST_LOG`, else `info`.
@@ -25,7 +26,7 @@ pub fn run(path: &Path, args: ServeArgs) -> CliResult {
     rt.block_on(async move {
         // Handlers first: a signal that arrives once the ports accept
         // connections must stop the daemon gracefully, not kill it.
-        let signals = Signals::install()?;
+        let mut signals = Signals::install()?;
         let daemon = crate::daemon::start(config).await?;
         for a in daemon.smtp_addrs() {
             tracing::info!("SMTP on {a}");
@@ -33,7 +34,9 @@ pub fn run(path: &Path, args: ServeArgs) -> CliResult {
         for a in daemon.lmtp_addrs() {
             tracing::info!("LMTP on {a:?}");
         }
-        signals.wait().await;
+        while let Signal::Reload = signals.wait().await {
+            reload(&daemon, path);
+        }
         daemon.shutdown().await;
         anyhow::Ok(())
     })
@@ -54,10 +57,43 @@ fn init_logging(level: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGTERM and SIGINT, caught from the moment they are installed.
+/// Re-reads the configuration (SIGHUP). A configuration with errors is
+/// refused, each error logged with its file and line, and the daemon keeps
+/// running on the one it has.
+fn reload(daemon: &crate::daemon::DaemonHandle, path: &Path) {
+    match crate::config::Config::load(path) {
+        Err(errors) => {
+            for e in &errors.0 {
+                tracing::error!("{e}");
+            }
+            tracing::error!(
+                errors = errors.0.len(),
+                "reload refused: the configuration has errors; still running the previous one"
+            );
+        }
+        Ok(config) => match daemon.reload(config) {
+            Ok(warnings) => {
+                for w in warnings {
+                    tracing::warn!("{w}");
+                }
+            }
+            Err(e) => tracing::error!("{e}; still running the previous configuration"),
+        },
+    }
+}
+
+/// What a caught signal asks for.
+enum Signal {
+    Stop,
+    Reload,
+}
+
+/// SIGTERM, SIGINT (stop) and SIGHUP (reload), caught from the moment they
+/// are installed.
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -66,13 +102,24 @@ impl Signals {
         Ok(Signals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
         })
     }
 
-    async fn wait(mut self) {
+    async fn wait(&mut self) -> Signal {
         tokio::select! {
-            _ = self.term.recv() => tracing::info!("SIGTERM received"),
-            _ = self.int.recv() => tracing::info!("SIGINT received"),
+            _ = self.term.recv() => {
+                tracing::info!("SIGTERM received");
+                Signal::Stop
+            }
+            _ = self.int.recv() => {
+                tracing::info!("SIGINT received");
+                Signal::Stop
+            }
+            _ = self.hup.recv() => {
+                tracing::info!("SIGHUP received: reloading the configuration");
+                Signal::Reload
+            }
         }
     }
 }

@@ -285,13 +285,14 @@ pub async fn deliver_due(config: Arc<Config>, now: i64) -> Result<PassStats, Sto
 /// whenever woken (`wakers.delivery`), when a deferred retry falls due, and
 /// after a relay outage (retrying the relay every 1 s, doubling to 60 s),
 /// until `shutdown` turns true. At start and then hourly it runs the
-/// retention clean-up (`retention`).
+/// retention clean-up (`retention`). A reload takes effect between passes.
 pub async fn run(
-    config: Arc<Config>,
+    live: impl Into<crate::pipeline::Live>,
     wakers: Wakers,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
-    let engine = Engine::new(config)?;
+    let mut live = live.into();
+    let mut engine = Engine::new(live.current().config)?;
     let n = engine.recover(store::now()).await?;
     if n > 0 {
         tracing::warn!(
@@ -304,6 +305,12 @@ pub async fn run(
     loop {
         if *shutdown.borrow() {
             return Ok(());
+        }
+        if let Some(ctx) = live.changed() {
+            // between passes nothing is in flight: a new engine takes the
+            // new relay settings and limits
+            engine = Engine::new(ctx.config)?;
+            tracing::info!("delivery: configuration reloaded");
         }
         let now = store::now();
         if now >= next_purge {

@@ -869,16 +869,18 @@ pub const TICK_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 /// [`TICK_EVERY`] and right at each list's next scheduled time, until
 /// `shutdown` turns true; wakes the delivery worker when an issue was queued.
 pub async fn run(
-    ctx: Ctx,
+    live: impl Into<crate::pipeline::Live>,
     wakers: crate::pipeline::Wakers,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
-    let conn = store::open(&ctx.config.db_path())?;
+    let live = live.into();
+    let conn = store::open(&live.current().config.db_path())?;
     let conn = std::sync::Arc::new(std::sync::Mutex::new(conn));
     loop {
         if *shutdown.borrow() {
             return Ok(());
         }
+        let ctx = live.current();
         let (c, ctx2) = (conn.clone(), ctx.clone());
         let closed = tokio::task::spawn_blocking(move || {
             let mut guard = c

@@ -94,18 +94,19 @@ pub const TICK_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// worker when either queued mail. A failing pass is logged and retried at
 /// the next tick.
 pub async fn run(
-    ctx: Ctx,
+    live: impl Into<crate::pipeline::Live>,
     wakers: crate::pipeline::Wakers,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), crate::store::StoreError> {
     use crate::store::{self, StoreError};
-    let conn = store::open(&ctx.config.db_path())?;
+    let live = live.into();
+    let conn = store::open(&live.current().config.db_path())?;
     let conn = std::sync::Arc::new(std::sync::Mutex::new(conn));
     loop {
         if *shutdown.borrow() {
             return Ok(());
         }
-        let (c, ctx2) = (conn.clone(), ctx.clone());
+        let (c, ctx2) = (conn.clone(), live.current());
         let pass = tokio::task::spawn_blocking(move || {
             let mut guard = c
                 .lock()

@@ -35,6 +35,41 @@ pub struct Ctx {
     pub templates: Arc<Templates>,
 }
 
+/// The daemon's current [`Ctx`], replaced as a whole by a reload
+/// (`listd serve` on SIGHUP, `DaemonHandle::reload`). Workers read it at the
+/// start of each pass and SMTP sessions when they connect, so a pass or a
+/// session runs on one configuration from start to end.
+#[derive(Clone)]
+pub struct Live(tokio::sync::watch::Receiver<Ctx>);
+
+impl Live {
+    /// A live context and the sender that replaces it.
+    pub fn channel(ctx: Ctx) -> (tokio::sync::watch::Sender<Ctx>, Live) {
+        let (tx, rx) = tokio::sync::watch::channel(ctx);
+        (tx, Live(rx))
+    }
+
+    /// The context now.
+    pub fn current(&self) -> Ctx {
+        self.0.borrow().clone()
+    }
+
+    /// The new context if it was replaced since this handle last looked.
+    pub fn changed(&mut self) -> Option<Ctx> {
+        match self.0.has_changed() {
+            Ok(true) => Some(self.0.borrow_and_update().clone()),
+            _ => None,
+        }
+    }
+}
+
+/// A context that never changes (tests, one-off runs).
+impl From<Ctx> for Live {
+    fn from(ctx: Ctx) -> Live {
+        Live::channel(ctx).1
+    }
+}
+
 /// One routed recipient of a stored inbound message, handed to its handler.
 #[derive(Debug, Clone)]
 pub struct Inbound {
@@ -363,17 +398,18 @@ const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 /// (for retries), waking delivery after each batch, until `shutdown` turns
 /// true; then it finishes what is due (within [`SHUTDOWN_DRAIN`]).
 pub async fn run(
-    ctx: Ctx,
+    live: impl Into<Live>,
     wakers: Wakers,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
-    let db = ctx.config.db_path();
+    let live = live.into();
+    let db = live.current().config.db_path();
     let conn = store::open(&db)?;
     let conn = Arc::new(std::sync::Mutex::new(conn));
     let mut stopping_since: Option<tokio::time::Instant> = None;
     loop {
         let c = conn.clone();
-        let ctx2 = ctx.clone();
+        let ctx2 = live.current();
         let handled = tokio::task::spawn_blocking(move || {
             let mut guard = c
                 .lock()

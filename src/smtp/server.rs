@@ -24,7 +24,9 @@ use tokio::sync::{watch, Notify, Semaphore};
 
 /// What every connection task shares.
 pub struct Shared {
-    pub config: Arc<Config>,
+    /// The daemon's current configuration; a session reads it once, when
+    /// it connects.
+    pub live: crate::pipeline::Live,
     pub writer: SpoolWriter,
     /// One permit per allowed connection.
     pub slots: Arc<Semaphore>,
@@ -125,7 +127,7 @@ pub async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
                 Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
                     let ip = addr.ip().to_canonical();
-                    let peer = Peer::tcp(&shared.config, ip);
+                    let peer = Peer::tcp(&shared.live.current().config, ip);
                     tokio::spawn(connection(stream, peer, *proto, shared.clone()));
                 }
                 Err(e) => accept_error(e).await,
@@ -167,7 +169,8 @@ pub async fn connection<S>(stream: S, peer: Peer, proto: Protocol, shared: Arc<S
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let host = shared.config.smtp.hostname.clone();
+    let config = shared.live.current().config;
+    let host = config.smtp.hostname.clone();
     if *shared.shutdown.borrow() {
         return refuse(stream, reply::shutting_down(&host)).await;
     }
@@ -177,23 +180,23 @@ where
     };
     let _live = shared.active.enter();
     tracing::debug!(client = ?peer.ip, ?proto, "connected");
-    let session = Session::new(
-        shared.config.clone(),
-        proto,
-        peer.clone(),
-        crate::store::now(),
-    );
-    match drive(stream, session, &shared).await {
+    let session = Session::new(config.clone(), proto, peer.clone(), crate::store::now());
+    match drive(stream, session, &config, &shared).await {
         Ok(()) => tracing::debug!(client = ?peer.ip, "disconnected"),
         Err(e) => tracing::debug!(client = ?peer.ip, error = %e, "connection ended"),
     }
 }
 
-async fn drive<S>(mut stream: S, mut session: Session, shared: &Shared) -> std::io::Result<()>
+async fn drive<S>(
+    mut stream: S,
+    mut session: Session,
+    config: &Arc<Config>,
+    shared: &Shared,
+) -> std::io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let idle = Duration::from_secs(shared.config.smtp.idle_timeout_secs.max(1));
+    let idle = Duration::from_secs(config.smtp.idle_timeout_secs.max(1));
     let mut shutdown = shared.shutdown.clone();
     let mut draining = false;
     let mut buf = vec![0u8; 64 * 1024];
@@ -217,7 +220,7 @@ where
                 session.complete(Completion::Stored(r));
             }
             Step::Request(Request::Expand { list }) => {
-                let config = shared.config.clone();
+                let config = config.clone();
                 let r = tokio::task::spawn_blocking(move || expand::lookup(&config, &list))
                     .await
                     .unwrap_or_else(|e| Err(format!("lookup task: {e}")));
