@@ -168,7 +168,10 @@ async fn queue_purge_deletes_old_finished_rows_and_bodies() {
     let (ok, out, err) = listd(&cfg, &["queue", "purge"]);
     assert!(ok, "{err}");
     assert!(
-        out.contains("more than 10 days ago: 1 jobs, 0 batches, 2 recipient rows, 0 incoming rows, 1 message bodies"),
+        out.contains(
+            "more than 10 days ago: 1 jobs, 0 batches, 2 recipient rows, 0 incoming rows, \
+             0 held posts, 0 digest entries, 0 digest bodies' records, 1 message bodies"
+        ),
         "{out}"
     );
     let ids = |sql: &str| {

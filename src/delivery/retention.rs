@@ -7,6 +7,11 @@
 //!   digest issue's `digest_jobs` row keeps its job row, not its recipients);
 //! - `done` rows of the incoming queue (`corrupt` ones are kept for the
 //!   operator);
+//! - held posts a moderator (or expiry) decided, with their action tokens
+//!   (`mod_log` keeps the history);
+//! - the entries of digest issues closed before then, and their digests'
+//!   `digest_jobs` rows once those digests are delivered (the
+//!   `digest_issues` row stays as the record);
 //! - message bodies nothing refers to any more.
 //!
 //! The newest row of `jobs` and of `messages` is always kept, so SQLite
@@ -45,6 +50,9 @@ const FINISHED_JOBS: &str = "SELECT id, done_at FROM jobs INDEXED BY jobs_done_b
 /// What a clean-up deleted.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Purged {
+    pub held: u64,
+    pub digest_entries: u64,
+    pub digest_jobs: u64,
     pub jobs: u64,
     pub batches: u64,
     pub job_rcpts: u64,
@@ -100,6 +108,56 @@ pub fn purge(conn: &mut Connection, config: &Config, now: i64) -> Result<Purged>
     let Some(before) = cutoff(config, now) else {
         return Ok(out);
     };
+    // decided held posts, with their tokens; then old digest issues' rows.
+    // These come first: what they held on to goes in the steps below.
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let ids: Vec<i64> = tx
+            .prepare_cached(
+                "SELECT id FROM held WHERE state <> 'held' AND acted_at < ?1
+                 ORDER BY acted_at, id LIMIT ?2",
+            )?
+            .query_map(params![before, STEP as i64], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        if ids.is_empty() {
+            break;
+        }
+        for id in &ids {
+            tx.prepare_cached("DELETE FROM mod_tokens WHERE held_id = ?1")?
+                .execute([id])?;
+            out.held += tx
+                .prepare_cached("DELETE FROM held WHERE id = ?1")?
+                .execute([id])? as u64;
+        }
+        tx.commit()?;
+    }
+    for (counter, sql) in [
+        (
+            &mut out.digest_entries,
+            "DELETE FROM digest_entries WHERE id IN (
+                 SELECT e.id FROM digest_issues i
+                 JOIN digest_entries e ON e.list = i.list AND e.issue_id = i.id
+                 WHERE i.closed_at < ?1 LIMIT ?2)",
+        ),
+        (
+            &mut out.digest_jobs,
+            "DELETE FROM digest_jobs WHERE id IN (
+                 SELECT d.id FROM digest_issues i
+                 JOIN digest_jobs d ON d.issue_id = i.id
+                 LEFT JOIN jobs j ON j.id = d.job_id
+                 WHERE i.closed_at < ?1 AND (j.id IS NULL OR j.state = 'done') LIMIT ?2)",
+        ),
+    ] {
+        loop {
+            let n = conn
+                .prepare_cached(sql)?
+                .execute(params![before, STEP as i64])?;
+            *counter += n as u64;
+            if n < STEP {
+                break;
+            }
+        }
+    }
     // finished jobs, in (done_at, id) order, resumed after the last seen
     let job_kept_by = format!(
         " AND id < (SELECT MAX(id) FROM jobs){}",
@@ -173,6 +231,9 @@ pub fn purge(conn: &mut Connection, config: &Config, now: i64) -> Result<Purged>
     }
     if out.any() {
         tracing::info!(
+            held = out.held,
+            digest_entries = out.digest_entries,
+            digest_jobs = out.digest_jobs,
             jobs = out.jobs,
             batches = out.batches,
             job_rcpts = out.job_rcpts,
@@ -336,12 +397,13 @@ mod tests {
             params![digest_post_msg, T0],
         )
         .unwrap();
-        // a digest issue's job: its row stays for digest_jobs, its recipients go
+        // a digest job of a young issue: its row stays for digest_jobs,
+        // its recipients go
         let (digest_job, digest_body) = finished_job(&conn, T0);
         conn.execute(
             "INSERT INTO digest_issues(id, list, volume, issue, trigger, closed_at, posts, bytes)
              VALUES (1, 'dev', 1, 1, 'forced', ?1, 1, 10)",
-            [T0],
+            [now - DAY],
         )
         .unwrap();
         conn.execute(
@@ -416,6 +478,9 @@ mod tests {
             p,
             Purged {
                 jobs: 3, // old_job, old_post, the digest post's job, not the digest job
+                held: 0,
+                digest_entries: 0,
+                digest_jobs: 0,
                 batches: 2,
                 job_rcpts: 4,
                 incoming: 3, // old_in, held_in, bounce_in
@@ -428,6 +493,122 @@ mod tests {
             .unwrap();
         assert_eq!(purge(&mut conn, &config, now).unwrap().messages, 1);
         assert!(!exists(&conn, "messages", held_in));
+    }
+
+    /// Decided held posts go with their tokens; pending ones and young
+    /// decisions stay. An old issue's entries go, and its digest's record
+    /// once delivered, freeing the digest job and body; pending entries and
+    /// a digest still being sent stay.
+    #[test]
+    fn decided_holds_and_old_digest_issues_go() {
+        let (_d, config, mut conn) = setup();
+        let now = T0 + 40 * DAY;
+        let hold = |conn: &Connection, state: &str, acted_at: Option<i64>| -> (i64, i64) {
+            let m = inbound(conn, "done", T0);
+            conn.execute(
+                "INSERT INTO held(list, message_id, reason, detail, sender, env_from, subject, size,
+                                  held_at, state, acted_at)
+                 VALUES ('dev', ?1, 'moderated', 'held', 'a@x.org', 'a@x.org', 's', 1, ?2, ?3, ?4)",
+                params![m, T0, state, acted_at],
+            )
+            .unwrap();
+            let id = conn.last_insert_rowid();
+            conn.execute(
+                "INSERT INTO mod_tokens(hash, list, held_id, action) VALUES (randomblob(32), 'dev', ?1, 'approve')",
+                [id],
+            )
+            .unwrap();
+            (id, m)
+        };
+        let (old_done, old_done_msg) = hold(&conn, "rejected", Some(T0));
+        let (young_done, young_done_msg) = hold(&conn, "discarded", Some(now - DAY));
+        let (pending, pending_msg) = hold(&conn, "held", None);
+
+        let issue = |conn: &Connection, id: i64, closed_at: i64| {
+            conn.execute(
+                "INSERT INTO digest_issues(id, list, volume, issue, trigger, closed_at, posts, bytes)
+                 VALUES (?1, 'dev', 1, ?1, 'count', ?2, 1, 10)",
+                params![id, closed_at],
+            )
+            .unwrap();
+        };
+        let entry = |conn: &Connection, issue_id: Option<i64>| -> i64 {
+            let m = inbound(conn, "done", T0);
+            conn.execute(
+                "INSERT INTO digest_entries(list, message_id, bytes, added_at, issue_id)
+                 VALUES ('dev', ?1, 10, ?2, ?3)",
+                params![m, T0, issue_id],
+            )
+            .unwrap();
+            m
+        };
+        let digest = |conn: &Connection, issue_id: i64, job: i64, body: i64| {
+            conn.execute(
+                "INSERT INTO digest_jobs(issue_id, format, job_id, message_id, posts, recipients)
+                 VALUES (?1, 'mime', ?2, ?3, 1, 1)",
+                params![issue_id, job, body],
+            )
+            .unwrap();
+        };
+        issue(&conn, 1, T0);
+        issue(&conn, 2, now - DAY);
+        issue(&conn, 3, T0);
+        let old_entry_msg = entry(&conn, Some(1));
+        let young_entry_msg = entry(&conn, Some(2));
+        let pending_entry_msg = entry(&conn, None);
+        let (old_digest_job, old_digest_body) = finished_job(&conn, T0);
+        digest(&conn, 1, old_digest_job, old_digest_body);
+        let sending = outbound::enqueue(
+            &conn,
+            &outbound::NewJob {
+                list: Some("dev"),
+                kind: outbound::JobKind::Digest,
+                env_from: "dev-bounces@lists.example.org",
+                verp: false,
+                bytes: b"Subject: digest\r\n\r\nd\r\n",
+            },
+            &["c@x.org"],
+            T0,
+        )
+        .unwrap();
+        let sending_body: i64 = conn
+            .query_row(
+                "SELECT message_id FROM jobs WHERE id = ?1",
+                [sending],
+                |r| r.get(0),
+            )
+            .unwrap();
+        digest(&conn, 3, sending, sending_body);
+
+        let p = purge(&mut conn, &config, now).unwrap();
+        assert_eq!((p.held, p.digest_entries, p.digest_jobs), (1, 1, 1));
+        for (id, gone) in [(old_done, true), (young_done, false), (pending, false)] {
+            assert_eq!(!exists(&conn, "held", id), gone, "held {id}");
+            let tokens = count(
+                &conn,
+                &format!("SELECT COUNT(*) FROM mod_tokens WHERE held_id = {id}"),
+            );
+            assert_eq!(tokens == 0, gone, "tokens of held {id}");
+        }
+        for (id, gone) in [
+            (old_done_msg, true),
+            (young_done_msg, false),
+            (pending_msg, false),
+            (old_entry_msg, true),
+            (young_entry_msg, false),
+            (pending_entry_msg, false),
+            (old_digest_body, true),
+            (sending_body, false),
+        ] {
+            assert_eq!(!exists(&conn, "messages", id), gone, "message {id}");
+        }
+        assert!(!exists(&conn, "jobs", old_digest_job));
+        assert!(exists(&conn, "jobs", sending));
+        assert_eq!(
+            count(&conn, "SELECT COUNT(*) FROM digest_issues"),
+            3,
+            "the issues stay as the record"
+        );
     }
 
     #[test]
