@@ -63,7 +63,7 @@ async fn queue_shows_counts_and_retry_makes_deferred_due() {
     let (ok, out, err) = listd(&cfg, &["queue"]);
     assert!(ok, "{err}");
     for q in [
-        "incoming", "active", "deferred", "corrupt", "sent", "failed",
+        "incoming", "active", "deferred", "hold", "corrupt", "sent", "failed",
     ] {
         assert_eq!(count(&out, q), 0, "{q}");
     }

@@ -1031,6 +1031,13 @@ async fn listd_held_approves_accepts_and_bans_on_a_running_daemon() {
     )
     .await;
     let (id, _, _) = w.held("cli-approve");
+    let (_, queue, _) = w.listd(&["queue"]);
+    assert!(
+        queue
+            .lines()
+            .any(|l| l.split_whitespace().take(2).eq(["hold", "1"])),
+        "listd queue counts the held post: {queue}"
+    );
     let listd = |args: &[&str]| {
         let (code, _, err) = w.listd(args);
         assert_eq!(code, Some(0), "{err}");

@@ -874,8 +874,8 @@ pub struct Summary {
     pub incoming: i64,
     /// Inbound rows that failed permanently.
     pub corrupt: i64,
-    /// Posts waiting for a moderator (the `held` table), if moderation is installed.
-    pub hold: Option<i64>,
+    /// Posts waiting for a moderator (the `held` table).
+    pub hold: i64,
     /// Outbound recipients due (or waiting to be expanded into batches).
     pub active: i64,
     /// Outbound recipients in flight to the relay.
@@ -920,18 +920,9 @@ pub fn summary(conn: &Connection, _now: i64) -> Result<Summary> {
         let (st, c) = row?;
         add(if st == "done" { "sent" } else { &st }, c);
     }
-    let has_held: bool = conn.query_row(
-        "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'held')",
-        [],
-        |r| r.get(0),
-    )?;
-    if has_held {
-        s.hold = Some(conn.query_row(
-            "SELECT COUNT(*) FROM held WHERE state = 'held'",
-            [],
-            |r| r.get(0),
-        )?);
-    }
+    s.hold = conn.query_row("SELECT COUNT(*) FROM held WHERE state = 'held'", [], |r| {
+        r.get(0)
+    })?;
     s.expanding_jobs = conn.query_row("SELECT COUNT(*) FROM jobs WHERE expanded = 0", [], |r| {
         r.get(0)
     })?;
@@ -980,6 +971,11 @@ impl Summary {
             deferred.push_str(&format!(" (next try in {}s)", (t - now).max(0)));
         }
         line("deferred", self.deferred, deferred);
+        line(
+            "hold",
+            self.hold,
+            "posts waiting for a moderator (`listd held`)".into(),
+        );
         line(
             "corrupt",
             self.corrupt,
