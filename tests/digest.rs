@@ -1198,6 +1198,25 @@ fn cli_digest_status_and_send() {
     assert!(err.contains("no list named `nosuch`"), "{err}");
     let (code, _, err) = listd(&path, &["digest", "frobnicate", "dev"]);
     assert_eq!(code, 2, "{err}");
+
+    // digests turned off with a post pending: said plainly, no schedule
+    record_posts(&ctx, &mut conn, 1, "late", store::now());
+    std::fs::write(
+        path.with_file_name("lists").join("dev.yaml"),
+        "digest:\n  enabled: false\n",
+    )
+    .unwrap();
+    let (code, out, err) = listd(&path, &["digest", "status", "dev"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("dev: digests disabled (digest.enabled: false); digest members get each post")
+            && out.contains("pending from before: 1 posts")
+            && !out.contains("schedule:"),
+        "{out}"
+    );
+    let (code, _, err) = listd(&path, &["digest", "send", "dev"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("digests are disabled for list `dev`"), "{err}");
 }
 
 /// kill -9 of `listd digest send` at several points while it builds and

@@ -38,18 +38,27 @@ pub fn run(config_path: &Path, cmd: DigestCmd) -> super::CliResult {
     match cmd {
         DigestCmd::Status { .. } => {
             let s = digest::status(&conn, &list, now)?;
-            println!(
-                "{}: digests {}",
-                s.list,
-                if s.enabled { "enabled" } else { "disabled" }
-            );
-            println!(
-                "  pending: {} posts, {} bytes (an issue closes at {} posts or {} bytes)",
-                s.pending.posts, s.pending.bytes, s.max_messages, s.max_bytes
-            );
-            match s.next_scheduled {
-                Some(t) => println!("  schedule: {}, next {}", s.schedule, when(t)),
-                None => println!("  schedule: none"),
+            if s.enabled {
+                println!("{}: digests enabled", s.list);
+                println!(
+                    "  pending: {} posts, {} bytes (an issue closes at {} posts or {} bytes)",
+                    s.pending.posts, s.pending.bytes, s.max_messages, s.max_bytes
+                );
+                match s.next_scheduled {
+                    Some(t) => println!("  schedule: {}, next {}", s.schedule, when(t)),
+                    None => println!("  schedule: none"),
+                }
+            } else {
+                println!(
+                    "{}: digests disabled (digest.enabled: false); digest members get each post",
+                    s.list
+                );
+                if s.pending.posts > 0 {
+                    println!(
+                        "  pending from before: {} posts, {} bytes (the daemon sends them in a last issue)",
+                        s.pending.posts, s.pending.bytes
+                    );
+                }
             }
             match (s.last_issue, s.last_sent_at) {
                 (0, _) | (_, None) => println!("  last issue: none yet"),
