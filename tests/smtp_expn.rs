@@ -103,3 +103,31 @@ async fn nested_lists_are_expanded_and_deduplicated() {
     c.quit().await;
     d.shutdown().await;
 }
+
+/// A list bigger than `smtp.expn_max_members` is not expanded (550 5.3.4),
+/// counting nested members; one at the limit still is.
+#[tokio::test]
+async fn a_list_over_expn_max_members_is_refused() {
+    let env = TestEnv::builder()
+        .set("smtp", "expn_max_members", "2")
+        .list("small", "expn: anyone\n")
+        .list("big", "expn: anyone\n")
+        .list("nest", "expn: anyone\n")
+        .build();
+    env.add_members("small", &["a@example.org", "b@example.org"]);
+    env.add_members("big", &["a@example.org", "b@example.org", "c@example.org"]);
+    env.add_members("nest", &["z@example.org", "small@lists.example.org"]);
+    let d = env.start().await;
+    let mut c = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+    let r = expn(&mut c, "small").await;
+    r.expect(250);
+    assert_eq!(r.lines.len(), 2);
+    for list in ["big", "nest"] {
+        let r = expn(&mut c, list).await;
+        r.expect(550);
+        assert_eq!(r.status(), Some("5.3.4"), "{list}");
+        assert!(r.text().contains("more than 2 members"), "{}", r.text());
+    }
+    c.quit().await;
+    d.shutdown().await;
+}

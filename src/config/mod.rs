@@ -104,6 +104,9 @@ pub struct SmtpConfig {
     pub max_errors: u32,
     /// Commands per connection per minute before the session is slowed with 421.
     pub max_commands_per_minute: u32,
+    /// Most addresses an EXPN answer lists; a bigger list gets 550 5.3.4
+    /// (the expansion stops there, so EXPN never holds a big list in memory).
+    pub expn_max_members: usize,
 }
 
 impl Default for SmtpConfig {
@@ -118,6 +121,7 @@ impl Default for SmtpConfig {
             max_recipients: 100,
             max_errors: 10,
             max_commands_per_minute: 6000,
+            expn_max_members: 10_000,
         }
     }
 }

@@ -11,7 +11,9 @@ use crate::delivery::{self, ExpandOptions};
 use crate::store::StoreError;
 use rusqlite::Connection;
 
-/// The addresses `list` expands to, in address-key order.
+/// The addresses `list` expands to, in address-key order: at most
+/// `smtp.expn_max_members` + 1 of them (one more than the limit tells the
+/// answer that the list is too big; the expansion stops there).
 pub fn expn_members(
     conn: &Connection,
     config: &Config,
@@ -22,12 +24,13 @@ pub fn expn_members(
         all_members: true,
         ..ExpandOptions::default()
     };
+    let most = config.smtp.expn_max_members.saturating_add(1);
     delivery::expand(conn, config, list, &opts, |r| {
         out.push(ExpnEntry {
             name: None,
             address: r.address.clone(),
         });
-        true
+        out.len() < most
     })?;
     Ok(out)
 }

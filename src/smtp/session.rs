@@ -359,7 +359,7 @@ impl Session {
                 self.after_transaction();
             }
             (Waiting::Expand, Completion::Expanded(result)) => {
-                let r = commands::info::expanded(result);
+                let r = commands::info::expanded(result, self.config.smtp.expn_max_members);
                 self.reply(r);
             }
             (w, c) => {

@@ -186,12 +186,20 @@ pub fn expn(s: &mut Session, arg: &str) -> Outcome {
     Outcome::Request(Request::Expand { list: name }, Waiting::Expand)
 }
 
-/// The EXPN answer: one `250-` line per member, the last `250 `.
-pub fn expanded(result: Result<Vec<ExpnEntry>, String>) -> Reply {
+/// The EXPN answer: one `250-` line per member, the last `250 `; 550 5.3.4
+/// when the lookup found more than `max` (it stops at `max` + 1).
+pub fn expanded(result: Result<Vec<ExpnEntry>, String>, max: usize) -> Reply {
     match result {
         Ok(entries) if entries.is_empty() => {
             Reply::new(250, Some("2.1.5"), "The list has no members")
         }
+        Ok(entries) if entries.len() > max => Reply::new(
+            550,
+            Some("5.3.4"),
+            format!(
+                "The list has more than {max} members, too many to expand (smtp.expn_max_members)"
+            ),
+        ),
         Ok(entries) => Reply::multi(
             250,
             Some("2.1.5"),
