@@ -278,6 +278,7 @@ async fn expired_token_over_smtp() {
                 name: None,
                 requested_by: ANN,
                 request_id: None,
+                mode: None,
             },
             7,
             listd::store::now() - 8 * 86_400,
@@ -710,5 +711,96 @@ async fn owner_mails_are_rate_limited_per_list() {
     .await;
     let got = n.next(2).await;
     assert_eq!(got.iter().filter(|g| g.is_to(OWNER)).count(), 1);
+    n.stop().await;
+}
+
+/// `subscribe LIST digest=...` (Mailman's `join` option): the mode is kept
+/// with the confirmation and with the owners' request, so the member starts
+/// in it; a bad option or a digest on a list without one is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_with_a_digest_mode_over_smtp() {
+    let (open, confirm, approve) = (
+        list_yaml("open", ""),
+        list_yaml("confirm", ""),
+        list_yaml("approve", ""),
+    );
+    let nodig = list_yaml("open", "digest:\n  enabled: false\n");
+    let mut n = Net::start(
+        &[
+            ("open", &open),
+            ("conf", &confirm),
+            ("appr", &approve),
+            ("nodig", &nodig),
+        ],
+        &[],
+    )
+    .await;
+    let mode = |n: &Net, list: &str| {
+        let a = listd::address::Address::parse(ANN).unwrap();
+        listd::store::members::get(&n.env.store(), list, &a)
+            .unwrap()
+            .map(|m| m.mode.as_str().to_string())
+    };
+    n.command(
+        ANN,
+        &format!("majordomo@{D}"),
+        "",
+        "subscribe open mode=nomail\nsubscribe conf digest=plain\njoin appr digest=mime\nsubscribe nodig digest=mime\nsubscribe open digest=weekly\n",
+    )
+    .await;
+    // results; open: welcome + notice; conf: confirmation; appr: owner approval
+    let got = n.next(5).await;
+    let r = one(&got, |g| g.subject().starts_with("Results")).flat();
+    for want in [
+        ">>>> subscribe open mode=nomail ann@example.org is now subscribed to open (no mail (you stay subscribed)).",
+        ">>>> subscribe nodig digest=mime The nodig list has no digest; subscribe without `digest=`.",
+        ">>>> subscribe open digest=weekly Unknown option `digest=weekly`",
+    ] {
+        assert!(r.contains(want), "missing {want:?} in\n{r}");
+    }
+    assert_eq!(mode(&n, "open").as_deref(), Some("nomail"));
+    assert_eq!(mode(&n, "nodig"), None);
+    let welcome = one(&got, |g| g.subject().starts_with("Welcome to the open"));
+    assert!(
+        welcome.flat().contains("You will get no mail"),
+        "{}",
+        welcome.body()
+    );
+
+    // the confirmation carries the mode
+    let c = one(&got, |g| g.subject().starts_with("confirm "));
+    n.command(ANN, &c.reply_to().unwrap(), "Re: confirm", "")
+        .await;
+    let got = n.next(2).await;
+    assert_eq!(mode(&n, "conf").as_deref(), Some("digest_plain"));
+    let welcome = one(&got, |g| g.subject().starts_with("Welcome to the conf"));
+    assert!(
+        welcome
+            .flat()
+            .contains("You will get the plain-text digest"),
+        "{}",
+        welcome.body()
+    );
+
+    // so does the owners' request
+    let ask = one(
+        &n.sink
+            .transactions()
+            .into_iter()
+            .map(Got::from)
+            .collect::<Vec<_>>(),
+        |g| g.is_to(OWNER) && g.subject().starts_with("approve "),
+    )
+    .clone();
+    n.command(
+        OWNER,
+        &format!("appr-request@{D}"),
+        &format!("Re: {}", ask.subject()),
+        "",
+    )
+    .await;
+    n.next(3).await;
+    assert_eq!(mode(&n, "appr").as_deref(), Some("digest_mime"));
+    n.nothing_more().await;
     n.stop().await;
 }

@@ -47,6 +47,48 @@ fn archive_error(e: crate::archive::ArchiveError) -> HandlerError {
     }
 }
 
+/// Takes Mailman's `join` options out of a subscribe command's words:
+/// `digest=mime|plain|no` (also `yes`, `each`) and `mode=MODE` (any `set`
+/// mode). A word with `@` is an address, never an option.
+fn take_mode(args: &mut VecDeque<String>) -> Result<Option<DeliveryMode>, String> {
+    let mut mode = None;
+    let mut rest = VecDeque::with_capacity(args.len());
+    for word in args.drain(..) {
+        let lower = word.to_ascii_lowercase();
+        let parsed = match lower.split_once('=') {
+            Some(("digest", v)) if !word.contains('@') => match v {
+                "mime" | "yes" | "digest" => Some(DeliveryMode::DigestMime),
+                "plain" => Some(DeliveryMode::DigestPlain),
+                "no" | "each" | "none" => Some(DeliveryMode::Each),
+                _ => None,
+            },
+            Some(("mode", v)) if !word.contains('@') => DeliveryMode::parse(v),
+            _ => {
+                rest.push_back(word);
+                continue;
+            }
+        };
+        match parsed {
+            Some(m) => mode = Some(m),
+            None => {
+                return Err(format!(
+                    "Unknown option `{word}`: use digest=mime, digest=plain or digest=no (or mode=each|digest|plain|nomail)."
+                ))
+            }
+        }
+    }
+    *args = rest;
+    Ok(mode)
+}
+
+/// ` (the MIME digest)` after a subscription in a mode other than each.
+fn mode_suffix(mode: DeliveryMode) -> String {
+    match mode {
+        DeliveryMode::Each => String::new(),
+        m => format!(" ({})", mode_text(m)),
+    }
+}
+
 /// Most addresses listed by one `who` reply.
 pub const WHO_MAX: usize = 5000;
 
@@ -107,18 +149,42 @@ pub fn parse_target(config: &Config, rest: &str) -> Result<(Address, Option<Stri
     Ok((a, name))
 }
 
-/// Subscribes `addr` now: the welcome goes to it, and a notice to the owners
+/// Who is joining a list, and how they asked to get it.
+#[derive(Debug, Clone, Copy)]
+pub struct Joining<'a> {
+    pub addr: &'a Address,
+    pub name: Option<&'a str>,
+    pub mode: DeliveryMode,
+}
+
+/// How a member in `mode` gets the list, in words.
+pub fn mode_text(mode: DeliveryMode) -> &'static str {
+    match mode {
+        DeliveryMode::Each => "each post as it is sent",
+        DeliveryMode::DigestMime => "the MIME digest",
+        DeliveryMode::DigestPlain => "the plain-text digest",
+        DeliveryMode::NoMail => "no mail (you stay subscribed)",
+    }
+}
+
+/// Subscribes `who` now: the welcome goes to it, and a notice to the owners
 /// when the list asks for one. Returns false if it was already a member.
 pub fn add_member(
     ctx: &Ctx,
     conn: &Connection,
     list: &ListConfig,
-    addr: &Address,
-    name: Option<&str>,
+    who: &Joining<'_>,
     now: i64,
     mails: &mut Vec<Mail>,
 ) -> Result<bool, HandlerError> {
-    if !members::add(conn, &list.name, addr, name, DeliveryMode::Each, now)? {
+    let addr = who.addr;
+    // a digest mode asked for before the list's digests were turned off
+    let mode = if who.mode.is_digest() && !list.digest.enabled {
+        DeliveryMode::Each
+    } else {
+        who.mode
+    };
+    if !members::add(conn, &list.name, addr, who.name, mode, now)? {
         return Ok(false);
     }
     if list.moderate_new_members {
@@ -131,7 +197,12 @@ pub fn add_member(
         list: Some(list.name.clone()),
         template: "welcome",
         default_subject: format!("Welcome to the {} mailing list", list.name),
-        data: template_data(config, Some(list), json!({"address": addr.to_string()})),
+        data: template_data(
+            config,
+            Some(list),
+            json!({"address": addr.to_string(), "mode": mode.as_str(),
+                   "mode_text": mode_text(mode)}),
+        ),
         kind: JobKind::Reply,
         reply_to: None,
         answers_command: false,
@@ -209,20 +280,20 @@ pub fn request_approval(
     ctx: &Ctx,
     conn: &Connection,
     list: &ListConfig,
-    addr: &Address,
-    name: Option<&str>,
+    who: &Joining<'_>,
     requested_by: &str,
     confirmed: bool,
     now: i64,
     mails: &mut Vec<Mail>,
 ) -> Res {
+    let (addr, name) = (who.addr, who.name);
     if requests::pending_for(conn, &list.name, addr)?.is_some() {
         return Ok(format!(
             "A request to subscribe {addr} to {} is already waiting for the owners' approval.",
             list.name
         ));
     }
-    let id = requests::create(conn, &list.name, addr, name, requested_by, now)?;
+    let id = requests::create(conn, &list.name, who, requested_by, now)?;
     let config = &ctx.config;
     let token = tokens::issue(
         conn,
@@ -233,6 +304,7 @@ pub fn request_approval(
             name,
             requested_by,
             request_id: Some(id),
+            mode: None,
         },
         config.robot.token_expiry_days,
         now,
@@ -571,10 +643,10 @@ impl<'a> Session<'a> {
         &mut self,
         list: &ListConfig,
         action: Action,
-        addr: &Address,
-        name: Option<&str>,
+        who: &Joining<'_>,
         third: bool,
     ) -> Result<(), HandlerError> {
+        let (addr, name) = (who.addr, who.name);
         let key = (list.name.clone(), action.as_str(), addr.key());
         if self.confirmations.contains(&key) {
             // the same request twice in one mail: one confirmation
@@ -592,6 +664,7 @@ impl<'a> Session<'a> {
                 name,
                 requested_by: &requested_by,
                 request_id: None,
+                mode: (who.mode != DeliveryMode::Each).then_some(who.mode),
             },
             config.robot.token_expiry_days,
             self.now,
@@ -626,13 +699,29 @@ impl<'a> Session<'a> {
 
     fn subscribe(&mut self, mut args: VecDeque<String>) -> Res {
         let config = self.ctx.config.clone();
+        let asked_mode = match take_mode(&mut args) {
+            Ok(m) => m,
+            Err(e) => return Ok(e),
+        };
         let list = match self.list_arg(&config, "subscribe", &mut args) {
             Ok(l) => l,
             Err(e) => return Ok(e),
         };
+        if asked_mode.is_some_and(DeliveryMode::is_digest) && !list.digest.enabled {
+            return Ok(format!(
+                "The {} list has no digest; subscribe without `digest=`.",
+                list.name
+            ));
+        }
+        let mode = asked_mode.unwrap_or(DeliveryMode::Each);
         let (addr, name, third) = match self.target(&config, &args) {
             Ok(t) => t,
             Err(e) => return Ok(e),
+        };
+        let who = Joining {
+            addr: &addr,
+            name: name.as_deref(),
+            mode,
         };
         let third_party_text = || {
             format!(
@@ -665,7 +754,7 @@ impl<'a> Session<'a> {
                 SubscriptionPolicy::Confirm | SubscriptionPolicy::ConfirmThenApprove
             );
         if needs_confirmation {
-            self.confirmation(list, Action::Subscribe, &addr, name.as_deref(), third)?;
+            self.confirmation(list, Action::Subscribe, &who, third)?;
             return Ok(if third {
                 third_party_text()
             } else {
@@ -681,24 +770,19 @@ impl<'a> Session<'a> {
                 self.ctx,
                 self.conn,
                 list,
-                &addr,
-                name.as_deref(),
+                &who,
                 &requested_by,
                 false,
                 self.now,
                 &mut self.mails,
             );
         }
-        add_member(
-            self.ctx,
-            self.conn,
-            list,
-            &addr,
-            name.as_deref(),
-            self.now,
-            &mut self.mails,
-        )?;
-        Ok(format!("{addr} is now subscribed to {}.", list.name))
+        add_member(self.ctx, self.conn, list, &who, self.now, &mut self.mails)?;
+        Ok(format!(
+            "{addr} is now subscribed to {}{}.",
+            list.name,
+            mode_suffix(mode)
+        ))
     }
 
     fn unsubscribe(&mut self, mut args: VecDeque<String>) -> Res {
@@ -726,7 +810,12 @@ impl<'a> Session<'a> {
             });
         }
         if third || list.unsubscription == UnsubscribePolicy::Confirm {
-            self.confirmation(list, Action::Unsubscribe, &addr, None, third)?;
+            let who = Joining {
+                addr: &addr,
+                name: None,
+                mode: DeliveryMode::Each,
+            };
+            self.confirmation(list, Action::Unsubscribe, &who, third)?;
             return Ok(if third {
                 third_party_text
             } else {
@@ -778,6 +867,11 @@ impl<'a> Session<'a> {
         let addr = Address::parse(&row.address).map_err(|e| {
             HandlerError::Corrupt(format!("stored token address `{}`: {e}", row.address))
         })?;
+        let who = Joining {
+            addr: &addr,
+            name: row.name.as_deref(),
+            mode: row.mode.unwrap_or(DeliveryMode::Each),
+        };
         match row.action {
             Action::Subscribe => {
                 if list.subscription == SubscriptionPolicy::Closed {
@@ -794,8 +888,7 @@ impl<'a> Session<'a> {
                         self.ctx,
                         self.conn,
                         list,
-                        &addr,
-                        row.name.as_deref(),
+                        &who,
                         &row.requested_by,
                         true,
                         self.now,
@@ -803,18 +896,11 @@ impl<'a> Session<'a> {
                     )?;
                     return Ok(format!("Thank you for confirming. {text}"));
                 }
-                if add_member(
-                    self.ctx,
-                    self.conn,
-                    list,
-                    &addr,
-                    row.name.as_deref(),
-                    self.now,
-                    &mut self.mails,
-                )? {
+                if add_member(self.ctx, self.conn, list, &who, self.now, &mut self.mails)? {
                     Ok(format!(
-                        "Confirmed: {addr} is now subscribed to {}.",
-                        list.name
+                        "Confirmed: {addr} is now subscribed to {}{}.",
+                        list.name,
+                        mode_suffix(who.mode)
                     ))
                 } else {
                     Ok(format!("{addr} is already subscribed to {}.", list.name))
@@ -955,12 +1041,6 @@ impl<'a> Session<'a> {
         } else {
             "each (or mail), nomail"
         };
-        let what = |mode: DeliveryMode| match mode {
-            DeliveryMode::Each => "each post as it is sent",
-            DeliveryMode::DigestMime => "the MIME digest",
-            DeliveryMode::DigestPlain => "the plain-text digest",
-            DeliveryMode::NoMail => "no mail (you stay subscribed)",
-        };
         let not_member = || {
             format!(
                 "{} is not subscribed to {}.",
@@ -975,7 +1055,7 @@ impl<'a> Session<'a> {
             return Ok(format!(
                 "{} gets {} from {}. To change it, send `set {} MODE`, with MODE one of {modes}.",
                 self.sender.address,
-                what(m.mode),
+                mode_text(m.mode),
                 list.name,
                 list.name
             ));
@@ -992,7 +1072,7 @@ impl<'a> Session<'a> {
         Ok(format!(
             "{} now gets {} from {}.",
             self.sender.address,
-            what(mode),
+            mode_text(mode),
             list.name
         ))
     }
@@ -1048,7 +1128,25 @@ impl<'a> Session<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::is_month;
+    use super::{is_month, take_mode, DeliveryMode, VecDeque};
+
+    #[test]
+    fn join_options_are_taken_out_addresses_stay() {
+        let mut args: VecDeque<String> = ["dev", "DIGEST=Plain", "a=b@example.org"]
+            .map(String::from)
+            .into();
+        assert_eq!(take_mode(&mut args), Ok(Some(DeliveryMode::DigestPlain)));
+        assert_eq!(args, ["dev", "a=b@example.org"]);
+        let mut args: VecDeque<String> = ["mode=nomail"].map(String::from).into();
+        assert_eq!(take_mode(&mut args), Ok(Some(DeliveryMode::NoMail)));
+        assert!(args.is_empty());
+        let mut args: VecDeque<String> = ["dev"].map(String::from).into();
+        assert_eq!(take_mode(&mut args), Ok(None));
+        for bad in ["digest=weekly", "mode=loud"] {
+            let mut args: VecDeque<String> = [bad].map(String::from).into();
+            assert!(take_mode(&mut args).unwrap_err().contains(bad));
+        }
+    }
 
     #[test]
     fn months_are_yyyy_mm() {

@@ -11,6 +11,7 @@ use serde_json::json;
 use super::{exec, template_data, Mail, To};
 use crate::address::Address;
 use crate::pipeline::{Ctx, HandlerError};
+use crate::store::members::DeliveryMode;
 use crate::store::outbound::JobKind;
 
 /// One request.
@@ -26,10 +27,12 @@ pub struct SubRequest {
     pub decided_at: Option<i64>,
     pub decided_by: Option<String>,
     pub reason: Option<String>,
+    /// How the subscriber asked to get the list (None: each post).
+    pub mode: Option<DeliveryMode>,
 }
 
 const COLS: &str =
-    "id, list, address, name, requested_by, state, created_at, decided_at, decided_by, reason";
+    "id, list, address, name, requested_by, state, created_at, decided_at, decided_by, reason, mode";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SubRequest> {
     Ok(SubRequest {
@@ -43,6 +46,10 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SubRequest> {
         decided_at: r.get(7)?,
         decided_by: r.get(8)?,
         reason: r.get(9)?,
+        mode: r
+            .get::<_, Option<String>>(10)?
+            .as_deref()
+            .and_then(DeliveryMode::parse),
     })
 }
 
@@ -64,21 +71,21 @@ pub fn pending_for(
 pub fn create(
     conn: &Connection,
     list: &str,
-    address: &Address,
-    name: Option<&str>,
+    who: &exec::Joining<'_>,
     requested_by: &str,
     now: i64,
 ) -> rusqlite::Result<i64> {
     conn.execute(
-        "INSERT INTO sub_requests(list, address, address_key, name, requested_by, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO sub_requests(list, address, address_key, name, requested_by, created_at, mode)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             list,
-            address.to_string(),
-            address.key(),
-            name,
+            who.addr.to_string(),
+            who.addr.key(),
+            who.name,
             requested_by,
-            now
+            now,
+            who.mode.as_str()
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -166,7 +173,12 @@ pub fn decide(
     tracing::info!(request = id, list = %req.list, address = %req.address, %state, by, "subscription request decided");
     let text = match decision {
         Decision::Approve => {
-            if exec::add_member(ctx, conn, list, &addr, req.name.as_deref(), now, mails)? {
+            let who = exec::Joining {
+                addr: &addr,
+                name: req.name.as_deref(),
+                mode: req.mode.unwrap_or(DeliveryMode::Each),
+            };
+            if exec::add_member(ctx, conn, list, &who, now, mails)? {
                 format!(
                     "Approved request #{id}: {addr} is now subscribed to {}.",
                     list.name

@@ -13,6 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
 use crate::address::Address;
+use crate::store::members::DeliveryMode;
 use crate::store::{Result, StoreError};
 
 /// Random bytes in a token (128 bits).
@@ -62,6 +63,7 @@ pub struct TokenRow {
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
+    pub mode: Option<DeliveryMode>,
 }
 
 /// What looking up a presented token found.
@@ -130,6 +132,8 @@ pub struct NewToken<'a> {
     pub name: Option<&'a str>,
     pub requested_by: &'a str,
     pub request_id: Option<i64>,
+    /// How a subscriber asked to get the list (None: each post).
+    pub mode: Option<DeliveryMode>,
 }
 
 /// Creates and stores a token valid for `expiry_days`; returns the token.
@@ -138,8 +142,8 @@ pub fn issue(conn: &Connection, t: &NewToken<'_>, expiry_days: u32, now: i64) ->
     let expires_at = now + i64::from(expiry_days.max(1)) * 86_400;
     conn.prepare_cached(
         "INSERT INTO tokens(token_hash, list, action, address, address_key, name, requested_by,
-                            request_id, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                            request_id, created_at, expires_at, mode)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         hash(&token),
@@ -151,7 +155,8 @@ pub fn issue(conn: &Connection, t: &NewToken<'_>, expiry_days: u32, now: i64) ->
         t.requested_by,
         t.request_id,
         now,
-        expires_at
+        expires_at,
+        t.mode.map(DeliveryMode::as_str)
     ])?;
     Ok(token)
 }
@@ -160,7 +165,7 @@ fn load(conn: &Connection, token_hash: &str) -> Result<Option<TokenRow>> {
     let row = conn
         .prepare_cached(
             "SELECT list, action, address, name, requested_by, request_id, created_at,
-                    expires_at, used_at
+                    expires_at, used_at, mode
              FROM tokens WHERE token_hash = ?1",
         )?
         .query_row([token_hash], |r| {
@@ -174,6 +179,7 @@ fn load(conn: &Connection, token_hash: &str) -> Result<Option<TokenRow>> {
                 r.get::<_, i64>(6)?,
                 r.get::<_, i64>(7)?,
                 r.get::<_, Option<i64>>(8)?,
+                r.get::<_, Option<String>>(9)?,
             ))
         })
         .optional()?;
@@ -187,6 +193,7 @@ fn load(conn: &Connection, token_hash: &str) -> Result<Option<TokenRow>> {
         created_at,
         expires_at,
         used_at,
+        mode,
     )) = row
     else {
         return Ok(None);
@@ -203,6 +210,7 @@ fn load(conn: &Connection, token_hash: &str) -> Result<Option<TokenRow>> {
         created_at,
         expires_at,
         used_at,
+        mode: mode.as_deref().and_then(DeliveryMode::parse),
     }))
 }
 
@@ -289,6 +297,7 @@ mod tests {
             name: None,
             requested_by: "ann@example.org",
             request_id: None,
+            mode: Some(DeliveryMode::DigestPlain),
         };
         let tok = issue(&conn, &t, 7, 1000).unwrap();
         let stored: String = conn
@@ -317,6 +326,7 @@ mod tests {
             name: None,
             requested_by: "ann@example.org",
             request_id: None,
+            mode: None,
         };
         let sub = [Action::Subscribe, Action::Unsubscribe];
         let tok = issue(&conn, &mk(Action::Subscribe), 7, 1000).unwrap();

@@ -70,6 +70,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "member_moderation",
         include_str!("migrations/0062_member_moderation.sql"),
     ),
+    (
+        63,
+        "join_mode",
+        include_str!("migrations/0063_join_mode.sql"),
+    ),
 ];
 
 /// Opens (creating if needed) the database at `path`, sets the pragmas and
