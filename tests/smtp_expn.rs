@@ -131,3 +131,48 @@ async fn a_list_over_expn_max_members_is_refused() {
     c.quit().await;
     d.shutdown().await;
 }
+
+/// EXPN shows display names (this list's first, else another list's),
+/// quoted when they hold specials; names never break a reply line.
+#[tokio::test]
+async fn expn_shows_display_names() {
+    let env = TestEnv::builder()
+        .list("team", "expn: anyone\n")
+        .list("other", "expn: anyone\n")
+        .build();
+    {
+        let conn = env.store();
+        let add = |list: &str, addr: &str, name: Option<&str>| {
+            let a = listd::address::Address::parse(addr).unwrap();
+            listd::store::members::add(
+                &conn,
+                list,
+                &a,
+                name,
+                listd::store::members::DeliveryMode::Each,
+                1,
+            )
+            .unwrap();
+        };
+        add("team", "ann@example.org", Some("Ann Example"));
+        add("team", "bob@example.org", Some("Smith, Bob\r\nX-Evil: 1"));
+        add("team", "cid@example.org", None);
+        add("other", "cid@example.org", Some("Cid"));
+        add("team", "dee@example.org", None);
+    }
+    let d = env.start().await;
+    let mut c = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+    let r = expn(&mut c, "team").await;
+    r.expect(250);
+    assert_eq!(
+        r.lines,
+        [
+            "2.1.5 Ann Example <ann@example.org>",
+            "2.1.5 \"Smith, Bob X-Evil: 1\" <bob@example.org>",
+            "2.1.5 Cid <cid@example.org>",
+            "2.1.5 <dee@example.org>",
+        ]
+    );
+    c.quit().await;
+    d.shutdown().await;
+}

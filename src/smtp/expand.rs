@@ -9,9 +9,10 @@ use super::session::ExpnEntry;
 use crate::config::Config;
 use crate::delivery::{self, ExpandOptions};
 use crate::store::StoreError;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
-/// The addresses `list` expands to, in address-key order: at most
+/// The addresses `list` expands to, in address-key order, with their
+/// display names: at most
 /// `smtp.expn_max_members` + 1 of them (one more than the limit tells the
 /// answer that the list is too big; the expansion stops there).
 pub fn expn_members(
@@ -32,6 +33,20 @@ pub fn expn_members(
         });
         out.len() < most
     })?;
+    if out.len() <= config.smtp.expn_max_members {
+        // display names (RFC 5321 §3.5.1 shows `User Name <address>`): the
+        // one on this list first, else one from any list the address is on
+        let mut stmt = conn.prepare_cached(
+            "SELECT name FROM members WHERE address_key = ?1 AND COALESCE(name, '') <> ''
+             ORDER BY list = ?2 DESC LIMIT 1",
+        )?;
+        for e in &mut out {
+            let key = crate::address::address_key(&e.address);
+            e.name = stmt
+                .query_row(rusqlite::params![key, list], |r| r.get(0))
+                .optional()?;
+        }
+    }
     Ok(out)
 }
 

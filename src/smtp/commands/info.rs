@@ -186,6 +186,28 @@ pub fn expn(s: &mut Session, arg: &str) -> Outcome {
     Outcome::Request(Request::Expand { list: name }, Waiting::Expand)
 }
 
+/// A stored display name as it may stand before `<address>` in a reply
+/// line: control characters become spaces, and a name with RFC 5322
+/// specials is quoted (`"Smith, Ann"`). None for an empty or non-ASCII
+/// name.
+fn display_name(name: &str) -> Option<String> {
+    let clean: String = name
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let clean = clean.split_whitespace().collect::<Vec<_>>().join(" ");
+    // replies stay ASCII: a name that is not is left out
+    if clean.is_empty() || !clean.is_ascii() {
+        return None;
+    }
+    if clean.chars().any(|c| "()<>[]:;@\\,.\"".contains(c)) {
+        let escaped = clean.replace('\\', "\\\\").replace('"', "\\\"");
+        Some(format!("\"{escaped}\""))
+    } else {
+        Some(clean)
+    }
+}
+
 /// The EXPN answer: one `250-` line per member, the last `250 `; 550 5.3.4
 /// when the lookup found more than `max` (it stops at `max` + 1).
 pub fn expanded(result: Result<Vec<ExpnEntry>, String>, max: usize) -> Reply {
@@ -205,8 +227,8 @@ pub fn expanded(result: Result<Vec<ExpnEntry>, String>, max: usize) -> Reply {
             Some("2.1.5"),
             entries
                 .into_iter()
-                .map(|e| match e.name.filter(|n| !n.trim().is_empty()) {
-                    Some(n) => format!("{} <{}>", n.trim(), e.address),
+                .map(|e| match e.name.as_deref().and_then(display_name) {
+                    Some(n) => format!("{n} <{}>", e.address),
                     None => format!("<{}>", e.address),
                 })
                 .collect(),
@@ -221,6 +243,25 @@ pub fn expanded(result: Result<Vec<ExpnEntry>, String>, max: usize) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_names_are_cleaned_and_quoted() {
+        assert_eq!(display_name("Ann Example").as_deref(), Some("Ann Example"));
+        assert_eq!(
+            display_name("  Ann\r\nBcc: x ").as_deref(),
+            Some("\"Ann Bcc: x\"")
+        );
+        assert_eq!(
+            display_name("Smith, Ann").as_deref(),
+            Some("\"Smith, Ann\"")
+        );
+        assert_eq!(
+            display_name("Ann \"the\" B\\").as_deref(),
+            Some("\"Ann \\\"the\\\" B\\\\\"")
+        );
+        assert_eq!(display_name("Zoë"), None);
+        assert_eq!(display_name(" \t "), None);
+    }
 
     #[test]
     fn expn_policy_matrix() {
