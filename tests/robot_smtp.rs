@@ -397,7 +397,7 @@ async fn each_command_over_smtp() {
         ANN,
         &format!("majordomo@{D}"),
         "help",
-        "lists\ninfo dev\nwho dev\nwhich\nset dev digest\nunsubscribe dev\nfrobnicate\nend\nsubscribe dev\n",
+        "lists\ninfo dev\nwho dev\nwhich\nset dev digest\necho Is anybody there?\nunsubscribe dev\nfrobnicate\nend\nsubscribe dev\n",
     )
     .await;
     let got = n.next(2).await;
@@ -409,6 +409,7 @@ async fn each_command_over_smtp() {
         ">>>> who dev\ndev has 2 members:\n  ann@example.org\n  bob@example.org",
         ">>>> which\nann@example.org is subscribed to:\n  dev",
         ">>>> set dev digest\nann@example.org now gets the MIME digest from dev.",
+        ">>>> echo Is anybody there?\nIs anybody there?",
         ">>>> unsubscribe dev\nA confirmation request has been sent to ann@example.org.",
         ">>>> frobnicate\nUnknown command.",
     ] {

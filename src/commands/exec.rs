@@ -549,6 +549,7 @@ impl<'a> Session<'a> {
             Verb::Set => self.set(args),
             Verb::Index => self.index(args),
             Verb::Get => self.get(args),
+            Verb::Echo => Ok(words(&args)),
             Verb::Approve => self.decide(verb, &mut args, Decision::Approve),
             Verb::Reject => {
                 let reason = words(&args.iter().skip(1).cloned().collect());

@@ -25,6 +25,8 @@ pub enum Verb {
     Index,
     /// One archive month, mailed as an mbox.
     Get,
+    /// Answers with its own words (Mailman's `echo`): is the robot there?
+    Echo,
     End,
     Approve,
     Reject,
@@ -50,6 +52,7 @@ impl Verb {
             "set" => Verb::Set,
             "index" => Verb::Index,
             "get" => Verb::Get,
+            "echo" => Verb::Echo,
             "end" | "stop" => Verb::End,
             "approve" => Verb::Approve,
             "reject" => Verb::Reject,
@@ -74,6 +77,7 @@ impl Verb {
             Verb::Set => "set",
             Verb::Index => "index",
             Verb::Get => "get",
+            Verb::Echo => "echo",
             Verb::End => "end",
             Verb::Approve => "approve",
             Verb::Reject => "reject",
