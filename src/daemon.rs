@@ -104,6 +104,7 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
         slots: Arc::new(Semaphore::new(config.smtp.max_connections.max(1))),
         shutdown: sessions_rx,
         active: active.clone(),
+        per_client: Arc::default(),
     });
 
     let mut smtp = Vec::new();

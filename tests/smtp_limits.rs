@@ -117,20 +117,52 @@ async fn recipient_limit_452() {
     d.shutdown().await;
 }
 
-#[tokio::test]
-async fn connections_past_max_connections_get_421() {
-    let env = builder().set("smtp", "max_connections", "2").build();
-    let d = env.start().await;
+/// With a limit of two connections: two are served, a third gets 421 4.7.0
+/// (its text containing `why`) and is closed, and once one quits a new one
+/// is served again.
+async fn check_third_connection_refused(d: &listd::daemon::DaemonHandle, why: &str) {
     let a = SmtpClient::connect_ehlo(d.smtp_addr()).await;
     let b = SmtpClient::connect_ehlo(d.smtp_addr()).await;
     let mut c = SmtpClient::connect(d.smtp_addr()).await;
     c.greeting.expect(421);
     assert_eq!(c.greeting.status(), Some("4.7.0"));
+    assert!(c.greeting.text().contains(why), "{:?}", c.greeting);
     assert!(c.closed().await);
     a.quit().await;
     assert!(wait_until(Duration::from_secs(5), || d.sessions() < 2).await);
     let e = SmtpClient::connect_ehlo(d.smtp_addr()).await;
     e.quit().await;
+    b.quit().await;
+}
+
+#[tokio::test]
+async fn connections_past_max_connections_get_421() {
+    let env = builder().set("smtp", "max_connections", "2").build();
+    let d = env.start().await;
+    check_third_connection_refused(&d, "Too many connections").await;
+    d.shutdown().await;
+}
+
+/// One untrusted client may hold `max_connections_per_client` connections;
+/// one more gets 421 4.7.0 and the slot is free again once one closes.
+/// Trusted networks (the MTA in front) are not limited per client.
+#[tokio::test]
+async fn connections_past_max_connections_per_client_get_421() {
+    let env = builder()
+        .set("smtp", "trusted_networks", "[]")
+        .set("smtp", "max_connections_per_client", "2")
+        .build();
+    let d = env.start().await;
+    check_third_connection_refused(&d, "from your address").await;
+    d.shutdown().await;
+
+    let env = builder()
+        .set("smtp", "max_connections_per_client", "1")
+        .build();
+    let d = env.start().await;
+    let a = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+    let b = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+    a.quit().await;
     b.quit().await;
     d.shutdown().await;
 }

@@ -94,6 +94,10 @@ pub struct SmtpConfig {
     pub max_message_size: u64,
     /// Concurrent connections; one more gets 421.
     pub max_connections: usize,
+    /// Concurrent connections from one client IP outside `trusted_networks`
+    /// (Postfix's `smtpd_client_connection_count_limit`); one more gets 421.
+    /// 0: no per-client limit.
+    pub max_connections_per_client: usize,
     /// CIDRs whose clients count as `trusted` for EXPN/VRFY policies.
     pub trusted_networks: Vec<String>,
     /// Seconds of silence before the session gets 421 and is closed.
@@ -116,6 +120,7 @@ impl Default for SmtpConfig {
             hostname: "localhost".into(),
             max_message_size: 10 * 1024 * 1024,
             max_connections: 256,
+            max_connections_per_client: 32,
             trusted_networks: vec!["127.0.0.0/8".into(), "::1/128".into()],
             idle_timeout_secs: 300,
             max_recipients: 100,

@@ -108,6 +108,15 @@ pub fn too_many_connections(hostname: &str) -> Reply {
     )
 }
 
+/// 421 for one connection too many from the same client.
+pub fn too_many_from_client(hostname: &str) -> Reply {
+    Reply::new(
+        421,
+        Some("4.7.0"),
+        format!("{hostname} Too many connections from your address, try again later"),
+    )
+}
+
 /// 421 after the idle timeout.
 pub fn idle_timeout(hostname: &str) -> Reply {
     Reply::new(

@@ -33,6 +33,40 @@ pub struct Shared {
     /// Turns true when the daemon shuts down.
     pub shutdown: watch::Receiver<bool>,
     pub active: Arc<Active>,
+    /// Open connections per untrusted client IP.
+    pub per_client: Arc<PerClient>,
+}
+
+/// Counts open connections per client IP, for `max_connections_per_client`.
+#[derive(Default)]
+pub struct PerClient(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+/// One counted connection; uncounted when dropped.
+pub struct ClientSlot(Arc<PerClient>, std::net::IpAddr);
+
+impl PerClient {
+    /// Counts a connection from `ip` unless it already has `max` (0: no limit).
+    pub fn enter(self: &Arc<Self>, ip: std::net::IpAddr, max: usize) -> Option<ClientSlot> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        if max > 0 && *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot(self.clone(), ip))
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut m = (self.0).0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.1);
+            }
+        }
+    }
 }
 
 /// Counts live sessions so shutdown can wait for them.
@@ -177,6 +211,22 @@ where
     let Ok(_permit) = shared.slots.clone().try_acquire_owned() else {
         tracing::warn!(client = ?peer.ip, "connection refused: max_connections reached");
         return refuse(stream, reply::too_many_connections(&host)).await;
+    };
+    // trusted networks (the MTA in front of us) are not limited per client
+    let _client_slot = match peer.ip.filter(|_| !peer.trusted) {
+        Some(ip) => {
+            match shared
+                .per_client
+                .enter(ip, config.smtp.max_connections_per_client)
+            {
+                Some(slot) => Some(slot),
+                None => {
+                    tracing::warn!(client = %ip, "connection refused: max_connections_per_client reached");
+                    return refuse(stream, reply::too_many_from_client(&host)).await;
+                }
+            }
+        }
+        None => None,
     };
     let _live = shared.active.enter();
     tracing::debug!(client = ?peer.ip, ?proto, "connected");
