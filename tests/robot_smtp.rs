@@ -805,3 +805,116 @@ async fn subscribe_with_a_digest_mode_over_smtp() {
     n.nothing_more().await;
     n.stop().await;
 }
+
+/// Owners add and remove members by mail (`add`, `del`) on a closed list:
+/// the confirmation goes to the owner's own address (also when the From:
+/// was forged), the member is asked nothing and gets the welcome or goodbye;
+/// someone else is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_add_and_remove_members_by_mail() {
+    let closed = list_yaml("closed", "");
+    let mut n = Net::start(&[("club", &closed)], &[]).await;
+    n.env.add_members("club", &[ANN, "bob@example.org"]);
+    let carl = "carl@example.com";
+    n.command(
+        OWNER,
+        &format!("majordomo@{D}"),
+        "",
+        &format!("add club {carl} digest=plain\ndel club bob@example.org\nadd club {ANN}\ndel club nobody@example.org\nadd club\n"),
+    )
+    .await;
+    // results and two confirmations, all to the owner
+    let got = n.next(3).await;
+    assert!(got.iter().all(|g| g.rcpts == [OWNER]), "{got:#?}");
+    let r = one(&got, |g| g.subject().starts_with("Results")).flat();
+    for want in [
+        "a confirmation has been sent to owner@example.org. Reply to it to add carl@example.com.",
+        "Reply to it to remove bob@example.org.",
+        "ann@example.org is already subscribed to club.",
+        "nobody@example.org is not subscribed to club.",
+        "Name the address: `add club ADDRESS`.",
+    ] {
+        assert!(r.contains(want), "missing {want:?} in\n{r}");
+    }
+    let confirms: Vec<&Got> = got
+        .iter()
+        .filter(|g| g.subject().starts_with("confirm "))
+        .collect();
+    assert_eq!(confirms.len(), 2);
+    let add = *confirms
+        .iter()
+        .find(|g| {
+            g.flat()
+                .contains("add carl@example.com to the club mailing list")
+        })
+        .expect("the add confirmation");
+    assert!(
+        add.flat().contains("They will get the plain-text digest."),
+        "{}",
+        add.body()
+    );
+    let del = *confirms
+        .iter()
+        .find(|g| g.flat().contains("remove bob@example.org from the club"))
+        .expect("the del confirmation");
+    assert!(
+        !n.is_member("club", carl),
+        "nothing before the owner confirms"
+    );
+
+    // confirm the add by replying, the del with `confirm TOKEN`
+    n.command(OWNER, &add.reply_to().unwrap(), "Re: confirm", "")
+        .await;
+    let got = n.next(3).await; // results, welcome, owner notice
+    assert!(n.is_member("club", carl));
+    let a = listd::address::Address::parse(carl).unwrap();
+    let m = listd::store::members::get(&n.env.store(), "club", &a)
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.mode.as_str(), "digest_plain");
+    one(&got, |g| {
+        g.is_to(carl) && g.subject().starts_with("Welcome to the club")
+    });
+    n.command(
+        OWNER,
+        &format!("club-request@{D}"),
+        "x",
+        &format!("confirm {}", del.token()),
+    )
+    .await;
+    let got = n.next(3).await; // results, goodbye, owner notice
+    assert!(!n.is_member("club", "bob@example.org"));
+    one(&got, |g| {
+        g.is_to("bob@example.org") && g.subject().contains("You have left")
+    });
+
+    // not an owner: refused; a forged owner From: confirms to the real owner
+    n.command(
+        "eve@example.net",
+        &format!("club-request@{D}"),
+        "add club x@example.net",
+        "",
+    )
+    .await;
+    let got = n.next(1).await;
+    assert!(
+        got[0]
+            .flat()
+            .contains("Only the owners of club may add members by mail"),
+        "{}",
+        got[0].body()
+    );
+    let forged = common::message(
+        OWNER,
+        &format!("club-request@{D}"),
+        "add club mallory@example.net",
+        "",
+    );
+    n.raw("eve@example.net", &format!("club-request@{D}"), &forged)
+        .await;
+    let got = n.next(2).await;
+    assert!(got.iter().all(|g| g.rcpts == [OWNER]), "{got:#?}");
+    assert!(!n.is_member("club", "mallory@example.net"));
+    n.nothing_more().await;
+    n.stop().await;
+}

@@ -550,6 +550,7 @@ impl<'a> Session<'a> {
             Verb::Index => self.index(args),
             Verb::Get => self.get(args),
             Verb::Echo => Ok(words(&args)),
+            Verb::Add | Verb::Del => self.owner_change(verb, args),
             Verb::Approve => self.decide(verb, &mut args, Decision::Approve),
             Verb::Reject => {
                 let reason = words(&args.iter().skip(1).cloned().collect());
@@ -673,10 +674,18 @@ impl<'a> Session<'a> {
         let confirm_address = format!("{}-confirm+{token}@{}", list.name, config.domain);
         let template = match action {
             Action::Subscribe => "confirm-subscribe",
+            Action::OwnerAdd | Action::OwnerRemove => "confirm-owner",
             _ => "confirm-unsubscribe",
         };
+        // an owner's add/del is confirmed by that owner's mailbox, so a
+        // forged From: reaches only the real owner
+        let to = if action.by_owner() {
+            requested_by.clone()
+        } else {
+            addr.to_string()
+        };
         self.mails.push(Mail {
-            to: To::One(addr.to_string()),
+            to: To::One(to),
             list: Some(list.name.clone()),
             template,
             default_subject: format!("confirm {token}"),
@@ -686,12 +695,13 @@ impl<'a> Session<'a> {
                 json!({"address": addr.to_string(), "token": token,
                        "confirm_address": confirm_address, "requester": requested_by,
                        "third_party": third, "action": action.as_str(),
+                       "mode_text": mode_text(who.mode),
                        "expires": super::expiry_text(&config, self.now)}),
             ),
             kind: JobKind::Reply,
             reply_to: Some(confirm_address),
             // only the address's own command mail is answered in-thread
-            answers_command: !third,
+            answers_command: !third || action.by_owner(),
             limited: true,
             attachment: None,
         });
@@ -838,7 +848,12 @@ impl<'a> Session<'a> {
             self.conn,
             &token,
             self.route_list.as_deref(),
-            &[Action::Subscribe, Action::Unsubscribe],
+            &[
+                Action::Subscribe,
+                Action::Unsubscribe,
+                Action::OwnerAdd,
+                Action::OwnerRemove,
+            ],
             self.now,
         )?;
         let row = match lookup {
@@ -847,7 +862,7 @@ impl<'a> Session<'a> {
                 return Ok(format!(
                     "This confirmation has expired (confirmations are valid for {} days), so nothing was changed. For a new one, send `{}` to {}.",
                     self.ctx.config.robot.token_expiry_days.max(1),
-                    row.action.as_str(),
+                    row.action.command(),
                     self.ctx.config.list_suffix_address(&row.list, "request")
                 ))
             }
@@ -917,8 +932,105 @@ impl<'a> Session<'a> {
                     Ok(format!("{addr} was not subscribed to {}.", list.name))
                 }
             }
+            Action::OwnerAdd | Action::OwnerRemove if !list.is_owner(&row.requested_by) => {
+                Ok(format!(
+                    "{} is no longer an owner of {}, so nothing was changed.",
+                    row.requested_by, list.name
+                ))
+            }
+            Action::OwnerAdd => {
+                if add_member(self.ctx, self.conn, list, &who, self.now, &mut self.mails)? {
+                    tracing::info!(list = %list.name, address = %addr, by = %row.requested_by, "member added by an owner by mail");
+                    Ok(format!(
+                        "Confirmed: {addr} has been added to {}{}.",
+                        list.name,
+                        mode_suffix(who.mode)
+                    ))
+                } else {
+                    Ok(format!("{addr} is already subscribed to {}.", list.name))
+                }
+            }
+            Action::OwnerRemove => {
+                if remove_member(self.ctx, self.conn, list, &addr, &mut self.mails)? {
+                    tracing::info!(list = %list.name, address = %addr, by = %row.requested_by, "member removed by an owner by mail");
+                    Ok(format!(
+                        "Confirmed: {addr} has been removed from {}.",
+                        list.name
+                    ))
+                } else {
+                    Ok(format!("{addr} was not subscribed to {}.", list.name))
+                }
+            }
             Action::Approve => Ok("This token is not a confirmation.".into()),
         }
+    }
+
+    /// `add LIST ADDRESS [digest=...]` and `del LIST ADDRESS`: an owner
+    /// changes the membership by mail. Nothing happens until the owner
+    /// confirms from their own mailbox (the token goes there, so a forged
+    /// From: achieves nothing); then no consent of the address is asked, as
+    /// when the owner uses `listd members`, on any subscription policy.
+    fn owner_change(&mut self, verb: Verb, mut args: VecDeque<String>) -> Res {
+        let config = self.ctx.config.clone();
+        let adding = verb == Verb::Add;
+        let mode = if adding {
+            match take_mode(&mut args) {
+                Ok(m) => m.unwrap_or(DeliveryMode::Each),
+                Err(e) => return Ok(e),
+            }
+        } else {
+            DeliveryMode::Each
+        };
+        let list = match self.list_arg(&config, verb.name(), &mut args) {
+            Ok(l) => l,
+            Err(e) => return Ok(e),
+        };
+        if !self.is_owner(list) {
+            return Ok(format!(
+                "Only the owners of {} may {} members by mail. To {} yourself, send `{}`.",
+                list.name,
+                if adding { "add" } else { "remove" },
+                if adding { "join" } else { "leave" },
+                if adding { "subscribe" } else { "unsubscribe" },
+            ));
+        }
+        if args.is_empty() {
+            return Ok(format!(
+                "Name the address: `{} {} ADDRESS`.",
+                verb.name(),
+                list.name
+            ));
+        }
+        if mode.is_digest() && !list.digest.enabled {
+            return Ok(format!("The {} list has no digest.", list.name));
+        }
+        let (addr, name) = match parse_target(&config, &words(&args)) {
+            Ok(t) => t,
+            Err(e) => return Ok(e),
+        };
+        let member = members::get(self.conn, &list.name, &addr)?.is_some();
+        if adding && member {
+            return Ok(format!("{addr} is already subscribed to {}.", list.name));
+        }
+        if !adding && !member {
+            return Ok(format!("{addr} is not subscribed to {}.", list.name));
+        }
+        let who = Joining {
+            addr: &addr,
+            name: name.as_deref(),
+            mode,
+        };
+        let action = if adding {
+            Action::OwnerAdd
+        } else {
+            Action::OwnerRemove
+        };
+        self.confirmation(list, action, &who, false)?;
+        Ok(format!(
+            "To make sure this comes from you, a confirmation has been sent to {}. Reply to it to {} {addr}.",
+            self.sender.address,
+            if adding { "add" } else { "remove" }
+        ))
     }
 
     fn help(&mut self) -> Res {

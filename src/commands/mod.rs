@@ -36,6 +36,7 @@ pub const TEMPLATES: &[&str] = &[
     "command-results",
     "confirm-subscribe",
     "confirm-unsubscribe",
+    "confirm-owner",
     "welcome",
     "goodbye",
     "owner-approval",

@@ -27,6 +27,10 @@ pub enum Verb {
     Get,
     /// Answers with its own words (Mailman's `echo`): is the robot there?
     Echo,
+    /// An owner adds a member (Sympa's `ADD`), confirmed by the owner.
+    Add,
+    /// An owner removes a member (Sympa's `DEL`), confirmed by the owner.
+    Del,
     End,
     Approve,
     Reject,
@@ -53,6 +57,8 @@ impl Verb {
             "index" => Verb::Index,
             "get" => Verb::Get,
             "echo" => Verb::Echo,
+            "add" => Verb::Add,
+            "del" | "delete" => Verb::Del,
             "end" | "stop" => Verb::End,
             "approve" => Verb::Approve,
             "reject" => Verb::Reject,
@@ -78,6 +84,8 @@ impl Verb {
             Verb::Index => "index",
             Verb::Get => "get",
             Verb::Echo => "echo",
+            Verb::Add => "add",
+            Verb::Del => "del",
             Verb::End => "end",
             Verb::Approve => "approve",
             Verb::Reject => "reject",
@@ -453,7 +461,7 @@ mod tests {
         let e = extract(None, Some("help\n________________\nlists\n"), 25);
         assert_eq!(verbs(&e), vec![Some("help")]);
 
-        let body = "Hello robot,\nplease\nadd\nme\nhelp\n";
+        let body = "Hello robot,\nplease\nsign\nme\nhelp\n";
         let e = extract(None, Some(body), 3);
         assert_eq!(e.stop, Stop::TooManyBadLines(3));
         assert_eq!(verbs(&e), vec![None, None, None]);

@@ -30,6 +30,10 @@ pub enum Action {
     Unsubscribe,
     /// An owner decides a subscription request.
     Approve,
+    /// An owner confirms adding the address (`add LIST ADDRESS` by mail).
+    OwnerAdd,
+    /// An owner confirms removing the address (`del LIST ADDRESS` by mail).
+    OwnerRemove,
 }
 
 impl Action {
@@ -38,7 +42,26 @@ impl Action {
             Action::Subscribe => "subscribe",
             Action::Unsubscribe => "unsubscribe",
             Action::Approve => "approve",
+            Action::OwnerAdd => "owner_add",
+            Action::OwnerRemove => "owner_remove",
         }
+    }
+
+    /// The command that asks for a new token of this kind.
+    pub fn command(self) -> &'static str {
+        match self {
+            Action::Subscribe => "subscribe",
+            Action::Unsubscribe => "unsubscribe",
+            Action::Approve => "approve",
+            Action::OwnerAdd => "add LIST ADDRESS",
+            Action::OwnerRemove => "del LIST ADDRESS",
+        }
+    }
+
+    /// Whether an owner confirms it (the token goes to the owner who asked,
+    /// not to the address concerned).
+    pub fn by_owner(self) -> bool {
+        matches!(self, Action::OwnerAdd | Action::OwnerRemove)
     }
 
     fn parse(s: &str) -> Option<Action> {
@@ -46,6 +69,8 @@ impl Action {
             "subscribe" => Action::Subscribe,
             "unsubscribe" => Action::Unsubscribe,
             "approve" => Action::Approve,
+            "owner_add" => Action::OwnerAdd,
+            "owner_remove" => Action::OwnerRemove,
             _ => return None,
         })
     }
