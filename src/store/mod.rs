@@ -158,6 +158,67 @@ mod tests {
         assert_eq!(mode, "wal");
     }
 
+    /// A store made before 0063 keeps its tokens and requests when 0063
+    /// rebuilds `tokens`; the new actions and `mode` then work.
+    #[test]
+    fn migration_0063_keeps_existing_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("old.db")).unwrap();
+        configure(&conn).unwrap();
+        for (_, _, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v < 63) {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (
+                version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL);
+             INSERT INTO sub_requests(id, list, address, address_key, name, requested_by, created_at)
+                 VALUES (7, 'dev', 'a@x.org', 'a@x.org', NULL, 'a@x.org', 1);
+             INSERT INTO tokens(token_hash, list, action, address, address_key, requested_by,
+                                request_id, created_at, expires_at)
+                 VALUES ('h1', 'dev', 'approve', 'a@x.org', 'a@x.org', 'a@x.org', 7, 1, 2),
+                        ('h2', 'dev', 'subscribe', 'b@x.org', 'b@x.org', 'b@x.org', NULL, 1, 2);",
+        )
+        .unwrap();
+        for (v, name, _) in MIGRATIONS.iter().filter(|(v, _, _)| *v < 63) {
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
+                rusqlite::params![v, name],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(String, String, Option<i64>, Option<String>)> = conn
+            .prepare("SELECT token_hash, action, request_id, mode FROM tokens ORDER BY token_hash")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                ("h1".into(), "approve".into(), Some(7), None),
+                ("h2".into(), "subscribe".into(), None, None)
+            ]
+        );
+        conn.execute(
+            "INSERT INTO tokens(token_hash, list, action, address, address_key, requested_by,
+                                created_at, expires_at, mode)
+             VALUES ('h3', 'dev', 'owner_add', 'c@x.org', 'c@x.org', 'o@x.org', 1, 2, 'digest_plain')",
+            [],
+        )
+        .unwrap();
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tokens'
+                 AND name IN ('tokens_by_expiry', 'tokens_by_request')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 2);
+    }
+
     #[test]
     fn unusable_paths_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
