@@ -812,7 +812,7 @@ async fn subscribe_with_a_digest_mode_over_smtp() {
 /// someone else is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owners_add_and_remove_members_by_mail() {
-    let closed = list_yaml("closed", "");
+    let closed = list_yaml("closed", "posting: announce\n");
     let mut n = Net::start(&[("club", &closed)], &[]).await;
     n.env.add_members("club", &[ANN, "bob@example.org"]);
     let carl = "carl@example.com";
@@ -872,9 +872,16 @@ async fn owners_add_and_remove_members_by_mail() {
         .unwrap()
         .unwrap();
     assert_eq!(m.mode.as_str(), "digest_plain");
-    one(&got, |g| {
+    let welcome = one(&got, |g| {
         g.is_to(carl) && g.subject().starts_with("Welcome to the club")
     });
+    let w = welcome.flat();
+    assert!(
+        w.contains("You will get the plain-text digest.")
+            && w.contains("only its owners and moderators post to it")
+            && !w.contains("To post, write to"),
+        "{w}"
+    );
     n.command(
         OWNER,
         &format!("club-request@{D}"),
