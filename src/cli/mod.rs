@@ -32,20 +32,20 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the daemon: SMTP/LMTP intake, pipeline and delivery; stops on SIGTERM/SIGINT.
+    /// Run the daemon: SMTP/LMTP intake, pipeline and delivery; stops on SIGTERM/SIGINT, reloads on SIGHUP.
     Serve(serve::ServeArgs),
     /// Validate listd.yaml, every list and the templates; exit 1 on any error.
     Check,
     /// Show the configured lists with their member counts.
     Lists,
-    /// Add, remove or list members.
+    /// Add, remove or list members; change their delivery mode or moderation flag.
     #[command(subcommand)]
     Members(members::MembersCmd),
     /// The hold queue: list, show, approve/reject/discard; accept and ban lists.
     Held(held::HeldArgs),
     /// Read a password on stdin and print its argon2 hash (for `moderator_password`).
     HashPassword,
-    /// Show the queues (incoming, active, deferred, corrupt, sent, failed); `retry` forces deferred mail due now.
+    /// Show the queues (incoming, active, deferred, hold, corrupt, sent, failed); `retry` forces deferred mail due now, `purge` runs the retention clean-up.
     Queue {
         #[command(subcommand)]
         action: Option<queue::QueueCmd>,
