@@ -126,7 +126,7 @@ impl Default for SmtpConfig {
             max_recipients: 100,
             max_errors: 10,
             max_commands_per_minute: 6000,
-            expn_max_members: 10_000,
+            expn_max_members: 100_000,
         }
     }
 }
