@@ -126,16 +126,23 @@ fn parse_mode(mode: &str) -> anyhow::Result<DeliveryMode> {
     })
 }
 
-/// Calls `change` for every input address that parses. Returns how many it
-/// changed, how many were not members (`change` returned false; each is
-/// reported with where it came from) and how many were not addresses.
+/// Calls `change` for every address given (`-`: stdin) that parses, in one
+/// transaction; each that is not a member (`change` returned false) or not
+/// an address is reported with where it came from. Prints
+/// `LIST: N DONE, N not members, N invalid`; fails with `... not NOT_DONE`
+/// when any address was left unchanged.
 fn change_members(
-    inputs: &[Input],
-    mut change: impl FnMut(&Address) -> anyhow::Result<bool>,
-) -> anyhow::Result<(usize, usize, usize)> {
+    conn: &mut rusqlite::Connection,
+    list: &str,
+    addresses: &[String],
+    (done, not_done): (&str, &str),
+    mut change: impl FnMut(&rusqlite::Connection, &Address) -> anyhow::Result<bool>,
+) -> CliResult {
+    let inputs = inputs(addresses)?;
     let (mut changed, mut absent) = (0usize, 0usize);
-    let bad = each_address(inputs, |inp, _, a, pb| {
-        if change(&a)? {
+    let tx = conn.transaction()?;
+    let bad = each_address(&inputs, |inp, _, a, pb| {
+        if change(&tx, &a)? {
             changed += 1;
         } else {
             absent += 1;
@@ -143,7 +150,12 @@ fn change_members(
         }
         Ok(())
     })?;
-    Ok((changed, absent, bad))
+    tx.commit()?;
+    println!("{list}: {changed} {done}, {absent} not members, {bad} invalid");
+    if bad + absent > 0 {
+        anyhow::bail!("{} address(es) not {not_done}", bad + absent);
+    }
+    Ok(())
 }
 
 pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
@@ -161,16 +173,10 @@ pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
             let inputs = inputs(&addresses)?;
             let now = crate::store::now();
             let (mut added, mut already) = (0usize, 0usize);
-            let moderate = config
-                .list(&list)
-                .is_some_and(|l| l.moderate_new_members)
-                .then_some(Moderation::Hold);
+            let held = config.list(&list).is_some_and(|l| l.moderate_new_members);
             let tx = conn.transaction()?;
             let bad = each_address(&inputs, |_, name, a, _| {
-                if members::add(&tx, &list, &a, name.as_deref(), mode, now)? {
-                    if moderate.is_some() {
-                        members::set_moderation(&tx, &list, &a, moderate)?;
-                    }
+                if members::add_new(&tx, &list, &a, name.as_deref(), mode, held, now)? {
                     added += 1;
                 } else {
                     already += 1;
@@ -185,15 +191,13 @@ pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
         }
         MembersCmd::Remove { list, addresses } => {
             let list = list_of(&list)?;
-            let inputs = inputs(&addresses)?;
-            let tx = conn.transaction()?;
-            let (removed, absent, bad) =
-                change_members(&inputs, |a| Ok(members::remove(&tx, &list, a)?))?;
-            tx.commit()?;
-            println!("{list}: {removed} removed, {absent} not members, {bad} invalid");
-            if bad + absent > 0 {
-                anyhow::bail!("{} address(es) not removed", bad + absent);
-            }
+            change_members(
+                &mut conn,
+                &list,
+                &addresses,
+                ("removed", "removed"),
+                |tx, a| Ok(members::remove(tx, &list, a)?),
+            )?;
         }
         MembersCmd::Mode {
             list,
@@ -205,18 +209,13 @@ pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
             if mode.is_digest() && config.list(&list).is_some_and(|l| !l.digest.enabled) {
                 anyhow::bail!("{list} has digests turned off (digest.enabled: false)");
             }
-            let inputs = inputs(&addresses)?;
-            let tx = conn.transaction()?;
-            let (set, absent, bad) =
-                change_members(&inputs, |a| Ok(members::set_mode(&tx, &list, a, mode)?))?;
-            tx.commit()?;
-            println!(
-                "{list}: {set} set to {}, {absent} not members, {bad} invalid",
-                mode.as_str()
-            );
-            if bad + absent > 0 {
-                anyhow::bail!("{} address(es) not changed", bad + absent);
-            }
+            change_members(
+                &mut conn,
+                &list,
+                &addresses,
+                (&format!("set to {}", mode.as_str()), "changed"),
+                |tx, a| Ok(members::set_mode(tx, &list, a, mode)?),
+            )?;
         }
         MembersCmd::Moderate {
             list,
@@ -232,17 +231,14 @@ pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
                     )
                 })?),
             };
-            let inputs = inputs(&addresses)?;
-            let tx = conn.transaction()?;
-            let (set, absent, bad) = change_members(&inputs, |a| {
-                Ok(members::set_moderation(&tx, &list, a, flag)?)
-            })?;
-            tx.commit()?;
             let what = flag.map_or("default", Moderation::as_str);
-            println!("{list}: {set} set to {what}, {absent} not members, {bad} invalid");
-            if bad + absent > 0 {
-                anyhow::bail!("{} address(es) not changed", bad + absent);
-            }
+            change_members(
+                &mut conn,
+                &list,
+                &addresses,
+                (&format!("set to {what}"), "changed"),
+                |tx, a| Ok(members::set_moderation(tx, &list, a, flag)?),
+            )?;
         }
         MembersCmd::List { list } => {
             let list = list_of(&list)?;

@@ -81,6 +81,11 @@ fn take_mode(args: &mut VecDeque<String>) -> Result<Option<DeliveryMode>, String
     Ok(mode)
 }
 
+/// Whether `mode` is a digest mode and `list` has digests turned off.
+fn no_digest(list: &ListConfig, mode: DeliveryMode) -> bool {
+    mode.is_digest() && !list.digest.enabled
+}
+
 /// ` (the MIME digest)` after a subscription in a mode other than each.
 fn mode_suffix(mode: DeliveryMode) -> String {
     match mode {
@@ -179,16 +184,21 @@ pub fn add_member(
 ) -> Result<bool, HandlerError> {
     let addr = who.addr;
     // a digest mode asked for before the list's digests were turned off
-    let mode = if who.mode.is_digest() && !list.digest.enabled {
+    let mode = if no_digest(list, who.mode) {
         DeliveryMode::Each
     } else {
         who.mode
     };
-    if !members::add(conn, &list.name, addr, who.name, mode, now)? {
+    if !members::add_new(
+        conn,
+        &list.name,
+        addr,
+        who.name,
+        mode,
+        list.moderate_new_members,
+        now,
+    )? {
         return Ok(false);
-    }
-    if list.moderate_new_members {
-        members::set_moderation(conn, &list.name, addr, Some(members::Moderation::Hold))?;
     }
     tracing::info!(list = %list.name, address = %addr, "member added");
     let config = &ctx.config;
@@ -718,7 +728,7 @@ impl<'a> Session<'a> {
             Ok(l) => l,
             Err(e) => return Ok(e),
         };
-        if asked_mode.is_some_and(DeliveryMode::is_digest) && !list.digest.enabled {
+        if asked_mode.is_some_and(|m| no_digest(list, m)) {
             return Ok(format!(
                 "The {} list has no digest; subscribe without `digest=`.",
                 list.name
@@ -1001,7 +1011,7 @@ impl<'a> Session<'a> {
                 list.name
             ));
         }
-        if mode.is_digest() && !list.digest.enabled {
+        if no_digest(list, mode) {
             return Ok(format!("The {} list has no digest.", list.name));
         }
         let (addr, name) = match parse_target(&config, &words(&args)) {
@@ -1176,7 +1186,7 @@ impl<'a> Session<'a> {
         let Some(mode) = DeliveryMode::parse(&word) else {
             return Ok(format!("Unknown mode `{word}`. The modes are {modes}."));
         };
-        if mode.is_digest() && !list.digest.enabled {
+        if no_digest(list, mode) {
             return Ok(format!("The {} list has no digest.", list.name));
         }
         if !members::set_mode(self.conn, &list.name, &self.sender.address, mode)? {

@@ -94,6 +94,22 @@ fn unreferenced(conn: &Connection, parent: &str, except: &[&str], id: &str) -> R
     Ok(sql)
 }
 
+/// Runs `sql`, a DELETE of at most `?2` rows older than `?1` (`before`),
+/// until it deletes fewer than [`STEP`]; each run is its own short
+/// transaction. Returns the rows deleted.
+fn delete_in_steps(conn: &Connection, sql: &str, before: i64) -> Result<u64> {
+    let mut deleted = 0;
+    loop {
+        let n = conn
+            .prepare_cached(sql)?
+            .execute(params![before, STEP as i64])?;
+        deleted += n as u64;
+        if n < STEP {
+            return Ok(deleted);
+        }
+    }
+}
+
 /// The cut-off time: rows finished before it go. None: keep everything.
 pub fn cutoff(config: &Config, now: i64) -> Option<i64> {
     match config.delivery.retain_days {
@@ -131,33 +147,23 @@ pub fn purge(conn: &mut Connection, config: &Config, now: i64) -> Result<Purged>
         }
         tx.commit()?;
     }
-    for (counter, sql) in [
-        (
-            &mut out.digest_entries,
-            "DELETE FROM digest_entries WHERE id IN (
-                 SELECT e.id FROM digest_issues i
-                 JOIN digest_entries e ON e.list = i.list AND e.issue_id = i.id
-                 WHERE i.closed_at < ?1 LIMIT ?2)",
-        ),
-        (
-            &mut out.digest_jobs,
-            "DELETE FROM digest_jobs WHERE id IN (
-                 SELECT d.id FROM digest_issues i
-                 JOIN digest_jobs d ON d.issue_id = i.id
-                 LEFT JOIN jobs j ON j.id = d.job_id
-                 WHERE i.closed_at < ?1 AND (j.id IS NULL OR j.state = 'done') LIMIT ?2)",
-        ),
-    ] {
-        loop {
-            let n = conn
-                .prepare_cached(sql)?
-                .execute(params![before, STEP as i64])?;
-            *counter += n as u64;
-            if n < STEP {
-                break;
-            }
-        }
-    }
+    out.digest_entries = delete_in_steps(
+        conn,
+        "DELETE FROM digest_entries WHERE id IN (
+             SELECT e.id FROM digest_issues i
+             JOIN digest_entries e ON e.list = i.list AND e.issue_id = i.id
+             WHERE i.closed_at < ?1 LIMIT ?2)",
+        before,
+    )?;
+    out.digest_jobs = delete_in_steps(
+        conn,
+        "DELETE FROM digest_jobs WHERE id IN (
+             SELECT d.id FROM digest_issues i
+             JOIN digest_jobs d ON d.issue_id = i.id
+             LEFT JOIN jobs j ON j.id = d.job_id
+             WHERE i.closed_at < ?1 AND (j.id IS NULL OR j.state = 'done') LIMIT ?2)",
+        before,
+    )?;
     // finished jobs, in (done_at, id) order, resumed after the last seen
     let job_kept_by = format!(
         " AND id < (SELECT MAX(id) FROM jobs){}",
@@ -191,20 +197,16 @@ pub fn purge(conn: &mut Connection, config: &Config, now: i64) -> Result<Purged>
     }
     // finished incoming rows
     let incoming_kept_by = unreferenced(conn, "incoming", &[], "i.id")?;
-    loop {
-        let n = conn
-            .prepare_cached(&format!(
-                "DELETE FROM incoming WHERE id IN (
-                     SELECT i.id FROM incoming i
-                     WHERE i.state = 'done' AND i.updated_at < ?1{incoming_kept_by}
-                     ORDER BY i.id LIMIT ?2)"
-            ))?
-            .execute(params![before, STEP as i64])?;
-        out.incoming += n as u64;
-        if n < STEP {
-            break;
-        }
-    }
+    out.incoming = delete_in_steps(
+        conn,
+        &format!(
+            "DELETE FROM incoming WHERE id IN (
+                 SELECT i.id FROM incoming i
+                 WHERE i.state = 'done' AND i.updated_at < ?1{incoming_kept_by}
+                 ORDER BY i.id LIMIT ?2)"
+        ),
+        before,
+    )?;
     // bodies nothing refers to any more, oldest first
     let msg_kept_by = unreferenced(conn, "messages", &[], "?1")?;
     let mut after = 0i64;

@@ -20,34 +20,37 @@ pub fn expn_members(
     config: &Config,
     list: &str,
 ) -> Result<Vec<ExpnEntry>, StoreError> {
-    let mut out = Vec::new();
+    // (address key, address) as expansion gives them
+    let mut found = Vec::new();
     let opts = ExpandOptions {
         all_members: true,
         ..ExpandOptions::default()
     };
     let most = config.smtp.expn_max_members.saturating_add(1);
     delivery::expand(conn, config, list, &opts, |r| {
-        out.push(ExpnEntry {
-            name: None,
-            address: r.address.clone(),
-        });
-        out.len() < most
+        found.push((r.key.clone(), r.address.clone()));
+        found.len() < most
     })?;
-    if out.len() <= config.smtp.expn_max_members {
-        // display names (RFC 5321 §3.5.1 shows `User Name <address>`): the
-        // one on this list first, else one from any list the address is on
-        let mut stmt = conn.prepare_cached(
-            "SELECT name FROM members WHERE address_key = ?1 AND COALESCE(name, '') <> ''
-             ORDER BY list = ?2 DESC LIMIT 1",
-        )?;
-        for e in &mut out {
-            let key = crate::address::address_key(&e.address);
-            e.name = stmt
-                .query_row(rusqlite::params![key, list], |r| r.get(0))
-                .optional()?;
-        }
-    }
-    Ok(out)
+    // display names (RFC 5321 §3.5.1 shows `User Name <address>`): the one
+    // on this list first, else one from any list the address is on; not
+    // looked up for a list over the limit, which is refused anyway
+    let named = found.len() <= config.smtp.expn_max_members;
+    let mut stmt = conn.prepare_cached(
+        "SELECT name FROM members WHERE address_key = ?1 AND COALESCE(name, '') <> ''
+         ORDER BY list = ?2 DESC LIMIT 1",
+    )?;
+    found
+        .into_iter()
+        .map(|(key, address)| {
+            let name = if named {
+                stmt.query_row(rusqlite::params![key, list], |r| r.get(0))
+                    .optional()?
+            } else {
+                None
+            };
+            Ok(ExpnEntry { name, address })
+        })
+        .collect()
 }
 
 /// Opens the store read-only and looks up `list` (the driver's side of

@@ -161,8 +161,10 @@ pub async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
                 Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
                     let ip = addr.ip().to_canonical();
-                    let peer = Peer::tcp(&shared.live.current().config, ip);
-                    tokio::spawn(connection(stream, peer, *proto, shared.clone()));
+                    // one configuration for the whole session, trust included
+                    let config = shared.live.current().config;
+                    let peer = Peer::tcp(&config, ip);
+                    tokio::spawn(connection(stream, peer, config, *proto, shared.clone()));
                 }
                 Err(e) => accept_error(e).await,
             },
@@ -171,6 +173,7 @@ pub async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
                     tokio::spawn(connection(
                         stream,
                         Peer::local(),
+                        shared.live.current().config,
                         Protocol::Lmtp,
                         shared.clone(),
                     ));
@@ -198,12 +201,17 @@ async fn refuse<S: AsyncWrite + Unpin>(mut stream: S, r: Reply) {
     .await;
 }
 
-/// Serves one connection.
-pub async fn connection<S>(stream: S, peer: Peer, proto: Protocol, shared: Arc<Shared>)
-where
+/// Serves one connection on `config` (the daemon's configuration when it
+/// connected).
+pub async fn connection<S>(
+    stream: S,
+    peer: Peer,
+    config: Arc<Config>,
+    proto: Protocol,
+    shared: Arc<Shared>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let config = shared.live.current().config;
     let host = config.smtp.hostname.clone();
     if *shared.shutdown.borrow() {
         return refuse(stream, reply::shutting_down(&host)).await;
@@ -213,39 +221,29 @@ where
         return refuse(stream, reply::too_many_connections(&host)).await;
     };
     // trusted networks (the MTA in front of us) are not limited per client
-    let _client_slot = match peer.ip.filter(|_| !peer.trusted) {
-        Some(ip) => {
-            match shared
-                .per_client
-                .enter(ip, config.smtp.max_connections_per_client)
-            {
-                Some(slot) => Some(slot),
-                None => {
-                    tracing::warn!(client = %ip, "connection refused: max_connections_per_client reached");
-                    return refuse(stream, reply::too_many_from_client(&host)).await;
-                }
-            }
-        }
-        None => None,
-    };
+    let mut _client_slot = None;
+    if let Some(ip) = peer.ip.filter(|_| !peer.trusted) {
+        let max = config.smtp.max_connections_per_client;
+        let Some(slot) = shared.per_client.enter(ip, max) else {
+            tracing::warn!(client = %ip, "connection refused: max_connections_per_client reached");
+            return refuse(stream, reply::too_many_from_client(&host)).await;
+        };
+        _client_slot = Some(slot);
+    }
     let _live = shared.active.enter();
     tracing::debug!(client = ?peer.ip, ?proto, "connected");
     let session = Session::new(config.clone(), proto, peer.clone(), crate::store::now());
-    match drive(stream, session, &config, &shared).await {
+    match drive(stream, session, &shared).await {
         Ok(()) => tracing::debug!(client = ?peer.ip, "disconnected"),
         Err(e) => tracing::debug!(client = ?peer.ip, error = %e, "connection ended"),
     }
 }
 
-async fn drive<S>(
-    mut stream: S,
-    mut session: Session,
-    config: &Arc<Config>,
-    shared: &Shared,
-) -> std::io::Result<()>
+async fn drive<S>(mut stream: S, mut session: Session, shared: &Shared) -> std::io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let config = session.config.clone();
     let idle = Duration::from_secs(config.smtp.idle_timeout_secs.max(1));
     let mut shutdown = shared.shutdown.clone();
     let mut draining = false;

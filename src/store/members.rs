@@ -116,16 +116,32 @@ pub fn add(
     mode: DeliveryMode,
     now: i64,
 ) -> Result<bool> {
+    add_new(conn, list, address, name, mode, false, now)
+}
+
+/// [`add`] for someone joining now, by the robot or `listd members add`:
+/// `held` (the list's `moderate_new_members`) starts them with their
+/// moderation flag at `hold`.
+pub fn add_new(
+    conn: &Connection,
+    list: &str,
+    address: &Address,
+    name: Option<&str>,
+    mode: DeliveryMode,
+    held: bool,
+    now: i64,
+) -> Result<bool> {
     let n = conn.execute(
-        "INSERT OR IGNORE INTO members(list, address, address_key, name, mode, joined_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR IGNORE INTO members(list, address, address_key, name, mode, joined_at, moderation)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             list,
             address.to_string(),
             address.key(),
             name,
             mode.as_str(),
-            now
+            now,
+            held.then_some(Moderation::Hold.as_str())
         ],
     )?;
     Ok(n == 1)
