@@ -230,18 +230,13 @@ pub fn strip_subject_prefixes(subject: &str) -> &str {
         if let Some(colon) = s.find(':') {
             let prefix = s[..colon].trim().to_ascii_lowercase();
             // `Re[2]:` / `Re(2):` count like `Re:`
-            let prefix = match prefix.find(['[', '(']) {
-                Some(i)
-                    if prefix.len() > i + 2
-                        && prefix[i + 1..prefix.len() - 1]
-                            .bytes()
-                            .all(|b| b.is_ascii_digit())
-                        && prefix.ends_with([']', ')']) =>
-                {
-                    prefix[..i].trim_end().to_string()
-                }
-                _ => prefix,
-            };
+            // (char-safe: `find` and `strip_suffix` return boundaries)
+            let counted = prefix.find(['[', '(']).and_then(|i| {
+                let digits = prefix[i + 1..].strip_suffix([']', ')'])?;
+                (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| prefix[..i].trim_end().to_string())
+            });
+            let prefix = counted.unwrap_or(prefix);
             if matches!(
                 prefix.as_str(),
                 "re" | "fw" | "fwd" | "aw" | "wg" | "sv" | "vs" | "antw" | "ref" | "tr" | "rif"
@@ -510,6 +505,10 @@ mod tests {
         assert_eq!(strip_subject_prefixes("Re[]: help"), "Re[]: help");
         assert_eq!(strip_subject_prefixes("Note(s): help"), "Note(s): help");
         assert_eq!(strip_subject_prefixes("Re:"), "");
+        // a multi-byte character before the colon (this panicked once)
+        assert_eq!(strip_subject_prefixes("Kosten (€: 5)"), "Kosten (€: 5)");
+        assert_eq!(strip_subject_prefixes("Re(€): x"), "Re(€): x");
+        assert_eq!(strip_subject_prefixes("[€] Re[2€]: x"), "Re[2€]: x");
     }
 
     #[test]

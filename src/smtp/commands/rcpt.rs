@@ -97,9 +97,10 @@ fn accept(tx: &mut Transaction, address: String, route: Route) -> Outcome {
 fn bare_postmaster(line: &str) -> Option<&str> {
     let colon = line.find(':')?;
     let path = line[colon + 1..].trim_start_matches([' ', '\t']);
-    let inner = path.strip_prefix('<')?.get(..11)?;
-    let (name, close) = inner.split_at(10);
-    (name.eq_ignore_ascii_case("postmaster") && close == ">").then_some(name)
+    let inner = path.strip_prefix('<')?;
+    // `get`, never a byte split: the path is the client's, in any encoding
+    let name = inner.get(..10)?;
+    (name.eq_ignore_ascii_case("postmaster") && inner.get(10..11) == Some(">")).then_some(name)
 }
 
 /// 552 when `size` is over the size limit of the list a post goes to (a
@@ -132,5 +133,9 @@ mod tests {
         assert_eq!(bare_postmaster("RCPT TO:<postmasterx>"), None);
         assert_eq!(bare_postmaster("RCPT TO:<postmaste>"), None);
         assert_eq!(bare_postmaster("RCPT TO:<pöstmaster>"), None);
+        // a multi-byte character across byte 10 (this panicked once)
+        assert_eq!(bare_postmaster("RCPT TO:<@abcdefghé:postmaster>"), None);
+        assert_eq!(bare_postmaster("RCPT TO:<postmasteré>"), None);
+        assert_eq!(bare_postmaster("RCPT TO:<€€€€>"), None);
     }
 }
