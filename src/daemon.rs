@@ -14,6 +14,7 @@
 //! Trusts its `Config` (already validated by `Config::load`).
 
 use crate::config::Config;
+use crate::health::{self, Health, WorkerState};
 use crate::pipeline::{self, Ctx, Live, Wakers};
 use crate::smtp::server::{self, Active, Bound, Shared};
 use crate::smtp::session::Protocol;
@@ -46,6 +47,87 @@ pub enum DaemonError {
     Reload(String),
 }
 
+/// A worker's body: its context, wake-ups and shutdown signal in, a future
+/// that runs until shutdown (or fails) out.
+type WorkerFn =
+    fn(
+        Live,
+        Wakers,
+        watch::Receiver<bool>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send>>;
+
+/// First and longest wait before a stopped worker is started again.
+const RESTART_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(60));
+
+/// Runs a worker until shutdown, starting it again (after 1 s, 2 s, 4 s ...
+/// up to a minute) whenever it returns an error or panics, and records its
+/// state in `health` (intake refuses mail while the pipeline is down).
+async fn supervise<F>(
+    name: &'static str,
+    health: Arc<Health>,
+    mut shutdown: watch::Receiver<bool>,
+    start: F,
+) where
+    F: Fn(
+        watch::Receiver<bool>,
+    )
+        -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send>>,
+{
+    let mut backoff = RESTART_BACKOFF.0;
+    let mut restarts = 0u32;
+    loop {
+        health.set(name, WorkerState::Running);
+        let started = tokio::time::Instant::now();
+        let error = match tokio::spawn(start(shutdown.clone())).await {
+            Ok(Ok(())) if *shutdown.borrow() => {
+                health.set(name, WorkerState::Stopped);
+                return;
+            }
+            Ok(Ok(())) => "stopped".to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) if e.is_panic() => {
+                let p = e.into_panic();
+                let what = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                format!("panicked: {what}")
+            }
+            Err(e) => e.to_string(),
+        };
+        if *shutdown.borrow() {
+            health.set(name, WorkerState::Stopped);
+            return;
+        }
+        // a worker that ran a good while before failing starts over quickly
+        if started.elapsed() > RESTART_BACKOFF.1 * 2 {
+            backoff = RESTART_BACKOFF.0;
+        }
+        restarts += 1;
+        let now = crate::store::now();
+        tracing::error!(worker = name, %error, restarts, retry_in = ?backoff, "worker stopped; restarting it");
+        health.set(
+            name,
+            WorkerState::Restarting {
+                error,
+                restarts,
+                since: now,
+                retry_at: now + backoff.as_secs() as i64,
+            },
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => {}
+        }
+        if *shutdown.borrow() {
+            health.set(name, WorkerState::Stopped);
+            return;
+        }
+        backoff = (backoff * 2).min(RESTART_BACKOFF.1);
+    }
+}
+
 /// A running daemon.
 pub struct DaemonHandle {
     /// Replaces the configuration the workers and new sessions see.
@@ -57,6 +139,8 @@ pub struct DaemonHandle {
     stop_sessions: watch::Sender<bool>,
     stop_workers: watch::Sender<bool>,
     active: Arc<Active>,
+    /// The workers' states, as their supervisors record them.
+    pub health: Arc<Health>,
     listeners: Vec<JoinHandle<()>>,
     writer: WriterHandle,
     workers: Vec<JoinHandle<()>>,
@@ -90,7 +174,9 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
         }
     }
 
-    let (writer, writer_handle) = spool::spawn(&db, wakers.clone()).map_err(store_err)?;
+    let health = Arc::new(Health::default());
+    let (writer, writer_handle) =
+        spool::spawn(&db, wakers.clone(), health.clone()).map_err(store_err)?;
     let (stop_sessions, sessions_rx) = watch::channel(false);
     let (stop_workers, workers_rx) = watch::channel(false);
     let active = Arc::new(Active::default());
@@ -121,30 +207,23 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
     drop(shared);
 
     let mut workers = Vec::new();
-    let (mctx, w, rx) = (live.clone(), wakers.clone(), workers_rx.clone());
-    workers.push(tokio::spawn(async move {
-        if let Err(e) = crate::moderation::expiry::run(mctx, w, rx).await {
-            tracing::error!(error = %e, "moderation worker stopped");
-        }
+    let spawn_worker = |name: &'static str, run: WorkerFn| {
+        let (l, w, rx) = (live.clone(), wakers.clone(), workers_rx.clone());
+        tokio::spawn(supervise(name, health.clone(), rx, move |rx| {
+            run(l.clone(), w.clone(), rx)
+        }))
+    };
+    workers.push(spawn_worker("moderation", |l, w, rx| {
+        Box::pin(crate::moderation::expiry::run(l, w, rx))
     }));
-    let (dctx, w, rx) = (live.clone(), wakers.clone(), workers_rx.clone());
-    workers.push(tokio::spawn(async move {
-        if let Err(e) = crate::digest::run(dctx, w, rx).await {
-            tracing::error!(error = %e, "digest worker stopped");
-        }
+    workers.push(spawn_worker("digest", |l, w, rx| {
+        Box::pin(crate::digest::run(l, w, rx))
     }));
-    let (pctx, w, rx) = (live.clone(), wakers.clone(), workers_rx.clone());
-    workers.push(tokio::spawn(async move {
-        if let Err(e) = pipeline::run(pctx, w, rx).await {
-            tracing::error!(error = %e, "pipeline worker stopped");
-        }
+    workers.push(spawn_worker(health::PIPELINE, |l, w, rx| {
+        Box::pin(pipeline::run(l, w, rx))
     }));
-
-    let (cfg, w, rx) = (live, wakers.clone(), workers_rx.clone());
-    workers.push(tokio::spawn(async move {
-        if let Err(e) = crate::delivery::run(cfg, w, rx).await {
-            tracing::error!(error = %e, "delivery worker stopped");
-        }
+    workers.push(spawn_worker("delivery", |l, w, rx| {
+        Box::pin(crate::delivery::run(l, w, rx))
     }));
 
     Ok(DaemonHandle {
@@ -155,6 +234,7 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
         stop_sessions,
         stop_workers,
         active,
+        health,
         listeners,
         writer: writer_handle,
         workers,
@@ -273,5 +353,58 @@ impl DaemonHandle {
             }
         }
         tracing::info!("stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn a_failing_or_panicking_worker_is_restarted_and_its_state_recorded() {
+        let health = Arc::new(Health::default());
+        let starts = Arc::new(AtomicU32::new(0));
+        let (stop, rx) = watch::channel(false);
+        let s = starts.clone();
+        let sup = tokio::spawn(supervise(
+            health::PIPELINE,
+            health.clone(),
+            rx,
+            move |mut rx| {
+                let n = s.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async move {
+                    match n {
+                        0 => Err(StoreError::Invalid("disk on fire".into())),
+                        1 => panic!("worker bug"),
+                        _ => {
+                            let _ = rx.wait_for(|v| *v).await;
+                            Ok(())
+                        }
+                    }
+                })
+            },
+        ));
+        // after the first failure: down, intake refused, waiting 1 s
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(starts.load(Ordering::SeqCst), 1);
+        let why = health.intake_refusal().expect("refused while down");
+        assert!(why.contains("disk on fire"), "{why}");
+        // then the panic, recorded as such, and a 2 s wait
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(starts.load(Ordering::SeqCst), 2);
+        let report = health.report();
+        assert!(
+            matches!(&report[0].1, WorkerState::Restarting { error, restarts: 2, .. } if error.contains("panicked: worker bug")),
+            "{report:?}"
+        );
+        // third start runs; intake is open again
+        tokio::time::sleep(Duration::from_millis(2200)).await;
+        assert_eq!(starts.load(Ordering::SeqCst), 3);
+        assert_eq!(health.intake_refusal(), None);
+        assert_eq!(health.report()[0].1, WorkerState::Running);
+        stop.send(true).unwrap();
+        sup.await.unwrap();
+        assert_eq!(health.report()[0].1, WorkerState::Stopped);
     }
 }

@@ -15,6 +15,8 @@ pub mod config;
 pub mod daemon;
 pub mod delivery;
 pub mod digest;
+pub mod fault;
+pub mod health;
 pub mod moderation;
 pub mod pipeline;
 pub mod routing;

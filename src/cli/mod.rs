@@ -45,7 +45,7 @@ pub enum Command {
     Held(held::HeldArgs),
     /// Read a password on stdin and print its argon2 hash (for `moderator_password`).
     HashPassword,
-    /// Show the queues (incoming, active, deferred, hold, corrupt, sent, failed); `retry` forces deferred mail due now, `purge` runs the retention clean-up.
+    /// Show the queues (incoming, active, deferred, hold, corrupt, sent, failed); `retry` forces deferred mail due now, `purge` runs the retention clean-up, `corrupt` lists, shows, retries or deletes inbound mail that could not be handled.
     Queue {
         #[command(subcommand)]
         action: Option<queue::QueueCmd>,

@@ -1,7 +1,9 @@
 //! `listd queue` (counts by queue and state, Postfix-style names, then the
 //! newest corrupt inbound rows with their reasons), `listd queue retry`
-//! (every deferred recipient due now) and `listd queue purge` (the
-//! retention clean-up the daemon runs hourly, run now).
+//! (every deferred recipient due now), `listd queue purge` (the
+//! retention clean-up the daemon runs hourly, run now) and `listd queue
+//! corrupt` (list, show, retry and delete the inbound rows that could not
+//! be handled).
 //!
 //! Reads and writes the store directly; the daemon's delivery worker notices
 //! retried rows on its next look at the queue (within 15 seconds).
@@ -22,6 +24,42 @@ pub enum QueueCmd {
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         days: Option<u64>,
     },
+    /// Inbound mail that could not be handled (`corrupt`): list it, or show,
+    /// retry or delete rows by id.
+    Corrupt {
+        #[command(subcommand)]
+        action: Option<CorruptCmd>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CorruptCmd {
+    /// Every corrupt row, newest first, with its reason (the default).
+    List,
+    /// One row: its reason, envelope and the message as received.
+    Show {
+        /// The incoming row id (`incoming #ID` in the list).
+        id: i64,
+    },
+    /// Put rows back in the incoming queue, due now, failure counts cleared
+    /// (after fixing what made them fail).
+    Retry {
+        /// Row ids; none with --all.
+        #[arg(required_unless_present = "all")]
+        ids: Vec<i64>,
+        /// Every corrupt row.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+    /// Delete rows for good (their message bodies go with the retention clean-up).
+    Delete {
+        /// Row ids; none with --all.
+        #[arg(required_unless_present = "all")]
+        ids: Vec<i64>,
+        /// Every corrupt row.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
 }
 
 pub fn run(path: &Path, cmd: Option<QueueCmd>) -> CliResult {
@@ -40,6 +78,7 @@ pub fn run(path: &Path, cmd: Option<QueueCmd>) -> CliResult {
             println!("{n} deferred queue entries are due now");
             Ok(())
         }
+        Some(QueueCmd::Corrupt { action }) => corrupt(&conn, action.unwrap_or(CorruptCmd::List)),
         Some(QueueCmd::Purge { days }) => {
             if let Some(d) = days {
                 config.delivery.retain_days = d;
@@ -89,4 +128,77 @@ fn print_corrupt(conn: &rusqlite::Connection, total: i64) -> CliResult {
         println!("  ... and {more} more");
     }
     Ok(())
+}
+
+/// `listd queue corrupt ...`.
+fn corrupt(conn: &rusqlite::Connection, cmd: CorruptCmd) -> CliResult {
+    use crate::store::spool;
+    let now = crate::store::now();
+    match cmd {
+        CorruptCmd::List => {
+            let rows = spool::corrupt_rows(conn, usize::MAX >> 1)?;
+            if rows.is_empty() {
+                println!("no corrupt inbound mail");
+            }
+            for r in &rows {
+                println!(
+                    "incoming #{} (message #{}) to <{}>: {}",
+                    r.id, r.message_id, r.rcpt, r.error
+                );
+            }
+            Ok(())
+        }
+        CorruptCmd::Show { id } => {
+            let Some(r) = spool::corrupt_row(conn, id)? else {
+                anyhow::bail!("no corrupt incoming row #{id} (see `listd queue corrupt`)");
+            };
+            let m = spool::load(conn, r.message_id)?;
+            println!("incoming #{} (message #{})", r.id, r.message_id);
+            println!("reason: {}", r.error);
+            println!("to: <{}>", r.rcpt);
+            if let Some(m) = &m {
+                println!("from: <{}>", m.env_from);
+                println!("client: {}", m.client_ip.as_deref().unwrap_or("local"));
+                println!(
+                    "received: {}",
+                    crate::moderation::notice::fmt_time(m.received_at)
+                );
+                println!("size: {} bytes\n", m.bytes.len());
+                use std::io::Write;
+                std::io::stdout().write_all(&m.bytes)?;
+            } else {
+                println!("(the message body is gone)");
+            }
+            Ok(())
+        }
+        CorruptCmd::Retry { ids, all } => {
+            let n = each_or_all(&ids, all, |id| spool::retry_corrupt(conn, id, now))?;
+            println!("{n} corrupt rows back in the incoming queue (a running daemon takes them within 5 seconds)");
+            Ok(())
+        }
+        CorruptCmd::Delete { ids, all } => {
+            let n = each_or_all(&ids, all, |id| spool::delete_corrupt(conn, id))?;
+            println!("{n} corrupt rows deleted");
+            Ok(())
+        }
+    }
+}
+
+/// Runs `f` for each id (every one must exist), or once with `None` for all.
+fn each_or_all(
+    ids: &[i64],
+    all: bool,
+    f: impl Fn(Option<i64>) -> crate::store::Result<usize>,
+) -> anyhow::Result<usize> {
+    if all {
+        return Ok(f(None)?);
+    }
+    let mut n = 0;
+    for &id in ids {
+        match f(Some(id))? {
+            0 => anyhow::bail!("no corrupt incoming row #{id} (see `listd queue corrupt`)"),
+            k => n += k,
+        }
+    }
+    Ok(n)
 }

@@ -99,6 +99,9 @@ pub enum HandlerError {
     /// Will never succeed: the row moves to `corrupt` with this reason.
     #[error("{0}")]
     Corrupt(String),
+    /// The handler panicked (a bug): retried, then `corrupt`.
+    #[error("handler panicked: {0}")]
+    Panic(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -150,6 +153,11 @@ pub const BATCH_ROWS: usize = 128;
 /// to the spool writer (whose sessions wait for their 250) soon enough.
 const BATCH_TIME: Duration = Duration::from_millis(10);
 
+/// Hard failures (the worker died, or the handler panicked, while the row
+/// was being handled) after which a row moves to `corrupt` without being
+/// tried again.
+pub const MAX_HARD_FAILURES: i64 = 3;
+
 /// One due `incoming` row with its message's envelope.
 #[derive(Debug)]
 struct Row {
@@ -160,6 +168,8 @@ struct Row {
     list: Option<String>,
     tag: Option<String>,
     attempts: i64,
+    /// Claims of this row that no outcome followed: hard failures so far.
+    inflight: i64,
     env_from: String,
     client_ip: Option<String>,
     received_at: i64,
@@ -168,7 +178,7 @@ struct Row {
 /// The oldest `limit` rows due at `now`.
 fn due_rows(conn: &Connection, now: i64, limit: usize) -> Result<Vec<Row>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT i.id, i.message_id, i.rcpt, i.route, i.list, i.tag, i.attempts,
+        "SELECT i.id, i.message_id, i.rcpt, i.route, i.list, i.tag, i.attempts, i.inflight,
                 m.env_from, m.client_ip, m.received_at
          FROM incoming i JOIN messages m ON m.id = i.message_id
          WHERE i.state = 'incoming' AND i.updated_at <= ?1
@@ -183,9 +193,10 @@ fn due_rows(conn: &Connection, now: i64, limit: usize) -> Result<Vec<Row>, Store
             list: r.get(4)?,
             tag: r.get(5)?,
             attempts: r.get(6)?,
-            env_from: r.get(7)?,
-            client_ip: r.get(8)?,
-            received_at: r.get(9)?,
+            inflight: r.get(7)?,
+            env_from: r.get(8)?,
+            client_ip: r.get(9)?,
+            received_at: r.get(10)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -212,6 +223,30 @@ fn inbound(conn: &Connection, row: &Row, now: i64) -> Result<Result<Inbound, Str
     }))
 }
 
+/// Records that these rows are about to be handled, in a transaction of its
+/// own that commits before any handler runs: should the worker die before
+/// the rows' outcomes commit, the count survives (the batch's rollback and
+/// a crash alike) and names the rows to handle alone next time. Committed
+/// with `synchronous=NORMAL`: the WAL write survives the process dying
+/// without an fsync of its own; the batch's commit syncs it.
+fn claim(conn: &mut Connection, ids: &[i64]) -> Result<(), StoreError> {
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let claimed = (|| {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut up = tx.prepare_cached(
+                "UPDATE incoming SET inflight = inflight + 1 WHERE id = ?1 AND state = 'incoming'",
+            )?;
+            for id in ids {
+                up.execute([id])?;
+            }
+        }
+        tx.commit()
+    })();
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(claimed?)
+}
+
 /// Claims the oldest due `incoming` row and runs its handler in a
 /// transaction of its own.
 pub fn process_one(ctx: &Ctx, conn: &mut Connection, now: i64) -> Result<Step, StoreError> {
@@ -224,55 +259,69 @@ pub fn process_one(ctx: &Ctx, conn: &mut Connection, now: i64) -> Result<Step, S
 
 /// One row, one transaction: the handler and the `done` mark commit
 /// together; a failure is recorded after the handler's work is rolled back.
+/// A row that failed hard [`MAX_HARD_FAILURES`] times moves to `corrupt`
+/// without running again.
 fn process_row(ctx: &Ctx, conn: &mut Connection, row: &Row, now: i64) -> Result<(), StoreError> {
-    let msg = match inbound(conn, row, now)? {
-        Ok(m) => m,
-        Err(reason) => return mark(conn, row.id, "corrupt", Some(&reason), now),
-    };
+    if row.inflight >= MAX_HARD_FAILURES {
+        let reason = format!(
+            "the pipeline failed hard (a crash or a panic) {} times while handling this row",
+            row.inflight
+        );
+        tracing::error!(incoming = row.id, message = row.message_id, rcpt = %row.rcpt, %reason, "moved to corrupt; see `listd queue corrupt`");
+        return mark(conn, row.id, "corrupt", Some(&reason), now);
+    }
+    claim(conn, &[row.id])?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let result = dispatch(ctx, &tx, &msg).and_then(|()| {
-        mark(&tx, row.id, "done", None, now)?;
-        Ok(())
-    });
-    let result = match result {
-        Ok(()) => tx.commit().map_err(HandlerError::from),
+    match handle_in_batch(ctx, &tx, row, now) {
+        Ok(()) => Ok(tx.commit()?),
         Err(e) => {
+            // the transaction itself was lost: record the failure on its own
             drop(tx);
-            Err(e)
+            record_failure(conn, row, &row.kind, HandlerError::Store(e), now)
         }
-    };
-    match result {
-        Ok(()) => {
-            tracing::debug!(incoming = row.id, route = msg.route.kind(), "handled");
-            Ok(())
-        }
-        Err(e) => record_failure(conn, row, msg.route.kind(), e, now),
     }
 }
 
 /// Handles up to `max` due rows in one transaction, each inside its own
-/// SAVEPOINT: a row whose handler fails has its own work rolled back and
-/// its failure recorded, and the other rows still commit. Every row's
-/// handler runs in the transaction that marks it done, so a crash at any
-/// instant replays the uncommitted rows and loses nothing. Should the batch
-/// itself fail (say the transaction is lost to an I/O error), its rows are
-/// handled again one by one, each in its own transaction. Returns how many
-/// rows were handled (0: nothing is due).
+/// SAVEPOINT: a row whose handler fails (or panics) has its own work rolled
+/// back and its failure recorded, and the other rows still commit. Every
+/// row's handler runs in the transaction that marks it done, so a crash at
+/// any instant replays the uncommitted rows and loses nothing. A row that
+/// an earlier batch claimed without an outcome (the worker died) is handled
+/// alone, so it can take no other row down with it. Should the batch itself
+/// fail (say the transaction is lost to an I/O error), its rows are handled
+/// again one by one, each in its own transaction. Returns how many rows
+/// were handled (0: nothing is due).
 pub fn process_batch(
     ctx: &Ctx,
     conn: &mut Connection,
     now: i64,
     max: usize,
 ) -> Result<usize, StoreError> {
-    if due_rows(conn, now, 1)?.is_empty() {
+    let rows = due_rows(conn, now, max.max(1))?;
+    let Some(first) = rows.first() else {
         return Ok(0);
+    };
+    if first.inflight > 0 {
+        process_row(ctx, conn, first, now)?;
+        return Ok(1);
     }
-    match run_batch(ctx, conn, now, max.max(1)) {
+    let n = rows.iter().take_while(|r| r.inflight == 0).count();
+    let rows = &rows[..n];
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    claim(conn, &ids)?;
+    match run_batch(ctx, conn, rows, now) {
         Ok(n) => Ok(n),
         Err(e) => {
-            let rows = due_rows(conn, now, max.max(1))?;
             tracing::warn!(error = %e, rows = rows.len(), "pipeline batch failed; handling its rows one by one");
-            for row in &rows {
+            // the batch failed, not a handler: this claim counts against no row
+            for id in &ids {
+                conn.execute(
+                    "UPDATE incoming SET inflight = inflight - 1 WHERE id = ?1 AND inflight > 0",
+                    [id],
+                )?;
+            }
+            for row in rows {
                 process_row(ctx, conn, row, now)?;
             }
             Ok(rows.len())
@@ -280,21 +329,49 @@ pub fn process_batch(
     }
 }
 
-fn run_batch(ctx: &Ctx, conn: &mut Connection, now: i64, max: usize) -> Result<usize, StoreError> {
+fn run_batch(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    rows: &[Row],
+    now: i64,
+) -> Result<usize, StoreError> {
     let started = std::time::Instant::now();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    // read inside the write transaction: these rows are ours until commit
-    let rows = due_rows(&tx, now, max)?;
     let mut n = 0;
-    for row in &rows {
+    for row in rows {
         if n > 0 && started.elapsed() >= BATCH_TIME {
-            break;
+            // not handled in this batch: give the claim back
+            tx.execute(
+                "UPDATE incoming SET inflight = inflight - 1 WHERE id = ?1 AND inflight > 0",
+                [row.id],
+            )?;
+            continue;
         }
         handle_in_batch(ctx, &tx, row, now)?;
         n += 1;
     }
     tx.commit()?;
     Ok(n)
+}
+
+/// Runs the row's handler, a panic included: a panic is this row's failure,
+/// never the worker's.
+fn dispatch_guarded(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), HandlerError> {
+    let run = std::panic::AssertUnwindSafe(|| {
+        crate::fault::point(&msg.bytes);
+        dispatch(ctx, tx, msg)
+    });
+    match std::panic::catch_unwind(run) {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            Err(HandlerError::Panic(what))
+        }
+    }
 }
 
 /// One row of a batch, inside `SAVEPOINT pipeline_row`.
@@ -304,7 +381,7 @@ fn handle_in_batch(ctx: &Ctx, tx: &Transaction<'_>, row: &Row, now: i64) -> Resu
         Err(reason) => return mark(tx, row.id, "corrupt", Some(&reason), now),
     };
     tx.execute_batch("SAVEPOINT pipeline_row")?;
-    let result = dispatch(ctx, tx, &msg).and_then(|()| {
+    let result = dispatch_guarded(ctx, tx, &msg).and_then(|()| {
         mark(tx, row.id, "done", None, now)?;
         Ok(())
     });
@@ -314,15 +391,19 @@ fn handle_in_batch(ctx: &Ctx, tx: &Transaction<'_>, row: &Row, now: i64) -> Resu
             tracing::debug!(incoming = row.id, route = msg.route.kind(), "handled");
             Ok(())
         }
-        Err(e) => {
-            tx.execute_batch("ROLLBACK TO pipeline_row; RELEASE pipeline_row")?;
-            record_failure(tx, row, msg.route.kind(), e, now)
-        }
+        Err(e) => match tx.execute_batch("ROLLBACK TO pipeline_row; RELEASE pipeline_row") {
+            Ok(()) => record_failure(tx, row, msg.route.kind(), e, now),
+            // the handler's failure took the whole transaction with it
+            Err(lost) => Err(StoreError::Invalid(format!(
+                "{e} (transaction lost: {lost})"
+            ))),
+        },
     }
 }
 
-/// A handler failed: `corrupt` for a permanent failure or after
-/// [`MAX_ATTEMPTS`], else the row waits and is tried again later.
+/// A handler failed: `corrupt` for a permanent failure, after
+/// [`MAX_ATTEMPTS`] temporary ones or after [`MAX_HARD_FAILURES`] panics;
+/// else the row waits and is tried again later.
 fn record_failure(
     conn: &Connection,
     row: &Row,
@@ -331,28 +412,32 @@ fn record_failure(
     now: i64,
 ) -> Result<(), StoreError> {
     let id = row.id;
-    match e {
-        HandlerError::Corrupt(reason) => {
-            tracing::warn!(incoming = id, route, %reason, "moved to corrupt");
-            mark(conn, id, "corrupt", Some(&reason), now)
-        }
-        e => {
-            let reason = e.to_string();
-            if row.attempts + 1 >= MAX_ATTEMPTS {
-                tracing::error!(incoming = id, %reason, "giving up after {MAX_ATTEMPTS} attempts; moved to corrupt");
-                mark(conn, id, "corrupt", Some(&reason), now)
-            } else {
-                // back off: 10 s, 20 s, ... capped at 10 minutes
-                let delay = (10 * (row.attempts + 1)).min(600);
-                tracing::warn!(incoming = id, route, %reason, delay, "handler failed; will retry");
-                conn.execute(
-                    "UPDATE incoming SET attempts = attempts + 1, error = ?2, updated_at = ?3 WHERE id = ?1",
-                    params![id, reason, now + delay],
-                )?;
-                Ok(())
-            }
-        }
+    let reason = e.to_string();
+    // this claim is counted in `inflight` already (claim committed it)
+    let hard = row.inflight + 1;
+    let corrupt = match &e {
+        HandlerError::Corrupt(_) => true,
+        HandlerError::Panic(_) => hard >= MAX_HARD_FAILURES,
+        _ => row.attempts + 1 >= MAX_ATTEMPTS,
+    };
+    if corrupt {
+        tracing::error!(incoming = id, message = row.message_id, rcpt = %row.rcpt, route, %reason, "moved to corrupt; see `listd queue corrupt`");
+        return mark(conn, id, "corrupt", Some(&reason), now);
     }
+    // a panic keeps its claim counted (a hard failure) and is tried again
+    // at once, alone, until it reaches the limit; any other failure clears
+    // the count and backs off: 10 s, 20 s, ... capped at 10 minutes
+    let (inflight, delay) = match e {
+        HandlerError::Panic(_) => (hard, 0),
+        _ => (0, (10 * (row.attempts + 1)).min(600)),
+    };
+    tracing::warn!(incoming = id, route, %reason, delay, "handler failed; will retry");
+    conn.execute(
+        "UPDATE incoming SET attempts = attempts + 1, error = ?2, updated_at = ?3, inflight = ?4
+         WHERE id = ?1",
+        params![id, reason, now + delay, inflight],
+    )?;
+    Ok(())
 }
 
 fn mark(
@@ -363,7 +448,9 @@ fn mark(
     now: i64,
 ) -> Result<(), StoreError> {
     conn.execute(
-        "UPDATE incoming SET state = ?2, error = ?3, updated_at = ?4, attempts = attempts + 1 WHERE id = ?1",
+        "UPDATE incoming SET state = ?2, error = ?3, updated_at = ?4, attempts = attempts + 1,
+                             inflight = 0
+         WHERE id = ?1",
         params![id, state, error, now],
     )?;
     Ok(())

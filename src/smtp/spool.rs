@@ -16,12 +16,18 @@
 //! If a batch fails, each of its messages is retried alone, so one bad
 //! message cannot fail the others; a failure is answered as an error
 //! (the session replies 451) and never as success.
+//!
+//! While the pipeline worker is down ([`Health::intake_refusal`]), nothing
+//! is committed: every submission is answered as an error (451), so listd
+//! never says 250 for mail that nothing would handle.
 
 use super::session::Submission;
+use crate::health::Health;
 use crate::pipeline::Wakers;
 use crate::store::{self, StoreError};
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most messages in one transaction.
@@ -49,6 +55,7 @@ enum Msg {
 #[derive(Clone)]
 pub struct SpoolWriter {
     tx: mpsc::Sender<Msg>,
+    health: Arc<Health>,
 }
 
 /// The daemon's side: stops the writer after what was queued is committed.
@@ -58,7 +65,11 @@ pub struct WriterHandle {
 }
 
 /// Opens the store at `db` and starts the writer thread.
-pub fn spawn(db: &Path, wakers: Wakers) -> Result<(SpoolWriter, WriterHandle), StoreError> {
+pub fn spawn(
+    db: &Path,
+    wakers: Wakers,
+    health: Arc<Health>,
+) -> Result<(SpoolWriter, WriterHandle), StoreError> {
     let mut conn = store::open(db)?;
     conn.busy_handler(Some(|attempt: i32| {
         std::thread::sleep(BUSY_POLL);
@@ -69,12 +80,21 @@ pub fn spawn(db: &Path, wakers: Wakers) -> Result<(SpoolWriter, WriterHandle), S
         .name("listd-spool".into())
         .spawn(move || run(conn, rx, wakers))
         .map_err(|e| StoreError::Invalid(format!("cannot start the spool writer: {e}")))?;
-    Ok((SpoolWriter { tx: tx.clone() }, WriterHandle { tx, thread }))
+    Ok((
+        SpoolWriter {
+            tx: tx.clone(),
+            health,
+        },
+        WriterHandle { tx, thread },
+    ))
 }
 
 impl SpoolWriter {
     /// Commits a message; returns its `messages` id once it is durable.
     pub async fn submit(&self, sub: Submission) -> Result<i64, String> {
+        if let Some(why) = self.health.intake_refusal() {
+            return Err(why);
+        }
         let (done, rx) = oneshot::channel();
         self.tx
             .send(Msg::Job(Job { sub, done }))
@@ -275,7 +295,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("t.db");
         let wakers = Wakers::default();
-        let (writer, handle) = spawn(&db, wakers.clone()).unwrap();
+        let (writer, handle) = spawn(&db, wakers.clone(), Arc::default()).unwrap();
         let notified = wakers.pipeline.notified();
         let id = writer.submit(sub("a@x.org")).await.unwrap();
         notified.await; // the pipeline is woken after the commit

@@ -75,6 +75,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "join_mode",
         include_str!("migrations/0063_join_mode.sql"),
     ),
+    (
+        64,
+        "incoming_inflight",
+        include_str!("migrations/0064_incoming_inflight.sql"),
+    ),
 ];
 
 /// Opens (creating if needed) the database at `path`, sets the pragmas and

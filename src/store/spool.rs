@@ -114,11 +114,40 @@ pub struct CorruptRow {
 
 /// The newest `limit` corrupt incoming rows, newest first, for `listd queue`.
 pub fn corrupt_rows(conn: &Connection, limit: usize) -> Result<Vec<CorruptRow>> {
-    let mut stmt = conn.prepare(
+    corrupt_query(conn, "ORDER BY id DESC LIMIT ?1", limit as i64)
+}
+
+/// One corrupt incoming row.
+pub fn corrupt_row(conn: &Connection, id: i64) -> Result<Option<CorruptRow>> {
+    Ok(corrupt_query(conn, "AND id = ?1", id)?.pop())
+}
+
+/// Puts corrupt rows back in the incoming queue, due now, with their
+/// failure counts cleared (`None`: every corrupt row). Returns how many.
+pub fn retry_corrupt(conn: &Connection, id: Option<i64>, now: i64) -> Result<usize> {
+    Ok(conn.execute(
+        "UPDATE incoming SET state = 'incoming', attempts = 0, inflight = 0, error = NULL,
+                             updated_at = ?2
+         WHERE state = 'corrupt' AND (?1 IS NULL OR id = ?1)",
+        params![id, now],
+    )?)
+}
+
+/// Deletes corrupt rows (`None`: every one); their message bodies go with
+/// the retention clean-up once nothing refers to them. Returns how many.
+pub fn delete_corrupt(conn: &Connection, id: Option<i64>) -> Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM incoming WHERE state = 'corrupt' AND (?1 IS NULL OR id = ?1)",
+        params![id],
+    )?)
+}
+
+fn corrupt_query(conn: &Connection, tail: &str, arg: i64) -> Result<Vec<CorruptRow>> {
+    let mut stmt = conn.prepare(&format!(
         "SELECT id, message_id, rcpt, COALESCE(error, '') FROM incoming
-         WHERE state = 'corrupt' ORDER BY id DESC LIMIT ?1",
-    )?;
-    let rows = stmt.query_map([limit as i64], |r| {
+         WHERE state = 'corrupt' {tail}"
+    ))?;
+    let rows = stmt.query_map([arg], |r| {
         Ok(CorruptRow {
             id: r.get(0)?,
             message_id: r.get(1)?,

@@ -549,3 +549,35 @@ pub fn check_in_flight_message_stored(env: &TestEnv) {
     assert_eq!(msgs.len(), 1);
     assert!(String::from_utf8_lossy(&msgs[0].1).ends_with("part one\r\npart two\r\n"));
 }
+
+/// Starts `listd serve` like [`spawn_serve`], with extra environment
+/// variables (e.g. `LISTD_FAULTS=1` for the fault-injection tests).
+pub fn spawn_serve_env(env: &TestEnv, vars: &[(&str, &str)]) -> ServeProcess {
+    ServeProcess(
+        std::process::Command::new(env!("CARGO_BIN_EXE_listd"))
+            .arg("--config")
+            .arg(&env.config_path)
+            .args(["serve", "--log-level", "error"])
+            .envs(vars.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn listd serve"),
+    )
+}
+
+/// Runs `listd --config ENV ARGS...`; returns (exit code, stdout, stderr).
+pub fn run_cli(env: &TestEnv, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_listd"))
+        .arg("--config")
+        .arg(&env.config_path)
+        .args(args)
+        .output()
+        .expect("run listd");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
