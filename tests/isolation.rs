@@ -3,7 +3,7 @@
 //! poison subject that once stopped every list is answered like any other.
 //!
 //! The panic and abort cases use the debug build's fault injection
-//! (`LISTD_FAULTS=1` and an `X-Listd-Fault:` header, see `src/fault.rs`) on
+//! (`LISTD_FAULTS=1` and an `X-Listd-Fault: SITE-KIND` header, see `src/fault.rs`) on
 //! the real `listd serve` binary; the rest runs the in-process daemon.
 
 mod common;
@@ -148,7 +148,7 @@ async fn a_panicking_row_goes_to_corrupt_and_the_cli_shows_retries_and_deletes_i
     wait_listening(addr).await;
 
     let list = format!("dev@{D}");
-    let poison = faulty(MEMBER, &list, "poison post", "panic");
+    let poison = faulty(MEMBER, &list, "poison post", "pipeline-panic");
     send(addr, MEMBER, &[&list], &poison).await.expect(250);
     send(
         addr,
@@ -235,7 +235,7 @@ async fn a_row_that_kills_the_daemon_goes_to_corrupt_after_three_crashes() {
 
     let mut child = spawn_serve_env(&env, &faults);
     wait_listening(addr).await;
-    let poison = faulty(MEMBER, &list, "deadly post", "abort");
+    let poison = faulty(MEMBER, &list, "deadly post", "pipeline-abort");
     // the 250 comes before the pipeline takes the row; then the process
     // dies, maybe before it could answer a QUIT
     let mut c = SmtpClient::connect_ehlo(addr).await;
@@ -274,4 +274,40 @@ async fn a_row_that_kills_the_daemon_goes_to_corrupt_after_three_crashes() {
         subjects(&sink)
     );
     assert!(!subjects(&sink).iter().any(|s| s.contains("deadly")));
+}
+
+#[tokio::test]
+async fn a_panic_while_sending_defers_that_post_and_delivery_goes_on() {
+    let sink = Sink::start();
+    let port = free_port();
+    let env = env_with(&sink, port);
+    env.add_members("dev", &[MEMBER]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let _child = spawn_serve_env(&env, &[("LISTD_FAULTS", "1")]);
+    wait_listening(addr).await;
+    let list = format!("dev@{D}");
+    let poison = faulty(MEMBER, &list, "unsendable post", "delivery-panic");
+    send(addr, MEMBER, &[&list], &poison).await.expect(250);
+    assert!(
+        wait_until(WAIT, || {
+            let deferred = "state = 'deferred' AND last_reply LIKE '%panic%'";
+            env.count("batches", deferred) + env.count("job_rcpts", deferred) == 1
+        })
+        .await,
+        "the recipient of the post whose sending panicked was not deferred"
+    );
+    send(
+        addr,
+        MEMBER,
+        &[&list],
+        &message(MEMBER, &list, "sendable post", "hi"),
+    )
+    .await
+    .expect(250);
+    assert!(
+        wait_subject(&sink, "sendable post").await,
+        "delivery stopped after a panic while sending: {:?}",
+        subjects(&sink)
+    );
+    assert!(!subjects(&sink).iter().any(|s| s.contains("unsendable")));
 }

@@ -99,9 +99,9 @@ impl Engine {
         let db = self.db.clone();
         let config = self.config.clone();
         tokio::task::spawn_blocking(move || {
-            let mut g = db
-                .lock()
-                .map_err(|_| StoreError::Invalid("delivery connection poisoned".into()))?;
+            // a panic in an earlier call rolled its transaction back as it
+            // unwound: the connection is fine to use again
+            let mut g = db.lock().unwrap_or_else(|p| p.into_inner());
             f(&mut g, &config)
         })
         .await
@@ -178,7 +178,24 @@ impl Engine {
                     let (sem, pool, relay, tx) =
                         (sem.clone(), pool.clone(), self.relay.clone(), tx.clone());
                     tokio::spawn(async move {
-                        let out = send_work(w, &sem, &pool, &relay).await;
+                        // a panic while sending is this unit's failure: its
+                        // recipients are deferred and the pass goes on
+                        let work = w.clone();
+                        let sending =
+                            std::panic::AssertUnwindSafe(send_work(w, &sem, &pool, &relay));
+                        let out = match futures_util::FutureExt::catch_unwind(sending).await {
+                            Ok(out) => out,
+                            Err(_) => {
+                                tracing::error!(
+                                    job = work.job.id,
+                                    "sending panicked; its recipients are deferred"
+                                );
+                                let why = "internal error while sending (a panic); will retry";
+                                let results =
+                                    vec![RcptResult::Deferred(why.into()); work.rcpts.len()];
+                                (Done { work, results }, None)
+                            }
+                        };
                         let _ = tx.send(out);
                     });
                 }
@@ -241,6 +258,7 @@ async fn send_work(
         },
     };
     let job = work.job.clone();
+    crate::fault::point("delivery", &job.body);
     let results = if job.verp && !job.env_from.is_empty() {
         if conn.can_stream(&job.body) {
             let rcpts: Vec<&str> = work.rcpts.iter().map(String::as_str).collect();

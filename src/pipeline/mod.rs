@@ -358,7 +358,7 @@ fn run_batch(
 /// never the worker's.
 fn dispatch_guarded(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), HandlerError> {
     let run = std::panic::AssertUnwindSafe(|| {
-        crate::fault::point(&msg.bytes);
+        crate::fault::point("pipeline", &msg.bytes);
         dispatch(ctx, tx, msg)
     });
     match std::panic::catch_unwind(run) {
