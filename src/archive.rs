@@ -229,6 +229,10 @@ pub struct Place<'a> {
     pub now: i64,
 }
 
+/// Where the indexed part of an mbox file ends.
+pub const END_OF_FILE: &str =
+    "SELECT offset + length FROM archive_index WHERE mbox_path = ?1 ORDER BY offset DESC LIMIT 1";
+
 /// Appends one message to `list`'s archive and indexes it, inside the
 /// caller's transaction `conn`.
 pub fn append(
@@ -248,11 +252,13 @@ pub fn append(
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
+    // the last entry by offset ends the file: one seek on archive_by_file,
+    // whatever the month's size (a MAX over the month scanned every row)
     let indexed_end: i64 = conn
-        .prepare_cached(
-            "SELECT COALESCE(MAX(offset + length), 0) FROM archive_index WHERE mbox_path = ?1",
-        )?
-        .query_row([&rel], |r| r.get(0))?;
+        .prepare_cached(END_OF_FILE)?
+        .query_row([&rel], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
     let mut f = OpenOptions::new()
         .create(true)
         .read(true)
@@ -714,6 +720,25 @@ mod tests {
         let mut r = MboxReader::new(&b"\nSubject: x\n\nbody\n"[..]);
         let e = r.next_message().unwrap_err();
         assert!(e.contains("line 2") && e.contains("From "), "{e}");
+    }
+
+    #[test]
+    fn the_end_of_a_month_file_is_found_by_an_index_seek() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = db(dir.path());
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {END_OF_FILE}"))
+            .unwrap()
+            .query_map(["dev/2025-11.mbox"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .all(|p| p.contains("USING") && p.contains("INDEX"))
+                && !plan.iter().any(|p| p.contains("TEMP B-TREE")),
+            "{plan:?}"
+        );
     }
 
     #[test]
