@@ -229,6 +229,63 @@ pub struct Place<'a> {
     pub now: i64,
 }
 
+thread_local! {
+    /// The mbox files appended to on this thread since [`SyncBatch::begin`].
+    static UNSYNCED: std::cell::RefCell<Option<std::collections::BTreeSet<PathBuf>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Groups the fsyncs of the appends of one transaction: between `begin`
+/// and `finish`, appends on this thread leave their file unsynced, and
+/// `finish` syncs each file once. Call `finish` before the transaction
+/// commits, so the index never names bytes that are not on disk. Without a
+/// batch, every append syncs its own file.
+pub struct SyncBatch(std::marker::PhantomData<*const ()>);
+
+impl SyncBatch {
+    pub fn begin() -> SyncBatch {
+        UNSYNCED.with(|u| *u.borrow_mut() = Some(Default::default()));
+        SyncBatch(std::marker::PhantomData)
+    }
+
+    /// Syncs every file appended to since `begin`.
+    pub fn finish(self) -> Result<(), ArchiveError> {
+        Self::sync_all()
+    }
+
+    /// Records `path` for the batch; false when no batch is open.
+    fn defer(path: &Path) -> bool {
+        UNSYNCED.with(|u| match u.borrow_mut().as_mut() {
+            Some(set) => {
+                set.insert(path.to_path_buf());
+                true
+            }
+            None => false,
+        })
+    }
+
+    fn sync_all() -> Result<(), ArchiveError> {
+        let Some(paths) = UNSYNCED.with(|u| u.borrow_mut().take()) else {
+            return Ok(());
+        };
+        for p in paths {
+            std::fs::File::open(&p)
+                .and_then(|f| f.sync_data())
+                .map_err(io_err(&p))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SyncBatch {
+    /// A batch given up (an error path) still syncs what it wrote.
+    fn drop(&mut self) {
+        if let Err(e) = Self::sync_all() {
+            tracing::error!(error = %e, "archive: syncing an abandoned batch failed");
+        }
+    }
+}
+
 /// Where the indexed part of an mbox file ends.
 pub const END_OF_FILE: &str =
     "SELECT offset + length FROM archive_index WHERE mbox_path = ?1 ORDER BY offset DESC LIMIT 1";
@@ -285,7 +342,9 @@ pub fn append(
     let bytes = mbox_entry(from_line, message);
     f.seek(SeekFrom::Start(offset)).map_err(io_err(&path))?;
     f.write_all(&bytes).map_err(io_err(&path))?;
-    f.sync_data().map_err(io_err(&path))?;
+    if !SyncBatch::defer(&path) {
+        f.sync_data().map_err(io_err(&path))?;
+    }
     conn.prepare_cached(
         "INSERT INTO archive_index(list, message_id, date, from_addr, subject, parent,
                                    mbox_path, offset, length, archived_at)
@@ -613,6 +672,7 @@ pub fn import(
     let batch = batch.max(1);
     loop {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let syncs = SyncBatch::begin();
         let mut in_batch = 0;
         let mut finished = false;
         while in_batch < batch {
@@ -639,6 +699,7 @@ pub fn import(
             }
             in_batch += 1;
         }
+        syncs.finish()?;
         tx.commit()?;
         progress(reader.bytes_read);
         if finished {

@@ -206,6 +206,17 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
     }
     drop(shared);
 
+    let w = wakers.clone();
+    let control = crate::control::listen(&config.data_dir, move || {
+        w.pipeline.notify_one();
+        w.delivery.notify_one();
+    })
+    .map_err(|source| DaemonError::Bind {
+        addr: crate::control::path(&config.data_dir).display().to_string(),
+        source,
+    })?;
+    listeners.push(control);
+
     let mut workers = Vec::new();
     let spawn_worker = |name: &'static str, run: WorkerFn| {
         let (l, w, rx) = (live.clone(), wakers.clone(), workers_rx.clone());
@@ -326,6 +337,7 @@ impl DaemonHandle {
     /// everything it was handed; the workers stop.
     pub async fn shutdown_with_grace(self, grace: Duration) {
         tracing::info!("shutting down");
+        let control = crate::control::path(&self.config().data_dir);
         let _ = self.stop_sessions.send(true);
         if tokio::time::timeout(grace, self.active.wait_idle())
             .await
@@ -352,6 +364,7 @@ impl DaemonHandle {
                 let _ = std::fs::remove_file(p);
             }
         }
+        let _ = std::fs::remove_file(control);
         tracing::info!("stopped");
     }
 }

@@ -12,6 +12,7 @@ pub mod archive;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod delivery;
 pub mod digest;

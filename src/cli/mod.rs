@@ -78,6 +78,15 @@ pub fn main() -> i32 {
         }
     };
     let path = crate::config::Config::locate(cli.config.as_deref());
+    // commands that may change the queues wake a running daemon afterwards
+    let wakes = matches!(
+        cli.command,
+        Command::Members(_)
+            | Command::Held(_)
+            | Command::Queue { .. }
+            | Command::Digest { .. }
+            | Command::Requests(_)
+    );
     let result = match cli.command {
         Command::Serve(args) => serve::run(&path, args),
         Command::Check => check::run(&path),
@@ -90,6 +99,11 @@ pub fn main() -> i32 {
         Command::Requests(a) => requests::run(&path, a),
         Command::Archive { cmd } => archive::run(&path, cmd),
     };
+    if wakes && result.is_ok() {
+        if let Ok(config) = crate::config::Config::load(&path) {
+            crate::control::wake(&config.data_dir);
+        }
+    }
     match result {
         Ok(()) => 0,
         Err(e) => {

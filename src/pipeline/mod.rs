@@ -272,8 +272,14 @@ fn process_row(ctx: &Ctx, conn: &mut Connection, row: &Row, now: i64) -> Result<
     }
     claim(conn, &[row.id])?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let syncs = crate::archive::SyncBatch::begin();
     match handle_in_batch(ctx, &tx, row, now) {
-        Ok(()) => Ok(tx.commit()?),
+        Ok(()) => {
+            syncs
+                .finish()
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            Ok(tx.commit()?)
+        }
         Err(e) => {
             // the transaction itself was lost: record the failure on its own
             drop(tx);
@@ -337,6 +343,8 @@ fn run_batch(
 ) -> Result<usize, StoreError> {
     let started = std::time::Instant::now();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // the batch's archive appends are synced once per file, before it commits
+    let syncs = crate::archive::SyncBatch::begin();
     let mut n = 0;
     for row in rows {
         if n > 0 && started.elapsed() >= BATCH_TIME {
@@ -350,6 +358,9 @@ fn run_batch(
         handle_in_batch(ctx, &tx, row, now)?;
         n += 1;
     }
+    syncs
+        .finish()
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
     tx.commit()?;
     Ok(n)
 }
