@@ -2,9 +2,13 @@
 //! ends, and a rewriter that removes, replaces and appends fields while every
 //! other byte of the message passes through untouched.
 //!
-//! Trusts nothing in the input: any byte sequence splits into fields (a line
-//! without a colon becomes a nameless field kept as is), and the header block
-//! ends at the first empty line or at the end of the input. Never panics.
+//! Trusts nothing in the input: any byte sequence splits into fields and a
+//! body. As in RFC 5322 and mail-parser, the header block ends at the first
+//! line that is neither a field (`name:`) nor the continuation of one: at an
+//! empty line, which is then skipped, or at a line of text, which is then
+//! the body's first line (a rewrite puts the missing empty line before it).
+//! A continuation line before any field is kept as a nameless field. Never
+//! panics.
 
 use std::ops::Range;
 
@@ -25,9 +29,10 @@ pub struct Field {
 #[derive(Debug, Clone)]
 pub struct Split {
     pub fields: Vec<Field>,
-    /// Where the empty line that ends the header block starts (or the input length).
+    /// Where the empty line that ends the header block starts (the body's
+    /// first line when there is none; the input length when there is no body).
     pub header_end: usize,
-    /// Where the body starts (past the empty line).
+    /// Where the body starts (past the empty line, if there is one).
     pub body_start: usize,
     /// The line end the message uses: `\r\n` unless its first line ends in a bare `\n`.
     pub eol: &'static str,
@@ -68,7 +73,6 @@ pub fn split(b: &[u8]) -> Split {
                 eol,
             };
         }
-        // a continuation line with no field before it is kept as a nameless field
         let line = &b[pos..content_end];
         let colon = line
             .iter()
@@ -76,7 +80,17 @@ pub fn split(b: &[u8]) -> Split {
             .filter(|&i| i > 0 && !line[..i].iter().any(|c| *c == b' ' || *c == b'\t'));
         let (name, value_start) = match colon {
             Some(i) => (pos..pos + i, pos + i + 1),
-            None => (pos..pos, pos),
+            // a continuation line with no field before it: a nameless field
+            None if b[pos] == b' ' || b[pos] == b'\t' => (pos..pos, pos),
+            // a line of text: the body starts here, with no empty line
+            None => {
+                return Split {
+                    fields,
+                    header_end: pos,
+                    body_start: pos,
+                    eol,
+                }
+            }
         };
         // extend over continuation lines
         let mut value_end = content_end;
@@ -272,16 +286,47 @@ mod tests {
 
     #[test]
     fn splits_fields_with_continuations_and_keeps_bytes() {
-        let m = b"Received: from x\r\n\tby y\r\nSubject: hi\r\nX-Odd\r\n\r\nbody\r\n";
+        let m = b"\tlead\r\nReceived: from x\r\n\tby y\r\nSubject: hi\r\n\r\nbody\r\n";
         let s = split(m);
         assert_eq!(s.fields.len(), 3);
-        assert_eq!(&m[s.fields[0].name.clone()], b"Received");
-        assert_eq!(&m[s.fields[0].value.clone()], b" from x\r\n\tby y");
-        assert_eq!(&m[s.fields[1].value.clone()], b" hi");
-        assert_eq!(&m[s.fields[2].name.clone()], b"");
+        assert_eq!(&m[s.fields[0].name.clone()], b"");
+        assert_eq!(&m[s.fields[1].name.clone()], b"Received");
+        assert_eq!(&m[s.fields[1].value.clone()], b" from x\r\n\tby y");
+        assert_eq!(&m[s.fields[2].value.clone()], b" hi");
         assert_eq!(&m[s.body_start..], b"body\r\n");
         assert_eq!(s.eol, "\r\n");
         assert_eq!(Rewrite::new().apply(&s, m), m.to_vec());
+    }
+
+    #[test]
+    fn a_line_that_is_no_field_starts_the_body_and_a_rewrite_adds_the_empty_line() {
+        // a line without a colon inside the header block
+        let m = b"Subject: hi\r\nX-Odd\r\nFrom: a@b\r\n\r\nbody\r\n";
+        let s = split(m);
+        assert_eq!(s.fields.len(), 1);
+        assert_eq!(s.header_end, s.body_start);
+        assert_eq!(&m[s.body_start..], b"X-Odd\r\nFrom: a@b\r\n\r\nbody\r\n");
+        let mut r = Rewrite::new();
+        r.append("List-Id", b"<dev.example.org>", s.eol);
+        assert_eq!(
+            r.apply(&s, m),
+            b"Subject: hi\r\nList-Id: <dev.example.org>\r\n\r\nX-Odd\r\nFrom: a@b\r\n\r\nbody\r\n"
+                .to_vec()
+        );
+        // a message whose first line is body text: no fields at all
+        let m = b"hello there\r\nsecond: line\r\n";
+        let s = split(m);
+        assert!(s.fields.is_empty());
+        assert_eq!((s.header_end, s.body_start), (0, 0));
+        let mut r = Rewrite::new();
+        r.prepend("X-Loop", b"dev@example.org", s.eol);
+        assert_eq!(
+            r.apply(&s, m),
+            b"X-Loop: dev@example.org\r\n\r\nhello there\r\nsecond: line\r\n".to_vec()
+        );
+        // a field name with a space is no field either
+        let s = split(b"Subject: x\nnot a: field\n\nb");
+        assert_eq!((s.fields.len(), s.eol), (1, "\n"));
     }
 
     #[test]
