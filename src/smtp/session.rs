@@ -23,7 +23,7 @@
 
 mod limits;
 
-pub use limits::{Limit, Moment};
+pub use limits::Moment;
 
 use super::commands::{self, data::DataReader, Outcome};
 use super::reply::{self, Reply};
