@@ -525,3 +525,25 @@ fn global_wrong_type_and_bad_enum_name_line_and_column() {
         "{e}"
     );
 }
+
+#[test]
+fn a_zero_command_deadline_is_refused_and_the_slow_client_keys_load() {
+    let dir = setup(
+        "domain: lists.example.org\nsmtp:\n  min_data_rate: 0\n  command_deadline_secs: 0\n",
+        &[],
+    );
+    let o = listd(dir.path(), &["check"], None);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("listd.yaml:4:3: command_deadline_secs must be greater than 0"),
+        "{e}"
+    );
+    let dir = setup(
+        "domain: lists.example.org\nsmtp:\n  command_deadline_secs: 30\n  min_data_rate: 500\n  \
+         max_session_secs: 0\n  max_connections_per_trusted_client: 64\n",
+        &[],
+    );
+    let o = listd(dir.path(), &["check"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -123,3 +123,52 @@ async fn unix_socket_and_whole_message_rejection() {
     assert!(text.starts_with("Received: from local\r\n"), "{text}");
     assert!(text.ends_with("fine\r\n"));
 }
+
+/// The slow-client limits hold for LMTP and for a local (trusted) client
+/// too: DATA dribbled over the unix socket below `min_data_rate` gets 421
+/// 4.4.2 once, not one reply per recipient, and nothing is queued.
+#[tokio::test]
+async fn a_slow_data_over_the_unix_socket_gets_421_and_nothing_is_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("lmtp.sock");
+    let env = builder()
+        .set(
+            "lmtp",
+            "listen",
+            &format!("[{}]", yaml_str(&sock.display().to_string())),
+        )
+        .set("smtp", "idle_timeout_secs", "3")
+        .set("smtp", "command_deadline_secs", "1")
+        .set("smtp", "min_data_rate", "100")
+        .build();
+    let d = env.start().await;
+    let mut s = tokio::net::UnixStream::connect(&sock)
+        .await
+        .expect("unix socket");
+    s.write_all(
+        b"LHLO local\r\nMAIL FROM:<>\r\nRCPT TO:<dev@lists.example.org>\r\nRCPT TO:<dev-request@lists.example.org>\r\nDATA\r\nSubject: slow\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    for b in b"hello" {
+        s.write_all(&[*b]).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let codes: Vec<&str> = out
+        .lines()
+        .filter(|l| l.as_bytes().get(3) == Some(&b' '))
+        .map(|l| &l[..3])
+        .collect();
+    assert_eq!(
+        codes,
+        ["220", "250", "250", "250", "250", "354", "421"],
+        "{out}"
+    );
+    assert!(out.contains("421 4.4.2 "), "{out}");
+    assert!(out.contains("message data slower than 100 bytes per second"));
+    d.shutdown().await;
+    assert_eq!(env.count("messages", "direction = 'in'"), 0);
+    assert_eq!(env.count("incoming", ""), 0);
+}

@@ -1,11 +1,12 @@
 //! Bad input and limits over real TCP: SMTP smuggling, sizes, line lengths,
 //! recipient and connection limits, errors in a row, the command rate, the
-//! idle timeout, and graceful shutdown.
+//! idle timeout, the slow-client limits (command line deadline, DATA rate,
+//! session length), and graceful shutdown.
 
 mod common;
 
 use common::*;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn builder() -> TestEnvBuilder {
     TestEnv::builder().list("dev", "posting: anyone\n")
@@ -145,7 +146,7 @@ async fn connections_past_max_connections_get_421() {
 
 /// One untrusted client may hold `max_connections_per_client` connections;
 /// one more gets 421 4.7.0 and the slot is free again once one closes.
-/// Trusted networks (the MTA in front) are not limited per client.
+/// Trusted networks (the MTA in front) have their own, higher cap.
 #[tokio::test]
 async fn connections_past_max_connections_per_client_get_421() {
     let env = builder()
@@ -164,6 +165,19 @@ async fn connections_past_max_connections_per_client_get_421() {
     let b = SmtpClient::connect_ehlo(d.smtp_addr()).await;
     a.quit().await;
     b.quit().await;
+    d.shutdown().await;
+}
+
+/// A trusted client may hold `max_connections_per_trusted_client`
+/// connections; one more gets the same 421 as an untrusted one.
+#[tokio::test]
+async fn connections_past_max_connections_per_trusted_client_get_421() {
+    let env = builder()
+        .set("smtp", "max_connections_per_trusted_client", "2")
+        .build();
+    assert!(env.config().is_trusted("127.0.0.1".parse().unwrap()));
+    let d = env.start().await;
+    check_third_connection_refused(&d, "from your address").await;
     d.shutdown().await;
 }
 
@@ -229,4 +243,125 @@ async fn shutdown_finishes_transactions_in_flight_and_refuses_new_connections() 
     check_graceful_shutdown(addr, &mut idle, &mut busy).await;
     stopping.await.unwrap();
     check_in_flight_message_stored(&env);
+}
+
+/// Slow-client limits small enough for a test: a command line must arrive
+/// within 1 s of its first byte, DATA may take 1 s plus 1 s per 100 bytes,
+/// and the idle timeout (3 s) is longer than both.
+fn slow_limits() -> TestEnvBuilder {
+    builder()
+        .set("smtp", "idle_timeout_secs", "3")
+        .set("smtp", "command_deadline_secs", "1")
+        .set("smtp", "min_data_rate", "100")
+}
+
+/// Sends `bytes` one at a time, `gap` apart.
+async fn dribble(c: &mut SmtpClient, bytes: &[u8], gap: Duration) {
+    for b in bytes {
+        c.send_raw(&[*b]).await;
+        tokio::time::sleep(gap).await;
+    }
+}
+
+#[tokio::test]
+async fn a_command_line_dribbled_byte_by_byte_is_cut_off_at_the_deadline() {
+    let env = slow_limits().build();
+    let d = env.start().await;
+    let mut c = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+    let start = Instant::now();
+    // every byte well within the idle timeout, the line never finished
+    dribble(&mut c, b"NOOP", Duration::from_millis(250)).await;
+    let r = c.read_reply().await;
+    let took = start.elapsed();
+    r.expect(421);
+    assert_eq!(r.status(), Some("4.4.2"));
+    assert!(r.text().contains("timeout exceeded (command line"), "{r:?}");
+    // at the 1 s deadline, not the idle timeout 3 s after the last byte
+    assert!(
+        took >= Duration::from_millis(950) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+    assert!(c.closed().await);
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_data_dribble_below_the_minimum_rate_gets_421_and_nothing_is_stored() {
+    let env = slow_limits().build();
+    let d = env.start().await;
+    let mut c = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+    start_mail(&mut c).await;
+    let start = Instant::now();
+    // 17 bytes earn 0.17 s; then one byte (0.01 s) every 0.2 s
+    c.send_raw(b"Subject: slow\r\n\r\n").await;
+    dribble(&mut c, b"hello", Duration::from_millis(200)).await;
+    let r = c.read_reply().await;
+    let took = start.elapsed();
+    r.expect(421);
+    assert_eq!(r.status(), Some("4.4.2"));
+    assert!(
+        r.text()
+            .contains("message data slower than 100 bytes per second"),
+        "{r:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(1000) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+    assert!(c.closed().await);
+    d.shutdown().await;
+    assert_eq!(env.count("messages", "direction = 'in'"), 0);
+    assert_eq!(env.count("incoming", ""), 0);
+}
+
+/// With the slow-client limits set tight, a client at normal speed is
+/// served: pauses between commands are the idle timeout's, and DATA may
+/// outlast its 1 s grace when its bytes have earned the time.
+#[tokio::test]
+async fn a_client_at_normal_speed_is_not_affected_by_the_slow_client_limits() {
+    let env = slow_limits().build();
+    let d = env.start().await;
+    let mut c = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    start_mail(&mut c).await;
+    // 320 bytes earn 3.2 s on top of the grace
+    let head = format!(
+        "Subject: paced\r\n\r\n{}",
+        "0123456789abcdef\r\n".repeat(17)
+    );
+    c.send_raw(head.as_bytes()).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    c.send_raw(b"the end\r\n.\r\n").await;
+    c.read_reply().await.expect(250);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = c
+        .send_mail(
+            "a@example.org",
+            &["dev@lists.example.org"],
+            &message("a@example.org", "dev@lists.example.org", "quick", "hi"),
+        )
+        .await;
+    r.expect(250);
+    c.quit().await;
+    d.shutdown().await;
+    assert_eq!(env.count("messages", "direction = 'in'"), 2);
+}
+
+#[tokio::test]
+async fn a_session_past_max_session_secs_gets_421_however_busy() {
+    let env = builder().set("smtp", "max_session_secs", "2").build();
+    let d = env.start().await;
+    let mut c = SmtpClient::connect_ehlo(d.smtp_addr()).await;
+    let start = Instant::now();
+    for _ in 0..4 {
+        c.cmd("NOOP").await.expect(250);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let r = c.read_reply().await;
+    r.expect(421);
+    assert_eq!(r.status(), Some("4.4.2"));
+    assert!(r.text().contains("session longer than 2 seconds"), "{r:?}");
+    assert!(start.elapsed() < Duration::from_secs(3));
+    assert!(c.closed().await);
+    d.shutdown().await;
 }

@@ -98,10 +98,24 @@ pub struct SmtpConfig {
     /// (Postfix's `smtpd_client_connection_count_limit`); one more gets 421.
     /// 0: no per-client limit.
     pub max_connections_per_client: usize,
+    /// The same for one client IP inside `trusted_networks` (the MTA in
+    /// front of listd), higher. 0: no limit.
+    pub max_connections_per_trusted_client: usize,
     /// CIDRs whose clients count as `trusted` for EXPN/VRFY policies.
     pub trusted_networks: Vec<String>,
     /// Seconds of silence before the session gets 421 and is closed.
     pub idle_timeout_secs: u64,
+    /// Seconds from the first byte of a command line until the whole line
+    /// must have arrived (Postfix's per-record deadline); also the grace of
+    /// DATA before `min_data_rate` counts. Past it: 421 and close.
+    pub command_deadline_secs: u64,
+    /// Bytes per second DATA must average: it may take
+    /// `command_deadline_secs` plus one second per `min_data_rate` bytes
+    /// received; slower gets 421, is closed and nothing of it is stored.
+    /// 0: no minimum.
+    pub min_data_rate: u64,
+    /// Longest session in seconds; then 421 and close (0: no cap).
+    pub max_session_secs: u64,
     /// RCPT commands accepted per transaction (452 beyond).
     pub max_recipients: usize,
     /// Errors in a row before the session gets 421 and is closed.
@@ -121,8 +135,12 @@ impl Default for SmtpConfig {
             max_message_size: 10 * 1024 * 1024,
             max_connections: 256,
             max_connections_per_client: 32,
+            max_connections_per_trusted_client: 128,
             trusted_networks: vec!["127.0.0.0/8".into(), "::1/128".into()],
             idle_timeout_secs: 300,
+            command_deadline_secs: 60,
+            min_data_rate: 1024,
+            max_session_secs: 3600,
             max_recipients: 100,
             max_errors: 10,
             max_commands_per_minute: 6000,
@@ -445,6 +463,7 @@ fn validate_global(path: &Path, text: &str, raw: &RawConfig, errors: &mut Vec<Co
     let positive = [
         ("max_message_size", raw.smtp.max_message_size == 0),
         ("max_connections", raw.smtp.max_connections == 0),
+        ("command_deadline_secs", raw.smtp.command_deadline_secs == 0),
         ("max_recipients", raw.relay.max_recipients == 0),
         ("connections", raw.relay.connections == 0),
     ];

@@ -20,5 +20,7 @@ pub mod spool;
 pub mod trace;
 
 pub use reply::Reply;
-pub use session::{Completion, ExpnEntry, Peer, Protocol, Request, Session, Step, Submission};
+pub use session::{
+    Completion, ExpnEntry, Moment, Peer, Protocol, Request, Session, Step, Submission,
+};
 pub use spool::SpoolWriter;

@@ -3,14 +3,17 @@
 //! socket and a sans-IO `Session`.
 //!
 //! It decides nothing about the protocol. It enforces what needs a clock or
-//! a socket: `smtp.max_connections` (one more gets 421), the idle timeout
-//! (the session says 421), and shutdown (new connections get 421; open
-//! sessions finish their transaction, then get 421). Replies are flushed
+//! a socket: `smtp.max_connections` and the per-client caps (one more gets
+//! 421), the idle timeout (the session says 421), and shutdown (new
+//! connections get 421; open sessions finish their transaction, then get
+//! 421). It reports the time to the session on every `advance` and wakes it
+//! at [`Session::deadline`]; the session itself decides the other time
+//! limits (command line, DATA rate, session length). Replies are flushed
 //! when the session has consumed all buffered input, before any wait.
 
 use super::expand;
 use super::reply::{self, Reply};
-use super::session::{Completion, Peer, Protocol, Request, Session, Step};
+use super::session::{Completion, Moment, Peer, Protocol, Request, Session, Step};
 use super::spool::SpoolWriter;
 use crate::config::Config;
 use std::net::SocketAddr;
@@ -33,11 +36,12 @@ pub struct Shared {
     /// Turns true when the daemon shuts down.
     pub shutdown: watch::Receiver<bool>,
     pub active: Arc<Active>,
-    /// Open connections per untrusted client IP.
+    /// Open connections per client IP.
     pub per_client: Arc<PerClient>,
 }
 
-/// Counts open connections per client IP, for `max_connections_per_client`.
+/// Counts open connections per client IP, for `max_connections_per_client`
+/// and `max_connections_per_trusted_client`.
 #[derive(Default)]
 pub struct PerClient(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
 
@@ -220,19 +224,29 @@ pub async fn connection<S>(
         tracing::warn!(client = ?peer.ip, "connection refused: max_connections reached");
         return refuse(stream, reply::too_many_connections(&host)).await;
     };
-    // trusted networks (the MTA in front of us) are not limited per client
+    // trusted networks (the MTA in front of us) have their own, higher cap
     let mut _client_slot = None;
-    if let Some(ip) = peer.ip.filter(|_| !peer.trusted) {
-        let max = config.smtp.max_connections_per_client;
+    if let Some(ip) = peer.ip {
+        let (max, key) = if peer.trusted {
+            (
+                config.smtp.max_connections_per_trusted_client,
+                "max_connections_per_trusted_client",
+            )
+        } else {
+            (
+                config.smtp.max_connections_per_client,
+                "max_connections_per_client",
+            )
+        };
         let Some(slot) = shared.per_client.enter(ip, max) else {
-            tracing::warn!(client = %ip, "connection refused: max_connections_per_client reached");
+            tracing::warn!(client = %ip, "connection refused: {key} reached");
             return refuse(stream, reply::too_many_from_client(&host)).await;
         };
         _client_slot = Some(slot);
     }
     let _live = shared.active.enter();
     tracing::debug!(client = ?peer.ip, ?proto, "connected");
-    let session = Session::new(config.clone(), proto, peer.clone(), crate::store::now());
+    let session = Session::new(config.clone(), proto, peer.clone(), moment());
     match drive(stream, session, &shared).await {
         Ok(()) => tracing::debug!(client = ?peer.ip, "disconnected"),
         Err(e) => tracing::debug!(client = ?peer.ip, error = %e, "connection ended"),
@@ -249,7 +263,7 @@ where
     let mut draining = false;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let step = session.advance(crate::store::now());
+        let step = session.advance(moment());
         if session.has_output() {
             let out = session.take_output();
             tokio::time::timeout(idle, stream.write_all(&out))
@@ -280,6 +294,13 @@ where
                     session.shutdown();
                     continue;
                 }
+                let limit = session.deadline();
+                let wake = async {
+                    match limit {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     r = tokio::time::timeout(idle, stream.read(&mut buf)) => match r {
                         Err(_) => session.timeout(),
@@ -287,6 +308,8 @@ where
                         Ok(Ok(n)) => session.receive(&buf[..n]),
                         Ok(Err(e)) => return Err(e),
                     },
+                    // the next `advance` finds the limit over and says 421
+                    _ = wake => {}
                     _ = shutdown.changed(), if !draining => {
                         draining = true;
                         session.shutdown();
@@ -294,5 +317,13 @@ where
                 }
             }
         }
+    }
+}
+
+/// The time now, as the session takes it.
+fn moment() -> Moment {
+    Moment {
+        unix: crate::store::now(),
+        mono: std::time::Instant::now(),
     }
 }

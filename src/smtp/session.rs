@@ -7,13 +7,23 @@
 //! hand the answer to [`Session::complete`]) or [`Step::Close`]. `advance`
 //! consumes every complete command line in the buffer before asking for
 //! input, so replies to pipelined commands go out together and in order
-//! (RFC 2920). No sockets, no clock, no database here: time comes in as
-//! `now` (unix seconds).
+//! (RFC 2920). No sockets, no clock, no database here: time comes in as a
+//! [`Moment`] (wall-clock seconds and a monotonic instant).
+//!
+//! The time limits against slow clients live here too (`limits`): before it
+//! asks for input, `advance` closes the session with 421 when the command
+//! line, the DATA rate or the session length is over its limit, and
+//! [`Session::deadline`] tells the driver when to call `advance` again if no
+//! byte comes. The driver keeps only the idle timeout (silence per read).
 //!
 //! Trusts nothing from the client. Command lines over 512 octets, bare CR in
 //! a command, an invalid UTF-8 line, too many errors in a row and too many
 //! commands per minute are all answered, never panicked on. The per-command
 //! logic lives in `smtp::commands`, one file per family.
+
+mod limits;
+
+pub use limits::Moment;
 
 use super::commands::{self, data::DataReader, Outcome};
 use super::reply::{self, Reply};
@@ -22,6 +32,7 @@ use crate::routing::Route;
 use crate::store::spool::Envelope;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4).
 pub const MAX_COMMAND_LINE: usize = 512;
@@ -177,11 +188,14 @@ pub struct Session {
     window_start: i64,
     window_count: u32,
     draining: bool,
+    /// Bytes received over the whole session.
+    received: u64,
+    limits: limits::TimeLimits,
 }
 
 impl Session {
     /// Starts a session; the 220 greeting is already in the output.
-    pub fn new(config: Arc<Config>, proto: Protocol, peer: Peer, now: i64) -> Session {
+    pub fn new(config: Arc<Config>, proto: Protocol, peer: Peer, now: Moment) -> Session {
         let kind = match proto {
             Protocol::Smtp => "ESMTP",
             Protocol::Lmtp => "LMTP",
@@ -191,6 +205,7 @@ impl Session {
             None,
             format!("{} {kind} listd ready", config.smtp.hostname),
         );
+        let limits = limits::TimeLimits::new(&config.smtp, now.mono);
         let mut s = Session {
             config,
             proto,
@@ -203,9 +218,11 @@ impl Session {
             out: Vec::new(),
             discarding: false,
             errors: 0,
-            window_start: now,
+            window_start: now.unix,
             window_count: 0,
             draining: false,
+            received: 0,
+            limits,
         };
         greeting.write_to(&mut s.out);
         s
@@ -218,6 +235,7 @@ impl Session {
             self.pos = 0;
         }
         self.buf.extend_from_slice(bytes);
+        self.received += bytes.len() as u64;
     }
 
     /// Takes the replies written so far.
@@ -246,6 +264,15 @@ impl Session {
         self.buf.len() - self.pos
     }
 
+    /// When the driver must call `advance` again if no input comes (a time
+    /// limit runs out then); `None` while no limit runs.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Command | Phase::Data(_) => self.limits.deadline(self.received),
+            Phase::Waiting(_) | Phase::Closed => None,
+        }
+    }
+
     /// The idle timeout fired: 421 and close.
     pub fn timeout(&mut self) {
         if !self.is_closed() {
@@ -261,7 +288,7 @@ impl Session {
     }
 
     /// Processes buffered input until more input, a request or the end.
-    pub fn advance(&mut self, now: i64) -> Step {
+    pub fn advance(&mut self, now: Moment) -> Step {
         loop {
             match &mut self.phase {
                 Phase::Closed => return Step::Close,
@@ -273,12 +300,13 @@ impl Session {
                     let (used, done) = reader.feed(&self.buf[self.pos..]);
                     self.pos += used;
                     if !done {
-                        return Step::NeedInput;
+                        return self.await_input(now);
                     }
+                    self.limits.end_data();
                     let finished = std::mem::replace(&mut self.phase, Phase::Command);
                     if let Phase::Data(reader) = finished {
-                        let outcome = commands::data::finish(self, *reader, now);
-                        if let Some(step) = self.apply(outcome) {
+                        let outcome = commands::data::finish(self, *reader, now.unix);
+                        if let Some(step) = self.apply(outcome, now) {
                             return step;
                         }
                         if let Some(step) = self.after_transaction() {
@@ -292,8 +320,11 @@ impl Session {
                         return Step::Close;
                     }
                     let Some(line) = self.next_line() else {
-                        return Step::NeedInput;
+                        let partial = self.buffered() > 0 || self.discarding;
+                        self.limits.await_command(partial, now.mono);
+                        return self.await_input(now);
                     };
+                    self.limits.line_done();
                     let outcome = match line {
                         Line::TooLong => Outcome::Reply(Reply::new(
                             500,
@@ -302,14 +333,14 @@ impl Session {
                         )),
                         Line::Bad(why) => Outcome::Reply(Reply::new(500, Some("5.5.2"), why)),
                         Line::Text(text) => {
-                            if let Some(r) = self.rate_limit(now) {
+                            if let Some(r) = self.rate_limit(now.unix) {
                                 self.close_with(r);
                                 return Step::Close;
                             }
-                            commands::dispatch(self, &text, now)
+                            commands::dispatch(self, &text, now.unix)
                         }
                     };
-                    if let Some(step) = self.apply(outcome) {
+                    if let Some(step) = self.apply(outcome, now) {
                         return step;
                     }
                 }
@@ -317,13 +348,25 @@ impl Session {
         }
     }
 
+    /// Before waiting for input: 421 and close if a time limit is over.
+    fn await_input(&mut self, now: Moment) -> Step {
+        let Some(limit) = self.limits.expired(now.mono, self.received) else {
+            return Step::NeedInput;
+        };
+        tracing::info!(client = ?self.peer.ip, ?limit, "time limit exceeded; answered 421");
+        self.close_with(limit.reply(&self.config.smtp));
+        Step::Close
+    }
+
     /// Carries out what a command decided; `Some` when `advance` must return.
-    fn apply(&mut self, outcome: Outcome) -> Option<Step> {
+    fn apply(&mut self, outcome: Outcome, now: Moment) -> Option<Step> {
         match outcome {
             Outcome::Reply(r) => self.reply(r),
             Outcome::Replies(rs) => self.replies(rs),
             Outcome::StartData(r, reader) => {
                 self.reply(r);
+                let offset = self.received - self.buffered() as u64;
+                self.limits.start_data(now.mono, offset);
                 self.phase = Phase::Data(reader);
             }
             Outcome::Request(req, waiting) => {

@@ -39,12 +39,22 @@ struct T {
     expanded: Vec<String>,
     store_result: Result<i64, String>,
     closed: bool,
+    now: Moment,
 }
 
 impl T {
     fn new(proto: Protocol, trusted: bool) -> T {
+        T::with_config(config(), proto, trusted)
+    }
+
+    fn with_config(config: Arc<Config>, proto: Protocol, trusted: bool) -> T {
+        let now = Moment {
+            unix: 1000,
+            mono: std::time::Instant::now(),
+        };
         T {
-            s: Session::new(config(), proto, peer(trusted), 1000),
+            now,
+            s: Session::new(config, proto, peer(trusted), now),
             stored: vec![],
             expanded: vec![],
             store_result: Ok(7),
@@ -64,7 +74,7 @@ impl T {
         self.s.receive(input);
         let mut out = Vec::new();
         loop {
-            let step = self.s.advance(1000);
+            let step = self.s.advance(self.now);
             out.extend(self.s.take_output());
             match step {
                 Step::NeedInput => break,
@@ -93,6 +103,11 @@ impl T {
             }
         }
         String::from_utf8(out).unwrap()
+    }
+
+    /// Lets `ms` milliseconds of monotonic time pass.
+    fn wait(&mut self, ms: u64) {
+        self.now.mono += std::time::Duration::from_millis(ms);
     }
 
     fn hello(&mut self) {
@@ -397,7 +412,7 @@ fn idle_timeout_and_shutdown() {
     assert!(String::from_utf8(t.s.take_output())
         .unwrap()
         .starts_with("421 4.4.2"));
-    assert!(matches!(t.s.advance(1000), Step::Close));
+    assert!(matches!(t.s.advance(t.now), Step::Close));
 
     // between transactions: 421 at once
     let mut t = T::smtp();
@@ -506,7 +521,7 @@ fn expn_lookup_failure_is_451_and_stray_completions_are_ignored() {
     t.hello();
     t.s.receive(b"EXPN dev\r\nNOOP\r\n");
     assert!(matches!(
-        t.s.advance(1000),
+        t.s.advance(t.now),
         Step::Request(Request::Expand { .. })
     ));
     t.s.complete(Completion::Expanded(Err("database is locked".into())));
@@ -515,4 +530,104 @@ fn expn_lookup_failure_is_451_and_stray_completions_are_ignored() {
     // a completion nobody asked for changes nothing
     t.s.complete(Completion::Stored(Ok(1)));
     assert_eq!(codes(&t.io("NOOP\r\n")), ["250"]);
+}
+
+fn limits_config(line: u64, rate: u64, session: u64) -> Arc<Config> {
+    let mut c = (*config()).clone();
+    c.smtp.command_deadline_secs = line;
+    c.smtp.min_data_rate = rate;
+    c.smtp.max_session_secs = session;
+    Arc::new(c)
+}
+
+#[test]
+fn a_dribbled_command_line_is_cut_off_at_its_deadline() {
+    let mut t = T::with_config(limits_config(10, 0, 0), Protocol::Smtp, false);
+    t.hello();
+    // silence between commands is the idle timeout's, not the line's
+    assert_eq!(t.s.deadline(), None);
+    t.wait(60_000);
+    assert_eq!(codes(&t.io("NOOP\r\n")), ["250"]);
+    // the first byte starts the clock; later bytes do not restart it
+    let first = t.now.mono;
+    assert_eq!(t.io("NO"), "");
+    assert_eq!(
+        t.s.deadline(),
+        Some(first + std::time::Duration::from_secs(10))
+    );
+    t.wait(9_000);
+    assert_eq!(t.io("O"), "");
+    t.wait(1_000);
+    let out = t.io("P");
+    assert!(
+        out.starts_with("421 4.4.2 lists.example.org Error: timeout exceeded (command line"),
+        "{out}"
+    );
+    assert!(t.closed);
+    assert_eq!(t.s.deadline(), None);
+}
+
+#[test]
+fn an_over_long_line_being_skipped_is_still_on_the_clock() {
+    let mut t = T::with_config(limits_config(10, 0, 0), Protocol::Smtp, false);
+    t.hello();
+    assert_eq!(t.io(&"x".repeat(600)), "");
+    t.wait(10_000);
+    assert_eq!(codes(&t.io("")), ["421"]);
+    assert!(t.closed);
+}
+
+#[test]
+fn data_below_the_minimum_rate_is_421_and_not_stored() {
+    let mut t = T::with_config(limits_config(10, 100, 0), Protocol::Smtp, false);
+    t.hello();
+    let out = t.io("MAIL FROM:<a@b.org>\r\nRCPT TO:<dev@lists.example.org>\r\nDATA\r\n");
+    assert_eq!(codes(&out), ["250", "250", "354"]);
+    // 500 bytes earn 5 s on top of the 10 s grace
+    assert_eq!(t.io(&format!("{}\r\n", "x".repeat(498))), "");
+    t.wait(14_900);
+    assert_eq!(t.io(""), "");
+    t.wait(100);
+    let out = t.io("");
+    assert!(
+        out.contains("(message data slower than 100 bytes per second)"),
+        "{out}"
+    );
+    assert!(t.closed);
+    assert!(t.stored.is_empty());
+
+    // fast enough: stored, and the command deadline applies again after it
+    let mut t = T::with_config(limits_config(10, 100, 0), Protocol::Smtp, false);
+    t.hello();
+    t.io("MAIL FROM:<a@b.org>\r\nRCPT TO:<dev@lists.example.org>\r\nDATA\r\n");
+    t.wait(9_000);
+    assert_eq!(codes(&t.io("x\r\n.\r\n")), ["250"]);
+    assert_eq!(t.stored.len(), 1);
+    assert_eq!(t.s.deadline(), None);
+}
+
+#[test]
+fn the_session_cap_closes_even_a_busy_session() {
+    let mut t = T::with_config(limits_config(10, 0, 30), Protocol::Smtp, true);
+    t.hello();
+    for _ in 0..5 {
+        t.wait(5_000);
+        assert_eq!(codes(&t.io("NOOP\r\n")), ["250"]);
+    }
+    t.wait(5_000);
+    let out = t.io("");
+    assert!(out.contains("(session longer than 30 seconds)"), "{out}");
+    assert!(t.closed);
+}
+
+#[test]
+fn no_limit_runs_while_the_driver_works() {
+    let mut t = T::with_config(limits_config(10, 100, 30), Protocol::Smtp, true);
+    t.hello();
+    t.s.receive(b"EXPN dev\r\n");
+    assert!(matches!(
+        t.s.advance(t.now),
+        Step::Request(Request::Expand { .. })
+    ));
+    assert_eq!(t.s.deadline(), None);
 }
