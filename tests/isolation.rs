@@ -235,10 +235,17 @@ async fn a_row_that_kills_the_daemon_goes_to_corrupt_after_three_crashes() {
     let mut child = spawn_serve_env(&env, &faults);
     wait_listening(addr).await;
     let poison = faulty(MEMBER, &list, "deadly post", "pipeline-abort");
-    // the 250 comes before the pipeline takes the row; then the process
-    // dies, maybe before it could answer a QUIT
+    // the commit comes before the pipeline takes the row; the process may
+    // die before its 250 reaches us, but never before the commit
     let mut c = SmtpClient::connect_ehlo(addr).await;
-    c.send_mail(MEMBER, &[&list], &poison).await.expect(250);
+    c.cmd(&format!("MAIL FROM:<{MEMBER}>")).await.expect(250);
+    c.cmd(&format!("RCPT TO:<{list}>")).await.expect(250);
+    c.cmd("DATA").await.expect(354);
+    c.send_raw(dot_stuff(&poison).as_bytes()).await;
+    c.send_raw(b".\r\n").await;
+    if let Some(r) = c.try_read_reply().await {
+        r.expect(250);
+    }
     drop(c);
     let mut crashes = 0;
     loop {
@@ -257,6 +264,7 @@ async fn a_row_that_kills_the_daemon_goes_to_corrupt_after_three_crashes() {
     }
     wait_listening(addr).await;
     assert_eq!(crashes, 3, "the row should kill the daemon exactly 3 times");
+    assert_eq!(env.count("messages", "direction = 'in'"), 1, "committed");
     let (_, out, _) = run_cli(&env, &["queue", "corrupt"]);
     assert!(out.contains("failed hard"), "{out}");
     send(
