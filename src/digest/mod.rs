@@ -680,9 +680,9 @@ pub fn close_issue(
     {
         let mut stmt = conn.prepare_cached(
             "SELECT e.id, m.bytes FROM digest_entries e JOIN messages m ON m.id = e.message_id
-             WHERE e.issue_id = ?1 ORDER BY e.id",
+             WHERE e.list = ?1 AND e.issue_id = ?2 ORDER BY e.id",
         )?;
-        let mut rows = stmt.query([issue_id])?;
+        let mut rows = stmt.query(params![list.name, issue_id])?;
         while let Some(r) = rows.next()? {
             ids.push(r.get(0)?);
             raws.push(r.get(1)?);

@@ -82,6 +82,16 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     ),
 ];
 
+static STATEMENT_HOOK: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+
+/// Has every connection [`open`]ed from now on in this process report each
+/// statement it runs to `hook` (the SQL as written, parameters unbound).
+/// The query-plan test uses it to check every statement the message path
+/// runs; nothing else sets it.
+pub fn trace_statements(hook: fn(&str)) {
+    let _ = STATEMENT_HOOK.set(hook);
+}
+
 /// Opens (creating if needed) the database at `path`, sets the pragmas and
 /// runs pending migrations.
 pub fn open(path: &Path) -> Result<Connection> {
@@ -94,6 +104,16 @@ pub fn open(path: &Path) -> Result<Connection> {
         }
     }
     let mut conn = Connection::open(path)?;
+    if let Some(hook) = STATEMENT_HOOK.get().copied() {
+        conn.trace_v2(
+            rusqlite::trace::TraceEventCodes::SQLITE_TRACE_STMT,
+            Some(move |e: rusqlite::trace::TraceEvent<'_>| {
+                if let rusqlite::trace::TraceEvent::Stmt(_, sql) = e {
+                    hook(sql)
+                }
+            }),
+        )?;
+    }
     configure(&conn)?;
     migrate(&mut conn)?;
     Ok(conn)
