@@ -6,6 +6,7 @@
 
 pub mod members;
 pub mod outbound;
+pub mod rate;
 pub mod spool;
 
 use rusqlite::Connection;
@@ -74,6 +75,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         63,
         "join_mode",
         include_str!("migrations/0063_join_mode.sql"),
+    ),
+    (
+        65,
+        "rate_events",
+        include_str!("migrations/0065_rate_events.sql"),
     ),
 ];
 
