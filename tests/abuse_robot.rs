@@ -424,3 +424,29 @@ async fn approved_guessing_locks_the_check_after_five_failures() {
     assert_eq!(w.bucket("approved-fail:pw"), 5);
     w.stop().await;
 }
+
+/// Replies to `NAME-moderate+TOKEN@` from someone who is no moderator
+/// (a forged envelope sender): answered within the daily notice budget,
+/// quoting neither the Subject nor the token they wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_moderation_replies_are_limited_and_quote_nothing() {
+    let w = world(&[("dev", MODS)], &[]).await;
+    let victim = "victim@example.com";
+    for i in 0..7 {
+        let rcpt = format!("dev-moderate+spamtoken{i}@{DOMAIN}");
+        let m = mail(victim, &rcpt, &format!("SPAMSUBJECT-{i}"), "", "buy\r\n");
+        w.send(victim, &rcpt, &m).await;
+    }
+    let got = w.to(|r| r == victim);
+    assert_eq!(got.len(), 5, "{got:#?}");
+    for t in &got {
+        assert_eq!(subject(t), "[dev] moderation");
+        assert!(flat(t).contains("unknown moderation token"), "{}", body(t));
+        let raw = String::from_utf8_lossy(&t.data);
+        assert!(
+            !raw.contains("SPAMSUBJECT") && !raw.contains("spamtoken"),
+            "{raw}"
+        );
+    }
+    w.stop().await;
+}

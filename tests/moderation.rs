@@ -755,14 +755,19 @@ async fn replies_tokens_across_lists_dmarc_hook_and_the_null_sender() {
         "From: opsmod@example.org\r\nSubject: c1\r\n\r\n\r\n",
     )
     .await;
-    assert!(text(&w.to("opsmod@example.org", "c1")[0].data).contains("refused"));
+    // answers to an unverified sender quote nothing it wrote (no "c1")
+    let answer = w.to("opsmod@example.org", "[dev] moderation");
+    assert_eq!(answer.len(), 1);
+    assert!(text(&answer[0].data).contains("refused"));
     w.send(
         "opsmod@example.org",
         &moderate(&t["approve"], "ops"),
         "From: opsmod@example.org\r\nSubject: c2\r\n\r\n\r\n",
     )
     .await;
-    assert!(text(&w.to("opsmod@example.org", "c2")[0].data).contains("unknown moderation token"));
+    let answer = w.to("opsmod@example.org", "[ops] moderation");
+    assert_eq!(answer.len(), 1);
+    assert!(text(&answer[0].data).contains("unknown moderation token"));
     assert_eq!(w.held("x-cross").2, "held");
     assert_eq!(
         w.env.count(

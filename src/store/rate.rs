@@ -161,6 +161,32 @@ mod tests {
         assert_eq!(count(&conn, "y", DAY, DAY + 1).unwrap(), 0);
     }
 
+    /// Budgets and the lockout are read on every post and command mail:
+    /// each lookup must seek the (bucket, at) index, never scan the table.
+    #[test]
+    fn lookups_seek_the_bucket_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::open(&dir.path().join("t.db")).unwrap();
+        for sql in [
+            "SELECT COUNT(*) FROM rate_events WHERE bucket = 'k' AND at > 0",
+            "SELECT MAX(at) FROM rate_events WHERE bucket = 'k'",
+            "DELETE FROM rate_events WHERE bucket = 'k'",
+        ] {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map([], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let plan = plan.join("; ");
+            assert!(
+                plan.contains("USING") && plan.contains("rate_events_by_bucket"),
+                "{sql}: {plan}"
+            );
+        }
+    }
+
     #[test]
     fn purge_keeps_a_day() {
         let dir = tempfile::tempdir().unwrap();
