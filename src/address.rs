@@ -1,6 +1,7 @@
 //! Mail addresses: parsing an RFC 5321 mailbox into local part and domain,
-//! and the comparison key that treats the domain case-insensitively and the
-//! local part case-preservingly (RFC 5321 §2.4).
+//! the comparison key that treats the domain case-insensitively and the
+//! local part case-preservingly (RFC 5321 §2.4), and the coarser mailbox
+//! key rate limits count by (every spelling of one mailbox shares it).
 //!
 //! Trusts nothing: every string here may come from the network or a file.
 
@@ -83,6 +84,35 @@ impl Address {
     pub fn key(&self) -> String {
         format!("{}@{}", self.local, self.domain)
     }
+
+    /// The key of the mailbox behind every spelling of this address, for
+    /// rate limits only (never for membership): the local part lower-cased,
+    /// a `+tag` or `-tag` subaddress removed and dots dropped (as Gmail
+    /// ignores them), so `Victim@`, `v.ictim+1@` and `victim-x@` all count
+    /// as `victim@`. Merging two real people's budgets only makes both
+    /// stricter.
+    pub fn mailbox_key(&self) -> String {
+        let lower = self.local.to_lowercase();
+        if lower.starts_with('"') {
+            return format!("{lower}@{}", self.domain);
+        }
+        let base = match lower.find(['+', '-']) {
+            Some(i) if i > 0 => &lower[..i],
+            _ => lower.as_str(),
+        };
+        let undotted: String = base.chars().filter(|&c| c != '.').collect();
+        let local = if undotted.is_empty() { base } else { &undotted };
+        format!("{local}@{}", self.domain)
+    }
+}
+
+/// [`Address::mailbox_key`] of an address string, or the trimmed input
+/// lower-cased when it does not parse.
+pub fn mailbox_key(s: &str) -> String {
+    match Address::parse(s) {
+        Ok(a) => a.mailbox_key(),
+        Err(_) => s.trim().to_lowercase(),
+    }
 }
 
 /// The comparison key of an address string, or the trimmed input lower-cased
@@ -150,6 +180,25 @@ mod tests {
             Address::parse("x@EXAMPLE.org").unwrap(),
             Address::parse("x@example.org").unwrap()
         );
+    }
+
+    #[test]
+    fn mailbox_key_merges_spellings_of_one_mailbox() {
+        for a in [
+            "victim@example.org",
+            "Victim@EXAMPLE.org",
+            "vIctim@example.org",
+            "victim+1@example.org",
+            "VICTIM-list@example.org",
+            "v.ic.tim+x-y@example.org",
+        ] {
+            assert_eq!(mailbox_key(a), "victim@example.org", "{a}");
+        }
+        assert_eq!(mailbox_key("victim@other.org"), "victim@other.org");
+        assert_eq!(mailbox_key("+x@example.org"), "+x@example.org");
+        assert_eq!(mailbox_key("\"A.B\"@example.org"), "\"a.b\"@example.org");
+        assert_eq!(mailbox_key("Ünï+x@example.org"), "ünï@example.org");
+        assert_eq!(mailbox_key(" Not An Address "), "not an address");
     }
 
     #[test]

@@ -36,7 +36,12 @@ struct World {
 
 async fn world(lists: &[(&str, &str)]) -> World {
     let sink = Sink::start();
-    let mut b = TestEnv::builder().relay_port(sink.port());
+    // these tests tell one poster of many posts; the daily limit of poster
+    // notices has its own tests (tests/abuse_robot.rs)
+    let mut b =
+        TestEnv::builder()
+            .relay_port(sink.port())
+            .set("robot", "poster_notices_per_day", "1000");
     for (name, yaml) in lists {
         b = b.list(name, yaml);
     }
@@ -614,8 +619,9 @@ async fn robot_commands_reject_discard_ban_accept_forgery_and_reuse() {
     let rej = w.to(eve, "was rejected");
     assert_eq!(rej.len(), 1);
     let rt = text(&rej[0].data);
+    // eve is no member: her Subject is not quoted back to her address
     assert!(
-        rt.contains("Please ask on the users list.") && rt.contains("c-reject"),
+        rt.contains("Please ask on the users list.") && !rt.contains("c-reject"),
         "{rt}"
     );
 
@@ -749,14 +755,19 @@ async fn replies_tokens_across_lists_dmarc_hook_and_the_null_sender() {
         "From: opsmod@example.org\r\nSubject: c1\r\n\r\n\r\n",
     )
     .await;
-    assert!(text(&w.to("opsmod@example.org", "c1")[0].data).contains("refused"));
+    // answers to an unverified sender quote nothing it wrote (no "c1")
+    let answer = w.to("opsmod@example.org", "[dev] moderation");
+    assert_eq!(answer.len(), 1);
+    assert!(text(&answer[0].data).contains("refused"));
     w.send(
         "opsmod@example.org",
         &moderate(&t["approve"], "ops"),
         "From: opsmod@example.org\r\nSubject: c2\r\n\r\n\r\n",
     )
     .await;
-    assert!(text(&w.to("opsmod@example.org", "c2")[0].data).contains("unknown moderation token"));
+    let answer = w.to("opsmod@example.org", "[ops] moderation");
+    assert_eq!(answer.len(), 1);
+    assert!(text(&answer[0].data).contains("unknown moderation token"));
     assert_eq!(w.held("x-cross").2, "held");
     assert_eq!(
         w.env.count(

@@ -114,6 +114,8 @@ pub struct Session<'a> {
     /// Whether an unknown line was already answered (the pointer to `help`
     /// is given once, not under each of 25 lines).
     unknown_seen: bool,
+    /// Whether the sender is a member of some list here (looked up once).
+    member_somewhere: Option<bool>,
 }
 
 type Res = Result<String, HandlerError>;
@@ -365,6 +367,7 @@ impl<'a> Session<'a> {
             mails: Vec::new(),
             confirmations: Vec::new(),
             unknown_seen: false,
+            member_somewhere: None,
         }
     }
 
@@ -464,6 +467,16 @@ impl<'a> Session<'a> {
                 list.name, list.name
             ));
         };
+        let to = self.sender.address.to_string();
+        let budget = super::loops::get_budget(&config.robot, &to);
+        let asked = self.mails.iter().filter(|m| m.attachment.is_some()).count() as i64;
+        let used = crate::store::rate::count(self.conn, &budget.bucket, budget.window, self.now)?;
+        if !budget.allows(used + asked) {
+            return Ok(format!(
+                "This robot mails at most {} archive months a day to one address. Try again tomorrow.",
+                budget.limit
+            ));
+        }
         let Some(m) =
             crate::archive::month(self.conn, &list.name, &month).map_err(archive_error)?
         else {
@@ -501,7 +514,6 @@ impl<'a> Session<'a> {
                 ));
             }
         };
-        let to = self.sender.address.to_string();
         self.mails.push(Mail {
             to: To::One(to.clone()),
             list: Some(list.name.clone()),
@@ -528,6 +540,37 @@ impl<'a> Session<'a> {
             list.name,
             if posts == 1 { "" } else { "s" }
         ))
+    }
+
+    /// Whether the sender is a member of some list on this server. The
+    /// From: is still a claim, but text reflected to it then reaches at
+    /// most a member.
+    pub fn sender_is_member(&mut self) -> Result<bool, HandlerError> {
+        if let Some(known) = self.member_somewhere {
+            return Ok(known);
+        }
+        let known = members::is_member_anywhere(self.conn, &self.sender.address.to_string())?;
+        self.member_somewhere = Some(known);
+        Ok(known)
+    }
+
+    /// `echo TEXT`: the text back, to members only; anyone else could make
+    /// the robot mail their text to a forged From:.
+    fn echo(&mut self, args: &VecDeque<String>) -> Res {
+        if self.sender_is_member()? {
+            Ok(words(args))
+        } else {
+            Ok("echo: only members get their text echoed.".into())
+        }
+    }
+
+    /// The command line as the results reply repeats it: an `echo` line of
+    /// a non-member is shown without its text.
+    pub fn shown(&mut self, cmd: &CommandLine) -> Result<String, HandlerError> {
+        if cmd.verb == Some(Verb::Echo) && !self.sender_is_member()? {
+            return Ok(Verb::Echo.name().into());
+        }
+        Ok(cmd.text.clone())
     }
 
     /// Runs one command line; returns the text for the results reply.
@@ -559,7 +602,7 @@ impl<'a> Session<'a> {
             Verb::Set => self.set(args),
             Verb::Index => self.index(args),
             Verb::Get => self.get(args),
-            Verb::Echo => Ok(words(&args)),
+            Verb::Echo => self.echo(&args),
             Verb::Add | Verb::Del => self.owner_change(verb, args),
             Verb::Approve => self.decide(verb, &mut args, Decision::Approve),
             Verb::Reject => {

@@ -1,14 +1,14 @@
 //! Never loop, never help abuse: whether a command mail may be answered at
-//! all, and the per-address hourly limit on robot mail.
+//! all, and the budgets robot mail counts against.
 //!
 //! `check` is a pure decision over the envelope sender and the mail's
-//! headers (untrusted, but only ever compared, never acted on). The rate
-//! limit is a small table (`robot_replies`) read and written inside the
-//! handler's transaction.
+//! headers (untrusted, but only ever compared, never acted on).
+//! `reply_budgets` names the rate-log buckets (`store::rate`) a reply is
+//! counted in, by the normalised mailbox, so no spelling of an address gets
+//! a budget of its own.
 
-use rusqlite::{params, Connection};
-
-use crate::store::Result;
+use crate::config::RobotConfig;
+use crate::store::rate::Budget;
 
 /// Whether the robot may answer a mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,39 +166,33 @@ pub fn check(domain: &str, env_from: &str, h: &LoopHeaders) -> Verdict {
     Verdict::Answer
 }
 
-/// Records one robot mail to `address_key` if the hourly limit allows it;
-/// returns false (record nothing) when the address had `per_hour` already.
-/// `per_hour == 0` means no limit.
-pub fn allow_reply(conn: &Connection, address_key: &str, per_hour: u32, now: i64) -> Result<bool> {
-    if per_hour == 0 {
-        return Ok(true);
+/// The budgets one robot reply to `to` counts against: the mailbox
+/// (every spelling of it, see [`crate::address::Address::mailbox_key`]), its domain, and
+/// the whole robot; an archive month (`get`) also counts against the
+/// mailbox's daily `get` budget.
+pub fn reply_budgets(robot: &RobotConfig, to: &str, archive_month: bool) -> Vec<Budget> {
+    let mailbox = crate::address::mailbox_key(to);
+    let domain = mailbox.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+    let mut v = vec![
+        Budget::hourly(format!("reply:{mailbox}"), robot.replies_per_hour),
+        Budget::hourly(
+            format!("domain:{domain}"),
+            robot.replies_per_domain_per_hour,
+        ),
+        Budget::hourly("reply-total", robot.replies_per_hour_total),
+    ];
+    if archive_month {
+        v.push(get_budget(robot, to));
     }
-    {
-        let sent: i64 = conn
-            .prepare_cached(
-                "SELECT COUNT(*) FROM robot_replies WHERE address_key = ?1 AND sent_at > ?2",
-            )?
-            .query_row(params![address_key, now - 3600], |r| r.get(0))?;
-        if sent >= i64::from(per_hour) {
-            return Ok(false);
-        }
-    }
-    conn.prepare_cached("INSERT INTO robot_replies(address_key, sent_at) VALUES (?1, ?2)")?
-        .execute(params![address_key, now])?;
-    Ok(true)
+    v
 }
 
-/// Forgets reply records older than an hour. Rows are written in time
-/// order, so this deletes the id range before the first recent row (a rowid
-/// range, not a table scan; a few old rows after it wait for the next call).
-pub fn purge(conn: &Connection, now: i64) -> Result<usize> {
-    Ok(conn
-        .prepare_cached(
-            "DELETE FROM robot_replies WHERE id < COALESCE(
-                (SELECT id FROM robot_replies WHERE sent_at > ?1 ORDER BY id LIMIT 1),
-                (SELECT MAX(id) + 1 FROM robot_replies))",
-        )?
-        .execute([now - 3600])?)
+/// The daily budget of archive months (`get`) mailed to `to`'s mailbox.
+pub fn get_budget(robot: &RobotConfig, to: &str) -> Budget {
+    Budget::daily(
+        format!("get:{}", crate::address::mailbox_key(to)),
+        robot.get_per_day,
+    )
 }
 
 #[cfg(test)]
@@ -267,27 +261,18 @@ mod tests {
     }
 
     #[test]
-    fn rate_limit_per_address_per_hour() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = crate::store::open(&dir.path().join("t.db")).unwrap();
-        for i in 0..3 {
-            assert!(allow_reply(&conn, "a@x.org", 3, 1000 + i).unwrap());
-        }
-        assert!(!allow_reply(&conn, "a@x.org", 3, 1010).unwrap());
-        assert!(allow_reply(&conn, "b@x.org", 3, 1010).unwrap());
-        // an hour after the first, one slot frees up
-        assert!(allow_reply(&conn, "a@x.org", 3, 1000 + 3600).unwrap());
-        assert!(!allow_reply(&conn, "a@x.org", 3, 1000 + 3600).unwrap());
-        assert!(allow_reply(&conn, "a@x.org", 0, 1001 + 3600).unwrap());
-        let rows = |c: &Connection| -> i64 {
-            c.query_row("SELECT COUNT(*) FROM robot_replies", [], |r| r.get(0))
-                .unwrap()
-        };
-        assert_eq!(rows(&conn), 5, "no limit: nothing recorded");
-        // at 1000+3600+1800 the rows of t=1000..1010 are old, t=4600 is not
-        assert_eq!(purge(&conn, 1000 + 3600 + 1800).unwrap(), 4);
-        assert_eq!(rows(&conn), 1);
-        assert_eq!(purge(&conn, 1000 + 3 * 3600).unwrap(), 1);
-        assert_eq!(purge(&conn, 1000 + 3 * 3600).unwrap(), 0);
+    fn spellings_of_a_mailbox_share_reply_budgets() {
+        let robot = RobotConfig::default();
+        let a = reply_budgets(&robot, "Victim+1@Example.ORG", false);
+        let b = reply_budgets(&robot, "vIctim@example.org", false);
+        assert_eq!(a, b);
+        assert_eq!(a[0].bucket, "reply:victim@example.org");
+        assert_eq!(a[1].bucket, "domain:example.org");
+        assert_eq!(a[1].limit, robot.replies_per_domain_per_hour);
+        assert_eq!(a[2].limit, robot.replies_per_hour_total);
+        let g = reply_budgets(&robot, "victim-x@example.org", true);
+        assert_eq!(g.len(), 4);
+        assert_eq!(g[3], get_budget(&robot, "VICTIM@example.org"));
+        assert_eq!(g[3].window, crate::store::rate::DAY);
     }
 }

@@ -5,7 +5,8 @@
 //! rules decide whether it may be answered at all (`loops`), the commands are
 //! read from it (`parse`), each is executed (`exec`, with `tokens` and
 //! `requests` for confirmations and owner approvals), and every mail that
-//! results is rendered from a template, rate-limited per address and queued
+//! results is rendered from a template, rate-limited per mailbox, domain
+//! and in all (`store::rate`), and queued
 //! on the outbound queue (`send`, composed by `reply`). State changes and the
 //! mail they cause commit together.
 //!
@@ -26,6 +27,7 @@ use crate::config::{Config, ListConfig};
 use crate::pipeline::{Ctx, HandlerError, Inbound};
 use crate::routing::Route;
 use crate::store::outbound::{self, JobKind, NewJob};
+use crate::store::rate::{self, Budget};
 use rusqlite::{Connection, Transaction};
 use serde_json::{json, Value};
 
@@ -106,7 +108,8 @@ pub struct Mail {
     pub reply_to: Option<String>,
     /// In-Reply-To / References the command mail.
     pub answers_command: bool,
-    /// Counted against `robot.replies_per_hour` of the recipient.
+    /// Counted against the reply budgets of the recipient
+    /// (`loops::reply_budgets`).
     pub limited: bool,
     /// A file sent with the text (`get`: an archive month).
     pub attachment: Option<reply::Attachment>,
@@ -245,27 +248,26 @@ pub fn send(
             tracing::warn!(template = m.template, list = ?m.list, "robot mail has no recipients (no owners?); not sent");
             continue;
         }
-        // one budget per list's owners, whatever the mail is about; one per
-        // address for replies
-        let key = crate::address::address_key(&to_header);
-        let budget = match (&m.to, m.limited) {
-            (To::Owners(_), _) => Some((
-                format!("owners:{key}"),
-                config.robot.owner_mails_per_hour,
+        // one budget per list's owners, whatever the mail is about; replies
+        // count against their mailbox, its domain and the robot as a whole
+        // (an archive month also against the mailbox's daily `get` budget)
+        let (budgets, why) = match (&m.to, m.limited) {
+            (To::Owners(_), _) => (
+                vec![Budget::hourly(
+                    format!("owners:{}", crate::address::address_key(&to_header)),
+                    config.robot.owner_mails_per_hour,
+                )],
                 "owner mail rate limit reached for this list; not sent (requests wait in `listd requests`)",
-            )),
-            (To::One(_), true) => Some((
-                key,
-                config.robot.replies_per_hour,
-                "robot reply rate limit reached for this address; mail dropped",
-            )),
-            (To::One(_), false) => None,
+            ),
+            (To::One(a), true) => (
+                loops::reply_budgets(&config.robot, a, m.attachment.is_some()),
+                "robot reply rate limit reached; mail dropped",
+            ),
+            (To::One(_), false) => (Vec::new(), ""),
         };
-        if let Some((key, limit, why)) = budget {
-            if !loops::allow_reply(conn, &key, limit, now)? {
-                tracing::warn!(to = %to_header, template = m.template, limit, "{why}");
-                continue;
-            }
+        if let Some(b) = rate::take(conn, &budgets, now)? {
+            tracing::warn!(to = %to_header, template = m.template, bucket = %b.bucket, limit = b.limit, "{why}");
+            continue;
         }
         let (irt, refs) = match (m.answers_command, origin) {
             (true, Some(o)) => (o.message_id.as_deref(), o.references.as_slice()),
@@ -329,7 +331,7 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
     let config = ctx.config.clone();
     let now = msg.now;
     tokens::purge(tx, 30, now)?;
-    loops::purge(tx, now)?;
+    rate::purge(tx, now)?;
 
     let route_list: Option<String> = match &msg.route {
         Route::Request { list }
@@ -435,8 +437,9 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
     let mut results = Vec::new();
     for line in &extracted.lines {
         let result = session.run(line)?;
+        let shown = session.shown(line)?;
         results.push(
-            json!({"command": line.text, "result": reply::wrap(result.trim_end(), RESULT_WIDTH)}),
+            json!({"command": shown, "result": reply::wrap(result.trim_end(), RESULT_WIDTH)}),
         );
     }
     let mut mails = std::mem::take(&mut session.mails);

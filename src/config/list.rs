@@ -295,6 +295,15 @@ pub struct ListConfig {
     /// argon2 hash (PHC string) of the moderator password for `Approved:`.
     #[serde(default)]
     pub moderator_password: Option<String>,
+    /// Moderator notices of held posts per hour; past that the moderators
+    /// get one summary notice (the posts stay held). 0: no limit.
+    #[serde(default = "moderation_notices_per_hour")]
+    pub moderation_notices_per_hour: u32,
+    /// Wrong `Approved:` passwords within an hour that lock the check for
+    /// the list for an hour (posts are then read as if they had no
+    /// password, and no password is tried). 0: never lock.
+    #[serde(default = "approved_failures_per_hour")]
+    pub approved_failures_per_hour: u32,
 }
 
 fn yes() -> bool {
@@ -311,6 +320,12 @@ fn access_members() -> Access {
 }
 fn hold_days() -> u32 {
     14
+}
+fn moderation_notices_per_hour() -> u32 {
+    20
+}
+fn approved_failures_per_hour() -> u32 {
+    5
 }
 fn max_recipients() -> u32 {
     10

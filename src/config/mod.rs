@@ -208,8 +208,19 @@ impl Default for RelayConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RobotConfig {
-    /// Replies sent to one address per hour; beyond that they are dropped and logged.
+    /// Replies sent to one mailbox per hour (every spelling of it: case,
+    /// `+tag`/`-tag`, dots); beyond that they are dropped and logged.
     pub replies_per_hour: u32,
+    /// Replies sent to addresses of one domain per hour.
+    pub replies_per_domain_per_hour: u32,
+    /// Replies the robot sends per hour in all.
+    pub replies_per_hour_total: u32,
+    /// Archive months (`get`) mailed to one mailbox per day; each also
+    /// counts as a reply.
+    pub get_per_day: u32,
+    /// Notices to one poster's mailbox per day (held, rejected, expired);
+    /// beyond that the post is still held or rejected, untold.
+    pub poster_notices_per_day: u32,
     /// Robot mails to one list's owners per hour (approval requests,
     /// join/leave notices); beyond that they are not sent and logged, and
     /// requests still wait in `listd requests`. Stops a flood of forged
@@ -233,6 +244,10 @@ impl Default for RobotConfig {
     fn default() -> Self {
         RobotConfig {
             replies_per_hour: 10,
+            replies_per_domain_per_hour: 100,
+            replies_per_hour_total: 1000,
+            get_per_day: 5,
+            poster_notices_per_day: 5,
             owner_mails_per_hour: 60,
             token_expiry_days: 7,
             max_bad_lines: 25,

@@ -287,13 +287,8 @@ fn by_token(
         return Ok(ByToken {
             list: route_list.map(str::to_string),
             actor: None,
-            line: format!(
-                "unknown moderation token `{}`: it may be mistyped, or for another list",
-                notice::one_line(presented)
-                    .chars()
-                    .take(64)
-                    .collect::<String>()
-            ),
+            // the token is not repeated: whoever sent it is unverified
+            line: "unknown moderation token: it may be mistyped, or for another list".into(),
         });
     };
     let Some(list) = ctx.config.list(&row.list) else {
@@ -420,16 +415,20 @@ pub fn handle_reply(
         tracing::warn!(%list, "moderation reply for a list that is not configured");
         return Ok(());
     };
+    // a moderator's answer quotes the reply; anyone else's goes to an
+    // unverified envelope sender: within its daily notice budget, and
+    // without the Subject or Message-ID they wrote
+    let verified = r.actor.is_some();
     let to = r.actor.clone().unwrap_or_else(|| msg.env_from.clone());
-    let subject = parsed
-        .as_ref()
+    if !verified && !notice::poster_may_be_told(ctx, tx, &cfg.name, &to, now)? {
+        return Ok(());
+    }
+    let quoted = parsed.as_ref().filter(|_| verified);
+    let subject = quoted
         .and_then(|m| m.subject())
         .map(|s| format!("Re: {}", notice::one_line(s).trim_start_matches("Re: ")))
         .unwrap_or_else(|| format!("[{}] moderation", cfg.name));
-    let in_reply_to = parsed
-        .as_ref()
-        .and_then(|m| m.message_id())
-        .map(str::to_string);
+    let in_reply_to = quoted.and_then(|m| m.message_id()).map(str::to_string);
     notice::result(ctx, tx, cfg, &to, &r.line, &subject, in_reply_to, now)?;
     Ok(())
 }

@@ -25,17 +25,25 @@ pub enum Preapproval {
     /// An `Approved:` line with a wrong password (or a list without a moderator
     /// password): hold with `HoldReason::BadApprovedPassword`.
     BadPassword,
+    /// An `Approved:` line while the list's check is locked (`lockout`): the
+    /// password was not tried; the post with the line removed, to be
+    /// handled as if it had none.
+    Ignored(Vec<u8>),
 }
 
 /// Header names that carry a pre-approval password (compared case-insensitively).
 pub const HEADERS: &[&str] = &["approved", "approve", "x-approved", "x-approve"];
 
-/// Checks a post for a pre-approval password. Never fails: a message that
-/// cannot be parsed has no usable `Approved:` line.
-pub fn preapproval(list: &ListConfig, bytes: &[u8]) -> Preapproval {
+/// Checks a post for a pre-approval password; with `locked` no password
+/// is tried (no argon2 run). Never fails: a message that cannot be parsed
+/// has no usable `Approved:` line.
+pub fn preapproval(list: &ListConfig, bytes: &[u8], locked: bool) -> Preapproval {
     let Some(found) = find(bytes) else {
         return Preapproval::None;
     };
+    if locked {
+        return Preapproval::Ignored(strip(bytes, &found));
+    }
     let ok = list
         .moderator_password
         .as_deref()
@@ -422,16 +430,19 @@ mod tests {
     fn no_approved_line_is_none() {
         let l = list(Some("pw"));
         let m = b"From: a@example.org\r\nSubject: hi\r\n\r\nHello\r\n";
-        assert_eq!(preapproval(&l, m), Preapproval::None);
-        assert_eq!(preapproval(&l, b""), Preapproval::None);
-        assert_eq!(preapproval(&l, b"\xff\xfe garbage"), Preapproval::None);
+        assert_eq!(preapproval(&l, m, false), Preapproval::None);
+        assert_eq!(preapproval(&l, b"", false), Preapproval::None);
+        assert_eq!(
+            preapproval(&l, b"\xff\xfe garbage", false),
+            Preapproval::None
+        );
     }
 
     #[test]
     fn header_good_is_removed_rest_byte_identical() {
         let l = list(Some("open sesame"));
         let m = b"From: a@example.org\r\nApproved: open sesame\r\nX-Odd:  keep   me\r\nSubject: hi\r\n\r\nHello\r\n";
-        let Preapproval::Approved(out) = preapproval(&l, m) else {
+        let Preapproval::Approved(out) = preapproval(&l, m, false) else {
             panic!("not approved")
         };
         assert_eq!(
@@ -445,7 +456,7 @@ mod tests {
         let l = list(Some("open sesame"));
         let m =
             b"From: a@example.org\r\nx-approve: open\r\n sesame\r\nSubject: hi\r\n\r\nHello\r\n";
-        let Preapproval::Approved(out) = preapproval(&l, m) else {
+        let Preapproval::Approved(out) = preapproval(&l, m, false) else {
             panic!("not approved")
         };
         assert_eq!(
@@ -457,8 +468,23 @@ mod tests {
     #[test]
     fn header_bad_or_no_password_configured() {
         let m = b"From: a@example.org\r\nApproved: guess\r\n\r\nHello\r\n";
-        assert_eq!(preapproval(&list(Some("pw")), m), Preapproval::BadPassword);
-        assert_eq!(preapproval(&list(None), m), Preapproval::BadPassword);
+        assert_eq!(
+            preapproval(&list(Some("pw")), m, false),
+            Preapproval::BadPassword
+        );
+        assert_eq!(preapproval(&list(None), m, false), Preapproval::BadPassword);
+    }
+
+    #[test]
+    fn locked_tries_no_password_but_strips_the_line() {
+        let l = list(Some("open sesame"));
+        let m = b"From: a@example.org\r\nApproved: open sesame\r\nSubject: hi\r\n\r\nHello\r\n";
+        assert_eq!(
+            preapproval(&l, m, true),
+            Preapproval::Ignored(b"From: a@example.org\r\nSubject: hi\r\n\r\nHello\r\n".to_vec())
+        );
+        let plain = b"From: a@example.org\r\n\r\nHello\r\n";
+        assert_eq!(preapproval(&l, plain, true), Preapproval::None);
     }
 
     #[test]
@@ -466,7 +492,7 @@ mod tests {
         let l = list(Some("pw1"));
         let m =
             b"From: a@example.org\r\nSubject: hi\r\n\r\n\r\nApproved: pw1\r\nHello\r\nWorld\r\n";
-        let Preapproval::Approved(out) = preapproval(&l, m) else {
+        let Preapproval::Approved(out) = preapproval(&l, m, false) else {
             panic!("not approved")
         };
         assert_eq!(
@@ -479,9 +505,9 @@ mod tests {
     fn body_line_bad_and_not_first_line() {
         let l = list(Some("pw1"));
         let bad = b"From: a@example.org\r\n\r\nApproved: nope\r\nHello\r\n";
-        assert_eq!(preapproval(&l, bad), Preapproval::BadPassword);
+        assert_eq!(preapproval(&l, bad, false), Preapproval::BadPassword);
         let later = b"From: a@example.org\r\n\r\nHello\r\nApproved: pw1\r\n";
-        assert_eq!(preapproval(&l, later), Preapproval::None);
+        assert_eq!(preapproval(&l, later, false), Preapproval::None);
     }
 
     fn alternative(plain_cte: &str, plain: &str, html_cte: &str, html: &str) -> Vec<u8> {
@@ -505,7 +531,7 @@ mod tests {
             "7bit",
             "<p>Approved:&nbsp;s3cr3t</p><p>Hello all</p>",
         );
-        let Preapproval::Approved(out) = preapproval(&l, &m) else {
+        let Preapproval::Approved(out) = preapproval(&l, &m, false) else {
             panic!("not approved")
         };
         let expected = alternative("7bit", "Hello all", "7bit", "<p></p><p>Hello all</p>");
@@ -528,7 +554,7 @@ mod tests {
             "base64",
             &html,
         );
-        let Preapproval::Approved(out) = preapproval(&l, &m) else {
+        let Preapproval::Approved(out) = preapproval(&l, &m, false) else {
             panic!("not approved")
         };
         assert_eq!(body_text(&out, 0).trim_end(), "Grüße an alle");

@@ -89,9 +89,10 @@ pub fn remind(ctx: &Ctx, conn: &mut Connection, now: i64) -> Result<usize, Handl
 /// How often the daemon runs `expire` and `remind`.
 pub const TICK_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The daemon's moderation task: runs [`expire`] and [`remind`] at start and
-/// every [`TICK_EVERY`] until `shutdown` turns true; wakes the delivery
-/// worker when either queued mail. A failing pass is logged and retried at
+/// The daemon's moderation task: runs [`expire`], [`remind`] and
+/// `flood::summarise` (and purges the rate log) at start and every
+/// [`TICK_EVERY`] until `shutdown` turns true; wakes the delivery worker
+/// when any queued mail. A failing pass is logged and retried at
 /// the next tick.
 pub async fn run(
     live: impl Into<crate::pipeline::Live>,
@@ -114,7 +115,11 @@ pub async fn run(
             let now = store::now();
             let expired = expire(&ctx2, &mut guard, now);
             let reminded = remind(&ctx2, &mut guard, now);
-            Ok::<_, StoreError>((expired, reminded))
+            let summarised = super::flood::summarise(&ctx2, &mut guard, now);
+            if let Err(e) = store::rate::purge(&guard, now) {
+                tracing::error!(error = %e, "purging the rate log failed; retrying at the next tick");
+            }
+            Ok::<_, StoreError>((expired, reminded, summarised))
         })
         .await
         .map_err(|e| StoreError::Invalid(format!("moderation task: {e}")))??;
@@ -129,6 +134,12 @@ pub async fn run(
             Ok(n) => queued |= n > 0,
             Err(e) => {
                 tracing::error!(error = %e, "moderator reminders failed; retrying at the next tick")
+            }
+        }
+        match pass.2 {
+            Ok(n) => queued |= n > 0,
+            Err(e) => {
+                tracing::error!(error = %e, "held-post summaries failed; retrying at the next tick")
             }
         }
         if queued {

@@ -9,7 +9,11 @@
 //!   by the robot), or with `listd held` (`act`). The first action wins.
 //! - `preapproval` checks an `Approved: PASSWORD` header or first body line
 //!   before the posting rules run.
-//! - `expire` and `remind` run periodically from the daemon.
+//! - `expire`, `remind` and `flood::summarise` run periodically from the
+//!   daemon; past `moderation_notices_per_hour` a list's moderators get one
+//!   summary instead of a notice per post (`flood`).
+//! - `lockout` stops `Approved:` guessing: repeated wrong passwords lock
+//!   the check for the list for an hour.
 //! - `is_accepted_sender` / `is_banned` are facts the posting rules read.
 //!
 //! Trusts the configuration and the envelope the spool recorded; trusts
@@ -19,6 +23,8 @@
 pub mod act;
 pub mod approved;
 pub mod expiry;
+pub mod flood;
+pub mod lockout;
 pub mod notice;
 pub mod queue;
 pub mod token;
@@ -250,7 +256,8 @@ pub fn hold(
     )?;
     if cfg.notify_held {
         if let Some(to) = notify {
-            notice::poster_held(ctx, tx, cfg, to, &reason, &summary.subject, now)?;
+            let subject = notice::subject_for(tx, to, &summary.subject)?;
+            notice::poster_held(ctx, tx, cfg, to, &reason, subject.as_deref(), now)?;
         }
     }
     queue::log(
@@ -275,7 +282,7 @@ pub fn missing_templates(
 ) -> Vec<&'static str> {
     use notice::*;
     [
-        T_NOTICE, T_HELD, T_REJECTED, T_EXPIRED, T_REMINDER, T_RESULT,
+        T_NOTICE, T_HELD, T_REJECTED, T_EXPIRED, T_REMINDER, T_RESULT, T_SUMMARY, T_LOCKOUT,
     ]
     .into_iter()
     .filter(|t| !templates.has(Some(&list.name), t))

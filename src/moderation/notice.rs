@@ -7,12 +7,16 @@
 //! Trusts the templates (site admin / list owner); trusts nothing in the
 //! original message, whose summary is decoded by mail-parser and rendered as
 //! plain data (control characters removed from anything put in a header).
+//! A poster's address is only a claim: notices to it are limited per
+//! mailbox per day (`robot.poster_notices_per_day`) and quote the post's
+//! Subject only to a member of some list here.
 
 use super::queue::Held;
 use super::{Action, HoldReason};
 use crate::config::ListConfig;
 use crate::pipeline::{Ctx, HandlerError};
 use crate::store::outbound::{self, JobKind, NewJob};
+use crate::store::rate::{self, Budget};
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::raw::Raw;
 use mail_builder::mime::{BodyPart, MimePart};
@@ -28,6 +32,8 @@ pub const T_REJECTED: &str = "moderation-rejected";
 pub const T_EXPIRED: &str = "moderation-expired";
 pub const T_REMINDER: &str = "moderation-reminder";
 pub const T_RESULT: &str = "moderation-result";
+pub const T_SUMMARY: &str = "moderation-summary";
+pub const T_LOCKOUT: &str = "moderation-lockout";
 
 /// Lines of the original's text shown in the notice.
 const EXCERPT_LINES: usize = 12;
@@ -152,14 +158,14 @@ pub fn fmt_age(secs: i64) -> String {
 }
 
 /// A message listd writes.
-struct Outgoing<'a> {
-    list: &'a ListConfig,
-    to: Vec<String>,
-    subject: String,
-    text: String,
+pub(super) struct Outgoing<'a> {
+    pub list: &'a ListConfig,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub text: String,
     /// The original, attached as message/rfc822 byte-identical.
-    attach: Option<&'a [u8]>,
-    in_reply_to: Option<String>,
+    pub attach: Option<&'a [u8]>,
+    pub in_reply_to: Option<String>,
 }
 
 /// Builds the message bytes.
@@ -216,7 +222,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Queues a built message from `NAME-bounces@` to `to`.
-fn send(
+pub(super) fn send(
     ctx: &Ctx,
     tx: &Connection,
     o: &Outgoing<'_>,
@@ -241,6 +247,57 @@ fn send(
         now,
     )?;
     Ok(Some(job))
+}
+
+/// The daily budget of notices to poster `to`'s mailbox (every spelling of
+/// it counts as one).
+pub fn poster_budget(config: &crate::config::Config, to: &str) -> Budget {
+    Budget::daily(
+        format!("notice:{}", crate::address::mailbox_key(to)),
+        config.robot.poster_notices_per_day,
+    )
+}
+
+/// Takes one notice from `to`'s daily budget; false (logged, nothing
+/// recorded) when it is spent.
+pub fn poster_may_be_told(
+    ctx: &Ctx,
+    tx: &Connection,
+    list: &str,
+    to: &str,
+    now: i64,
+) -> Result<bool, HandlerError> {
+    let budget = [poster_budget(&ctx.config, to)];
+    if let Some(b) = rate::take(tx, &budget, now)? {
+        tracing::warn!(%list, to, limit = b.limit, "poster notice limit reached for this mailbox today; not sent");
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// The post's Subject as a notice to `to` may quote it: only to a member
+/// of some list here (anyone else may be a forged envelope sender, and the
+/// Subject the forger's text).
+pub fn subject_for(
+    tx: &Connection,
+    to: &str,
+    subject: &str,
+) -> Result<Option<String>, HandlerError> {
+    Ok(crate::store::members::is_member_anywhere(tx, to)?.then(|| subject.to_string()))
+}
+
+/// Queues a notice to a poster when their daily budget allows it.
+fn send_to_poster(
+    ctx: &Ctx,
+    tx: &Connection,
+    o: &Outgoing<'_>,
+    now: i64,
+) -> Result<Option<i64>, HandlerError> {
+    let to = o.to.first().map(String::as_str).unwrap_or("");
+    if !poster_may_be_told(ctx, tx, &o.list.name, to, now)? {
+        return Ok(None);
+    }
+    send(ctx, tx, o, now)
 }
 
 /// Who receives moderator notices: the moderators, else the owners.
@@ -284,6 +341,10 @@ pub fn moderators(
     let to = moderator_rcpts(list);
     if to.is_empty() {
         tracing::warn!(list = %list.name, held = held_id, "held post but the list has no moderators or owners to tell");
+        return Ok(None);
+    }
+    if !super::flood::notice_allowed(tx, list, now)? {
+        tracing::info!(list = %list.name, held = held_id, "moderator notice limit reached; the post is counted for the summary notice");
         return Ok(None);
     }
     let actions: Vec<ActionLine> = tokens
@@ -340,7 +401,7 @@ pub fn poster_held(
     list: &ListConfig,
     to: &str,
     reason: &HoldReason,
-    subject: &str,
+    subject: Option<&str>,
     now: i64,
 ) -> Result<Option<i64>, HandlerError> {
     let data = serde_json::json!({
@@ -352,7 +413,7 @@ pub fn poster_held(
         "hold_days": list.hold_days,
     });
     let text = ctx.templates.render(Some(&list.name), T_HELD, &data)?;
-    send(
+    send_to_poster(
         ctx,
         tx,
         &Outgoing {
@@ -384,12 +445,12 @@ pub fn poster_rejected(
         "list": list.name,
         "list_address": ctx.config.list_address(&list.name),
         "owner_address": ctx.config.list_suffix_address(&list.name, "owner"),
-        "subject": held.subject,
+        "subject": subject_for(tx, to, &held.subject)?,
         "reason": reason.filter(|r| !r.trim().is_empty()),
         "held_at": fmt_time(held.held_at),
     });
     let text = ctx.templates.render(Some(&list.name), T_REJECTED, &data)?;
-    send(
+    send_to_poster(
         ctx,
         tx,
         &Outgoing {
@@ -420,12 +481,12 @@ pub fn poster_expired(
         "list": list.name,
         "list_address": ctx.config.list_address(&list.name),
         "owner_address": ctx.config.list_suffix_address(&list.name, "owner"),
-        "subject": held.subject,
+        "subject": subject_for(tx, to, &held.subject)?,
         "held_at": fmt_time(held.held_at),
         "hold_days": list.hold_days,
     });
     let text = ctx.templates.render(Some(&list.name), T_EXPIRED, &data)?;
-    send(
+    send_to_poster(
         ctx,
         tx,
         &Outgoing {

@@ -35,7 +35,11 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
     };
     let parsed = MessageParser::default().parse_headers(&msg.bytes);
     let view = PostView::from_message(parsed.as_ref(), &msg.bytes);
-    let preapproval = crate::moderation::preapproval(lc, &msg.bytes);
+    let locked = crate::moderation::lockout::is_locked(tx, &lc.name, msg.now)?;
+    let preapproval = crate::moderation::preapproval(lc, &msg.bytes, locked);
+    if preapproval == Preapproval::BadPassword {
+        crate::moderation::lockout::record_failure(ctx, tx, lc, msg.now)?;
+    }
     let mut facts = facts(tx, lc, &view, msg)?;
     facts.pre_approved = matches!(preapproval, Preapproval::Approved(_));
     facts.bad_approved_password = preapproval == Preapproval::BadPassword;
@@ -51,9 +55,12 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
     let mid = view.message_id.as_deref().unwrap_or("");
     match action {
         Action::Accept => {
-            // a pre-approved post goes out without its Approved: line
+            // a pre-approved post goes out without its Approved: line, and
+            // so does one whose line was ignored (a lockout)
             let bytes = match &preapproval {
-                Preapproval::Approved(stripped) => stripped.as_slice(),
+                Preapproval::Approved(stripped) | Preapproval::Ignored(stripped) => {
+                    stripped.as_slice()
+                }
                 _ => msg.bytes.as_slice(),
             };
             let d = distribute(ctx, tx, &lc.name, bytes, msg.now)?;
@@ -278,7 +285,10 @@ fn template_data(ctx: &Ctx, lc: &ListConfig) -> serde_json::Value {
 }
 
 /// Queues the rejection notice to the envelope sender (never to `<>`:
-/// `rules::decide` turns those into discards).
+/// `rules::decide` turns those into discards), within its mailbox's daily
+/// poster notice budget. The post's Subject, Message-ID and header are
+/// quoted only to a member of some list here: anyone else may be a forged
+/// envelope sender.
 fn reject_notice(
     ctx: &Ctx,
     tx: &Connection,
@@ -291,23 +301,28 @@ fn reject_notice(
     if msg.env_from.is_empty() {
         return Ok(());
     }
+    let quote = crate::store::members::is_member_anywhere(tx, &msg.env_from)?;
+    if !crate::moderation::notice::poster_may_be_told(ctx, tx, &lc.name, &msg.env_from, msg.now)? {
+        return Ok(());
+    }
     let c = &ctx.config;
     let mut data = template_data(ctx, lc);
     if let Some(o) = data.as_object_mut() {
-        o.insert("poster".into(), view.poster(&msg.env_from).into());
-        o.insert("subject".into(), view.subject.clone().into());
         o.insert("code".into(), code.into());
         o.insert("reason".into(), text.into());
-        o.insert(
-            "message_id".into(),
-            view.message_id.clone().unwrap_or_default().into(),
-        );
+        o.insert("quoted".into(), quote.into());
+        if quote {
+            o.insert("poster".into(), view.poster(&msg.env_from).into());
+            o.insert("subject".into(), view.subject.clone().into());
+            o.insert(
+                "message_id".into(),
+                view.message_id.clone().unwrap_or_default().into(),
+            );
+        }
     }
     let body = ctx
         .templates
         .render(Some(&lc.name), "post-rejected", &data)?;
-    let split = super::header_block::split(&msg.bytes);
-    let headers = String::from_utf8_lossy(&msg.bytes[..split.header_end]).to_string();
     let owner = c.list_suffix_address(&lc.name, "owner");
     let mut b = mail_builder::MessageBuilder::new()
         .from((format!("{} list owner", lc.name), owner))
@@ -329,11 +344,13 @@ fn reject_notice(
             mail_builder::headers::raw::Raw::new(c.list_address(&lc.name)),
         )
         .header("Precedence", mail_builder::headers::raw::Raw::new("bulk"));
-    if let Some(id) = view.message_id.as_deref() {
+    if let Some(id) = view.message_id.as_deref().filter(|_| quote) {
         b = b.in_reply_to(id.to_string()).references(id.to_string());
     }
-    let notice = b
-        .body(mail_builder::mime::MimePart::new(
+    let b = if quote {
+        let split = super::header_block::split(&msg.bytes);
+        let headers = String::from_utf8_lossy(&msg.bytes[..split.header_end]).to_string();
+        b.body(mail_builder::mime::MimePart::new(
             "multipart/mixed",
             vec![
                 mail_builder::mime::MimePart::new("text/plain", body),
@@ -341,6 +358,10 @@ fn reject_notice(
                     .transfer_encoding("8bit"),
             ],
         ))
+    } else {
+        b.text_body(body)
+    };
+    let notice = b
         .write_to_vec()
         .map_err(|e| HandlerError::Temporary(format!("building the rejection notice: {e}")))?;
     outbound::enqueue(

@@ -175,6 +175,17 @@ pub fn is_member(conn: &Connection, list: &str, address: &str) -> Result<bool> {
     }
 }
 
+/// Whether `address` (any string; unparsable is never a member) is on any
+/// list here: the test for who may have text of their own mailed back.
+pub fn is_member_anywhere(conn: &Connection, address: &str) -> Result<bool> {
+    let Ok(a) = Address::parse(address) else {
+        return Ok(false);
+    };
+    Ok(conn
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM members WHERE address_key = ?1)")?
+        .query_row([a.key()], |r| r.get(0))?)
+}
+
 /// Changes a member's delivery mode. Returns false if not a member.
 pub fn set_mode(
     conn: &Connection,

@@ -6,6 +6,7 @@
 
 pub mod members;
 pub mod outbound;
+pub mod rate;
 pub mod spool;
 
 use rusqlite::Connection;
@@ -79,6 +80,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         64,
         "incoming_inflight",
         include_str!("migrations/0064_incoming_inflight.sql"),
+    ),
+    (
+        65,
+        "rate_events",
+        include_str!("migrations/0065_rate_events.sql"),
     ),
 ];
 
@@ -242,6 +248,35 @@ mod tests {
             )
             .unwrap();
         assert_eq!(indexes, 2);
+    }
+
+    /// 0065 renames the robot's reply log to the rate log; rows written
+    /// before it still count.
+    #[test]
+    fn migration_0065_keeps_the_reply_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("old.db")).unwrap();
+        configure(&conn).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (
+                version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+        )
+        .unwrap();
+        for (v, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v < 65) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
+                rusqlite::params![v, name],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO robot_replies(address_key, sent_at) VALUES ('a@x.org', 100)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(rate::count(&conn, "a@x.org", rate::HOUR, 200).unwrap(), 1);
     }
 
     #[test]
