@@ -37,6 +37,8 @@ pub const TEMPLATES: &[&str] = &[
     "confirm-subscribe",
     "confirm-unsubscribe",
     "confirm-owner",
+    "confirm-set",
+    "mode-changed",
     "welcome",
     "goodbye",
     "owner-approval",
