@@ -8,9 +8,11 @@
 //!
 //! Trusts the sender identity only as far as mail allows: anything that
 //! changes a membership on behalf of an address other than the sender needs
-//! a confirmation from that address, answers never reveal whether a third
-//! party is a member, and a membership listing is shown only under the
-//! list's `who` policy.
+//! a confirmation from that address, a delivery-mode change (`set`) needs
+//! one from the member's own mailbox whoever the From: says (the member is
+//! then told, with a token that undoes it), answers never reveal whether a
+//! third party is a member, and a membership listing is shown only under
+//! the list's `who` policy.
 
 use std::collections::VecDeque;
 
