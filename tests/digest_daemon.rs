@@ -358,7 +358,8 @@ impl Robot<'_> {
         );
     }
 
-    /// `set dev MODE` by mail from `who`, through the robot.
+    /// `set dev MODE` by mail from `who`, through the robot, and the
+    /// member's confirmation (a reply to the token address it was mailed).
     fn set(&self, who: &str, mode: &str) {
         let request = format!("dev-request@{DOMAIN}");
         let msg = common::message(who, &request, "commands", &format!("set dev {mode}\r\nend"));
@@ -367,6 +368,29 @@ impl Robot<'_> {
             &request,
             listd::routing::Route::Request { list: "dev".into() },
             msg,
+        );
+        let asked: Vec<u8> = self
+            .env
+            .store()
+            .query_row(
+                "SELECT m.bytes FROM jobs j JOIN messages m ON m.id = j.message_id
+                 JOIN job_rcpts r ON r.job_id = j.id WHERE r.rcpt = ?1 ORDER BY j.id DESC LIMIT 1",
+                [who],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let asked = mail_parser::MessageParser::default().parse(&asked).unwrap();
+        let token = asked.subject().unwrap().strip_prefix("confirm ").unwrap();
+        let confirm = format!("dev-confirm+{token}@{DOMAIN}");
+        let reply = common::message(who, &confirm, "Re: confirm", "");
+        self.inbound(
+            who,
+            &confirm,
+            listd::routing::Route::Confirm {
+                list: "dev".into(),
+                token: token.into(),
+            },
+            reply,
         );
     }
 

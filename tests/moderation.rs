@@ -14,7 +14,9 @@
 //! with a reason, tokens bound to their list, an owner acting, the DMARC
 //! hook, a null-sender post, `listd held` (approve, accept-sender, ban)
 //! acting on a running daemon, and per-member moderation flags
-//! (`listd members moderate`, `moderate_new_members`).
+//! (`listd members moderate`, `moderate_new_members`), and sender
+//! verification: a forged owner on an announce list waits for the real
+//! owner's confirmation.
 
 mod common;
 
@@ -35,13 +37,22 @@ struct World {
 }
 
 async fn world(lists: &[(&str, &str)]) -> World {
+    world_with(lists, |b| b).await
+}
+
+/// [`world`], with more settings made on the environment.
+async fn world_with(
+    lists: &[(&str, &str)],
+    tweak: impl FnOnce(common::TestEnvBuilder) -> common::TestEnvBuilder,
+) -> World {
     let sink = Sink::start();
     // these tests tell one poster of many posts; the daily limit of poster
     // notices has its own tests (tests/abuse_robot.rs)
-    let mut b =
-        TestEnv::builder()
-            .relay_port(sink.port())
-            .set("robot", "poster_notices_per_day", "1000");
+    let mut b = tweak(TestEnv::builder().relay_port(sink.port()).set(
+        "robot",
+        "poster_notices_per_day",
+        "1000",
+    ));
     for (name, yaml) in lists {
         b = b.list(name, yaml);
     }
@@ -1271,4 +1282,201 @@ async fn member_moderation_flags() {
     assert!(out.contains("1 not members"), "{out}");
     assert!(err.contains("zed@example.com is not a member"), "{err}");
     w.daemon.shutdown().await;
+}
+
+/// The confirmation request about a post whose subject contains `needle`.
+fn confirmation(w: &World, rcpt: &str, needle: &str) -> Vec<Transaction> {
+    w.to(rcpt, "Did you send this?")
+        .into_iter()
+        .filter(|t| String::from_utf8_lossy(&t.data).contains(needle))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_owner_on_an_announce_list_waits_for_the_real_owner() {
+    let hash = listd::moderation::hash_password("s3cret pw").unwrap();
+    let w = world_with(
+        &[
+            (
+                "news",
+                &format!(
+                    "posting: announce\nnonmember_posts: hold\nmoderator_password: '{hash}'\n{MODS}"
+                ),
+            ),
+            ("dev", &format!("posting: members\n{MODS}")),
+        ],
+        |b| b.set("robot", "replies_per_hour", "3"),
+    )
+    .await;
+    let owner = "owner@example.org";
+    let news = format!("news@{DOMAIN}");
+    // eve forges the owner's address, in From: and in the envelope
+    w.send(
+        owner,
+        &news,
+        &post(owner, "news", "forged-one", "", "buy now\r\n"),
+    )
+    .await;
+    assert!(distributed(&w, "forged-one").is_empty(), "not distributed");
+    let (id, reason, state) = w.held("forged-one");
+    assert_eq!(
+        (reason.as_str(), state.as_str()),
+        ("sender-unverified", "held")
+    );
+    // the real owner is asked, with the post attached; nobody else hears of it
+    let c = confirmation(&w, owner, "forged-one");
+    assert_eq!(c.len(), 1, "one confirmation to the owner");
+    assert_eq!(c[0].rcpts, vec![owner.to_string()]);
+    assert_eq!(c[0].mail_from, format!("news-bounces@{DOMAIN}"));
+    let m = parse(&c[0].data);
+    let reply_to = m
+        .reply_to()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap()
+        .to_string();
+    assert!(reply_to.starts_with("news-moderate+"), "{reply_to}");
+    let body = text(&c[0].data);
+    assert!(body.contains("an owner or moderator of the list"), "{body}");
+    let attached = m.attachments().find_map(|a| {
+        a.message()
+            .map(|inner| inner.subject().unwrap_or("").to_string())
+    });
+    assert_eq!(attached.as_deref(), Some("forged-one"));
+    for other in ["mod@example.org", "mod2@example.org", "ann@example.org"] {
+        assert!(
+            w.sink
+                .transactions()
+                .iter()
+                .all(|t| !t.rcpts.iter().any(|r| r == other)),
+            "{other} heard of the forged post"
+        );
+    }
+    // the owner confirms by replying: released to the members, first action wins
+    w.send(
+        owner,
+        &reply_to,
+        &format!("From: {owner}\r\nTo: {reply_to}\r\nSubject: Re: confirm\r\n\r\nyes, mine\r\n"),
+    )
+    .await;
+    let copies = distributed(&w, "forged-one");
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    let mut rcpts: Vec<String> = w
+        .sink
+        .transactions()
+        .into_iter()
+        .filter(|t| subject(&t.data) == "forged-one")
+        .flat_map(|t| t.rcpts)
+        .collect();
+    rcpts.sort();
+    assert_eq!(rcpts, ["ann@example.org", "bob@example.net"]);
+    let out = parse(&copies[0].data);
+    assert_eq!(out.subject(), Some("forged-one"));
+    assert_eq!(
+        out.header_raw("List-Id").map(str::trim),
+        Some(format!("<news.{DOMAIN}>").as_str())
+    );
+    assert_eq!(w.held("forged-one").2, "approved");
+    let (action, by): (String, String) = w
+        .env
+        .store()
+        .query_row(
+            "SELECT action, acted_by FROM held WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((action.as_str(), by.as_str()), ("confirm", owner));
+    assert_eq!(w.to(owner, "Re: confirm").len(), 1, "the owner is told");
+    // the token is single-use; a moderator's later approval finds it decided
+    w.send(
+        owner,
+        &reply_to,
+        &format!("From: {owner}\r\nSubject: again\r\n\r\n\r\n"),
+    )
+    .await;
+    assert!(text(&w.to(owner, "again")[0].data).contains("already confirmed by its sender"));
+    let (code, _, err) = w.listd(&["held", "approve", &id.to_string()]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("already confirmed by its sender"), "{err}");
+    assert_eq!(distributed(&w, "forged-one").len(), 1, "sent once");
+
+    // an automated post is held, but no confirmation answers it
+    w.send(
+        owner,
+        &news,
+        &post(
+            owner,
+            "news",
+            "forged-auto",
+            "Precedence: list\r\n",
+            "x\r\n",
+        ),
+    )
+    .await;
+    assert_eq!(w.held("forged-auto").1, "sender-unverified");
+    assert!(confirmation(&w, owner, "forged-auto").is_empty());
+
+    // the robot's `confirm TOKEN` releases a held post too
+    w.send(
+        owner,
+        &news,
+        &post(owner, "news", "forged-two", "", "x\r\n"),
+    )
+    .await;
+    let c = confirmation(&w, owner, "forged-two");
+    let token = subject(&c[0].data).rsplit(' ').next().unwrap().to_string();
+    w.send(
+        owner,
+        &format!("news-request@{DOMAIN}"),
+        &common::message(
+            owner,
+            &format!("news-request@{DOMAIN}"),
+            "",
+            &format!("confirm {token}"),
+        ),
+    )
+    .await;
+    assert_eq!(distributed(&w, "forged-two").len(), 1);
+    // confirmations, like every mail to an unproven address, are rate
+    // limited per address: two requests and the robot's reply used the 3
+    w.send(
+        owner,
+        &news,
+        &post(owner, "news", "forged-three", "", "x\r\n"),
+    )
+    .await;
+    assert_eq!(w.held("forged-three").1, "sender-unverified");
+    assert!(confirmation(&w, owner, "forged-three").is_empty());
+
+    // a valid Approved: password still distributes at once
+    w.send(
+        owner,
+        &news,
+        &post(
+            owner,
+            "news",
+            "approved-one",
+            "Approved: s3cret pw\r\n",
+            "x\r\n",
+        ),
+    )
+    .await;
+    assert_eq!(distributed(&w, "approved-one").len(), 1);
+    assert_eq!(w.env.count("held", "subject = 'approved-one'"), 0);
+    // a post that claims no privilege is handled as before: a member posts
+    // to a members list, a member is held on the announce list
+    let ann = "ann@example.org";
+    w.send(
+        ann,
+        &format!("dev@{DOMAIN}"),
+        &post(ann, "dev", "member-post", "", "x\r\n"),
+    )
+    .await;
+    assert_eq!(distributed(&w, "member-post").len(), 1);
+    w.send(ann, &news, &post(ann, "news", "member-news", "", "x\r\n"))
+        .await;
+    assert_eq!(w.held("member-news").1, "announce-only");
+    assert!(confirmation(&w, ann, "member-news").is_empty());
+    assert_eq!(w.notice("mod@example.org", "member-news").rcpts.len(), 2);
 }

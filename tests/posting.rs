@@ -96,7 +96,10 @@ async fn each_posting_policy() {
         .list("modded", &format!("posting: moderated\n{owners}"))
         .list(
             "news",
-            &format!("posting: announce\nnonmember_posts: reject\n{owners}"),
+            &format!(
+                "posting: announce\nnonmember_posts: reject\nmoderator_password: '{}'\n{owners}",
+                listd::moderation::hash_password("pw").unwrap()
+            ),
         )
         .list(
             "newsh",
@@ -112,23 +115,26 @@ async fn each_posting_policy() {
     let a = daemon.smtp_addr();
     let eve = "eve@example.com";
     let ann = "ann@example.org";
-    for (from, list, subject) in [
-        (eve, "open", "anyone-nonmember"),
-        (ann, "mhold", "members-member"),
-        (eve, "mhold", "members-nonmember-hold"),
-        (eve, "mreject", "members-nonmember-reject"),
-        (eve, "mdiscard", "members-nonmember-discard"),
-        (ann, "modded", "moderated-member"),
-        ("mod@example.org", "news", "announce-moderator"),
-        ("owner@example.org", "news", "announce-owner"),
-        (ann, "news", "announce-member-reject"),
-        (ann, "newsh", "announce-member-hold"),
+    // an owner's or moderator's From: is a claim: on an announce list it
+    // comes with the moderator password (sender_verification: confirm)
+    let proof = "Approved: pw\r\n";
+    for (from, list, subject, extra) in [
+        (eve, "open", "anyone-nonmember", ""),
+        (ann, "mhold", "members-member", ""),
+        (eve, "mhold", "members-nonmember-hold", ""),
+        (eve, "mreject", "members-nonmember-reject", ""),
+        (eve, "mdiscard", "members-nonmember-discard", ""),
+        (ann, "modded", "moderated-member", ""),
+        ("mod@example.org", "news", "announce-moderator", proof),
+        ("owner@example.org", "news", "announce-owner", proof),
+        (ann, "news", "announce-member-reject", ""),
+        (ann, "newsh", "announce-member-hold", ""),
     ] {
         send(
             a,
             from,
             &[&format!("{list}@{DOMAIN}")],
-            &post(from, list, subject, "", "hi\r\n"),
+            &post(from, list, subject, extra, "hi\r\n"),
         )
         .await
         .expect(250);

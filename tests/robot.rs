@@ -648,8 +648,23 @@ fn who_follows_the_policy_and_refusals_look_alike() {
     );
 }
 
+fn mode_of(s: &Site, list: &str, addr: &str) -> listd::store::members::DeliveryMode {
+    listd::store::members::get(
+        &s.conn,
+        list,
+        &listd::address::Address::parse(addr).unwrap(),
+    )
+    .unwrap()
+    .unwrap()
+    .mode
+}
+
+/// `set LIST MODE` changes nothing until the member's own mailbox confirms
+/// it (From: is a claim); the change is then applied and the member told,
+/// with a token that undoes it.
 #[test]
 fn set_delivery_modes() {
+    use listd::store::members::DeliveryMode;
     let nodigest = "digest:\n  enabled: false\n";
     let mut s = Site::new(&[("dev", DEV), ("ops", nodigest)]);
     s.add_member("dev", ANN);
@@ -658,64 +673,89 @@ fn set_delivery_modes() {
         ANN,
         REQ,
         "",
-        "set digest\nset dev plain\nset nomail\nset mail\nset bogus\nset ops digest\nset ops nomail\n",
+        "set digest\nset dev plain\nset mail\nset bogus\nset ops digest\n",
         T0,
     );
-    let b = s.outbox()[0].body();
+    let out = s.outbox();
+    let b = s_flat(&out[0].body());
     assert!(
-        b.contains(">>>> set digest\nann@example.org now gets the MIME digest from dev."),
+        b.contains(">>>> set digest To make sure this comes from ann@example.org, a confirmation has been sent there. Nothing changes until it is confirmed; then ann@example.org gets the MIME digest from dev."),
         "{b}"
     );
-    assert!(b.contains("the plain-text digest from dev"));
-    assert!(b.contains("no mail (you stay subscribed)"));
-    assert!(b.contains(">>>> set mail\nann@example.org now gets each post"));
+    assert!(b.contains("then ann@example.org gets the plain-text digest from dev."));
+    assert!(
+        b.contains(">>>> set mail ann@example.org already gets each post as it is sent from dev.")
+    );
     assert!(b.contains("Unknown mode `bogus`"));
     assert!(
-        s_flat(&b).contains(
-            "This address only handles the dev list. Send commands for ops to ops-request@"
-        ),
+        b.contains("This address only handles the dev list. Send commands for ops to ops-request@"),
         "{b}"
     );
-    let m = listd::store::members::get(
-        &s.conn,
-        "dev",
-        &listd::address::Address::parse(ANN).unwrap(),
-    )
-    .unwrap()
-    .unwrap();
-    assert_eq!(m.mode, listd::store::members::DeliveryMode::Each);
+    // one confirmation per requested mode, to the member; nothing changed yet
+    let asks: Vec<&Sent> = out
+        .iter()
+        .filter(|m| m.subject().starts_with("confirm "))
+        .collect();
+    assert_eq!(asks.len(), 2, "{out:#?}");
+    assert!(asks.iter().all(|m| m.rcpts == vec![ANN.to_string()]));
+    let plain = asks
+        .iter()
+        .find(|m| m.body().contains("the plain-text digest"))
+        .unwrap();
+    assert_eq!(mode_of(&s, "dev", ANN), DeliveryMode::Each);
+
+    // confirming applies it and tells the member, with an undo token
+    s.command(ANN, REQ, "", &format!("confirm {}", plain.token()), T0 + 1);
+    let out = s.outbox();
+    assert!(
+        s_flat(&out[0].body())
+            .contains("Confirmed: ann@example.org now gets the plain-text digest from dev."),
+        "{}",
+        out[0].body()
+    );
+    assert_eq!(mode_of(&s, "dev", ANN), DeliveryMode::DigestPlain);
+    let told = out
+        .iter()
+        .find(|m| m.subject().contains("to undo: confirm"))
+        .expect("a notice of the change");
+    assert_eq!(told.rcpts, vec![ANN.to_string()]);
+    assert!(s_flat(&told.body()).contains("Before, it got each post as it is sent."));
+    // used twice: nothing more
+    s.command(ANN, REQ, "", &format!("confirm {}", plain.token()), T0 + 2);
+    assert!(s.outbox()[0].body().contains("already used"));
+    assert_eq!(mode_of(&s, "dev", ANN), DeliveryMode::DigestPlain);
+    // the undo token restores the previous mode
+    s.command(ANN, REQ, "", &format!("confirm {}", told.token()), T0 + 3);
+    assert!(s_flat(&s.outbox()[0].body()).contains("Confirmed: ann@example.org now gets each post"));
+    assert_eq!(mode_of(&s, "dev", ANN), DeliveryMode::Each);
+
     s.command(
         ANN,
         MAJ,
         "",
         "set ops digest\nset ops nomail\nset dev\nset\n",
-        T0 + 1,
+        T0 + 4,
     );
-    let b = s.outbox()[0].body();
+    let b = s_flat(&s.outbox()[0].body());
     assert!(b.contains("The ops list has no digest."), "{b}");
-    assert!(b.contains("now gets no mail"));
+    assert!(b.contains("then ann@example.org gets no mail (you stay subscribed) from ops."));
     // `set LIST` alone shows the current mode and how to change it
     assert!(
-        s_flat(&b).contains(
+        b.contains(
             ">>>> set dev ann@example.org gets each post as it is sent from dev. To change it, send `set dev MODE`"
         ),
         "{b}"
     );
-    assert!(
-        s_flat(&b).contains(
-            ">>>> set ops nomail ann@example.org now gets no mail (you stay subscribed) from ops."
-        ),
-        "{b}"
-    );
-    assert!(b.contains(">>>> set\nName the list"), "{b}");
+    assert!(b.contains(">>>> set Name the list"), "{b}");
     s.command(
         "bob@example.org",
         MAJ,
         "",
         "set dev digest\nset dev",
-        T0 + 2,
+        T0 + 5,
     );
-    let b = s.outbox()[0].body();
+    let out = s.outbox();
+    let b = out[0].body();
     assert!(
         b.contains(">>>> set dev digest\nbob@example.org is not subscribed to dev."),
         "{b}"
@@ -724,20 +764,55 @@ fn set_delivery_modes() {
         b.contains(">>>> set dev\nbob@example.org is not subscribed to dev."),
         "{b}"
     );
-    // after a change, `set LIST` shows the new mode; on a list without a
-    // digest only the modes it has are offered
-    s.command(ANN, REQ, "", "set plain\nset", T0 + 3);
+    assert_eq!(out.len(), 1, "no confirmation for a non-member");
+    // on a list without a digest only the modes it has are offered
+    s.command(ANN, MAJ, "", "set ops", T0 + 6);
     let b = s_flat(&s.outbox()[0].body());
     assert!(
-        b.contains(">>>> set ann@example.org gets the plain-text digest from dev."),
+        b.contains("gets each post as it is sent from ops. To change it, send `set ops MODE`, with MODE one of each (or mail), nomail."),
         "{b}"
     );
-    s.command(ANN, MAJ, "", "set ops", T0 + 4);
-    let b = s_flat(&s.outbox()[0].body());
-    assert!(
-        b.contains("gets no mail (you stay subscribed) from ops. To change it, send `set ops MODE`, with MODE one of each (or mail), nomail."),
-        "{b}"
+    // a request confirmed when the mode is already set changes nothing
+    let ask = |s: &mut Site, t: i64| {
+        s.command(ANN, REQ, "", "set plain", t);
+        s.outbox()
+            .into_iter()
+            .find(|m| m.subject().starts_with("confirm "))
+            .unwrap()
+    };
+    let (first, second) = (ask(&mut s, T0 + 7), ask(&mut s, T0 + 8));
+    s.command(ANN, REQ, "", &format!("confirm {}", first.token()), T0 + 9);
+    assert_eq!(s.outbox().len(), 2, "results and the notice");
+    s.command(
+        ANN,
+        REQ,
+        "",
+        &format!("confirm {}", second.token()),
+        T0 + 10,
     );
+    let out = s.outbox();
+    assert_eq!(out.len(), 1, "no notice: nothing changed");
+    assert!(s_flat(&out[0].body())
+        .contains("ann@example.org already gets the plain-text digest from dev."));
+    // a member who left in the meantime is not changed
+    let digest = asks
+        .iter()
+        .find(|m| m.body().contains("the MIME digest"))
+        .unwrap();
+    listd::store::members::remove(
+        &s.conn,
+        "dev",
+        &listd::address::Address::parse(ANN).unwrap(),
+    )
+    .unwrap();
+    s.command(
+        ANN,
+        REQ,
+        "",
+        &format!("confirm {}", digest.token()),
+        T0 + 11,
+    );
+    assert!(s_flat(&s.outbox()[0].body()).contains("ann@example.org is not subscribed to dev."));
 }
 
 #[test]
@@ -893,7 +968,9 @@ which\r\nset dev nom=\r\nail\r\n\r\n--b1\r\nContent-Type: text/html; charset=utf
 <html><body><p>lists</p><p>unsubscribe dev</p></body></html>\r\n--b1--\r\n";
     s.deliver_at(ANN, MAJ, m.as_bytes(), T0);
     let out = s.outbox();
-    assert_eq!(out.len(), 1);
+    // the results, and the confirmation `set` asks for
+    assert_eq!(out.len(), 2);
+    assert!(out[1].subject().starts_with("confirm "));
     let b = out[0].body();
     assert!(b.contains(">>>> which\n"), "{b}");
     assert!(b.contains(">>>> set dev nomail\n"), "{b}");

@@ -400,7 +400,7 @@ async fn each_command_over_smtp() {
         "lists\ninfo dev\nwho dev\nwhich\nset dev digest\necho Is anybody there?\nunsubscribe dev\nfrobnicate\nend\nsubscribe dev\n",
     )
     .await;
-    let got = n.next(2).await;
+    let got = n.next(3).await;
     let r = one(&got, |g| g.subject().starts_with("Results")).body();
     for want in [
         ">>>> help\nThis is the mail robot of lists.example.org.",
@@ -408,7 +408,7 @@ async fn each_command_over_smtp() {
         ">>>> info dev\ndev: The confirm list",
         ">>>> who dev\ndev has 2 members:\n  ann@example.org\n  bob@example.org",
         ">>>> which\nann@example.org is subscribed to:\n  dev",
-        ">>>> set dev digest\nann@example.org now gets the MIME digest from dev.",
+        ">>>> set dev digest\nTo make sure this comes from ann@example.org, a confirmation",
         ">>>> echo Is anybody there?\nIs anybody there?",
         ">>>> unsubscribe dev\nA confirmation request has been sent to ann@example.org.",
         ">>>> frobnicate\nUnknown command.",
@@ -417,7 +417,12 @@ async fn each_command_over_smtp() {
     }
     assert!(!r.contains("hidden"), "{r}");
     assert!(!r.contains(">>>> subscribe dev"), "stopped at end: {r}");
-    let c = one(&got, |g| g.subject().starts_with("confirm "));
+    one(&got, |g| {
+        g.subject().starts_with("confirm ") && g.flat().contains("get the MIME digest from")
+    });
+    let c = one(&got, |g| {
+        g.subject().starts_with("confirm ") && g.flat().contains("unsubscribe")
+    });
     assert!(c
         .flat()
         .contains("unsubscribe ann@example.org from the dev mailing list"));
@@ -922,6 +927,80 @@ async fn owners_add_and_remove_members_by_mail() {
     let got = n.next(2).await;
     assert!(got.iter().all(|g| g.rcpts == [OWNER]), "{got:#?}");
     assert!(!n.is_member("club", "mallory@example.net"));
+    n.nothing_more().await;
+    n.stop().await;
+}
+
+fn mode_of(n: &Net, list: &str, a: &str) -> listd::store::members::DeliveryMode {
+    let a = listd::address::Address::parse(a).unwrap();
+    listd::store::members::get(&n.env.store(), list, &a)
+        .unwrap()
+        .unwrap()
+        .mode
+}
+
+/// `set dev nomail` with another member's From: changes nothing until that
+/// member confirms from their own mailbox; then it is applied, and the
+/// member is told, with a token that undoes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_set_waits_for_the_member_and_can_be_undone() {
+    use listd::store::members::DeliveryMode;
+    let mut n = Net::start(&[("dev", &list_yaml("confirm", ""))], &[]).await;
+    n.env.add_members("dev", &[ANN, "bob@example.org"]);
+    let request = format!("dev-request@{D}");
+    // eve writes ann's address in From: (and her own in the envelope)
+    let forged = common::message(ANN, &request, "", "set dev nomail");
+    n.raw("eve@example.com", &request, &forged).await;
+    let got = n.next(2).await;
+    let results = one(&got, |g| g.subject().starts_with("Results"));
+    assert!(results.is_to(ANN) && !results.is_to("eve@example.com"));
+    assert!(
+        results
+            .flat()
+            .contains("a confirmation has been sent there. Nothing changes until it is confirmed"),
+        "{}",
+        results.body()
+    );
+    let c = one(&got, |g| g.subject().starts_with("confirm "));
+    assert_eq!(c.rcpts, vec![ANN]);
+    assert!(c
+        .flat()
+        .contains("get no mail (you stay subscribed) from the dev mailing list"));
+    n.nothing_more().await;
+    assert_eq!(
+        mode_of(&n, "dev", ANN),
+        DeliveryMode::Each,
+        "nothing changed yet"
+    );
+
+    // ann confirms by replying: applied, and ann told with an undo token
+    n.command(ANN, &c.reply_to().unwrap(), "Re: confirm", "")
+        .await;
+    let got = n.next(1).await;
+    assert_eq!(mode_of(&n, "dev", ANN), DeliveryMode::NoMail);
+    let told = &got[0];
+    assert_eq!(told.rcpts, vec![ANN]);
+    assert!(
+        told.subject().contains("to undo: confirm"),
+        "{}",
+        told.subject()
+    );
+    assert!(told
+        .flat()
+        .contains("now gets no mail (you stay subscribed) from the dev mailing list"));
+    let undo = format!("dev-confirm+{}@{D}", told.token());
+    assert!(told.flat().contains(&undo), "{}", told.body());
+
+    // the undo token restores the mode ann had
+    n.command(ANN, &undo, "undo", "").await;
+    let got = n.next(1).await;
+    assert!(got[0].flat().contains("now gets each post as it is sent"));
+    assert_eq!(mode_of(&n, "dev", ANN), DeliveryMode::Each);
+    // and works once
+    n.command(ANN, &undo, "undo", "").await;
+    let got = n.next(1).await;
+    assert!(got[0].flat().contains("already used"), "{}", got[0].body());
+    assert_eq!(mode_of(&n, "dev", ANN), DeliveryMode::Each);
     n.nothing_more().await;
     n.stop().await;
 }

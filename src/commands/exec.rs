@@ -8,9 +8,11 @@
 //!
 //! Trusts the sender identity only as far as mail allows: anything that
 //! changes a membership on behalf of an address other than the sender needs
-//! a confirmation from that address, answers never reveal whether a third
-//! party is a member, and a membership listing is shown only under the
-//! list's `who` policy.
+//! a confirmation from that address, a delivery-mode change (`set`) needs
+//! one from the member's own mailbox whoever the From: says (the member is
+//! then told, with a token that undoes it), answers never reveal whether a
+//! third party is a member, and a membership listing is shown only under
+//! the list's `who` policy.
 
 use std::collections::VecDeque;
 
@@ -109,13 +111,18 @@ pub struct Session<'a> {
     pub now: i64,
     /// Mail caused by the commands so far (the results reply is not here).
     pub mails: Vec<Mail>,
-    /// Confirmations already sent by this mail: (list, action, address key).
-    confirmations: Vec<(String, &'static str, String)>,
+    /// Confirmations already sent by this mail: (list, action, address
+    /// key, mode for `set`).
+    confirmations: Vec<(String, &'static str, String, &'static str)>,
     /// Whether an unknown line was already answered (the pointer to `help`
     /// is given once, not under each of 25 lines).
     unknown_seen: bool,
     /// Whether the sender is a member of some list here (looked up once).
     member_somewhere: Option<bool>,
+    /// The sender's address is proven, so a change it asks for in its own
+    /// name needs no confirmation. Nothing sets it yet: the seam for a
+    /// DMARC-aligned DKIM pass.
+    pub sender_verified: bool,
 }
 
 type Res = Result<String, HandlerError>;
@@ -368,6 +375,7 @@ impl<'a> Session<'a> {
             confirmations: Vec::new(),
             unknown_seen: false,
             member_somewhere: None,
+            sender_verified: false,
         }
     }
 
@@ -702,7 +710,13 @@ impl<'a> Session<'a> {
         third: bool,
     ) -> Result<(), HandlerError> {
         let (addr, name) = (who.addr, who.name);
-        let key = (list.name.clone(), action.as_str(), addr.key());
+        // two `set` commands for different modes are two requests
+        let mode_key = if action == Action::SetMode {
+            who.mode.as_str()
+        } else {
+            ""
+        };
+        let key = (list.name.clone(), action.as_str(), addr.key(), mode_key);
         if self.confirmations.contains(&key) {
             // the same request twice in one mail: one confirmation
             return Ok(());
@@ -719,7 +733,8 @@ impl<'a> Session<'a> {
                 name,
                 requested_by: &requested_by,
                 request_id: None,
-                mode: (who.mode != DeliveryMode::Each).then_some(who.mode),
+                mode: (who.mode != DeliveryMode::Each || action == Action::SetMode)
+                    .then_some(who.mode),
             },
             config.robot.token_expiry_days,
             self.now,
@@ -728,6 +743,7 @@ impl<'a> Session<'a> {
         let template = match action {
             Action::Subscribe => "confirm-subscribe",
             Action::OwnerAdd | Action::OwnerRemove => "confirm-owner",
+            Action::SetMode => "confirm-set",
             _ => "confirm-unsubscribe",
         };
         // an owner's add/del is confirmed by that owner's mailbox, so a
@@ -906,6 +922,7 @@ impl<'a> Session<'a> {
                 Action::Unsubscribe,
                 Action::OwnerAdd,
                 Action::OwnerRemove,
+                Action::SetMode,
             ],
             self.now,
         )?;
@@ -921,6 +938,10 @@ impl<'a> Session<'a> {
             }
             Lookup::AlreadyUsed(_) => {
                 return Ok("This confirmation was already used; there is nothing more to do.".into())
+            }
+            // a held post's confirmation (moderation tokens are 32 hex digits)
+            Lookup::Unknown if crate::moderation::token::normalise(&token).is_some() => {
+                return self.moderation_command(Verb::Confirm, &token, "");
             }
             Lookup::Unknown => {
                 return Ok(format!(
@@ -1014,6 +1035,7 @@ impl<'a> Session<'a> {
                     Ok(format!("{addr} was not subscribed to {}.", list.name))
                 }
             }
+            Action::SetMode => self.apply_mode(list, &addr, who.mode),
             Action::Approve => Ok("This token is not a confirmation.".into()),
         }
     }
@@ -1232,12 +1254,90 @@ impl<'a> Session<'a> {
         if no_digest(list, mode) {
             return Ok(format!("The {} list has no digest.", list.name));
         }
-        if !members::set_mode(self.conn, &list.name, &self.sender.address, mode)? {
+        let addr = self.sender.address.clone();
+        let Some(m) = members::get(self.conn, &list.name, &addr)? else {
             return Ok(not_member());
+        };
+        if m.mode == mode {
+            return Ok(format!(
+                "{addr} already gets {} from {}.",
+                mode_text(mode),
+                list.name
+            ));
         }
+        if self.sender_verified {
+            return self.apply_mode(list, &addr, mode);
+        }
+        // From: is a claim: the member's own mailbox confirms the change
+        let who = Joining {
+            addr: &addr,
+            name: None,
+            mode,
+        };
+        self.confirmation(list, Action::SetMode, &who, false)?;
         Ok(format!(
-            "{} now gets {} from {}.",
-            self.sender.address,
+            "To make sure this comes from {addr}, a confirmation has been sent there. Nothing changes until it is confirmed; then {addr} gets {} from {}.",
+            mode_text(mode),
+            list.name
+        ))
+    }
+
+    /// Sets `addr`'s delivery mode (confirmed, or asked for by a verified
+    /// sender) and tells the address, with a token that restores the
+    /// previous mode.
+    fn apply_mode(&mut self, list: &ListConfig, addr: &Address, mode: DeliveryMode) -> Res {
+        let Some(before) = members::get(self.conn, &list.name, addr)? else {
+            return Ok(format!("{addr} is not subscribed to {}.", list.name));
+        };
+        if no_digest(list, mode) {
+            return Ok(format!("The {} list has no digest.", list.name));
+        }
+        if before.mode == mode {
+            return Ok(format!(
+                "{addr} already gets {} from {}.",
+                mode_text(mode),
+                list.name
+            ));
+        }
+        members::set_mode(self.conn, &list.name, addr, mode)?;
+        tracing::info!(list = %list.name, address = %addr, mode = mode.as_str(), "delivery mode changed");
+        let config = self.ctx.config.clone();
+        let undo = tokens::issue(
+            self.conn,
+            &tokens::NewToken {
+                list: &list.name,
+                action: Action::SetMode,
+                address: addr,
+                name: None,
+                requested_by: &addr.to_string(),
+                request_id: None,
+                mode: Some(before.mode),
+            },
+            config.robot.token_expiry_days,
+            self.now,
+        )?;
+        self.mails.push(Mail {
+            to: To::One(addr.to_string()),
+            list: Some(list.name.clone()),
+            template: "mode-changed",
+            default_subject: format!("Your delivery from {} changed", list.name),
+            data: template_data(
+                &config,
+                Some(list),
+                json!({"address": addr.to_string(), "mode": mode.as_str(),
+                       "mode_text": mode_text(mode), "before": before.mode.as_str(),
+                       "before_text": mode_text(before.mode), "token": undo,
+                       "undo_address": format!("{}-confirm+{undo}@{}", list.name, config.domain),
+                       "expires": super::expiry_text(&config, self.now)}),
+            ),
+            kind: JobKind::Reply,
+            reply_to: None,
+            answers_command: false,
+            limited: true,
+            attachment: None,
+        });
+        Ok(format!(
+            "Confirmed: {addr} now gets {} from {}.",
             mode_text(mode),
             list.name
         ))

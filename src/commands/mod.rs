@@ -39,6 +39,8 @@ pub const TEMPLATES: &[&str] = &[
     "confirm-subscribe",
     "confirm-unsubscribe",
     "confirm-owner",
+    "confirm-set",
+    "mode-changed",
     "welcome",
     "goodbye",
     "owner-approval",

@@ -34,6 +34,9 @@ pub enum Action {
     OwnerAdd,
     /// An owner confirms removing the address (`del LIST ADDRESS` by mail).
     OwnerRemove,
+    /// The member confirms a delivery-mode change (`set LIST MODE`), or
+    /// undoes one; the mode to set travels with the token.
+    SetMode,
 }
 
 impl Action {
@@ -44,6 +47,7 @@ impl Action {
             Action::Approve => "approve",
             Action::OwnerAdd => "owner_add",
             Action::OwnerRemove => "owner_remove",
+            Action::SetMode => "set_mode",
         }
     }
 
@@ -55,6 +59,7 @@ impl Action {
             Action::Approve => "approve",
             Action::OwnerAdd => "add LIST ADDRESS",
             Action::OwnerRemove => "del LIST ADDRESS",
+            Action::SetMode => "set LIST MODE",
         }
     }
 
@@ -71,6 +76,7 @@ impl Action {
             "approve" => Action::Approve,
             "owner_add" => Action::OwnerAdd,
             "owner_remove" => Action::OwnerRemove,
+            "set_mode" => Action::SetMode,
             _ => return None,
         })
     }
@@ -157,7 +163,8 @@ pub struct NewToken<'a> {
     pub name: Option<&'a str>,
     pub requested_by: &'a str,
     pub request_id: Option<i64>,
-    /// How a subscriber asked to get the list (None: each post).
+    /// How a subscriber asked to get the list, or the mode a `set_mode`
+    /// token sets (None: each post).
     pub mode: Option<DeliveryMode>,
 }
 

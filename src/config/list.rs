@@ -108,6 +108,24 @@ impl HeaderMatch {
     }
 }
 
+/// Whether a post that is let through only because of the address it
+/// claims (From: or envelope) must prove that address (`sender_verification`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SenderVerification {
+    /// Believe the claimed address (the default for lists other than announce).
+    None,
+    /// A post that gets past the posting policy only because it claims an
+    /// owner's, a moderator's or an accept-listed sender's address is held
+    /// until it proves itself: a valid `Approved:` password, or the claimed
+    /// address confirming by the token mailed to it (the default for
+    /// `posting: announce`).
+    Confirm,
+    /// As `confirm`, and members posting to a members-only list must prove
+    /// their address too.
+    ConfirmMembers,
+}
+
 /// Who may see the membership (EXPN over SMTP, `who` by email).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -220,6 +238,11 @@ pub struct ListConfig {
     pub posting: PostingPolicy,
     #[serde(default)]
     pub nonmember_posts: NonmemberAction,
+    /// Whether privileged-by-address posts must prove their sender; unset:
+    /// `confirm` on announce lists, `none` otherwise (see
+    /// [`ListConfig::sender_verification`]).
+    #[serde(default)]
+    pub sender_verification: Option<SenderVerification>,
     /// e.g. `"[dev]"`; empty for none.
     #[serde(default)]
     pub subject_prefix: String,
@@ -351,6 +374,15 @@ impl ListConfig {
         self.owners
             .iter()
             .any(|o| crate::address::address_key(o) == k)
+    }
+
+    /// The `sender_verification` in force: the configured one, else
+    /// `confirm` for announce lists and `none` for the others.
+    pub fn sender_verification(&self) -> SenderVerification {
+        self.sender_verification.unwrap_or(match self.posting {
+            PostingPolicy::Announce => SenderVerification::Confirm,
+            _ => SenderVerification::None,
+        })
     }
 
     /// Whether an address is a moderator or an owner.

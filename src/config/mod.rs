@@ -12,7 +12,7 @@ mod list;
 pub use error::{ConfigError, ConfigErrors};
 pub use list::{
     Access, DigestConfig, HeaderMatch, ListConfig, NonmemberAction, OversizeAction, PostingPolicy,
-    ReplyTo, SubscriptionPolicy, UnsubscribePolicy,
+    ReplyTo, SenderVerification, SubscriptionPolicy, UnsubscribePolicy,
 };
 
 use crate::address::Address;

@@ -5,7 +5,9 @@
 //! Trusts the configuration (who the moderators and owners are) and the
 //! envelope the spool recorded. Trusts nothing in the reply: the token is
 //! normalised and hashed, the From: header counts only when it names a
-//! moderator and passes `from_authenticated`, and automatons never act.
+//! moderator and passes `from_authenticated`, and automatons never act. The
+//! one token that needs no moderator is `confirm`: it was mailed only to the
+//! address a `sender-unverified` post claims, so holding it is the proof.
 
 use super::{approved, notice, queue, token, Action};
 use crate::config::ListConfig;
@@ -41,6 +43,7 @@ fn already(h: &queue::Held) -> String {
         Some("reject") => "rejected",
         Some("discard") => "discarded",
         Some("ban") => "discarded (and the sender banned)",
+        Some("confirm") => "confirmed by its sender and released",
         Some("expire") => "expired",
         _ => h.state.as_str(),
     };
@@ -92,7 +95,7 @@ pub fn act(
     }
     let mut extra = String::new();
     match action {
-        Action::Approve | Action::Accept => {
+        Action::Approve | Action::Accept | Action::Confirm => {
             release(ctx, tx, list, &h, now)?;
             if action == Action::Accept {
                 super::accept_sender(tx, &list.name, &h.sender, actor, now)?;
@@ -304,7 +307,17 @@ fn by_token(
             row.action
         )));
     };
-    let actor = match authorise(ctx, list, env_from, parsed) {
+    // a confirmation token went only to the address the post claims: holding
+    // it is the proof, whoever the reply says it is from
+    let confirmer = match action {
+        Action::Confirm => queue::get(tx, row.held_id)?.map(|h| h.sender),
+        _ => None,
+    };
+    let authorised = match confirmer {
+        Some(sender) => Ok(sender),
+        None => authorise(ctx, list, env_from, parsed),
+    };
+    let actor = match authorised {
         Ok(a) => a,
         Err(claimed) => {
             queue::log(

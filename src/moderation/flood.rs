@@ -111,6 +111,7 @@ fn send_summary(
             text,
             attach: None,
             in_reply_to: None,
+            reply_to: None,
         },
         now,
     )

@@ -98,6 +98,7 @@ fn send_notice(
             text,
             attach: None,
             in_reply_to: None,
+            reply_to: None,
         },
         now,
     )

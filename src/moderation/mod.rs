@@ -9,6 +9,9 @@
 //!   by the robot), or with `listd held` (`act`). The first action wins.
 //! - `preapproval` checks an `Approved: PASSWORD` header or first body line
 //!   before the posting rules run.
+//! - `confirm::hold_unverified` holds a post whose claimed sender must prove
+//!   itself (`sender_verification`) and mails that address a `confirm`
+//!   token; using it releases the post through `act` like an approval.
 //! - `expire`, `remind` and `flood::summarise` run periodically from the
 //!   daemon; past `moderation_notices_per_hour` a list's moderators get one
 //!   summary instead of a notice per post (`flood`).
@@ -22,6 +25,7 @@
 
 pub mod act;
 pub mod approved;
+pub mod confirm;
 pub mod expiry;
 pub mod flood;
 pub mod lockout;
@@ -70,6 +74,10 @@ pub enum HoldReason {
     Emergency,
     /// The poster is a member whose moderation flag is `hold`.
     MemberModerated,
+    /// The post would pass only because of the role its claimed address
+    /// has, and nothing proved that address (`sender_verification`): held
+    /// until the address confirms by the token mailed to it.
+    SenderUnverified(ClaimedRole),
     /// Anything else, in words.
     Other(String),
 }
@@ -92,6 +100,7 @@ impl HoldReason {
             HoldReason::NoSubject => "no-subject",
             HoldReason::Emergency => "emergency",
             HoldReason::MemberModerated => "member-moderated",
+            HoldReason::SenderUnverified(_) => "sender-unverified",
             HoldReason::Other(_) => "other",
         }
     }
@@ -123,6 +132,10 @@ impl HoldReason {
             HoldReason::NoSubject => "the message has no subject".into(),
             HoldReason::Emergency => "the list is in emergency moderation".into(),
             HoldReason::MemberModerated => "the poster is a moderated member".into(),
+            HoldReason::SenderUnverified(role) => format!(
+                "unverified sender: the post claims to come from {}; it waits for that address to confirm it",
+                role.describe()
+            ),
             HoldReason::Other(s) => s.clone(),
         }
     }
@@ -146,6 +159,29 @@ impl HoldReason {
     }
 }
 
+/// The role a post's claimed address has on the list, when that role is
+/// what lets the post through (see `sender_verification`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimedRole {
+    /// An owner or a moderator.
+    Moderator,
+    /// A sender on the accept list (or a member whose flag is `accept`).
+    AcceptedSender,
+    /// A member (`sender_verification: confirm_members`).
+    Member,
+}
+
+impl ClaimedRole {
+    /// The role in words: "an owner or moderator of the list".
+    pub fn describe(self) -> &'static str {
+        match self {
+            ClaimedRole::Moderator => "an owner or moderator of the list",
+            ClaimedRole::AcceptedSender => "a sender the moderators always accept",
+            ClaimedRole::Member => "a member of the list",
+        }
+    }
+}
+
 /// What a moderator can do with a held post. Each has its own token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -159,6 +195,10 @@ pub enum Action {
     Discard,
     /// Drop it silently and ban the sender (future posts are discarded).
     Ban,
+    /// The claimed sender confirms a post held as `sender-unverified`, by
+    /// the token mailed to that address: distribute it. Never offered to
+    /// moderators (not in [`Action::ALL`]).
+    Confirm,
 }
 
 impl Action {
@@ -178,6 +218,7 @@ impl Action {
             Action::Reject => "reject",
             Action::Discard => "discard",
             Action::Ban => "ban",
+            Action::Confirm => "confirm",
         }
     }
 
@@ -189,6 +230,7 @@ impl Action {
             "reject" => Action::Reject,
             "discard" => Action::Discard,
             "ban" => Action::Ban,
+            "confirm" => Action::Confirm,
             _ => return None,
         })
     }
@@ -196,7 +238,7 @@ impl Action {
     /// The held post's state after this action.
     pub fn final_state(self) -> &'static str {
         match self {
-            Action::Approve | Action::Accept => "approved",
+            Action::Approve | Action::Accept | Action::Confirm => "approved",
             Action::Reject => "rejected",
             Action::Discard | Action::Ban => "discarded",
         }
@@ -212,6 +254,7 @@ impl Action {
             }
             Action::Discard => "discard the post silently",
             Action::Ban => "discard the post and ban the sender (future posts are discarded)",
+            Action::Confirm => "confirm that you sent the post, and release it to the list",
         }
     }
 }
@@ -235,21 +278,7 @@ pub fn hold(
     let summary = notice::Summary::of(&msg.bytes, &msg.env_from);
     let notify = (!msg.env_from.is_empty() && !summary.automated).then_some(msg.env_from.as_str());
     let size = msg.bytes.len() as i64;
-    let id = queue::insert_held(
-        tx,
-        &queue::NewHeld {
-            list: &cfg.name,
-            message_id: msg.message_id,
-            reason: reason.code(),
-            detail: &reason.describe(),
-            sender: &summary.sender,
-            env_from: &msg.env_from,
-            notify,
-            subject: &summary.subject,
-            size,
-            held_at: now,
-        },
-    )?;
+    let id = store_held(tx, cfg, msg, &reason, &summary, notify, now)?;
     let tokens = issue_tokens(tx, &cfg.name, id)?;
     notice::moderators(
         ctx, tx, cfg, id, &reason, &summary, size, &tokens, &msg.bytes, now,
@@ -273,6 +302,34 @@ pub fn hold(
     Ok(id)
 }
 
+/// Stores a post in the hold queue (by reference to its `messages` row);
+/// returns the held id. `notify` is where poster notices go.
+fn store_held(
+    tx: &Connection,
+    cfg: &crate::config::ListConfig,
+    msg: &Inbound,
+    reason: &HoldReason,
+    summary: &notice::Summary,
+    notify: Option<&str>,
+    now: i64,
+) -> Result<i64, HandlerError> {
+    Ok(queue::insert_held(
+        tx,
+        &queue::NewHeld {
+            list: &cfg.name,
+            message_id: msg.message_id,
+            reason: reason.code(),
+            detail: &reason.describe(),
+            sender: &summary.sender,
+            env_from: &msg.env_from,
+            notify,
+            subject: &summary.subject,
+            size: msg.bytes.len() as i64,
+            held_at: now,
+        },
+    )?)
+}
+
 /// The moderation templates `list` cannot find (site or per-list), for
 /// `listd check`. Without them moderation mail waits (the post stays in the
 /// incoming queue and is retried) until they exist.
@@ -283,6 +340,7 @@ pub fn missing_templates(
     use notice::*;
     [
         T_NOTICE, T_HELD, T_REJECTED, T_EXPIRED, T_REMINDER, T_RESULT, T_SUMMARY, T_LOCKOUT,
+        T_CONFIRM,
     ]
     .into_iter()
     .filter(|t| !templates.has(Some(&list.name), t))

@@ -34,6 +34,7 @@ pub const T_REMINDER: &str = "moderation-reminder";
 pub const T_RESULT: &str = "moderation-result";
 pub const T_SUMMARY: &str = "moderation-summary";
 pub const T_LOCKOUT: &str = "moderation-lockout";
+pub const T_CONFIRM: &str = "moderation-confirm";
 
 /// Lines of the original's text shown in the notice.
 const EXCERPT_LINES: usize = 12;
@@ -166,6 +167,8 @@ pub(super) struct Outgoing<'a> {
     /// The original, attached as message/rfc822 byte-identical.
     pub attach: Option<&'a [u8]>,
     pub in_reply_to: Option<String>,
+    /// Where a plain reply goes (a confirmation's token address).
+    pub reply_to: Option<String>,
 }
 
 /// Builds the message bytes.
@@ -186,6 +189,9 @@ fn build(ctx: &Ctx, o: &Outgoing<'_>, now: i64) -> Result<Vec<u8>, HandlerError>
         .header("X-Loop", Raw::new(ctx.config.list_address(&o.list.name)));
     if let Some(r) = &o.in_reply_to {
         b = b.in_reply_to(r.clone());
+    }
+    if let Some(r) = &o.reply_to {
+        b = b.reply_to(r.clone());
     }
     let b = match o.attach {
         None => b.text_body(o.text.clone()),
@@ -389,6 +395,7 @@ pub fn moderators(
             text,
             attach: Some(original),
             in_reply_to: None,
+            reply_to: None,
         },
         now,
     )
@@ -426,6 +433,7 @@ pub fn poster_held(
             text,
             attach: None,
             in_reply_to: None,
+            reply_to: None,
         },
         now,
     )
@@ -463,6 +471,7 @@ pub fn poster_rejected(
             text,
             attach: None,
             in_reply_to: None,
+            reply_to: None,
         },
         now,
     )
@@ -499,6 +508,7 @@ pub fn poster_expired(
             text,
             attach: None,
             in_reply_to: None,
+            reply_to: None,
         },
         now,
     )
@@ -550,6 +560,7 @@ pub fn reminder(
             text,
             attach: None,
             in_reply_to: None,
+            reply_to: None,
         },
         now,
     )
@@ -583,6 +594,57 @@ pub fn result(
             text,
             attach: None,
             in_reply_to,
+            reply_to: None,
+        },
+        now,
+    )
+}
+
+/// Asks the address a held post claims to confirm that it sent it: the
+/// `confirm` token's address (also the Reply-To) and the post attached.
+#[allow(clippy::too_many_arguments)]
+pub fn sender_confirm(
+    ctx: &Ctx,
+    tx: &Connection,
+    list: &ListConfig,
+    to: &str,
+    held_id: i64,
+    role: super::ClaimedRole,
+    summary: &Summary,
+    token: &str,
+    original: &[u8],
+    now: i64,
+) -> Result<Option<i64>, HandlerError> {
+    let c = &ctx.config;
+    let confirm_address = format!("{}-moderate+{token}@{}", list.name, c.domain);
+    let data = serde_json::json!({
+        "list": list.name,
+        "list_address": c.list_address(&list.name),
+        "request_address": c.list_suffix_address(&list.name, "request"),
+        "owner_address": c.list_suffix_address(&list.name, "owner"),
+        "address": to,
+        "role": role.describe(),
+        "id": held_id,
+        "from": summary.from_display,
+        "subject": summary.subject,
+        "excerpt": summary.excerpt,
+        "token": token,
+        "confirm_address": confirm_address,
+        "hold_days": list.hold_days,
+        "expires": fmt_time(now + i64::from(list.hold_days) * 86400),
+    });
+    let text = ctx.templates.render(Some(&list.name), T_CONFIRM, &data)?;
+    send(
+        ctx,
+        tx,
+        &Outgoing {
+            list,
+            to: vec![to.to_string()],
+            subject: format!("[{}] Did you send this? confirm {token}", list.name),
+            text,
+            attach: Some(original),
+            in_reply_to: None,
+            reply_to: Some(confirm_address),
         },
         now,
     )

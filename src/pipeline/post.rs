@@ -14,7 +14,7 @@ use super::decorate::{self, Decoration};
 use super::rules::{self, Action, Facts, PostView, DUPLICATE_WINDOW_DAYS};
 use super::{Ctx, HandlerError, Inbound};
 use crate::config::ListConfig;
-use crate::moderation::Preapproval;
+use crate::moderation::{ClaimedRole, HoldReason, Preapproval};
 use crate::routing::Route;
 use crate::store::outbound::{self, JobKind, NewJob};
 use mail_parser::MessageParser;
@@ -40,7 +40,7 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
     if preapproval == Preapproval::BadPassword {
         crate::moderation::lockout::record_failure(ctx, tx, lc, msg.now)?;
     }
-    let mut facts = facts(tx, lc, &view, msg)?;
+    let (mut facts, claims) = facts(tx, lc, &view, msg)?;
     facts.pre_approved = matches!(preapproval, Preapproval::Approved(_));
     facts.bad_approved_password = preapproval == Preapproval::BadPassword;
     let action = rules::decide(
@@ -71,7 +71,17 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
             remember_message_id(tx, &lc.name, view.message_id.as_deref(), msg.now)?;
             tracing::info!(list = %lc.name, %poster, message_id = %mid,
                 reason = reason.code(), "post held for moderation");
-            crate::moderation::hold(ctx, tx, &lc.name, msg, reason, msg.now)?;
+            match reason {
+                HoldReason::SenderUnverified(role) => {
+                    let claimed = claims.address(role).unwrap_or(poster);
+                    crate::moderation::confirm::hold_unverified(
+                        ctx, tx, lc, msg, role, claimed, msg.now,
+                    )?;
+                }
+                reason => {
+                    crate::moderation::hold(ctx, tx, &lc.name, msg, reason, msg.now)?;
+                }
+            }
         }
         Action::Reject(code, text) => {
             tracing::info!(list = %lc.name, %poster, message_id = %mid, code, %text, "post rejected");
@@ -85,13 +95,33 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
     Ok(())
 }
 
-/// Looks up everything the rules need to know (but the pre-approval).
+/// Which claimed address (From: or envelope) holds each role the facts
+/// report: where a confirmation goes when the role needs proving.
+#[derive(Debug, Default)]
+struct Claims {
+    member: Option<String>,
+    moderator: Option<String>,
+    accepted: Option<String>,
+}
+
+impl Claims {
+    fn address(&self, role: ClaimedRole) -> Option<&str> {
+        match role {
+            ClaimedRole::Member => self.member.as_deref(),
+            ClaimedRole::Moderator => self.moderator.as_deref(),
+            ClaimedRole::AcceptedSender => self.accepted.as_deref(),
+        }
+    }
+}
+
+/// Looks up everything the rules need to know (but the pre-approval), and
+/// which address claimed each role.
 fn facts(
     tx: &Connection,
     lc: &ListConfig,
     view: &PostView,
     msg: &Inbound,
-) -> Result<Facts, HandlerError> {
+) -> Result<(Facts, Claims), HandlerError> {
     let mut candidates: Vec<&str> = Vec::new();
     if let Some(f) = view.from.as_deref() {
         candidates.push(f);
@@ -99,19 +129,24 @@ fn facts(
     if !msg.env_from.is_empty() {
         candidates.push(&msg.env_from);
     }
-    let mut is_member = false;
+    let mut claims = Claims::default();
     let mut member_flag = None;
     for c in &candidates {
         let Ok(a) = crate::address::Address::parse(c) else {
             continue;
         };
         if let Some(m) = crate::store::members::get(tx, &lc.name, &a)? {
-            is_member = true;
+            claims.member = Some(c.to_string());
             member_flag = m.moderation;
             break;
         }
     }
-    let is_moderator = candidates.iter().any(|c| lc.is_moderator(c));
+    let is_member = claims.member.is_some();
+    claims.moderator = candidates
+        .iter()
+        .find(|c| lc.is_moderator(c))
+        .map(|c| c.to_string());
+    let is_moderator = claims.moderator.is_some();
     let duplicate = match view.message_id.as_deref() {
         Some(id) => seen_recently(tx, &lc.name, id, msg.now)?,
         None => false,
@@ -124,6 +159,9 @@ fn facts(
         Moderation::Reject => rules::SenderRule::Reject,
         Moderation::Discard => rules::SenderRule::Discard,
     });
+    if sender_rule == Some(rules::SenderRule::Accept) {
+        claims.accepted = claims.member.clone();
+    }
     for c in &candidates {
         if crate::moderation::is_banned(tx, &lc.name, c)? {
             sender_rule = Some(rules::SenderRule::Discard);
@@ -131,16 +169,19 @@ fn facts(
         }
         if sender_rule.is_none() && crate::moderation::is_accepted_sender(tx, &lc.name, c)? {
             sender_rule = Some(rules::SenderRule::Accept);
+            claims.accepted = Some(c.to_string());
         }
     }
-    Ok(Facts {
+    let facts = Facts {
         is_member,
         is_moderator,
         duplicate,
         pre_approved: false,
         bad_approved_password: false,
         sender_rule,
-    })
+        verified_sender: false,
+    };
+    Ok((facts, claims))
 }
 
 /// Whether `message_id` was seen on `list` within the duplicate window.

@@ -18,7 +18,10 @@
 //! are compared, never interpreted further).
 
 use crate::address::address_key;
-use crate::config::{ListConfig, NonmemberAction, OversizeAction, PostingPolicy};
+use crate::config::{
+    ListConfig, NonmemberAction, OversizeAction, PostingPolicy, SenderVerification,
+};
+use crate::moderation::ClaimedRole;
 use mail_parser::{Address, HeaderValue, Message};
 
 /// Days a Message-ID counts as a duplicate on the same list.
@@ -233,6 +236,11 @@ pub struct Facts {
     pub bad_approved_password: bool,
     /// Moderation's per-sender rule, if any.
     pub sender_rule: Option<SenderRule>,
+    /// The poster's address is proven, so the roles above are believed
+    /// under `sender_verification`. Nothing sets it yet: the seam for a
+    /// DMARC-aligned DKIM pass. (A valid `Approved:` is `pre_approved`; a
+    /// confirmation by token releases the held post through moderation.)
+    pub verified_sender: bool,
 }
 
 /// Why a post is held: moderation's type (it stores and shows the reason).
@@ -369,6 +377,8 @@ fn decide_inner(
     }
     // 6. posting policy: who may post. A sender on the accept list counts as
     //    allowed under every policy (Mailman's per-sender `accept` action).
+    //    What lets a post through is a role of the address it claims; under
+    //    `sender_verification` that claim must be proven.
     let accepted_sender = facts.sender_rule == Some(SenderRule::Accept);
     let not_allowed = |hold: HoldReason, who: &str| match list.nonmember_posts {
         NonmemberAction::Hold => Action::Hold(hold),
@@ -377,33 +387,46 @@ fn decide_inner(
         }
         NonmemberAction::Discard => Action::Discard(DiscardReason::NonMember),
     };
-    let policy = match list.posting {
-        PostingPolicy::Anyone => None,
-        PostingPolicy::Members => {
-            if facts.is_member || facts.is_moderator || accepted_sender {
-                None
-            } else {
-                Some(not_allowed(HoldReason::NonMember, "members"))
-            }
-        }
-        PostingPolicy::Moderated if accepted_sender => None,
-        PostingPolicy::Moderated => Some(Action::Hold(HoldReason::Moderated)),
-        PostingPolicy::Announce => {
-            if facts.is_moderator || accepted_sender {
-                None
-            } else {
-                Some(not_allowed(
-                    HoldReason::AnnounceOnly,
-                    "the owners and moderators",
-                ))
-            }
-        }
+    let privileged = if facts.is_moderator {
+        ClaimedRole::Moderator
+    } else {
+        ClaimedRole::AcceptedSender
     };
-    if let Some(a) = policy {
-        return a;
+    let allowed_by = match list.posting {
+        PostingPolicy::Anyone => Ok(None),
+        PostingPolicy::Members if facts.is_member => Ok(Some(ClaimedRole::Member)),
+        PostingPolicy::Members if facts.is_moderator || accepted_sender => Ok(Some(privileged)),
+        PostingPolicy::Members => Err(not_allowed(HoldReason::NonMember, "members")),
+        PostingPolicy::Moderated if accepted_sender => Ok(Some(ClaimedRole::AcceptedSender)),
+        PostingPolicy::Moderated => Err(Action::Hold(HoldReason::Moderated)),
+        PostingPolicy::Announce if facts.is_moderator || accepted_sender => Ok(Some(privileged)),
+        PostingPolicy::Announce => Err(not_allowed(
+            HoldReason::AnnounceOnly,
+            "the owners and moderators",
+        )),
+    };
+    let unproven = match allowed_by {
+        Err(a) => return a,
+        Ok(role) => role.filter(|r| needs_proof(list.sender_verification(), *r, facts)),
+    };
+    // 7. the message itself, whoever sent it; a post that passes them but
+    //    rests on an unproven claim waits for the claimed address
+    content_checks(view, list, &address, global_max).unwrap_or(match unproven {
+        Some(role) => Action::Hold(HoldReason::SenderUnverified(role)),
+        None => Action::Accept,
+    })
+}
+
+/// Whether a post let through by `role` must prove its sender first.
+fn needs_proof(v: SenderVerification, role: ClaimedRole, facts: &Facts) -> bool {
+    if facts.verified_sender {
+        return false;
     }
-    // 7. the message itself, whoever sent it
-    content_checks(view, list, &address, global_max).unwrap_or(Action::Accept)
+    match v {
+        SenderVerification::None => false,
+        SenderVerification::Confirm => role != ClaimedRole::Member,
+        SenderVerification::ConfirmMembers => true,
+    }
 }
 
 /// The checks on the message itself (Mailman's max-size, header-match,
@@ -626,7 +649,7 @@ mod tests {
     #[test]
     fn announce_only_moderators_post() {
         let v = view(PLAIN);
-        let l = list("posting: announce\nnonmember_posts: hold");
+        let l = list("posting: announce\nnonmember_posts: hold\nsender_verification: none");
         let m = Facts {
             is_moderator: true,
             ..Facts::default()
@@ -865,8 +888,10 @@ mod tests {
 
     #[test]
     fn accepted_senders_skip_the_policy_but_not_the_message_checks() {
+        // proven (else announce lists would wait for the sender's confirmation)
         let accepted = Facts {
             sender_rule: Some(SenderRule::Accept),
+            verified_sender: true,
             ..Facts::default()
         };
         for policy in ["members", "moderated", "announce"] {
@@ -1040,5 +1065,105 @@ mod tests {
             decide(&v, "a@x", &l, D, 1 << 20, &with(SenderRule::Hold)),
             Action::Hold(HoldReason::MemberModerated)
         ));
+    }
+
+    #[test]
+    fn announce_lists_confirm_a_claimed_moderator_by_default() {
+        let v = view(PLAIN);
+        let l = list("posting: announce\nnonmember_posts: reject");
+        assert_eq!(l.sender_verification(), SenderVerification::Confirm);
+        assert_eq!(
+            list("posting: members").sender_verification(),
+            SenderVerification::None
+        );
+        let claimed = Facts {
+            is_moderator: true,
+            ..Facts::default()
+        };
+        assert_eq!(
+            decide(&v, "a@x", &l, D, 1 << 20, &claimed),
+            Action::Hold(HoldReason::SenderUnverified(ClaimedRole::Moderator))
+        );
+        // an accept-listed sender claims its privilege by address too
+        let accepted = Facts {
+            sender_rule: Some(SenderRule::Accept),
+            ..Facts::default()
+        };
+        assert_eq!(
+            decide(&v, "a@x", &l, D, 1 << 20, &accepted),
+            Action::Hold(HoldReason::SenderUnverified(ClaimedRole::AcceptedSender))
+        );
+        // proven: a valid Approved:, or a verified sender (the DKIM seam)
+        for proven in [
+            Facts {
+                pre_approved: true,
+                ..claimed.clone()
+            },
+            Facts {
+                verified_sender: true,
+                ..claimed.clone()
+            },
+        ] {
+            assert_eq!(decide(&v, "a@x", &l, D, 1 << 20, &proven), Action::Accept);
+        }
+        // a plain member is refused as before: no privilege claimed
+        match decide(&v, "a@x", &l, D, 1 << 20, &member()) {
+            Action::Reject(550, t) => assert!(t.contains("owners and moderators"), "{t}"),
+            other => panic!("{other:?}"),
+        }
+        // the message checks come first: a moderator's approval is the proof
+        let elsewhere = view(&PLAIN.replace("To: dev@lists.example.org", "To: x@example.com"));
+        assert_eq!(
+            decide(&elsewhere, "a@x", &l, D, 1 << 20, &claimed),
+            Action::Hold(HoldReason::ImplicitDestination)
+        );
+    }
+
+    #[test]
+    fn sender_verification_on_other_policies() {
+        let v = view(PLAIN);
+        let accepted = Facts {
+            sender_rule: Some(SenderRule::Accept),
+            ..Facts::default()
+        };
+        let moderator = Facts {
+            is_moderator: true,
+            ..Facts::default()
+        };
+        // moderated: an accept-listed sender skips moderation only when proven
+        let l = list("posting: moderated\nsender_verification: confirm");
+        assert_eq!(
+            decide(&v, "a@x", &l, D, 1 << 20, &accepted),
+            Action::Hold(HoldReason::SenderUnverified(ClaimedRole::AcceptedSender))
+        );
+        let l = list("posting: moderated");
+        assert_eq!(decide(&v, "a@x", &l, D, 1 << 20, &accepted), Action::Accept);
+        // members, confirm: members are believed, a non-member moderator is not
+        let l = list("posting: members\nsender_verification: confirm");
+        assert_eq!(decide(&v, "a@x", &l, D, 1 << 20, &member()), Action::Accept);
+        assert_eq!(
+            decide(&v, "a@x", &l, D, 1 << 20, &moderator),
+            Action::Hold(HoldReason::SenderUnverified(ClaimedRole::Moderator))
+        );
+        // confirm_members: members prove themselves too
+        let l = list("posting: members\nsender_verification: confirm_members");
+        assert_eq!(
+            decide(&v, "a@x", &l, D, 1 << 20, &member()),
+            Action::Hold(HoldReason::SenderUnverified(ClaimedRole::Member))
+        );
+        // a list anyone may post to grants nothing by address
+        let l = list("posting: anyone\nsender_verification: confirm_members");
+        assert_eq!(
+            decide(&v, "a@x", &l, D, 1 << 20, &moderator),
+            Action::Accept
+        );
+        // an unknown value is a configuration error on its line
+        let e = ListConfig::parse(
+            std::path::Path::new("dev.yaml"),
+            "dev",
+            "posting: announce\nsender_verification: dkim\n",
+        )
+        .unwrap_err();
+        assert_eq!(e[0].line.map(|l| l.0), Some(2), "{}", e[0]);
     }
 }

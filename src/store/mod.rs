@@ -86,6 +86,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "rate_events",
         include_str!("migrations/0065_rate_events.sql"),
     ),
+    (
+        66,
+        "sender_verification",
+        include_str!("migrations/0066_sender_verification.sql"),
+    ),
 ];
 
 static STATEMENT_HOOK: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
@@ -296,5 +301,76 @@ mod tests {
         std::fs::write(&bad, vec![b'z'; 4096]).unwrap();
         let e = open(&bad).unwrap_err();
         assert!(e.to_string().contains("not a database"), "{e}");
+    }
+
+    /// A store made before 0066 keeps its robot and moderation tokens when
+    /// 0066 rebuilds both tables; `set_mode` and `confirm` then work, and
+    /// other actions are still refused.
+    #[test]
+    fn migration_0066_keeps_existing_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("old.db")).unwrap();
+        configure(&conn).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (
+                version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL);",
+        )
+        .unwrap();
+        for (v, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v < 66) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
+                rusqlite::params![v, name],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO messages(id, direction, received_at, env_from, size, bytes)
+                 VALUES (1, 'in', 1, '', 1, x'00');
+             INSERT INTO held(id, list, message_id, reason, detail, sender, env_from, subject,
+                              size, held_at) VALUES (5, 'dev', 1, 'moderated', 'd', 'a@x.org',
+                              'a@x.org', 's', 1, 1);
+             INSERT INTO mod_tokens(hash, list, held_id, action) VALUES (x'01', 'dev', 5, 'approve');
+             INSERT INTO tokens(token_hash, list, action, address, address_key, requested_by,
+                                created_at, expires_at, mode)
+                 VALUES ('h1', 'dev', 'subscribe', 'b@x.org', 'b@x.org', 'b@x.org', 1, 2,
+                         'digest_mime');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let robot: (String, Option<String>) = conn
+            .query_row("SELECT action, mode FROM tokens", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(robot, ("subscribe".into(), Some("digest_mime".into())));
+        let held: (i64, String) = conn
+            .query_row("SELECT held_id, action FROM mod_tokens", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(held, (5, "approve".into()));
+        conn.execute_batch(
+            "INSERT INTO mod_tokens(hash, list, held_id, action) VALUES (x'02', 'dev', 5, 'confirm');
+             INSERT INTO tokens(token_hash, list, action, address, address_key, requested_by,
+                                created_at, expires_at, mode)
+                 VALUES ('h2', 'dev', 'set_mode', 'b@x.org', 'b@x.org', 'b@x.org', 1, 2, 'nomail');",
+        )
+        .unwrap();
+        assert!(conn
+            .execute(
+                "INSERT INTO mod_tokens(hash, list, held_id, action) VALUES (x'03', 'dev', 5, 'x')",
+                [],
+            )
+            .is_err());
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index'
+                 AND name IN ('tokens_by_expiry', 'tokens_by_request', 'mod_tokens_by_held')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 3);
     }
 }
