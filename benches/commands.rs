@@ -16,7 +16,8 @@
 //! 100000). Under `cargo test --all-targets` it does a small smoke run.
 
 use listd::config::Config;
-use listd::pipeline::{self, Ctx};
+use listd::handler::Ctx;
+use listd::pipeline;
 use listd::store::{self, spool::Envelope};
 use listd::templates::Templates;
 use rusqlite::Connection;

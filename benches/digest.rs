@@ -9,7 +9,7 @@
 
 use listd::config::{Config, ListConfig};
 use listd::digest::{self, build_mime, build_plain, encode, item::Item, text::Digest};
-use listd::pipeline::Ctx;
+use listd::handler::Ctx;
 use listd::store::{self, members, members::DeliveryMode};
 use listd::templates::Templates;
 use std::sync::Arc;

@@ -12,8 +12,8 @@
 //! large size, LISTD_BENCH_ACTIONS the number of timed actions).
 
 use listd::config::{Config, ListConfig};
+use listd::handler::{Ctx, Inbound};
 use listd::moderation::{self, queue, HoldReason};
-use listd::pipeline::{Ctx, Inbound};
 use listd::store::spool::{self, Envelope};
 use listd::templates::Templates;
 use mail_parser::MessageParser;

@@ -9,13 +9,15 @@
 //! writer commits what it was given, then the workers stop.
 //!
 //! `DaemonHandle::reload` swaps in a new configuration and templates
-//! (`pipeline::Live`) without stopping anything.
+//! (`plumbing::Live`) without stopping anything.
 //!
 //! Trusts its `Config` (already validated by `Config::load`).
 
 use crate::config::Config;
+use crate::handler::Ctx;
 use crate::health::{self, Health, WorkerState};
-use crate::pipeline::{self, Ctx, Live, Wakers};
+use crate::pipeline;
+use crate::plumbing::{Live, Wakers};
 use crate::smtp::server::{self, Active, Bound, Shared};
 use crate::smtp::session::Protocol;
 use crate::smtp::spool::{self, WriterHandle};

@@ -388,10 +388,10 @@ async fn the_worker_delivers_once_a_down_relay_comes_back() {
         "hi",
         store::now(),
     );
-    let wakers = listd::pipeline::Wakers::default();
+    let wakers = listd::plumbing::Wakers::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // delivery renders nothing: no templates
-    let ctx = listd::pipeline::Ctx {
+    let ctx = listd::handler::Ctx {
         config: config.clone(),
         templates: Arc::new(
             listd::templates::Templates::load(dir.path(), dir.path(), &[]).unwrap(),

@@ -5,7 +5,7 @@
 
 use listd::config::{Config, ListConfig};
 use listd::digest::{self, build_plain, Closed, Trigger};
-use listd::pipeline::Ctx;
+use listd::handler::Ctx;
 use listd::store::{self, members, members::DeliveryMode, rusqlite::Connection};
 use listd::templates::Templates;
 use mail_parser::{MessageParser, MimeHeaders, PartType};

@@ -20,7 +20,7 @@ fn add(env: &TestEnv, list: &str, addr: &str, mode: DeliveryMode) {
 
 /// Records posts the way `distribute` does (bytes stored once, then
 /// `digest::accumulate` in the same transaction), with a given config.
-fn record(env: &TestEnv, ctx: &listd::pipeline::Ctx, subjects: &[&str]) -> Vec<Vec<u8>> {
+fn record(env: &TestEnv, ctx: &listd::handler::Ctx, subjects: &[&str]) -> Vec<Vec<u8>> {
     let mut conn = env.store();
     let list = ctx.config.list("dev").unwrap();
     let mut out = Vec::new();

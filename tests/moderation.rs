@@ -1115,7 +1115,7 @@ async fn the_daemon_expires_and_reminds_by_itself() {
             protocol: "ESMTP".into(),
         };
         let mid = listd::store::spool::insert_inbound(&tx, &e, &bytes, now - age).unwrap();
-        let msg = listd::pipeline::Inbound {
+        let msg = listd::handler::Inbound {
             incoming_id: 0,
             message_id: mid,
             rcpt: format!("dev@{DOMAIN}"),

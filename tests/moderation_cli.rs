@@ -4,8 +4,8 @@
 //! CLI queues is parsed back with mail-parser.
 
 use listd::config::Config;
+use listd::handler::{Ctx, Inbound};
 use listd::moderation::{self, HoldReason};
-use listd::pipeline::{Ctx, Inbound};
 use listd::store::spool::{self, Envelope};
 use listd::templates::Templates;
 use mail_parser::MessageParser;

@@ -159,7 +159,7 @@ async fn the_worker_runs_batch_after_batch_and_wakes_delivery() {
             spool_owner_mail(&conn, "dev");
         }
     }
-    let wakers = pipeline::Wakers::default();
+    let wakers = listd::plumbing::Wakers::default();
     let delivery = wakers.delivery.clone();
     let woken = tokio::spawn(async move { delivery.notified().await });
     let (stop, rx) = tokio::sync::watch::channel(false);
@@ -195,7 +195,7 @@ async fn on_shutdown_the_worker_finishes_what_is_due_then_stops() {
     let (_stop, rx) = tokio::sync::watch::channel(true);
     tokio::time::timeout(
         std::time::Duration::from_secs(20),
-        pipeline::run(e.ctx(), pipeline::Wakers::default(), rx),
+        pipeline::run(e.ctx(), listd::plumbing::Wakers::default(), rx),
     )
     .await
     .expect("the worker stops")

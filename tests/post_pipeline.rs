@@ -4,7 +4,8 @@
 //! the store and parsed with mail-parser.
 
 use listd::config::{Config, ListConfig};
-use listd::pipeline::{self, Ctx};
+use listd::handler::Ctx;
+use listd::pipeline;
 use listd::routing;
 use listd::store::{self, members, spool};
 use listd::templates::Templates;

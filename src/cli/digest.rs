@@ -3,7 +3,7 @@
 //! Thin calls into `crate::digest`; trusts the loaded configuration.
 
 use crate::digest;
-use crate::pipeline::Ctx;
+use crate::handler::Ctx;
 use crate::templates::Templates;
 use clap::Subcommand;
 use std::path::Path;

@@ -9,8 +9,8 @@
 
 use super::{load_config, open_store, CliResult};
 use crate::config::Config;
+use crate::handler::Ctx;
 use crate::moderation::{self, queue, Action, Outcome, SenderList};
-use crate::pipeline::Ctx;
 use crate::templates::Templates;
 use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};

@@ -7,7 +7,7 @@
 //! (shell access to the server and its database).
 
 use crate::commands::{self, requests};
-use crate::pipeline::Ctx;
+use crate::handler::Ctx;
 use crate::templates::Templates;
 use clap::{Args, Subcommand};
 use std::path::Path;

@@ -25,7 +25,7 @@ use super::tokens::{self, Action, Lookup};
 use super::{robot_address, site_robot, template_data, Identity, Mail, To};
 use crate::address::Address;
 use crate::config::{Access, Config, ListConfig, SubscriptionPolicy, UnsubscribePolicy};
-use crate::pipeline::{Ctx, HandlerError, Inbound};
+use crate::handler::{Ctx, HandlerError, Inbound};
 use crate::store::members::{self, DeliveryMode};
 use crate::store::outbound::JobKind;
 

@@ -24,7 +24,7 @@ pub mod tokens;
 
 use crate::address::Address;
 use crate::config::{Config, ListConfig};
-use crate::pipeline::{Ctx, HandlerError, Inbound};
+use crate::handler::{Ctx, HandlerError, Inbound};
 use crate::routing::Route;
 use crate::store::outbound::{self, JobKind, NewJob};
 use crate::store::rate::{self, Budget};

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{exec, template_data, Mail, To};
 use crate::address::Address;
-use crate::pipeline::{Ctx, HandlerError};
+use crate::handler::{Ctx, HandlerError};
 use crate::store::members::DeliveryMode;
 use crate::store::outbound::JobKind;
 

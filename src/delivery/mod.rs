@@ -29,7 +29,7 @@ pub use expand::{expand, ExpandOptions, ExpandReport, Recipient};
 pub use queue::{enqueue_post, enqueue_post_message, Done, RecordStats, Work};
 
 use crate::config::Config;
-use crate::pipeline::Wakers;
+use crate::plumbing::Wakers;
 use crate::store::{self, StoreError};
 use client::{RcptResult, Relay, RelayConn};
 use queue::JobCache;
@@ -305,7 +305,7 @@ pub async fn deliver_due(config: Arc<Config>, now: i64) -> Result<PassStats, Sto
 /// until `shutdown` turns true. At start and then hourly it runs the
 /// retention clean-up (`retention`). A reload takes effect between passes.
 pub async fn run(
-    live: impl Into<crate::pipeline::Live>,
+    live: impl Into<crate::plumbing::Live>,
     wakers: Wakers,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), StoreError> {

@@ -32,7 +32,7 @@ pub mod schedule;
 pub mod text;
 
 use crate::config::{Config, DigestConfig, ListConfig, PostingPolicy};
-use crate::pipeline::Ctx;
+use crate::handler::Ctx;
 use crate::store::members::DeliveryMode;
 use crate::store::outbound::{self, JobKind};
 use crate::store::{self, StoreError};
@@ -869,8 +869,8 @@ pub const TICK_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 /// [`TICK_EVERY`] and right at each list's next scheduled time, until
 /// `shutdown` turns true; wakes the delivery worker when an issue was queued.
 pub async fn run(
-    live: impl Into<crate::pipeline::Live>,
-    wakers: crate::pipeline::Wakers,
+    live: impl Into<crate::plumbing::Live>,
+    wakers: crate::plumbing::Wakers,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
     let live = live.into();

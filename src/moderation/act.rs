@@ -11,7 +11,7 @@
 
 use super::{approved, notice, queue, token, Action};
 use crate::config::ListConfig;
-use crate::pipeline::{Ctx, HandlerError, Inbound};
+use crate::handler::{Ctx, HandlerError, Inbound};
 use crate::routing::Route;
 use mail_parser::{Message, MessageParser};
 use rusqlite::Connection;

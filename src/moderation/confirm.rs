@@ -16,7 +16,7 @@
 
 use super::{notice, queue, store_held, token, Action, ClaimedRole, HoldReason};
 use crate::config::ListConfig;
-use crate::pipeline::{Ctx, HandlerError, Inbound};
+use crate::handler::{Ctx, HandlerError, Inbound};
 use rusqlite::Connection;
 
 /// Holds `msg` until `claimed` (the address whose `role` lets it through)

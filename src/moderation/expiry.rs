@@ -6,7 +6,7 @@
 //! Trusts the configuration and the store; reads no network input.
 
 use super::{notice, queue};
-use crate::pipeline::{Ctx, HandlerError};
+use crate::handler::{Ctx, HandlerError};
 use rusqlite::{Connection, TransactionBehavior};
 
 /// Posts handled per transaction.
@@ -95,8 +95,8 @@ pub const TICK_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// when any queued mail. A failing pass is logged and retried at
 /// the next tick.
 pub async fn run(
-    live: impl Into<crate::pipeline::Live>,
-    wakers: crate::pipeline::Wakers,
+    live: impl Into<crate::plumbing::Live>,
+    wakers: crate::plumbing::Wakers,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), crate::store::StoreError> {
     use crate::store::{self, StoreError};

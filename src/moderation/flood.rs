@@ -10,7 +10,7 @@
 use super::notice::{self, Outgoing};
 use super::queue;
 use crate::config::ListConfig;
-use crate::pipeline::{Ctx, HandlerError};
+use crate::handler::{Ctx, HandlerError};
 use crate::store::rate::{self, Budget, HOUR};
 use rusqlite::{Connection, TransactionBehavior};
 

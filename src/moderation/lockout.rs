@@ -12,7 +12,7 @@
 
 use super::notice::{self, Outgoing};
 use crate::config::ListConfig;
-use crate::pipeline::{Ctx, HandlerError};
+use crate::handler::{Ctx, HandlerError};
 use crate::store::rate::{self, HOUR};
 use rusqlite::Connection;
 

@@ -38,7 +38,7 @@ pub use approved::{hash_password, preapproval, Preapproval};
 pub use expiry::{expire, remind};
 pub use queue::{Held, SenderList};
 
-use crate::pipeline::{Ctx, HandlerError, Inbound};
+use crate::handler::{Ctx, HandlerError, Inbound};
 use crate::store::StoreError;
 use rusqlite::Connection;
 

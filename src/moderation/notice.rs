@@ -14,7 +14,7 @@
 use super::queue::Held;
 use super::{Action, HoldReason};
 use crate::config::ListConfig;
-use crate::pipeline::{Ctx, HandlerError};
+use crate::handler::{Ctx, HandlerError};
 use crate::store::outbound::{self, JobKind, NewJob};
 use crate::store::rate::{self, Budget};
 use mail_builder::headers::content_type::ContentType;

@@ -6,7 +6,7 @@
 //! there is one, else from a DSN's `Final-Recipient` (RFC 3464). Trusts
 //! nothing in the bounce: unparsable parts just leave fields empty.
 
-use super::{Ctx, HandlerError, Inbound};
+use crate::handler::{Ctx, HandlerError, Inbound};
 use crate::routing::Route;
 use mail_parser::{MessageParser, MimeHeaders};
 use rusqlite::{params, Transaction};

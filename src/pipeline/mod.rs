@@ -20,103 +20,13 @@ pub mod postmaster;
 pub mod rules;
 pub mod transfer;
 
-use crate::config::Config;
+use crate::handler::{Ctx, HandlerError, Inbound};
+use crate::plumbing::{Live, Wakers};
 use crate::routing::Route;
 use crate::store::{self, StoreError};
-use crate::templates::Templates;
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// What every handler may read: the configuration and the templates.
-#[derive(Clone)]
-pub struct Ctx {
-    pub config: Arc<Config>,
-    pub templates: Arc<Templates>,
-}
-
-/// The daemon's current [`Ctx`], replaced as a whole by a reload
-/// (`listd serve` on SIGHUP, `DaemonHandle::reload`). Workers read it at the
-/// start of each pass and SMTP sessions when they connect, so a pass or a
-/// session runs on one configuration from start to end.
-#[derive(Clone)]
-pub struct Live(tokio::sync::watch::Receiver<Ctx>);
-
-impl Live {
-    /// A live context and the sender that replaces it.
-    pub fn channel(ctx: Ctx) -> (tokio::sync::watch::Sender<Ctx>, Live) {
-        let (tx, rx) = tokio::sync::watch::channel(ctx);
-        (tx, Live(rx))
-    }
-
-    /// The context now.
-    pub fn current(&self) -> Ctx {
-        self.0.borrow().clone()
-    }
-
-    /// The new context if it was replaced since this handle last looked.
-    pub fn changed(&mut self) -> Option<Ctx> {
-        match self.0.has_changed() {
-            Ok(true) => Some(self.0.borrow_and_update().clone()),
-            _ => None,
-        }
-    }
-}
-
-/// A context that never changes (tests, one-off runs).
-impl From<Ctx> for Live {
-    fn from(ctx: Ctx) -> Live {
-        Live::channel(ctx).1
-    }
-}
-
-/// One routed recipient of a stored inbound message, handed to its handler.
-#[derive(Debug, Clone)]
-pub struct Inbound {
-    /// The `incoming` row.
-    pub incoming_id: i64,
-    /// The `messages` row holding the bytes.
-    pub message_id: i64,
-    /// The envelope recipient as given in RCPT TO.
-    pub rcpt: String,
-    pub route: Route,
-    /// The envelope sender; empty for `<>`.
-    pub env_from: String,
-    pub client_ip: Option<String>,
-    pub received_at: i64,
-    /// The message as received, with our Received: header on top.
-    pub bytes: Vec<u8>,
-    /// Processing time (unix seconds); handlers use this, not the clock.
-    pub now: i64,
-}
-
-/// How a handler failed.
-#[derive(Debug, thiserror::Error)]
-pub enum HandlerError {
-    /// Try again later (the row stays `incoming`).
-    #[error("temporary: {0}")]
-    Temporary(String),
-    /// Will never succeed: the row moves to `corrupt` with this reason.
-    #[error("{0}")]
-    Corrupt(String),
-    /// The handler panicked (a bug): retried, then `corrupt`.
-    #[error("handler panicked: {0}")]
-    Panic(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<rusqlite::Error> for HandlerError {
-    fn from(e: rusqlite::Error) -> Self {
-        HandlerError::Store(StoreError::Sqlite(e))
-    }
-}
-
-impl From<crate::templates::TemplateError> for HandlerError {
-    fn from(e: crate::templates::TemplateError) -> Self {
-        HandlerError::Temporary(e.to_string())
-    }
-}
 
 /// Attempts after which a row that keeps failing temporarily goes to `corrupt`.
 pub const MAX_ATTEMPTS: i64 = 50;
@@ -476,15 +386,6 @@ pub fn drain(ctx: &Ctx, conn: &mut Connection, now: i64) -> Result<usize, StoreE
             k => n += k,
         }
     }
-}
-
-/// Wake-up signals between the daemon's workers.
-#[derive(Clone, Default)]
-pub struct Wakers {
-    /// The spool committed new incoming rows.
-    pub pipeline: Arc<tokio::sync::Notify>,
-    /// New outbound jobs or due retries.
-    pub delivery: Arc<tokio::sync::Notify>,
 }
 
 /// After shutdown is asked for, the worker goes on handling what is due for

@@ -7,7 +7,7 @@
 //! only scanned by the byte-exact header splitter.
 
 use super::header_block::{self, Rewrite};
-use super::{Ctx, HandlerError, Inbound};
+use crate::handler::{Ctx, HandlerError, Inbound};
 use crate::routing::Route;
 use crate::store::outbound::{self, JobKind, NewJob};
 use rusqlite::Transaction;

@@ -12,8 +12,8 @@
 
 use super::decorate::{self, Decoration};
 use super::rules::{self, Action, Facts, PostView, DUPLICATE_WINDOW_DAYS};
-use super::{Ctx, HandlerError, Inbound};
 use crate::config::ListConfig;
+use crate::handler::{Ctx, HandlerError, Inbound};
 use crate::moderation::{ClaimedRole, HoldReason, Preapproval};
 use crate::routing::Route;
 use crate::store::outbound::{self, JobKind, NewJob};

@@ -29,7 +29,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 pub struct Shared {
     /// The daemon's current configuration; a session reads it once, when
     /// it connects.
-    pub live: crate::pipeline::Live,
+    pub live: crate::plumbing::Live,
     pub writer: SpoolWriter,
     /// One permit per allowed connection.
     pub slots: Arc<Semaphore>,

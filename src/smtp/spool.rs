@@ -23,7 +23,7 @@
 
 use super::session::Submission;
 use crate::health::Health;
-use crate::pipeline::Wakers;
+use crate::plumbing::Wakers;
 use crate::store::{self, StoreError};
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;

@@ -11,7 +11,8 @@ pub mod sink;
 
 use listd::config::Config;
 use listd::daemon::DaemonHandle;
-use listd::pipeline::{self, Ctx};
+use listd::handler::Ctx;
+use listd::pipeline;
 use listd::store::rusqlite::Connection;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

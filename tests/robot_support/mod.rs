@@ -6,7 +6,8 @@
 #![allow(dead_code)]
 
 use listd::config::Config;
-use listd::pipeline::{self, Ctx};
+use listd::handler::Ctx;
+use listd::pipeline;
 use listd::store::{self, spool::Envelope};
 use listd::templates::Templates;
 use mail_parser::MessageParser;
