@@ -19,6 +19,7 @@ pub mod digest;
 pub mod fault;
 pub mod handler;
 pub mod health;
+pub mod membership;
 pub mod moderation;
 pub mod pipeline;
 pub mod plumbing;

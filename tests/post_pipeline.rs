@@ -99,11 +99,11 @@ impl Env {
                 let mut rcpts: Vec<String> = match expand_list {
                     Some(list) => {
                         let mut v = Vec::new();
-                        listd::delivery::expand(
+                        listd::membership::expand(
                             &self.conn,
                             &self.ctx.config,
                             &list,
-                            &listd::delivery::ExpandOptions::default(),
+                            &listd::membership::ExpandOptions::default(),
                             |r| {
                                 v.push(r.address.clone());
                                 true

@@ -21,11 +21,9 @@
 //! Trusts the queue rows; the relay's replies are judged by `client`.
 
 pub mod client;
-pub mod expand;
 pub mod queue;
 pub mod retention;
 
-pub use expand::{expand, ExpandOptions, ExpandReport, Recipient};
 pub use queue::{enqueue_post, enqueue_post_message, Done, RecordStats, Work};
 
 use crate::config::Config;

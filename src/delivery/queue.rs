@@ -19,8 +19,8 @@
 //! client. All functions take `now` (unix seconds).
 
 use super::client::RcptResult;
-use super::expand::{self, ExpandOptions};
 use crate::config::Config;
+use crate::membership::{self as expand, ExpandOptions};
 use crate::store::{self, Result, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::collections::{HashMap, HashSet};

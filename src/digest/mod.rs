@@ -298,7 +298,7 @@ pub fn tick(ctx: &Ctx, conn: &mut Connection, now: i64) -> Vec<Closed> {
 /// posts were distributed while digests were on, so digest members never
 /// got them. They go out now in a last issue (recorded as `forced`) rather
 /// than waiting until digests are turned back on. From then on, digest
-/// members get each post (`delivery::expand`).
+/// members get each post (`membership::expand`).
 pub fn tick_list(
     ctx: &Ctx,
     conn: &mut Connection,

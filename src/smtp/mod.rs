@@ -12,7 +12,7 @@
 //! Trusts nothing from the network; see each file for its limits.
 
 pub mod commands;
-pub mod expand;
+pub mod expn;
 pub mod reply;
 pub mod server;
 pub mod session;

@@ -11,7 +11,7 @@
 //! limits (command line, DATA rate, session length). Replies are flushed
 //! when the session has consumed all buffered input, before any wait.
 
-use super::expand;
+use super::expn;
 use super::reply::{self, Reply};
 use super::session::{Completion, Moment, Peer, Protocol, Request, Session, Step};
 use super::spool::SpoolWriter;
@@ -283,7 +283,7 @@ where
             }
             Step::Request(Request::Expand { list }) => {
                 let config = config.clone();
-                let r = tokio::task::spawn_blocking(move || expand::lookup(&config, &list))
+                let r = tokio::task::spawn_blocking(move || expn::lookup(&config, &list))
                     .await
                     .unwrap_or_else(|e| Err(format!("lookup task: {e}")));
                 session.complete(Completion::Expanded(r));

@@ -1,5 +1,6 @@
-//! Expansion: the one function that turns a list into its recipients, used
-//! by fan-out and by EXPN.
+//! Membership: the one expansion that turns a list into its recipients,
+//! used by fan-out (`delivery`) and by EXPN (`smtp`). A leaf: it reads the
+//! members table and the configuration, and imports nothing else.
 //!
 //! It streams members straight from SQLite cursors and never collects the
 //! membership. A member whose address is itself a local list

@@ -1,13 +1,13 @@
 //! The member lookup behind EXPN: who a list expands to.
 //!
-//! One function, so the source is in one place: `delivery::expand`, the
+//! One function, so the source is in one place: `membership::expand`, the
 //! same streaming expansion fan-out uses (nested lists expanded, addresses
 //! deduplicated, cycles skipped), here with every member whatever their
 //! delivery mode. Reads only; trusts the store.
 
 use super::session::ExpnEntry;
 use crate::config::Config;
-use crate::delivery::{self, ExpandOptions};
+use crate::membership::{self, ExpandOptions};
 use crate::store::StoreError;
 use rusqlite::{Connection, OptionalExtension};
 
@@ -27,7 +27,7 @@ pub fn expn_members(
         ..ExpandOptions::default()
     };
     let most = config.smtp.expn_max_members.saturating_add(1);
-    delivery::expand(conn, config, list, &opts, |r| {
+    membership::expand(conn, config, list, &opts, |r| {
         found.push((r.key.clone(), r.address.clone()));
         found.len() < most
     })?;
