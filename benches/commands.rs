@@ -70,7 +70,7 @@ fn spool(ctx: &Ctx, conn: &Connection, from: &str, rcpt: &str, body: &str, now: 
     );
     let env = Envelope {
         mail_from: from.to_string(),
-        rcpts: vec![(rcpt.to_string(), route)],
+        rcpts: vec![(rcpt.to_string(), route.into())],
         client_ip: Some("127.0.0.1".into()),
         helo: "bench".into(),
         protocol: "ESMTP".into(),

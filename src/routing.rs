@@ -249,3 +249,20 @@ mod tests {
         }
     }
 }
+
+/// The spool keeps a route as plain parts.
+impl From<&Route> for crate::store::spool::RouteParts {
+    fn from(r: &Route) -> Self {
+        crate::store::spool::RouteParts {
+            kind: r.kind().to_string(),
+            list: r.list().map(str::to_string),
+            tag: r.tag().map(str::to_string),
+        }
+    }
+}
+
+impl From<Route> for crate::store::spool::RouteParts {
+    fn from(r: Route) -> Self {
+        (&r).into()
+    }
+}

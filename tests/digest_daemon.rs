@@ -275,7 +275,7 @@ fn held_posts_enter_the_digest_once_approved() {
             mail_from: "stranger@example.net".into(),
             rcpts: vec![(
                 list.clone(),
-                listd::routing::Route::Post { list: "dev".into() },
+                listd::routing::Route::Post { list: "dev".into() }.into(),
             )],
             client_ip: Some("127.0.0.1".into()),
             helo: "test".into(),
@@ -338,7 +338,7 @@ impl Robot<'_> {
         let conn = self.env.store();
         let envelope = store::spool::Envelope {
             mail_from: from.into(),
-            rcpts: vec![(rcpt.to_string(), route)],
+            rcpts: vec![(rcpt.to_string(), route.into())],
             client_ip: Some("127.0.0.1".into()),
             helo: "test".into(),
             protocol: "ESMTP".into(),

@@ -28,7 +28,7 @@ fn spool_owner_mail(conn: &Connection, list: &str) -> i64 {
         mail_from: "ann@example.org".into(),
         rcpts: vec![(
             format!("{list}-owner@{DOMAIN}"),
-            Route::Owner { list: list.into() },
+            Route::Owner { list: list.into() }.into(),
         )],
         client_ip: Some("192.0.2.1".into()),
         helo: "client.example".into(),

@@ -72,7 +72,7 @@ impl Env {
     ) {
         let env = spool::Envelope {
             mail_from: mail_from.to_string(),
-            rcpts: vec![(rcpt.to_string(), route)],
+            rcpts: vec![(rcpt.to_string(), route.into())],
             client_ip: Some("127.0.0.1".into()),
             helo: "client.example".into(),
             protocol: "ESMTP".into(),

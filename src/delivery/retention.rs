@@ -286,7 +286,7 @@ mod tests {
             mail_from: "ann@example.org".into(),
             rcpts: vec![(
                 "dev@lists.example.org".into(),
-                Route::Post { list: "dev".into() },
+                Route::Post { list: "dev".into() }.into(),
             )],
             client_ip: None,
             helo: "client".into(),

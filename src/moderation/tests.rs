@@ -41,7 +41,7 @@ pub(crate) fn inbound(fx: &mut Fx, env_from: &str, rcpt: &str, bytes: &[u8], now
     let route = crate::routing::route(&fx.ctx.config, rcpt).unwrap();
     let env = Envelope {
         mail_from: env_from.into(),
-        rcpts: vec![(rcpt.into(), route.clone())],
+        rcpts: vec![(rcpt.into(), (&route).into())],
         client_ip: Some("127.0.0.1".into()),
         helo: "client.example.org".into(),
         protocol: "ESMTP".into(),

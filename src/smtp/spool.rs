@@ -222,7 +222,7 @@ mod tests {
                 mail_from: from.into(),
                 rcpts: vec![(
                     "dev@lists.example.org".into(),
-                    Route::Post { list: "dev".into() },
+                    Route::Post { list: "dev".into() }.into(),
                 )],
                 client_ip: Some("192.0.2.1".into()),
                 helo: "client".into(),

@@ -2,7 +2,6 @@
 //! `incoming` queue row per routed envelope recipient.
 
 use super::Result;
-use crate::routing::Route;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// The envelope of an accepted message, as the SMTP session recorded it.
@@ -11,13 +10,22 @@ pub struct Envelope {
     /// The reverse-path; empty for the null sender `<>`.
     pub mail_from: String,
     /// Routed recipients, in RCPT order.
-    pub rcpts: Vec<(String, Route)>,
+    pub rcpts: Vec<(String, RouteParts)>,
     /// The client's IP address, if it came over TCP.
     pub client_ip: Option<String>,
     /// The HELO/EHLO/LHLO name.
     pub helo: String,
     /// `ESMTP`, `SMTP`, `LMTP` or `local`.
     pub protocol: String,
+}
+
+/// A recipient's route in the spool's plain terms: `routing::Route` splits
+/// into these (`kind`, its list and its tag) and is rebuilt from them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteParts {
+    pub kind: String,
+    pub list: Option<String>,
+    pub tag: Option<String>,
 }
 
 /// A stored message.
@@ -53,14 +61,7 @@ pub fn insert_inbound(conn: &Connection, env: &Envelope, bytes: &[u8], now: i64)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for (rcpt, route) in &env.rcpts {
-        q.execute(params![
-            id,
-            rcpt,
-            route.kind(),
-            route.list(),
-            route.tag(),
-            now
-        ])?;
+        q.execute(params![id, rcpt, route.kind, route.list, route.tag, now])?;
     }
     Ok(id)
 }

@@ -150,7 +150,7 @@ impl Site {
             .unwrap_or_else(|e| panic!("{rcpt} does not route: {e:?}"));
         let env = Envelope {
             mail_from: env_from.to_string(),
-            rcpts: vec![(rcpt.to_string(), route)],
+            rcpts: vec![(rcpt.to_string(), route.into())],
             client_ip: Some("127.0.0.1".into()),
             helo: "client.example.org".into(),
             protocol: "ESMTP".into(),

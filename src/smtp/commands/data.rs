@@ -255,7 +255,7 @@ pub fn finish(s: &mut Session, reader: DataReader, _now: i64) -> Outcome {
     let mut seen = std::collections::HashSet::new();
     for (r, check) in tx.rcpts.iter().zip(&checks) {
         if check.is_none() && seen.insert(address_key(&r.address)) {
-            rcpts.push((r.address.clone(), r.route.clone()));
+            rcpts.push((r.address.clone(), (&r.route).into()));
         }
     }
     if rcpts.is_empty() {

@@ -164,7 +164,7 @@ fn a_whole_transaction_is_stored_with_a_received_header() {
         sub.envelope.rcpts,
         vec![(
             "dev@lists.example.org".to_string(),
-            crate::routing::Route::Post { list: "dev".into() }
+            crate::routing::Route::Post { list: "dev".into() }.into()
         )]
     );
     assert_eq!(sub.envelope.protocol, "ESMTP");
