@@ -49,7 +49,7 @@ fn store_inbound(
     let env = Envelope {
         mail_from: env_from.into(),
         rcpts: rcpt
-            .map(|(r, route)| vec![(r.to_string(), route)])
+            .map(|(r, route)| vec![(r.to_string(), route.into())])
             .unwrap_or_default(),
         client_ip: Some("127.0.0.1".into()),
         helo: "client.example.net".into(),
