@@ -179,8 +179,16 @@ fn main() {
         let tx = conn.transaction().expect("tx");
         for i in 0..members {
             let a = listd::address::Address::parse(&format!("m{i:07}@example.net")).expect("addr");
-            store::members::add(&tx, "dev", &a, None, store::members::DeliveryMode::Each, T0)
-                .expect("add");
+            store::members::add(
+                &tx,
+                "dev",
+                &a.to_string(),
+                &a.key(),
+                None,
+                store::members::DeliveryMode::Each,
+                T0,
+            )
+            .expect("add");
         }
         tx.commit().expect("commit");
     }

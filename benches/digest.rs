@@ -168,9 +168,10 @@ fn main() {
                 } else {
                     DeliveryMode::DigestPlain
                 };
-                let a =
-                    members::parse_address(&format!("m{i}@example{}.org", i % 50)).expect("addr");
-                members::add(&tx, "dev", &a, None, mode, NOW).expect("member");
+                let a = listd::address::Address::parse(&format!("m{i}@example{}.org", i % 50))
+                    .expect("addr");
+                members::add(&tx, "dev", &a.to_string(), &a.key(), None, mode, NOW)
+                    .expect("member");
             }
             for p in &posts {
                 let id = store::spool::insert_outbound(&tx, "dev-bounces@x", p, NOW).expect("post");

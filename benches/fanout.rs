@@ -151,7 +151,16 @@ fn setup(dir: &Path, n: usize, domains: usize) {
     for i in 0..n {
         let a = Address::parse(&format!("member{i:07}@d{:04}.example", i % domains.max(1)))
             .expect("address");
-        members::add(&tx, "bench", &a, None, DeliveryMode::Each, 1).expect("add member");
+        members::add(
+            &tx,
+            "bench",
+            &a.to_string(),
+            &a.key(),
+            None,
+            DeliveryMode::Each,
+            1,
+        )
+        .expect("add member");
     }
     tx.commit().expect("commit");
 }

@@ -269,7 +269,8 @@ fn main() {
         listd::store::members::add(
             &conn,
             "dev",
-            &a,
+            &a.to_string(),
+            &a.key(),
             None,
             listd::store::members::DeliveryMode::Each,
             0,

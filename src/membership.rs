@@ -266,7 +266,16 @@ mod tests {
     }
 
     fn add(conn: &Connection, list: &str, addr: &str, mode: DeliveryMode) {
-        members::add(conn, list, &Address::parse(addr).unwrap(), None, mode, 1).unwrap();
+        members::add(
+            conn,
+            list,
+            &Address::parse(addr).unwrap().to_string(),
+            &Address::parse(addr).unwrap().key(),
+            None,
+            mode,
+            1,
+        )
+        .unwrap();
     }
 
     fn collect(
@@ -291,7 +300,13 @@ mod tests {
         add(&conn, "dev", "b@x.org", DeliveryMode::NoMail);
         add(&conn, "dev", "c@x.org", DeliveryMode::DigestMime);
         add(&conn, "dev", "d@x.org", DeliveryMode::Each);
-        members::set_disabled(&conn, "dev", &Address::parse("d@x.org").unwrap(), true).unwrap();
+        members::set_disabled(
+            &conn,
+            "dev",
+            &Address::parse("d@x.org").unwrap().key(),
+            true,
+        )
+        .unwrap();
         add(&conn, "dev", "e@X.ORG", DeliveryMode::Each);
         assert_eq!(
             collect(&conn, &config, "dev", &ExpandOptions::default()),
@@ -367,7 +382,8 @@ mod tests {
             add(&conn, l, "p@x.org", DeliveryMode::DigestPlain);
             add(&conn, l, "n@x.org", DeliveryMode::NoMail);
             add(&conn, l, "q@x.org", DeliveryMode::DigestPlain);
-            members::set_disabled(&conn, l, &Address::parse("q@x.org").unwrap(), true).unwrap();
+            members::set_disabled(&conn, l, &Address::parse("q@x.org").unwrap().key(), true)
+                .unwrap();
         }
         let opts = ExpandOptions::default();
         assert_eq!(

@@ -156,6 +156,23 @@ pub fn route_local(local: &str, exists: impl Fn(&str) -> bool) -> Option<Route> 
     }
 }
 
+/// The spool keeps a route as plain parts.
+impl From<&Route> for crate::store::spool::RouteParts {
+    fn from(r: &Route) -> Self {
+        crate::store::spool::RouteParts {
+            kind: r.kind().to_string(),
+            list: r.list().map(str::to_string),
+            tag: r.tag().map(str::to_string),
+        }
+    }
+}
+
+impl From<Route> for crate::store::spool::RouteParts {
+    fn from(r: Route) -> Self {
+        (&r).into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,22 +264,5 @@ mod tests {
                 Some(route)
             );
         }
-    }
-}
-
-/// The spool keeps a route as plain parts.
-impl From<&Route> for crate::store::spool::RouteParts {
-    fn from(r: &Route) -> Self {
-        crate::store::spool::RouteParts {
-            kind: r.kind().to_string(),
-            list: r.list().map(str::to_string),
-            tag: r.tag().map(str::to_string),
-        }
-    }
-}
-
-impl From<Route> for crate::store::spool::RouteParts {
-    fn from(r: Route) -> Self {
-        (&r).into()
     }
 }

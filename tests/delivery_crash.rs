@@ -60,8 +60,16 @@ fn kill9_mid_fanout_then_restart_loses_no_recipient() {
         let tx = conn.transaction().unwrap();
         for a in &all {
             let a = listd::address::Address::parse(a).unwrap();
-            store::members::add(&tx, "big", &a, None, store::members::DeliveryMode::Each, 1)
-                .unwrap();
+            store::members::add(
+                &tx,
+                "big",
+                &a.to_string(),
+                &a.key(),
+                None,
+                store::members::DeliveryMode::Each,
+                1,
+            )
+            .unwrap();
         }
         let body = b"From: a@example.org\r\nSubject: crash\r\n\r\nbody\r\n";
         delivery::enqueue_post(&tx, &c, "big", body, store::now()).unwrap();

@@ -114,7 +114,16 @@ fn add_members(config: &Config, list: &str, addrs: &[String]) {
     let tx = conn.transaction().unwrap();
     for a in addrs {
         let a = listd::address::Address::parse(a).unwrap();
-        store::members::add(&tx, list, &a, None, store::members::DeliveryMode::Each, 1).unwrap();
+        store::members::add(
+            &tx,
+            list,
+            &a.to_string(),
+            &a.key(),
+            None,
+            store::members::DeliveryMode::Each,
+            1,
+        )
+        .unwrap();
     }
     tx.commit().unwrap();
 }

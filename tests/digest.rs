@@ -85,13 +85,13 @@ impl Env {
     }
 
     fn member(&self, list: &str, addr: &str, mode: DeliveryMode) {
-        let a = members::parse_address(addr).unwrap();
-        assert!(members::add(&self.conn, list, &a, None, mode, MON).unwrap());
+        let a = listd::address::Address::parse(addr).unwrap();
+        assert!(members::add(&self.conn, list, &a.to_string(), &a.key(), None, mode, MON).unwrap());
     }
 
     fn set_mode(&self, list: &str, addr: &str, mode: DeliveryMode) {
-        let a = members::parse_address(addr).unwrap();
-        assert!(members::set_mode(&self.conn, list, &a, mode).unwrap());
+        let a = listd::address::Address::parse(addr).unwrap();
+        assert!(members::set_mode(&self.conn, list, &a.key(), mode).unwrap());
     }
 
     /// Records a post as distribute does: the as-distributed bytes stored
@@ -926,8 +926,8 @@ fn disabled_and_nomail_members_get_no_digest() {
     let mut e = env(&[("dev", DEV)]);
     e.member("dev", "ok@example.org", DeliveryMode::DigestMime);
     e.member("dev", "bouncing@example.org", DeliveryMode::DigestMime);
-    let a = members::parse_address("bouncing@example.org").unwrap();
-    members::set_disabled(&e.conn, "dev", &a, true).unwrap();
+    let a = listd::address::Address::parse("bouncing@example.org").unwrap();
+    members::set_disabled(&e.conn, "dev", &a.key(), true).unwrap();
     e.member("dev", "nomail@example.org", DeliveryMode::NoMail);
     for s in ["a", "b"] {
         e.distribute("dev", s, MON);
@@ -1159,7 +1159,8 @@ fn cli_digest_status_and_send() {
         members::add(
             &conn,
             "dev",
-            &members::parse_address(a).unwrap(),
+            &listd::address::Address::parse(a).unwrap().to_string(),
+            &listd::address::Address::parse(a).unwrap().key(),
             None,
             m,
             MON,
@@ -1235,8 +1236,8 @@ fn kill_9_while_sending_a_digest_loses_nothing() {
             } else {
                 DeliveryMode::DigestPlain
             };
-            let a = members::parse_address(&format!("m{i}@example.org")).unwrap();
-            members::add(&tx, "dev", &a, None, mode, MON).unwrap();
+            let a = listd::address::Address::parse(&format!("m{i}@example.org")).unwrap();
+            members::add(&tx, "dev", &a.to_string(), &a.key(), None, mode, MON).unwrap();
         }
         tx.commit().unwrap();
     }

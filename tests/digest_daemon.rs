@@ -14,8 +14,17 @@ use std::time::Duration;
 
 fn add(env: &TestEnv, list: &str, addr: &str, mode: DeliveryMode) {
     let conn = env.store();
-    let a = members::parse_address(addr).unwrap();
-    members::add(&conn, list, &a, None, mode, store::now()).unwrap();
+    let a = listd::address::Address::parse(addr).unwrap();
+    members::add(
+        &conn,
+        list,
+        &a.to_string(),
+        &a.key(),
+        None,
+        mode,
+        store::now(),
+    )
+    .unwrap();
 }
 
 /// Records posts the way `distribute` does (bytes stored once, then
@@ -425,8 +434,8 @@ impl Robot<'_> {
     }
 
     fn mode(&self, who: &str) -> DeliveryMode {
-        let a = members::parse_address(who).unwrap();
-        members::get(&self.env.store(), "dev", &a)
+        let a = listd::address::Address::parse(who).unwrap();
+        members::get(&self.env.store(), "dev", &a.key())
             .unwrap()
             .unwrap()
             .mode

@@ -47,8 +47,8 @@ fn env(lists: &[(&str, &str)]) -> Env {
 
 impl Env {
     fn add_member(&self, list: &str, addr: &str, mode: members::DeliveryMode) {
-        let a = members::parse_address(addr).unwrap();
-        members::add(&self.conn, list, &a, None, mode, NOW).unwrap();
+        let a = listd::address::Address::parse(addr).unwrap();
+        members::add(&self.conn, list, &a.to_string(), &a.key(), None, mode, NOW).unwrap();
     }
 
     /// Spools `bytes` from `mail_from` to `rcpt` and drains the pipeline.

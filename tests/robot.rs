@@ -192,7 +192,7 @@ fn reused_token_does_nothing_twice() {
     listd::store::members::remove(
         &s.conn,
         "dev",
-        &listd::address::Address::parse(ANN).unwrap(),
+        &listd::address::Address::parse(ANN).unwrap().key(),
     )
     .unwrap();
     s.command(ANN, &addr, "Re: confirm", "", T0 + 2);
@@ -652,7 +652,7 @@ fn mode_of(s: &Site, list: &str, addr: &str) -> listd::store::members::DeliveryM
     listd::store::members::get(
         &s.conn,
         list,
-        &listd::address::Address::parse(addr).unwrap(),
+        &listd::address::Address::parse(addr).unwrap().key(),
     )
     .unwrap()
     .unwrap()
@@ -802,7 +802,7 @@ fn set_delivery_modes() {
     listd::store::members::remove(
         &s.conn,
         "dev",
-        &listd::address::Address::parse(ANN).unwrap(),
+        &listd::address::Address::parse(ANN).unwrap().key(),
     )
     .unwrap();
     s.command(
@@ -853,7 +853,7 @@ fn display_names_are_kept() {
     let m = listd::store::members::get(
         &s.conn,
         "dev",
-        &listd::address::Address::parse(ANN).unwrap(),
+        &listd::address::Address::parse(ANN).unwrap().key(),
     )
     .unwrap()
     .unwrap();

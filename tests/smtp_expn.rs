@@ -147,7 +147,8 @@ async fn expn_shows_display_names() {
             listd::store::members::add(
                 &conn,
                 list,
-                &a,
+                &a.to_string(),
+                &a.key(),
                 name,
                 listd::store::members::DeliveryMode::Each,
                 1,

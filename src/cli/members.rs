@@ -176,7 +176,16 @@ pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
             let held = config.list(&list).is_some_and(|l| l.moderate_new_members);
             let tx = conn.transaction()?;
             let bad = each_address(&inputs, |_, name, a, _| {
-                if members::add_new(&tx, &list, &a, name.as_deref(), mode, held, now)? {
+                if members::add_new(
+                    &tx,
+                    &list,
+                    &a.to_string(),
+                    &a.key(),
+                    name.as_deref(),
+                    mode,
+                    held,
+                    now,
+                )? {
                     added += 1;
                 } else {
                     already += 1;
@@ -196,7 +205,7 @@ pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
                 &list,
                 &addresses,
                 ("removed", "removed"),
-                |tx, a| Ok(members::remove(tx, &list, a)?),
+                |tx, a| Ok(members::remove(tx, &list, &a.key())?),
             )?;
         }
         MembersCmd::Mode {
@@ -214,7 +223,7 @@ pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
                 &list,
                 &addresses,
                 (&format!("set to {}", mode.as_str()), "changed"),
-                |tx, a| Ok(members::set_mode(tx, &list, a, mode)?),
+                |tx, a| Ok(members::set_mode(tx, &list, &a.key(), mode)?),
             )?;
         }
         MembersCmd::Moderate {
@@ -237,7 +246,7 @@ pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
                 &list,
                 &addresses,
                 (&format!("set to {what}"), "changed"),
-                |tx, a| Ok(members::set_moderation(tx, &list, a, flag)?),
+                |tx, a| Ok(members::set_moderation(tx, &list, &a.key(), flag)?),
             )?;
         }
         MembersCmd::List { list } => {

@@ -201,7 +201,8 @@ pub fn add_member(
     if !members::add_new(
         conn,
         &list.name,
-        addr,
+        &addr.to_string(),
+        &addr.key(),
         who.name,
         mode,
         list.moderate_new_members,
@@ -241,7 +242,7 @@ pub fn remove_member(
     addr: &Address,
     mails: &mut Vec<Mail>,
 ) -> Result<bool, HandlerError> {
-    if !members::remove(conn, &list.name, addr)? {
+    if !members::remove(conn, &list.name, &addr.key())? {
         return Ok(false);
     }
     tracing::info!(list = %list.name, address = %addr, "member removed");
@@ -388,7 +389,7 @@ impl<'a> Session<'a> {
     }
 
     fn is_member(&self, list: &ListConfig) -> Result<bool, HandlerError> {
-        Ok(members::get(self.conn, &list.name, &self.sender.address)?.is_some())
+        Ok(members::get(self.conn, &list.name, &self.sender.address.key())?.is_some())
     }
 
     /// Whether the sender passes a list's `who` / `archive_access` policy.
@@ -557,7 +558,7 @@ impl<'a> Session<'a> {
         if let Some(known) = self.member_somewhere {
             return Ok(known);
         }
-        let known = members::is_member_anywhere(self.conn, &self.sender.address.to_string())?;
+        let known = members::is_member_anywhere(self.conn, &self.sender.address.key())?;
         self.member_somewhere = Some(known);
         Ok(known)
     }
@@ -815,7 +816,7 @@ impl<'a> Session<'a> {
                 config.list_suffix_address(&list.name, "owner")
             ));
         }
-        if members::get(self.conn, &list.name, &addr)?.is_some() {
+        if members::get(self.conn, &list.name, &addr.key())?.is_some() {
             return Ok(if third {
                 third_party_text()
             } else {
@@ -879,7 +880,7 @@ impl<'a> Session<'a> {
             "If {addr} is subscribed to {}, a confirmation request has been sent to that address. Nothing changes unless it confirms.",
             list.name
         );
-        if members::get(self.conn, &list.name, &addr)?.is_none() {
+        if members::get(self.conn, &list.name, &addr.key())?.is_none() {
             return Ok(if third {
                 third_party_text
             } else {
@@ -1083,7 +1084,7 @@ impl<'a> Session<'a> {
             Ok(t) => t,
             Err(e) => return Ok(e),
         };
-        let member = members::get(self.conn, &list.name, &addr)?.is_some();
+        let member = members::get(self.conn, &list.name, &addr.key())?.is_some();
         if adding && member {
             return Ok(format!("{addr} is already subscribed to {}.", list.name));
         }
@@ -1204,7 +1205,7 @@ impl<'a> Session<'a> {
     }
 
     fn which(&mut self) -> Res {
-        let lists = members::lists_of(self.conn, &self.sender.address)?;
+        let lists = members::lists_of(self.conn, &self.sender.address.key())?;
         if lists.is_empty() {
             return Ok(format!(
                 "{} is not subscribed to any list here.",
@@ -1237,7 +1238,7 @@ impl<'a> Session<'a> {
         };
         let Some(word) = args.pop_front() else {
             // `set LIST`: the sender's current setting
-            let Some(m) = members::get(self.conn, &list.name, &self.sender.address)? else {
+            let Some(m) = members::get(self.conn, &list.name, &self.sender.address.key())? else {
                 return Ok(not_member());
             };
             return Ok(format!(
@@ -1255,7 +1256,7 @@ impl<'a> Session<'a> {
             return Ok(format!("The {} list has no digest.", list.name));
         }
         let addr = self.sender.address.clone();
-        let Some(m) = members::get(self.conn, &list.name, &addr)? else {
+        let Some(m) = members::get(self.conn, &list.name, &addr.key())? else {
             return Ok(not_member());
         };
         if m.mode == mode {
@@ -1286,7 +1287,7 @@ impl<'a> Session<'a> {
     /// sender) and tells the address, with a token that restores the
     /// previous mode.
     fn apply_mode(&mut self, list: &ListConfig, addr: &Address, mode: DeliveryMode) -> Res {
-        let Some(before) = members::get(self.conn, &list.name, addr)? else {
+        let Some(before) = members::get(self.conn, &list.name, &addr.key())? else {
             return Ok(format!("{addr} is not subscribed to {}.", list.name));
         };
         if no_digest(list, mode) {
@@ -1299,7 +1300,7 @@ impl<'a> Session<'a> {
                 list.name
             ));
         }
-        members::set_mode(self.conn, &list.name, addr, mode)?;
+        members::set_mode(self.conn, &list.name, &addr.key(), mode)?;
         tracing::info!(list = %list.name, address = %addr, mode = mode.as_str(), "delivery mode changed");
         let config = self.ctx.config.clone();
         let undo = tokens::issue(

@@ -331,7 +331,10 @@ mod tests {
         crate::store::members::add(
             conn,
             "dev",
-            &crate::address::Address::parse("m@x.org").unwrap(),
+            &crate::address::Address::parse("m@x.org")
+                .unwrap()
+                .to_string(),
+            &crate::address::Address::parse("m@x.org").unwrap().key(),
             None,
             crate::store::members::DeliveryMode::Each,
             at,

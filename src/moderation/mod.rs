@@ -388,9 +388,9 @@ pub fn accept_sender(
     use crate::store::members::{self, Moderation};
     let added = queue::add_sender(conn, SenderList::Accept, list, addr, by, now)?;
     let cleared = match crate::address::Address::parse(addr) {
-        Ok(a) => match members::get(conn, list, &a)? {
+        Ok(a) => match members::get(conn, list, &a.key())? {
             Some(m) if m.moderation.is_some_and(|f| f != Moderation::Accept) => {
-                members::set_moderation(conn, list, &a, None)?
+                members::set_moderation(conn, list, &a.key(), None)?
             }
             _ => false,
         },

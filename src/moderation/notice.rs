@@ -289,7 +289,10 @@ pub fn subject_for(
     to: &str,
     subject: &str,
 ) -> Result<Option<String>, HandlerError> {
-    Ok(crate::store::members::is_member_anywhere(tx, to)?.then(|| subject.to_string()))
+    Ok(
+        crate::store::members::is_member_anywhere(tx, &crate::address::address_key(to))?
+            .then(|| subject.to_string()),
+    )
 }
 
 /// Queues a notice to a poster when their daily budget allows it.

@@ -427,27 +427,45 @@ fn accepting_a_sender_clears_their_member_flag() {
     let fx = fixture(MODS);
     let c = &fx.conn;
     let bob = Address::parse("bob@example.net").unwrap();
-    members::add(c, "dev", &bob, None, DeliveryMode::Each, 1).unwrap();
-    members::set_moderation(c, "dev", &bob, Some(Moderation::Hold)).unwrap();
+    members::add(
+        c,
+        "dev",
+        &bob.to_string(),
+        &bob.key(),
+        None,
+        DeliveryMode::Each,
+        1,
+    )
+    .unwrap();
+    members::set_moderation(c, "dev", &bob.key(), Some(Moderation::Hold)).unwrap();
     assert!(accept_sender(c, "dev", "bob@example.net", "t", 1).unwrap());
     assert_eq!(
-        members::get(c, "dev", &bob).unwrap().unwrap().moderation,
+        members::get(c, "dev", &bob.key())
+            .unwrap()
+            .unwrap()
+            .moderation,
         None
     );
     // already accepted and no flag: nothing changes
     assert!(!accept_sender(c, "dev", "bob@example.net", "t", 2).unwrap());
     // a flag set again later is cleared again, though the address was listed
-    members::set_moderation(c, "dev", &bob, Some(Moderation::Reject)).unwrap();
+    members::set_moderation(c, "dev", &bob.key(), Some(Moderation::Reject)).unwrap();
     assert!(accept_sender(c, "dev", "bob@example.net", "t", 3).unwrap());
     assert_eq!(
-        members::get(c, "dev", &bob).unwrap().unwrap().moderation,
+        members::get(c, "dev", &bob.key())
+            .unwrap()
+            .unwrap()
+            .moderation,
         None
     );
     // an `accept` flag is left alone
-    members::set_moderation(c, "dev", &bob, Some(Moderation::Accept)).unwrap();
+    members::set_moderation(c, "dev", &bob.key(), Some(Moderation::Accept)).unwrap();
     assert!(!accept_sender(c, "dev", "bob@example.net", "t", 4).unwrap());
     assert_eq!(
-        members::get(c, "dev", &bob).unwrap().unwrap().moderation,
+        members::get(c, "dev", &bob.key())
+            .unwrap()
+            .unwrap()
+            .moderation,
         Some(Moderation::Accept)
     );
 }

@@ -135,7 +135,7 @@ fn facts(
         let Ok(a) = crate::address::Address::parse(c) else {
             continue;
         };
-        if let Some(m) = crate::store::members::get(tx, &lc.name, &a)? {
+        if let Some(m) = crate::store::members::get(tx, &lc.name, &a.key())? {
             claims.member = Some(c.to_string());
             member_flag = m.moderation;
             break;
@@ -342,7 +342,8 @@ fn reject_notice(
     if msg.env_from.is_empty() {
         return Ok(());
     }
-    let quote = crate::store::members::is_member_anywhere(tx, &msg.env_from)?;
+    let quote =
+        crate::store::members::is_member_anywhere(tx, &crate::address::address_key(&msg.env_from))?;
     if !crate::moderation::notice::poster_may_be_told(ctx, tx, &lc.name, &msg.env_from, msg.now)? {
         return Ok(());
     }

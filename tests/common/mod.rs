@@ -197,7 +197,8 @@ impl TestEnv {
             listd::store::members::add(
                 &conn,
                 list,
-                &addr,
+                &addr.to_string(),
+                &addr.key(),
                 None,
                 listd::store::members::DeliveryMode::Each,
                 listd::store::now(),
@@ -216,8 +217,16 @@ impl TestEnv {
         let conn = self.store();
         for a in addrs {
             let addr = listd::address::Address::parse(a).expect("member address");
-            listd::store::members::add(&conn, list, &addr, None, mode, listd::store::now())
-                .expect("add member");
+            listd::store::members::add(
+                &conn,
+                list,
+                &addr.to_string(),
+                &addr.key(),
+                None,
+                mode,
+                listd::store::now(),
+            )
+            .expect("add member");
         }
     }
 

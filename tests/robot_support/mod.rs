@@ -215,7 +215,9 @@ impl Site {
     }
 
     pub fn is_member(&self, list: &str, addr: &str) -> bool {
-        listd::store::members::is_member(&self.conn, list, addr).unwrap()
+        listd::store::members::get(&self.conn, list, &listd::address::address_key(addr))
+            .unwrap()
+            .is_some()
     }
 
     pub fn add_member(&self, list: &str, addr: &str) {
@@ -223,7 +225,8 @@ impl Site {
         listd::store::members::add(
             &self.conn,
             list,
-            &a,
+            &a.to_string(),
+            &a.key(),
             None,
             listd::store::members::DeliveryMode::Each,
             T0 - 100,
