@@ -13,7 +13,7 @@
 
 use listd::config::{Config, ListConfig};
 use listd::handler::{Ctx, Inbound};
-use listd::moderation::{self, queue, HoldReason};
+use listd::moderation::{self, held, HoldReason};
 use listd::store::spool::{self, Envelope};
 use listd::templates::Templates;
 use mail_parser::MessageParser;
@@ -69,9 +69,9 @@ fn fill(conn: &mut Connection, from: usize, target: usize) {
         for n in i..end {
             let bytes = post(n);
             let mid = store_inbound(&tx, "poster@example.net", None, &bytes, 1_000);
-            let id = queue::insert_held(
+            let id = held::insert_held(
                 &tx,
-                &queue::NewHeld {
+                &held::NewHeld {
                     list: "dev",
                     message_id: mid,
                     reason: "non-member",
@@ -87,7 +87,7 @@ fn fill(conn: &mut Connection, from: usize, target: usize) {
             .expect("insert held");
             for a in moderation::Action::ALL {
                 let t = moderation::token::generate().expect("token");
-                queue::insert_token(&tx, &moderation::token::hash(&t), "dev", id, a.as_str())
+                held::insert_token(&tx, &moderation::token::hash(&t), "dev", id, a.as_str())
                     .expect("insert token");
             }
         }
@@ -194,12 +194,12 @@ fn round(ctx: &Ctx, conn: &mut Connection, held: usize, actions: usize, now: i64
         approve += t.elapsed();
     }
     for id in &ids {
-        let h = queue::get(conn, *id).expect("get").expect("held row");
+        let h = held::get(conn, *id).expect("get").expect("held row");
         assert_eq!(h.state, "approved", "held post {id} was not approved");
     }
 
     // discard by id (the CLI path), on posts from the filled queue
-    let victims: Vec<i64> = queue::pending(conn, Some("dev"), actions as i64)
+    let victims: Vec<i64> = held::pending(conn, Some("dev"), actions as i64)
         .expect("pending")
         .iter()
         .map(|h| h.id)
@@ -283,11 +283,11 @@ fn main() {
     let mut filled = 0;
     for size in [small, big] {
         let t = Instant::now();
-        let have = queue::pending_count(&conn, "dev").expect("count") as usize;
+        let have = held::pending_count(&conn, "dev").expect("count") as usize;
         let add = size.saturating_sub(have);
         fill(&mut conn, filled, filled + add);
         filled += add;
-        let pending = queue::pending_count(&conn, "dev").expect("count");
+        let pending = held::pending_count(&conn, "dev").expect("count");
         println!(
             "filled to {pending} held posts in {:.1} s",
             t.elapsed().as_secs_f64()

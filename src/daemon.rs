@@ -20,7 +20,7 @@ use crate::pipeline;
 use crate::plumbing::{Live, Wakers};
 use crate::smtp::server::{self, Active, Bound, Shared};
 use crate::smtp::session::Protocol;
-use crate::smtp::spool::{self, WriterHandle};
+use crate::smtp::writer::{self, WriterHandle};
 use crate::store::{self, StoreError};
 use crate::templates::{TemplateError, Templates};
 use std::net::SocketAddr;
@@ -178,7 +178,7 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
 
     let health = Arc::new(Health::default());
     let (writer, writer_handle) =
-        spool::spawn(&db, wakers.clone(), health.clone()).map_err(store_err)?;
+        writer::spawn(&db, wakers.clone(), health.clone()).map_err(store_err)?;
     let (stop_sessions, sessions_rx) = watch::channel(false);
     let (stop_workers, workers_rx) = watch::channel(false);
     let active = Arc::new(Active::default());

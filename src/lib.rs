@@ -10,7 +10,6 @@
 pub mod address;
 pub mod archive;
 pub mod cli;
-pub mod commands;
 pub mod config;
 pub mod control;
 pub mod daemon;
@@ -23,6 +22,7 @@ pub mod membership;
 pub mod moderation;
 pub mod pipeline;
 pub mod plumbing;
+pub mod robot;
 pub mod routing;
 pub mod smtp;
 pub mod store;

@@ -272,11 +272,11 @@ async fn expired_token_over_smtp() {
     let token = {
         let conn = n.env.store();
         let a = listd::address::Address::parse(ANN).unwrap();
-        listd::commands::tokens::issue(
+        listd::robot::tokens::issue(
             &conn,
-            &listd::commands::tokens::NewToken {
+            &listd::robot::tokens::NewToken {
                 list: "dev",
-                action: listd::commands::tokens::Action::Subscribe,
+                action: listd::robot::tokens::Action::Subscribe,
                 address: &a,
                 name: None,
                 requested_by: ANN,

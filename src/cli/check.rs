@@ -32,7 +32,7 @@ pub fn run(path: &Path) -> CliResult {
         }
     }
     let templates = crate::templates::Templates::for_config(&config)?;
-    let missing = crate::commands::missing_templates(&templates, None);
+    let missing = crate::robot::missing_templates(&templates, None);
     if !missing.is_empty() {
         eprintln!(
             "warning: {}: the command robot's templates are missing ({}); command mail will wait until they exist",

@@ -10,7 +10,7 @@
 use super::{load_config, open_store, CliResult};
 use crate::config::Config;
 use crate::handler::Ctx;
-use crate::moderation::{self, queue, Action, Outcome, SenderList};
+use crate::moderation::{self, held, Action, Outcome, SenderList};
 use crate::templates::Templates;
 use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
@@ -98,7 +98,7 @@ pub fn run(path: &Path, args: HeldArgs, now: i64) -> CliResult {
 fn list(config: &Config, list: Option<&str>, now: i64) -> CliResult {
     let list = list.map(|l| check_list(config, l)).transpose()?;
     let conn = open_store(config)?;
-    let rows = queue::pending(&conn, list.as_deref(), i64::MAX)?;
+    let rows = held::pending(&conn, list.as_deref(), i64::MAX)?;
     let out = std::io::stdout();
     let mut out = out.lock();
     if rows.is_empty() {
@@ -127,7 +127,7 @@ fn list(config: &Config, list: Option<&str>, now: i64) -> CliResult {
 
 fn show(config: &Config, id: i64) -> CliResult {
     let conn = open_store(config)?;
-    let h = queue::get(&conn, id)?.ok_or_else(|| anyhow!("no held post {id}"))?;
+    let h = held::get(&conn, id)?.ok_or_else(|| anyhow!("no held post {id}"))?;
     let m = crate::store::spool::load(&conn, h.message_id)?
         .ok_or_else(|| anyhow!("held post {id}: stored message {} is missing", h.message_id))?;
     std::io::stdout().write_all(&m.bytes)?;
@@ -162,7 +162,7 @@ fn act(config: Config, action: Action, a: ActArgs, now: i64) -> CliResult {
             let list = check_list(&ctx.config, list)?;
             let mut n = 0;
             loop {
-                let batch = queue::pending(&conn, Some(&list), 500)?;
+                let batch = held::pending(&conn, Some(&list), 500)?;
                 if batch.is_empty() {
                     break;
                 }
@@ -198,7 +198,7 @@ fn sender(config: &Config, which: SenderList, s: SenderArgs, now: i64) -> CliRes
         SenderList::Ban => "ban list",
     };
     if s.remove {
-        if queue::remove_sender(&conn, which, &list, &addr)? {
+        if held::remove_sender(&conn, which, &list, &addr)? {
             println!("{addr} removed from the {what} of {list}");
         } else {
             println!("{addr} was not on the {what} of {list}");
@@ -206,7 +206,7 @@ fn sender(config: &Config, which: SenderList, s: SenderArgs, now: i64) -> CliRes
     } else if match which {
         // also clears a member's own hold/reject/discard flag
         SenderList::Accept => crate::moderation::accept_sender(&conn, &list, &addr, &actor(), now)?,
-        SenderList::Ban => queue::add_sender(&conn, which, &list, &addr, &actor(), now)?,
+        SenderList::Ban => held::add_sender(&conn, which, &list, &addr, &actor(), now)?,
     } {
         println!("{addr} added to the {what} of {list}");
     } else {

@@ -1,13 +1,13 @@
 //! `listd requests [LIST]` and `listd requests approve|reject|discard ID`:
 //! the owners' queue of subscription requests, decided on the server.
 //!
-//! A thin front over `commands::requests`; the decision and the mail it
+//! A thin front over `robot::requests`; the decision and the mail it
 //! causes (welcome, refusal, owner notice) are queued in one transaction,
 //! for the daemon's delivery worker to send. Trusts whoever can run it
 //! (shell access to the server and its database).
 
-use crate::commands::{self, requests};
 use crate::handler::Ctx;
+use crate::robot::{self, requests};
 use crate::templates::Templates;
 use clap::{Args, Subcommand};
 use std::path::Path;
@@ -104,7 +104,7 @@ pub fn run(config_path: &Path, args: RequestsArgs) -> super::CliResult {
     let mut mails = Vec::new();
     match requests::decide(&ctx, &tx, id, &decision, &by, now, &mut mails)? {
         Ok(text) => {
-            commands::send(&ctx, &tx, mails, None, now)?;
+            robot::send(&ctx, &tx, mails, None, now)?;
             tx.commit()?;
             println!("{text}");
             Ok(())

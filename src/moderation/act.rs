@@ -9,7 +9,7 @@
 //! one token that needs no moderator is `confirm`: it was mailed only to the
 //! address a `sender-unverified` post claims, so holding it is the proof.
 
-use super::{approved, notice, queue, token, Action};
+use super::{approved, held, notice, token, Action};
 use crate::config::ListConfig;
 use crate::handler::{Ctx, HandlerError, Inbound};
 use crate::routing::Route;
@@ -36,7 +36,7 @@ impl Outcome {
 }
 
 /// "already approved by X at T" for a closed held post.
-fn already(h: &queue::Held) -> String {
+fn already(h: &held::Held) -> String {
     let verb = match h.action.as_deref() {
         Some("approve") => "approved",
         Some("accept") => "approved (and the sender accepted)",
@@ -68,7 +68,7 @@ pub fn act(
     note: Option<&str>,
     now: i64,
 ) -> Result<Outcome, HandlerError> {
-    let Some(h) = queue::get(tx, held_id)? else {
+    let Some(h) = held::get(tx, held_id)? else {
         return Ok(Outcome::NotFound(format!("no held message {held_id}")));
     };
     if h.state != "held" {
@@ -81,7 +81,7 @@ pub fn act(
         )));
     };
     let note = note.map(str::trim).filter(|n| !n.is_empty());
-    if !queue::finish(
+    if !held::finish(
         tx,
         h.id,
         action.final_state(),
@@ -90,7 +90,7 @@ pub fn act(
         note,
         now,
     )? {
-        let h = queue::get(tx, held_id)?.unwrap_or(h);
+        let h = held::get(tx, held_id)?.unwrap_or(h);
         return Ok(Outcome::Already(already(&h)));
     }
     let mut extra = String::new();
@@ -115,7 +115,7 @@ pub fn act(
             extra = format!("; {} is banned from posting", h.sender);
         }
     }
-    queue::log(
+    held::log(
         tx,
         &list.name,
         Some(h.id),
@@ -143,7 +143,7 @@ fn release(
     ctx: &Ctx,
     tx: &Connection,
     list: &ListConfig,
-    h: &queue::Held,
+    h: &held::Held,
     now: i64,
 ) -> Result<(), HandlerError> {
     let stored = crate::store::spool::load(tx, h.message_id)?.ok_or_else(|| {
@@ -269,14 +269,14 @@ fn by_token(
     now: i64,
 ) -> Result<ByToken, HandlerError> {
     let row = match token::normalise(presented) {
-        Some(t) => queue::token(tx, &token::hash(&t))?.map(|r| (t, r)),
+        Some(t) => held::token(tx, &token::hash(&t))?.map(|r| (t, r)),
         None => None,
     };
     let row = row.filter(|(_, r)| route_list.is_none_or(|l| l.eq_ignore_ascii_case(&r.list)));
     let Some((tok, row)) = row else {
         let claimed = authorise_for_log(env_from, parsed);
         if let Some(l) = route_list {
-            queue::log(
+            held::log(
                 tx,
                 l,
                 None,
@@ -310,7 +310,7 @@ fn by_token(
     // a confirmation token went only to the address the post claims: holding
     // it is the proof, whoever the reply says it is from
     let confirmer = match action {
-        Action::Confirm => queue::get(tx, row.held_id)?.map(|h| h.sender),
+        Action::Confirm => held::get(tx, row.held_id)?.map(|h| h.sender),
         _ => None,
     };
     let authorised = match confirmer {
@@ -320,7 +320,7 @@ fn by_token(
     let actor = match authorised {
         Ok(a) => a,
         Err(claimed) => {
-            queue::log(
+            held::log(
                 tx,
                 &list.name,
                 Some(row.held_id),
@@ -356,8 +356,8 @@ fn by_token(
     }
     let outcome = act(ctx, tx, row.held_id, action, &actor, note, now)?;
     match &outcome {
-        Outcome::Done(_) => queue::use_token(tx, &token::hash(&tok), &actor, now)?,
-        _ => queue::log(
+        Outcome::Done(_) => held::use_token(tx, &token::hash(&tok), &actor, now)?,
+        _ => held::log(
             tx,
             &list.name,
             Some(row.held_id),
@@ -408,7 +408,7 @@ pub fn handle_reply(
     let now = msg.now;
     if msg.env_from.is_empty() || parsed.as_ref().is_some_and(notice::is_automated) {
         let who = authorise_for_log(&msg.env_from, parsed.as_ref());
-        queue::log(tx, list, None, &who, "reply", "ignored-automated", now)?;
+        held::log(tx, list, None, &who, "reply", "ignored-automated", now)?;
         tracing::info!(%list, sender = %who, "moderation reply from an automaton or the null sender ignored");
         return Ok(());
     }

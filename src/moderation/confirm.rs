@@ -14,7 +14,7 @@
 //! request counts against `robot.replies_per_hour` of that address, so
 //! forged posts cannot turn the list into a mail cannon.
 
-use super::{notice, queue, store_held, token, Action, ClaimedRole, HoldReason};
+use super::{held, notice, store_held, token, Action, ClaimedRole, HoldReason};
 use crate::config::ListConfig;
 use crate::handler::{Ctx, HandlerError, Inbound};
 use rusqlite::Connection;
@@ -35,14 +35,14 @@ pub fn hold_unverified(
     let summary = notice::Summary::of(&msg.bytes, &msg.env_from);
     let id = store_held(tx, list, msg, &reason, &summary, None, now)?;
     let t = token::generate().map_err(HandlerError::Temporary)?;
-    queue::insert_token(
+    held::insert_token(
         tx,
         &token::hash(&t),
         &list.name,
         id,
         Action::Confirm.as_str(),
     )?;
-    let budgets = crate::commands::loops::reply_budgets(&ctx.config.robot, claimed, false);
+    let budgets = crate::robot::loops::reply_budgets(&ctx.config.robot, claimed, false);
     if summary.automated {
         tracing::info!(list = %list.name, held = id, %claimed, "automated post: no confirmation request sent");
     } else if let Some(spent) = crate::store::rate::take(tx, &budgets, now)? {
@@ -53,7 +53,7 @@ pub fn hold_unverified(
             ctx, tx, list, claimed, id, role, &summary, &t, &msg.bytes, now,
         )?;
     }
-    queue::log(
+    held::log(
         tx,
         &list.name,
         Some(id),

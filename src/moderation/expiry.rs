@@ -5,7 +5,7 @@
 //!
 //! Trusts the configuration and the store; reads no network input.
 
-use super::{notice, queue};
+use super::{held, notice};
 use crate::handler::{Ctx, HandlerError};
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -29,18 +29,18 @@ pub fn expire(ctx: &Ctx, conn: &mut Connection, now: i64) -> Result<usize, Handl
         let cutoff = now - i64::from(list.hold_days) * 86400;
         loop {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let due = queue::held_before(&tx, name, cutoff, BATCH)?;
+            let due = held::held_before(&tx, name, cutoff, BATCH)?;
             if due.is_empty() {
                 break;
             }
             for h in &due {
-                if !queue::finish(&tx, h.id, "expired", "expire", "expiry", None, now)? {
+                if !held::finish(&tx, h.id, "expired", "expire", "expiry", None, now)? {
                     continue;
                 }
                 if let Some(to) = &h.notify {
                     notice::poster_expired(ctx, &tx, list, to, h, now)?;
                 }
-                queue::log(&tx, name, Some(h.id), "expiry", "expire", "done", now)?;
+                held::log(&tx, name, Some(h.id), "expiry", "expire", "done", now)?;
                 tracing::info!(list = %name, held = h.id, sender = %h.sender, "held post expired");
                 n += 1;
             }
@@ -49,7 +49,7 @@ pub fn expire(ctx: &Ctx, conn: &mut Connection, now: i64) -> Result<usize, Handl
     }
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let purged = queue::purge_tokens(&tx, now - TOKEN_RETENTION_SECS, BATCH)?;
+        let purged = held::purge_tokens(&tx, now - TOKEN_RETENTION_SECS, BATCH)?;
         tx.commit()?;
         if purged == 0 {
             break;
@@ -68,19 +68,19 @@ pub fn remind(ctx: &Ctx, conn: &mut Connection, now: i64) -> Result<usize, Handl
             continue;
         }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if queue::last_reminder(&tx, name)?.is_some_and(|t| now - t < REMIND_EVERY_SECS) {
+        if held::last_reminder(&tx, name)?.is_some_and(|t| now - t < REMIND_EVERY_SECS) {
             continue;
         }
         let cutoff = now - REMIND_EVERY_SECS;
-        let pending = queue::held_before(&tx, name, cutoff, REMIND_LIST_MAX)?;
+        let pending = held::held_before(&tx, name, cutoff, REMIND_LIST_MAX)?;
         if pending.is_empty() {
             continue;
         }
-        let total = queue::pending_count(&tx, name)?;
+        let total = held::pending_count(&tx, name)?;
         if notice::reminder(ctx, &tx, list, &pending, total, now)?.is_some() {
             n += 1;
         }
-        queue::set_last_reminder(&tx, name, now)?;
+        held::set_last_reminder(&tx, name, now)?;
         tx.commit()?;
     }
     Ok(n)

@@ -7,8 +7,8 @@
 //! Trusts the configuration and the rate log (`store::rate`, buckets
 //! `mod-notice:LIST`, `mod-skipped:LIST`, `mod-summary:LIST`).
 
+use super::held;
 use super::notice::{self, Outgoing};
-use super::queue;
 use crate::config::ListConfig;
 use crate::handler::{Ctx, HandlerError};
 use crate::store::rate::{self, Budget, HOUR};
@@ -67,7 +67,7 @@ pub fn summarise(ctx: &Ctx, conn: &mut Connection, now: i64) -> Result<usize, Ha
         let SummaryDue::Send(count) = due else {
             continue;
         };
-        let pending = queue::pending_count(&tx, name)?;
+        let pending = held::pending_count(&tx, name)?;
         if send_summary(ctx, &tx, list, count, pending, now)?.is_some() {
             n += 1;
         }

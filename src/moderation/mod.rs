@@ -28,15 +28,15 @@ pub mod approved;
 pub mod confirm;
 pub mod expiry;
 pub mod flood;
+pub mod held;
 pub mod lockout;
 pub mod notice;
-pub mod queue;
 pub mod token;
 
 pub use act::{act, command, handle_reply, Outcome};
 pub use approved::{hash_password, preapproval, Preapproval};
 pub use expiry::{expire, remind};
-pub use queue::{Held, SenderList};
+pub use held::{Held, SenderList};
 
 use crate::handler::{Ctx, HandlerError, Inbound};
 use crate::store::StoreError;
@@ -289,7 +289,7 @@ pub fn hold(
             notice::poster_held(ctx, tx, cfg, to, &reason, subject.as_deref(), now)?;
         }
     }
-    queue::log(
+    held::log(
         tx,
         &cfg.name,
         Some(id),
@@ -313,9 +313,9 @@ fn store_held(
     notify: Option<&str>,
     now: i64,
 ) -> Result<i64, HandlerError> {
-    Ok(queue::insert_held(
+    Ok(held::insert_held(
         tx,
-        &queue::NewHeld {
+        &held::NewHeld {
             list: &cfg.name,
             message_id: msg.message_id,
             reason: reason.code(),
@@ -357,7 +357,7 @@ fn issue_tokens(
     let mut out = Vec::with_capacity(Action::ALL.len());
     for a in Action::ALL {
         let t = token::generate().map_err(HandlerError::Temporary)?;
-        queue::insert_token(conn, &token::hash(&t), list, held_id, a.as_str())?;
+        held::insert_token(conn, &token::hash(&t), list, held_id, a.as_str())?;
         out.push((a, t));
     }
     Ok(out)
@@ -366,12 +366,12 @@ fn issue_tokens(
 /// Whether posts from `addr` to `list` skip moderation (a moderator chose
 /// "approve and always accept", or `listd held accept-sender`).
 pub fn is_accepted_sender(conn: &Connection, list: &str, addr: &str) -> Result<bool, StoreError> {
-    queue::sender_listed(conn, SenderList::Accept, list, addr)
+    held::sender_listed(conn, SenderList::Accept, list, addr)
 }
 
 /// Whether posts from `addr` to `list` are discarded (banned sender).
 pub fn is_banned(conn: &Connection, list: &str, addr: &str) -> Result<bool, StoreError> {
-    queue::sender_listed(conn, SenderList::Ban, list, addr)
+    held::sender_listed(conn, SenderList::Ban, list, addr)
 }
 
 /// Adds `addr` to the list's accept list and, when `addr` is a member held,
@@ -386,7 +386,7 @@ pub fn accept_sender(
     now: i64,
 ) -> Result<bool, StoreError> {
     use crate::store::members::{self, Moderation};
-    let added = queue::add_sender(conn, SenderList::Accept, list, addr, by, now)?;
+    let added = held::add_sender(conn, SenderList::Accept, list, addr, by, now)?;
     let cleared = match crate::address::Address::parse(addr) {
         Ok(a) => match members::get(conn, list, &a.key())? {
             Some(m) if m.moderation.is_some_and(|f| f != Moderation::Accept) => {
@@ -407,7 +407,7 @@ pub fn ban(
     by: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
-    queue::add_sender(conn, SenderList::Ban, list, addr, by, now)
+    held::add_sender(conn, SenderList::Ban, list, addr, by, now)
 }
 
 #[cfg(test)]

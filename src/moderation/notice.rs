@@ -11,7 +11,7 @@
 //! mailbox per day (`robot.poster_notices_per_day`) and quote the post's
 //! Subject only to a member of some list here.
 
-use super::queue::Held;
+use super::held::Held;
 use super::{Action, HoldReason};
 use crate::config::ListConfig;
 use crate::handler::{Ctx, HandlerError};

@@ -181,7 +181,7 @@ fn hold_stores_a_reference_and_notifies_each_moderator_and_the_poster() {
         HoldReason::NonMember,
         1_000,
     );
-    let h = queue::get(&fx.conn, id).unwrap().unwrap();
+    let h = held::get(&fx.conn, id).unwrap().unwrap();
     assert_eq!(h.message_id, msg.message_id);
     assert_eq!(
         (
@@ -416,7 +416,7 @@ fn accept_and_ban_lists() {
     assert!(!is_banned(c, "dev", "a@example.net").unwrap());
     assert!(ban(c, "dev", "spam@example.net", "t", 1).unwrap());
     assert!(is_banned(c, "dev", "spam@EXAMPLE.net").unwrap());
-    assert!(queue::remove_sender(c, SenderList::Ban, "dev", "spam@example.net").unwrap());
+    assert!(held::remove_sender(c, SenderList::Ban, "dev", "spam@example.net").unwrap());
     assert!(!is_banned(c, "dev", "spam@example.net").unwrap());
 }
 
@@ -515,8 +515,8 @@ pub(crate) fn held_with_tokens(
     (id, tokens_in(&jobs[0].bytes))
 }
 
-fn state(fx: &Fx, id: i64) -> queue::Held {
-    queue::get(&fx.conn, id).unwrap().unwrap()
+fn state(fx: &Fx, id: i64) -> held::Held {
+    held::get(&fx.conn, id).unwrap().unwrap()
 }
 
 fn log_outcomes(fx: &Fx) -> Vec<(String, String, String)> {
@@ -629,7 +629,7 @@ fn a_reused_token_does_nothing_twice() {
     );
     assert_eq!(state(&fx, id).state, "discarded");
     assert!(is_banned(&fx.conn, "dev", "alice@example.net").unwrap());
-    queue::remove_sender(&fx.conn, SenderList::Ban, "dev", "alice@example.net").unwrap();
+    held::remove_sender(&fx.conn, SenderList::Ban, "dev", "alice@example.net").unwrap();
     let jobs = reply(
         &mut fx,
         "mod1@example.org",
@@ -932,10 +932,10 @@ fn action_queries_use_indexes() {
     let sender_sql =
         |t: &str| format!("SELECT EXISTS(SELECT 1 FROM {t} WHERE list = ?1 AND address_key = ?2)");
     for sql in [
-        queue::SQL_GET.to_string(),
-        queue::SQL_FINISH.to_string(),
-        queue::SQL_TOKEN.to_string(),
-        queue::SQL_USE_TOKEN.to_string(),
+        held::SQL_GET.to_string(),
+        held::SQL_FINISH.to_string(),
+        held::SQL_TOKEN.to_string(),
+        held::SQL_USE_TOKEN.to_string(),
         sender_sql("accept_senders"),
         sender_sql("banned_senders"),
         "SELECT COUNT(*) FROM held INDEXED BY held_pending WHERE list = ?1 AND state = 'held'"

@@ -39,7 +39,7 @@ pub fn dispatch(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Ha
         | Route::Majordomo
         | Route::Join { .. }
         | Route::Leave { .. }
-        | Route::Confirm { .. } => crate::commands::handle(ctx, tx, msg),
+        | Route::Confirm { .. } => crate::robot::handle(ctx, tx, msg),
         Route::Moderate { .. } => crate::moderation::handle_reply(ctx, tx, msg),
         Route::Owner { .. } => owner::forward(ctx, tx, msg),
         Route::Postmaster => postmaster::forward(ctx, tx, msg).map(|_| ()),

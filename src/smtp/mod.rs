@@ -16,11 +16,11 @@ pub mod expn;
 pub mod reply;
 pub mod server;
 pub mod session;
-pub mod spool;
 pub mod trace;
+pub mod writer;
 
 pub use reply::Reply;
 pub use session::{
     Completion, ExpnEntry, Moment, Peer, Protocol, Request, Session, Step, Submission,
 };
-pub use spool::SpoolWriter;
+pub use writer::SpoolWriter;

@@ -14,7 +14,7 @@
 use super::expn;
 use super::reply::{self, Reply};
 use super::session::{Completion, Moment, Peer, Protocol, Request, Session, Step};
-use super::spool::SpoolWriter;
+use super::writer::SpoolWriter;
 use crate::config::Config;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -538,7 +538,7 @@ impl<'a> Session<'a> {
             reply_to: None,
             answers_command: true,
             limited: true,
-            attachment: Some(super::reply::Attachment {
+            attachment: Some(super::answer::Attachment {
                 content_type: "application/mbox".into(),
                 filename: format!("{}-{month}.mbox", list.name),
                 bytes: mbox,

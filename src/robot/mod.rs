@@ -15,10 +15,10 @@
 //! the From: address (never Reply-To:), so nothing is disclosed to a forger
 //! that the owner of that address would not see.
 
+pub mod answer;
 pub mod exec;
 pub mod loops;
 pub mod parse;
-pub mod reply;
 pub mod requests;
 pub mod tokens;
 
@@ -114,7 +114,7 @@ pub struct Mail {
     /// (`loops::reply_budgets`).
     pub limited: bool,
     /// A file sent with the text (`get`: an archive month).
-    pub attachment: Option<reply::Attachment>,
+    pub attachment: Option<answer::Attachment>,
 }
 
 /// Longest line in a robot mail body (RFC 5322 asks for under 78; 72
@@ -227,10 +227,10 @@ pub fn send(
         let rendered = ctx
             .templates
             .render(m.list.as_deref(), m.template, &m.data)?;
-        let (subject, body) = reply::split_subject(&rendered);
+        let (subject, body) = answer::split_subject(&rendered);
         // every line under 78 characters, whatever a template or a value
         // put in it (a word longer than that is left whole)
-        let body = reply::wrap(&body, BODY_WIDTH);
+        let body = answer::wrap(&body, BODY_WIDTH);
         let subject = subject
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| m.default_subject.clone());
@@ -275,7 +275,7 @@ pub fn send(
             (true, Some(o)) => (o.message_id.as_deref(), o.references.as_slice()),
             _ => (None, &[][..]),
         };
-        let bytes = reply::compose(&reply::Compose {
+        let bytes = answer::compose(&answer::Compose {
             from: &from,
             from_name: None,
             to: &to_header,
@@ -441,7 +441,7 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
         let result = session.run(line)?;
         let shown = session.shown(line)?;
         results.push(
-            json!({"command": shown, "result": reply::wrap(result.trim_end(), RESULT_WIDTH)}),
+            json!({"command": shown, "result": answer::wrap(result.trim_end(), RESULT_WIDTH)}),
         );
     }
     let mut mails = std::mem::take(&mut session.mails);
