@@ -85,7 +85,7 @@ fn fill(conn: &mut Connection, from: usize, target: usize) {
                 },
             )
             .expect("insert held");
-            for a in moderation::Action::ALL {
+            for a in moderation::ModAction::ALL {
                 let t = moderation::token::generate().expect("token");
                 held::insert_token(&tx, &moderation::token::hash(&t), "dev", id, a.as_str())
                     .expect("insert token");
@@ -213,13 +213,13 @@ fn round(ctx: &Ctx, conn: &mut Connection, held: usize, actions: usize, now: i64
             ctx,
             &tx,
             *id,
-            moderation::Action::Discard,
+            moderation::ModAction::Discard,
             "cli:bench",
             None,
             now,
         )
         .expect("discard");
-        assert!(matches!(o, moderation::Outcome::Done(_)), "{o:?}");
+        assert!(matches!(o, moderation::ActOutcome::Done(_)), "{o:?}");
         tx.commit().expect("commit");
     }
     let discard = t.elapsed();

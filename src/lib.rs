@@ -18,6 +18,7 @@ pub mod digest;
 pub mod fault;
 pub mod handler;
 pub mod health;
+pub mod hold;
 pub mod membership;
 pub mod moderation;
 pub mod pipeline;

@@ -315,14 +315,14 @@ fn held_posts_enter_the_digest_once_approved() {
         &ctx,
         &tx,
         held_id,
-        listd::moderation::Action::Approve,
+        listd::moderation::ModAction::Approve,
         "owner@example.org",
         None,
         now + 60,
     )
     .unwrap();
     assert!(
-        matches!(out, listd::moderation::Outcome::Done(_)),
+        matches!(out, listd::moderation::ActOutcome::Done(_)),
         "{out:?}"
     );
     tx.commit().unwrap();

@@ -137,13 +137,13 @@ fn a_batch_takes_at_most_max_rows_and_drain_takes_them_all() {
     // one row in a transaction of its own
     assert_eq!(
         pipeline::process_one(&e.ctx(), &mut conn, 2_000).unwrap(),
-        pipeline::Step::Worked
+        pipeline::PipelineStep::Worked
     );
     assert_eq!(state(&conn, ids[5]).0, "done");
     assert_eq!(pipeline::drain(&e.ctx(), &mut conn, 2_000).unwrap(), n - 6);
     assert_eq!(
         pipeline::process_one(&e.ctx(), &mut conn, 2_000).unwrap(),
-        pipeline::Step::Idle
+        pipeline::PipelineStep::Idle
     );
     assert_eq!(e.count("incoming", "state = 'done'"), n as i64);
     assert_eq!(e.count("jobs", "kind = 'forward'"), n as i64);

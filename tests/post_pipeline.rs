@@ -310,7 +310,7 @@ fn an_approved_held_post_is_distributed_decorated() {
         &e.ctx,
         &tx,
         id,
-        listd::moderation::Action::Approve,
+        listd::moderation::ModAction::Approve,
         "owner@example.org",
         None,
         NOW + 60,

@@ -276,7 +276,7 @@ async fn expired_token_over_smtp() {
             &conn,
             &listd::robot::tokens::NewToken {
                 list: "dev",
-                action: listd::robot::tokens::Action::Subscribe,
+                action: listd::robot::tokens::TokenAction::Subscribe,
                 address: &a,
                 name: None,
                 requested_by: ANN,

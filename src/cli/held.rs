@@ -10,7 +10,7 @@
 use super::{load_config, open_store, CliResult};
 use crate::config::Config;
 use crate::handler::Ctx;
-use crate::moderation::{self, held, Action, Outcome, SenderList};
+use crate::moderation::{self, held, ActOutcome, ModAction, SenderList};
 use crate::templates::Templates;
 use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
@@ -87,9 +87,9 @@ pub fn run(path: &Path, args: HeldArgs, now: i64) -> CliResult {
     match args.command {
         None => list(&config, args.list.as_deref(), now),
         Some(HeldCommand::Show { id }) => show(&config, id),
-        Some(HeldCommand::Approve(a)) => act(config, Action::Approve, a, now),
-        Some(HeldCommand::Reject(a)) => act(config, Action::Reject, a, now),
-        Some(HeldCommand::Discard(a)) => act(config, Action::Discard, a, now),
+        Some(HeldCommand::Approve(a)) => act(config, ModAction::Approve, a, now),
+        Some(HeldCommand::Reject(a)) => act(config, ModAction::Reject, a, now),
+        Some(HeldCommand::Discard(a)) => act(config, ModAction::Discard, a, now),
         Some(HeldCommand::AcceptSender(s)) => sender(&config, SenderList::Accept, s, now),
         Some(HeldCommand::Ban(s)) => sender(&config, SenderList::Ban, s, now),
     }
@@ -134,7 +134,7 @@ fn show(config: &Config, id: i64) -> CliResult {
     Ok(())
 }
 
-fn act(config: Config, action: Action, a: ActArgs, now: i64) -> CliResult {
+fn act(config: Config, action: ModAction, a: ActArgs, now: i64) -> CliResult {
     let templates = Templates::for_config(&config)?;
     let ctx = Ctx {
         config: Arc::new(config),
@@ -149,7 +149,7 @@ fn act(config: Config, action: Action, a: ActArgs, now: i64) -> CliResult {
             .map_err(|e| anyhow!("held post {id}: {e}"))?;
         tx.commit()?;
         match outcome {
-            Outcome::Done(s) => println!("{s}"),
+            ActOutcome::Done(s) => println!("{s}"),
             other => {
                 eprintln!("{}", other.text());
                 failed += 1;

@@ -869,7 +869,7 @@ pub fn retry_now(conn: &Connection, now: i64) -> Result<usize> {
 
 /// What `listd queue` shows.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Summary {
+pub struct QueueSummary {
     /// Inbound recipients waiting for the pipeline.
     pub incoming: i64,
     /// Inbound rows that failed permanently.
@@ -891,8 +891,8 @@ pub struct Summary {
 }
 
 /// Reads the queue counts. Outbound counts are recipients.
-pub fn summary(conn: &Connection, _now: i64) -> Result<Summary> {
-    let mut s = Summary::default();
+pub fn summary(conn: &Connection, _now: i64) -> Result<QueueSummary> {
+    let mut s = QueueSummary::default();
     for (state, c) in crate::store::spool::incoming_counts(conn)? {
         match state.as_str() {
             "incoming" | "active" => s.incoming += c,
@@ -943,7 +943,7 @@ pub fn summary(conn: &Connection, _now: i64) -> Result<Summary> {
     Ok(s)
 }
 
-impl Summary {
+impl QueueSummary {
     /// The table `listd queue` prints.
     pub fn render(&self, now: i64) -> String {
         let mut out = String::new();

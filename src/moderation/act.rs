@@ -9,7 +9,7 @@
 //! one token that needs no moderator is `confirm`: it was mailed only to the
 //! address a `sender-unverified` post claims, so holding it is the proof.
 
-use super::{approved, held, notice, token, Action};
+use super::{approved, held, notice, token, ModAction};
 use crate::config::ListConfig;
 use crate::handler::{Ctx, HandlerError, Inbound};
 use crate::routing::Route;
@@ -18,7 +18,7 @@ use rusqlite::Connection;
 
 /// What an action came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum ActOutcome {
     /// Done; the text says what was done.
     Done(String),
     /// Another action got there first: "already approved by X at T".
@@ -27,10 +27,10 @@ pub enum Outcome {
     NotFound(String),
 }
 
-impl Outcome {
+impl ActOutcome {
     pub fn text(&self) -> &str {
         match self {
-            Outcome::Done(s) | Outcome::Already(s) | Outcome::NotFound(s) => s,
+            ActOutcome::Done(s) | ActOutcome::Already(s) | ActOutcome::NotFound(s) => s,
         }
     }
 }
@@ -56,26 +56,26 @@ fn already(h: &held::Held) -> String {
 }
 
 /// Applies `action` to held post `held_id` as `actor`. The first action on a
-/// post wins; later ones get `Outcome::Already`. `note` is the reason a
+/// post wins; later ones get `ActOutcome::Already`. `note` is the reason a
 /// reject sends to the poster. Call inside a transaction: the state change,
 /// the distribution and the notices commit together.
 pub fn act(
     ctx: &Ctx,
     tx: &Connection,
     held_id: i64,
-    action: Action,
+    action: ModAction,
     actor: &str,
     note: Option<&str>,
     now: i64,
-) -> Result<Outcome, HandlerError> {
+) -> Result<ActOutcome, HandlerError> {
     let Some(h) = held::get(tx, held_id)? else {
-        return Ok(Outcome::NotFound(format!("no held message {held_id}")));
+        return Ok(ActOutcome::NotFound(format!("no held message {held_id}")));
     };
     if h.state != "held" {
-        return Ok(Outcome::Already(already(&h)));
+        return Ok(ActOutcome::Already(already(&h)));
     }
     let Some(list) = ctx.config.list(&h.list) else {
-        return Ok(Outcome::NotFound(format!(
+        return Ok(ActOutcome::NotFound(format!(
             "held message {held_id} belongs to list `{}`, which is no longer configured",
             h.list
         )));
@@ -91,26 +91,26 @@ pub fn act(
         now,
     )? {
         let h = held::get(tx, held_id)?.unwrap_or(h);
-        return Ok(Outcome::Already(already(&h)));
+        return Ok(ActOutcome::Already(already(&h)));
     }
     let mut extra = String::new();
     match action {
-        Action::Approve | Action::Accept | Action::Confirm => {
+        ModAction::Approve | ModAction::Accept | ModAction::Confirm => {
             release(ctx, tx, list, &h, now)?;
-            if action == Action::Accept {
+            if action == ModAction::Accept {
                 super::accept_sender(tx, &list.name, &h.sender, actor, now)?;
                 extra = format!("; {} will be accepted from now on", h.sender);
             }
         }
-        Action::Reject => {
+        ModAction::Reject => {
             if let Some(to) = &h.notify {
                 notice::poster_rejected(ctx, tx, list, to, &h, note, now)?;
             } else {
                 extra = "; the poster was not told (null sender or automated mail)".into();
             }
         }
-        Action::Discard => {}
-        Action::Ban => {
+        ModAction::Discard => {}
+        ModAction::Ban => {
             super::ban(tx, &list.name, &h.sender, actor, now)?;
             extra = format!("; {} is banned from posting", h.sender);
         }
@@ -125,7 +125,7 @@ pub fn act(
         now,
     )?;
     tracing::info!(list = %list.name, held = h.id, action = action.as_str(), %actor, "moderation action");
-    Ok(Outcome::Done(format!(
+    Ok(ActOutcome::Done(format!(
         "{}: held message {} to {} from {} (\"{}\"){extra}",
         action.final_state(),
         h.id,
@@ -263,7 +263,7 @@ fn by_token(
     env_from: &str,
     parsed: Option<&Message<'_>>,
     route_list: Option<&str>,
-    verb: Option<Action>,
+    verb: Option<ModAction>,
     presented: &str,
     note: Option<&str>,
     now: i64,
@@ -281,7 +281,7 @@ fn by_token(
                 l,
                 None,
                 &claimed,
-                verb.map_or("reply", Action::as_str),
+                verb.map_or("reply", ModAction::as_str),
                 "unknown-token",
                 now,
             )?;
@@ -301,7 +301,7 @@ fn by_token(
             line: format!("list `{}` is no longer configured", row.list),
         });
     };
-    let Some(action) = Action::parse(&row.action) else {
+    let Some(action) = ModAction::parse(&row.action) else {
         return Err(HandlerError::Corrupt(format!(
             "token bound to unknown action `{}`",
             row.action
@@ -310,7 +310,7 @@ fn by_token(
     // a confirmation token went only to the address the post claims: holding
     // it is the proof, whoever the reply says it is from
     let confirmer = match action {
-        Action::Confirm => held::get(tx, row.held_id)?.map(|h| h.sender),
+        ModAction::Confirm => held::get(tx, row.held_id)?.map(|h| h.sender),
         _ => None,
     };
     let authorised = match confirmer {
@@ -356,7 +356,7 @@ fn by_token(
     }
     let outcome = act(ctx, tx, row.held_id, action, &actor, note, now)?;
     match &outcome {
-        Outcome::Done(_) => held::use_token(tx, &token::hash(&tok), &actor, now)?,
+        ActOutcome::Done(_) => held::use_token(tx, &token::hash(&tok), &actor, now)?,
         _ => held::log(
             tx,
             &list.name,
@@ -457,7 +457,7 @@ pub fn command(
     token: &str,
     rest: &str,
 ) -> Result<String, HandlerError> {
-    let Some(action) = Action::parse(verb) else {
+    let Some(action) = ModAction::parse(verb) else {
         return Ok(format!("`{verb}` is not a moderation command"));
     };
     if token.trim().is_empty() {

@@ -14,7 +14,7 @@
 //! request counts against `robot.replies_per_hour` of that address, so
 //! forged posts cannot turn the list into a mail cannon.
 
-use super::{held, notice, store_held, token, Action, ClaimedRole, HoldReason};
+use super::{held, notice, store_held, token, ClaimedRole, HoldReason, ModAction};
 use crate::config::ListConfig;
 use crate::handler::{Ctx, HandlerError, Inbound};
 use rusqlite::Connection;
@@ -32,7 +32,7 @@ pub fn hold_unverified(
     now: i64,
 ) -> Result<i64, HandlerError> {
     let reason = HoldReason::SenderUnverified(role);
-    let summary = notice::Summary::of(&msg.bytes, &msg.env_from);
+    let summary = notice::PostSummary::of(&msg.bytes, &msg.env_from);
     let id = store_held(tx, list, msg, &reason, &summary, None, now)?;
     let t = token::generate().map_err(HandlerError::Temporary)?;
     held::insert_token(
@@ -40,7 +40,7 @@ pub fn hold_unverified(
         &token::hash(&t),
         &list.name,
         id,
-        Action::Confirm.as_str(),
+        ModAction::Confirm.as_str(),
     )?;
     let budgets = crate::robot::loops::reply_budgets(&ctx.config.robot, claimed, false);
     if summary.automated {

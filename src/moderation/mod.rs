@@ -33,158 +33,19 @@ pub mod lockout;
 pub mod notice;
 pub mod token;
 
-pub use act::{act, command, handle_reply, Outcome};
+pub use act::{act, command, handle_reply, ActOutcome};
 pub use approved::{hash_password, preapproval, Preapproval};
 pub use expiry::{expire, remind};
 pub use held::{Held, SenderList};
 
 use crate::handler::{Ctx, HandlerError, Inbound};
+pub use crate::hold::{ClaimedRole, HoldReason};
 use crate::store::StoreError;
 use rusqlite::Connection;
 
-/// Why a post was held. The posting rules choose; moderation stores and shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HoldReason {
-    /// A non-member posted to a members-only list (`nonmember_posts: hold`).
-    NonMember,
-    /// The list is moderated: every post is held.
-    Moderated,
-    /// An announce list, and the poster is not an owner or moderator.
-    AnnounceOnly,
-    /// Larger than the list's size limit.
-    TooBig { size: u64, limit: u64 },
-    /// An auto-reply (`Auto-Submitted:` other than `no`).
-    AutoReply,
-    /// `Precedence: bulk` or `junk`.
-    Bulk,
-    /// A header that looks wrong; the text says which.
-    SuspiciousHeader(String),
-    /// An `Approved:` line whose password did not match. The poster is never
-    /// told this reason.
-    BadApprovedPassword,
-    /// Neither To: nor Cc: names the list (`require_explicit_destination`).
-    ImplicitDestination,
-    /// More addresses in To/Cc than the list's `max_recipients`.
-    TooManyRecipients { count: u32, max: u32 },
-    /// The subject or a first line looks like a robot command (the line).
-    Administrivia(String),
-    /// An empty subject (`hold_no_subject`).
-    NoSubject,
-    /// The list's `emergency` switch is on: every post is held.
-    Emergency,
-    /// The poster is a member whose moderation flag is `hold`.
-    MemberModerated,
-    /// The post would pass only because of the role its claimed address
-    /// has, and nothing proved that address (`sender_verification`): held
-    /// until the address confirms by the token mailed to it.
-    SenderUnverified(ClaimedRole),
-    /// Anything else, in words.
-    Other(String),
-}
-
-impl HoldReason {
-    /// The stored code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            HoldReason::NonMember => "non-member",
-            HoldReason::Moderated => "moderated",
-            HoldReason::AnnounceOnly => "announce-only",
-            HoldReason::TooBig { .. } => "size",
-            HoldReason::AutoReply => "auto-reply",
-            HoldReason::Bulk => "bulk",
-            HoldReason::SuspiciousHeader(_) => "suspicious-header",
-            HoldReason::BadApprovedPassword => "bad-approved-password",
-            HoldReason::ImplicitDestination => "implicit-destination",
-            HoldReason::TooManyRecipients { .. } => "max-recipients",
-            HoldReason::Administrivia(_) => "administrivia",
-            HoldReason::NoSubject => "no-subject",
-            HoldReason::Emergency => "emergency",
-            HoldReason::MemberModerated => "member-moderated",
-            HoldReason::SenderUnverified(_) => "sender-unverified",
-            HoldReason::Other(_) => "other",
-        }
-    }
-
-    /// The reason in words, for moderators.
-    pub fn describe(&self) -> String {
-        match self {
-            HoldReason::NonMember => "post from a non-member".into(),
-            HoldReason::Moderated => "the list is moderated".into(),
-            HoldReason::AnnounceOnly => {
-                "announce-only list: only owners and moderators may post".into()
-            }
-            HoldReason::TooBig { size, limit } => {
-                format!("message is {size} bytes, larger than the list's limit of {limit} bytes")
-            }
-            HoldReason::AutoReply => "an auto-reply (Auto-Submitted)".into(),
-            HoldReason::Bulk => "bulk or junk mail (Precedence)".into(),
-            HoldReason::SuspiciousHeader(h) => format!("suspicious header: {h}"),
-            HoldReason::BadApprovedPassword => "bad Approved password".into(),
-            HoldReason::ImplicitDestination => {
-                "implicit destination: the list's address is not in To or Cc".into()
-            }
-            HoldReason::TooManyRecipients { count, max } => {
-                format!("too many recipients: {count} addresses in To/Cc, the list allows {max}")
-            }
-            HoldReason::Administrivia(line) => format!(
-                "administrivia: `{line}` looks like a command for the robot, sent to the list"
-            ),
-            HoldReason::NoSubject => "the message has no subject".into(),
-            HoldReason::Emergency => "the list is in emergency moderation".into(),
-            HoldReason::MemberModerated => "the poster is a moderated member".into(),
-            HoldReason::SenderUnverified(role) => format!(
-                "unverified sender: the post claims to come from {}; it waits for that address to confirm it",
-                role.describe()
-            ),
-            HoldReason::Other(s) => s.clone(),
-        }
-    }
-
-    /// The reason as the poster may read it; `None` when the poster is not
-    /// told why (a wrong `Approved:` password).
-    pub fn poster_text(&self) -> Option<String> {
-        match self {
-            HoldReason::BadApprovedPassword => None,
-            HoldReason::NonMember => {
-                Some("you are not a member of the list, so a moderator looks at it first".into())
-            }
-            HoldReason::MemberModerated => {
-                Some("a moderator reviews your posts to this list before they go out".into())
-            }
-            HoldReason::Administrivia(_) => Some(
-                "it looks like a subscription command; commands go to the list's -request address, not to the list".into(),
-            ),
-            other => Some(other.describe()),
-        }
-    }
-}
-
-/// The role a post's claimed address has on the list, when that role is
-/// what lets the post through (see `sender_verification`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClaimedRole {
-    /// An owner or a moderator.
-    Moderator,
-    /// A sender on the accept list (or a member whose flag is `accept`).
-    AcceptedSender,
-    /// A member (`sender_verification: confirm_members`).
-    Member,
-}
-
-impl ClaimedRole {
-    /// The role in words: "an owner or moderator of the list".
-    pub fn describe(self) -> &'static str {
-        match self {
-            ClaimedRole::Moderator => "an owner or moderator of the list",
-            ClaimedRole::AcceptedSender => "a sender the moderators always accept",
-            ClaimedRole::Member => "a member of the list",
-        }
-    }
-}
-
 /// What a moderator can do with a held post. Each has its own token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
+pub enum ModAction {
     /// Distribute the post.
     Approve,
     /// Distribute it and add the sender to the list's accept list.
@@ -197,40 +58,40 @@ pub enum Action {
     Ban,
     /// The claimed sender confirms a post held as `sender-unverified`, by
     /// the token mailed to that address: distribute it. Never offered to
-    /// moderators (not in [`Action::ALL`]).
+    /// moderators (not in [`ModAction::ALL`]).
     Confirm,
 }
 
-impl Action {
+impl ModAction {
     /// Every action, in the order the notice lists them.
-    pub const ALL: [Action; 5] = [
-        Action::Approve,
-        Action::Accept,
-        Action::Reject,
-        Action::Discard,
-        Action::Ban,
+    pub const ALL: [ModAction; 5] = [
+        ModAction::Approve,
+        ModAction::Accept,
+        ModAction::Reject,
+        ModAction::Discard,
+        ModAction::Ban,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Action::Approve => "approve",
-            Action::Accept => "accept",
-            Action::Reject => "reject",
-            Action::Discard => "discard",
-            Action::Ban => "ban",
-            Action::Confirm => "confirm",
+            ModAction::Approve => "approve",
+            ModAction::Accept => "accept",
+            ModAction::Reject => "reject",
+            ModAction::Discard => "discard",
+            ModAction::Ban => "ban",
+            ModAction::Confirm => "confirm",
         }
     }
 
     /// Parses an action word (as stored, or as a moderator writes it).
-    pub fn parse(s: &str) -> Option<Action> {
+    pub fn parse(s: &str) -> Option<ModAction> {
         Some(match s.trim().to_ascii_lowercase().as_str() {
-            "approve" => Action::Approve,
-            "accept" | "accept-sender" => Action::Accept,
-            "reject" => Action::Reject,
-            "discard" => Action::Discard,
-            "ban" => Action::Ban,
-            "confirm" => Action::Confirm,
+            "approve" => ModAction::Approve,
+            "accept" | "accept-sender" => ModAction::Accept,
+            "reject" => ModAction::Reject,
+            "discard" => ModAction::Discard,
+            "ban" => ModAction::Ban,
+            "confirm" => ModAction::Confirm,
             _ => return None,
         })
     }
@@ -238,23 +99,23 @@ impl Action {
     /// The held post's state after this action.
     pub fn final_state(self) -> &'static str {
         match self {
-            Action::Approve | Action::Accept | Action::Confirm => "approved",
-            Action::Reject => "rejected",
-            Action::Discard | Action::Ban => "discarded",
+            ModAction::Approve | ModAction::Accept | ModAction::Confirm => "approved",
+            ModAction::Reject => "rejected",
+            ModAction::Discard | ModAction::Ban => "discarded",
         }
     }
 
     /// What it does, for the notice.
     pub fn describe(self) -> &'static str {
         match self {
-            Action::Approve => "approve the post",
-            Action::Accept => "approve the post and always accept this sender from now on",
-            Action::Reject => {
+            ModAction::Approve => "approve the post",
+            ModAction::Accept => "approve the post and always accept this sender from now on",
+            ModAction::Reject => {
                 "reject the post; text in your reply is sent to the poster as the reason"
             }
-            Action::Discard => "discard the post silently",
-            Action::Ban => "discard the post and ban the sender (future posts are discarded)",
-            Action::Confirm => "confirm that you sent the post, and release it to the list",
+            ModAction::Discard => "discard the post silently",
+            ModAction::Ban => "discard the post and ban the sender (future posts are discarded)",
+            ModAction::Confirm => "confirm that you sent the post, and release it to the list",
         }
     }
 }
@@ -275,7 +136,7 @@ pub fn hold(
         .config
         .list(list)
         .ok_or_else(|| HandlerError::Corrupt(format!("hold: no list `{list}`")))?;
-    let summary = notice::Summary::of(&msg.bytes, &msg.env_from);
+    let summary = notice::PostSummary::of(&msg.bytes, &msg.env_from);
     let notify = (!msg.env_from.is_empty() && !summary.automated).then_some(msg.env_from.as_str());
     let size = msg.bytes.len() as i64;
     let id = store_held(tx, cfg, msg, &reason, &summary, notify, now)?;
@@ -309,7 +170,7 @@ fn store_held(
     cfg: &crate::config::ListConfig,
     msg: &Inbound,
     reason: &HoldReason,
-    summary: &notice::Summary,
+    summary: &notice::PostSummary,
     notify: Option<&str>,
     now: i64,
 ) -> Result<i64, HandlerError> {
@@ -353,9 +214,9 @@ fn issue_tokens(
     conn: &Connection,
     list: &str,
     held_id: i64,
-) -> Result<Vec<(Action, String)>, HandlerError> {
-    let mut out = Vec::with_capacity(Action::ALL.len());
-    for a in Action::ALL {
+) -> Result<Vec<(ModAction, String)>, HandlerError> {
+    let mut out = Vec::with_capacity(ModAction::ALL.len());
+    for a in ModAction::ALL {
         let t = token::generate().map_err(HandlerError::Temporary)?;
         held::insert_token(conn, &token::hash(&t), list, held_id, a.as_str())?;
         out.push((a, t));

@@ -12,7 +12,7 @@
 //! Subject only to a member of some list here.
 
 use super::held::Held;
-use super::{Action, HoldReason};
+use super::{HoldReason, ModAction};
 use crate::config::ListConfig;
 use crate::handler::{Ctx, HandlerError};
 use crate::store::outbound::{self, JobKind, NewJob};
@@ -42,7 +42,7 @@ const EXCERPT_CHARS: usize = 800;
 
 /// What moderators and the hold queue see of a post.
 #[derive(Debug, Clone, Default)]
-pub struct Summary {
+pub struct PostSummary {
     /// The From: address, else the envelope sender.
     pub sender: String,
     /// The From: header as a display string (name and address).
@@ -55,14 +55,14 @@ pub struct Summary {
     pub automated: bool,
 }
 
-impl Summary {
+impl PostSummary {
     /// Summarises a message; never fails (unparseable parts are left empty).
-    pub fn of(bytes: &[u8], env_from: &str) -> Summary {
+    pub fn of(bytes: &[u8], env_from: &str) -> PostSummary {
         let Some(m) = MessageParser::default().parse(bytes) else {
-            return Summary {
+            return PostSummary {
                 sender: env_from.to_string(),
                 from_display: env_from.to_string(),
-                ..Summary::default()
+                ..PostSummary::default()
             };
         };
         let first = m.from().and_then(|a| a.first());
@@ -87,7 +87,7 @@ impl Summary {
                 s
             })
             .unwrap_or_default();
-        Summary {
+        PostSummary {
             sender,
             from_display: one_line(&from_display),
             subject: truncate(&subject, 200),
@@ -341,9 +341,9 @@ pub fn moderators(
     list: &ListConfig,
     held_id: i64,
     reason: &HoldReason,
-    summary: &Summary,
+    summary: &PostSummary,
     size: i64,
-    tokens: &[(Action, String)],
+    tokens: &[(ModAction, String)],
     original: &[u8],
     now: i64,
 ) -> Result<Option<i64>, HandlerError> {
@@ -363,7 +363,7 @@ pub fn moderators(
             description: a.describe(),
             address: format!("{}-moderate+{t}@{}", list.name, ctx.config.domain),
             command: match a {
-                Action::Reject => format!("reject {t} [reason]"),
+                ModAction::Reject => format!("reject {t} [reason]"),
                 _ => format!("{} {t}", a.as_str()),
             },
         })
@@ -613,7 +613,7 @@ pub fn sender_confirm(
     to: &str,
     held_id: i64,
     role: super::ClaimedRole,
-    summary: &Summary,
+    summary: &PostSummary,
     token: &str,
     original: &[u8],
     now: i64,

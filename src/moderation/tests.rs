@@ -135,7 +135,7 @@ pub(crate) fn tokens_in(notice: &[u8]) -> std::collections::HashMap<String, Stri
             let tok = rest.split('@').next().unwrap().to_string();
             out.insert(last_action.take().unwrap(), tok);
         } else if let Some(d) = t.strip_suffix(':') {
-            for a in Action::ALL {
+            for a in ModAction::ALL {
                 if d == a.describe() {
                     last_action = Some(a.as_str().to_string());
                 }
@@ -838,12 +838,21 @@ fn cli_style_act_by_id() {
     let mut fx = fixture(MODS);
     let (id, _) = held_with_tokens(&mut fx, "cli", 10);
     let tx = fx.conn.transaction().unwrap();
-    let o = act(&fx.ctx, &tx, id, Action::Discard, "cli:root", None, 20).unwrap();
-    assert!(matches!(o, Outcome::Done(_)), "{o:?}");
-    let o = act(&fx.ctx, &tx, id, Action::Reject, "cli:root", None, 20).unwrap();
-    assert!(matches!(o, Outcome::Already(_)), "{o:?}");
-    let o = act(&fx.ctx, &tx, 999_999, Action::Reject, "cli:root", None, 20).unwrap();
-    assert!(matches!(o, Outcome::NotFound(_)), "{o:?}");
+    let o = act(&fx.ctx, &tx, id, ModAction::Discard, "cli:root", None, 20).unwrap();
+    assert!(matches!(o, ActOutcome::Done(_)), "{o:?}");
+    let o = act(&fx.ctx, &tx, id, ModAction::Reject, "cli:root", None, 20).unwrap();
+    assert!(matches!(o, ActOutcome::Already(_)), "{o:?}");
+    let o = act(
+        &fx.ctx,
+        &tx,
+        999_999,
+        ModAction::Reject,
+        "cli:root",
+        None,
+        20,
+    )
+    .unwrap();
+    assert!(matches!(o, ActOutcome::NotFound(_)), "{o:?}");
 }
 
 #[test]

@@ -49,7 +49,7 @@ pub fn dispatch(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Ha
 
 /// Outcome of one `process_one` call.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Step {
+pub enum PipelineStep {
     /// A row was handled (done, corrupt or deferred for retry).
     Worked,
     /// Nothing is due.
@@ -159,12 +159,12 @@ fn claim(conn: &mut Connection, ids: &[i64]) -> Result<(), StoreError> {
 
 /// Claims the oldest due `incoming` row and runs its handler in a
 /// transaction of its own.
-pub fn process_one(ctx: &Ctx, conn: &mut Connection, now: i64) -> Result<Step, StoreError> {
+pub fn process_one(ctx: &Ctx, conn: &mut Connection, now: i64) -> Result<PipelineStep, StoreError> {
     let Some(row) = due_rows(conn, now, 1)?.pop() else {
-        return Ok(Step::Idle);
+        return Ok(PipelineStep::Idle);
     };
     process_row(ctx, conn, &row, now)?;
-    Ok(Step::Worked)
+    Ok(PipelineStep::Worked)
 }
 
 /// One row, one transaction: the handler and the `done` mark commit

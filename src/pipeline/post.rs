@@ -11,7 +11,7 @@
 //! row written and every mail queued here commits with the incoming row.
 
 use super::decorate::{self, Decoration};
-use super::rules::{self, Action, Facts, PostView, DUPLICATE_WINDOW_DAYS};
+use super::rules::{self, Facts, PostAction, PostView, DUPLICATE_WINDOW_DAYS};
 use crate::config::ListConfig;
 use crate::handler::{Ctx, HandlerError, Inbound};
 use crate::moderation::{ClaimedRole, HoldReason, Preapproval};
@@ -54,7 +54,7 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
     let poster = view.poster(&msg.env_from);
     let mid = view.message_id.as_deref().unwrap_or("");
     match action {
-        Action::Accept => {
+        PostAction::Accept => {
             // a pre-approved post goes out without its Approved: line, and
             // so does one whose line was ignored (a lockout)
             let bytes = match &preapproval {
@@ -67,7 +67,7 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
             tracing::info!(list = %lc.name, %poster, message_id = %d.message_id,
                 job = d.job_id, "post accepted and distributed");
         }
-        Action::Hold(reason) => {
+        PostAction::Hold(reason) => {
             remember_message_id(tx, &lc.name, view.message_id.as_deref(), msg.now)?;
             tracing::info!(list = %lc.name, %poster, message_id = %mid,
                 reason = reason.code(), "post held for moderation");
@@ -83,11 +83,11 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
                 }
             }
         }
-        Action::Reject(code, text) => {
+        PostAction::Reject(code, text) => {
             tracing::info!(list = %lc.name, %poster, message_id = %mid, code, %text, "post rejected");
             reject_notice(ctx, tx, lc, msg, &view, code, &text)?;
         }
-        Action::Discard(reason) => {
+        PostAction::Discard(reason) => {
             tracing::info!(list = %lc.name, %poster, message_id = %mid,
                 reason = %reason.describe(), "post discarded");
         }

@@ -3,7 +3,7 @@
 //! Input is plain data: a [`PostView`] read from the parsed message, the
 //! envelope sender, the list's settings and [`Facts`] looked up beforehand
 //! (membership, duplicate Message-ID, moderation's per-sender rules and
-//! pre-approval). Output is an [`Action`]. No I/O, no clock, no mutation:
+//! pre-approval). Output is a [`PostAction`]. No I/O, no clock, no mutation:
 //! the caller acts on the decision (see `pipeline::post`).
 //!
 //! The order follows Mailman 3's posting chain: loops and duplicates are
@@ -21,7 +21,7 @@ use crate::address::address_key;
 use crate::config::{
     ListConfig, NonmemberAction, OversizeAction, PostingPolicy, SenderVerification,
 };
-use crate::moderation::ClaimedRole;
+use crate::hold::ClaimedRole;
 use mail_parser::{Address, HeaderValue, Message};
 
 /// Days a Message-ID counts as a duplicate on the same list.
@@ -244,7 +244,7 @@ pub struct Facts {
 }
 
 /// Why a post is held: moderation's type (it stores and shows the reason).
-pub use crate::moderation::HoldReason;
+pub use crate::hold::HoldReason;
 
 /// Why a post is dropped without a notice.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -281,7 +281,7 @@ impl DiscardReason {
 
 /// What to do with a post.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub enum PostAction {
     Accept,
     Hold(HoldReason),
     /// An SMTP-like code and enhanced status + a sentence, sent to the poster.
@@ -305,11 +305,11 @@ pub fn decide(
     domain: &str,
     global_max: u64,
     facts: &Facts,
-) -> Action {
+) -> PostAction {
     let action = decide_inner(view, list, domain, global_max, facts);
     match action {
-        Action::Reject(_, why) if env_from.is_empty() => {
-            Action::Discard(DiscardReason::NullSenderReject(why))
+        PostAction::Reject(_, why) if env_from.is_empty() => {
+            PostAction::Discard(DiscardReason::NullSenderReject(why))
         }
         a => a,
     }
@@ -321,28 +321,28 @@ fn decide_inner(
     domain: &str,
     global_max: u64,
     facts: &Facts,
-) -> Action {
+) -> PostAction {
     let address = format!("{}@{domain}", list.name);
     // 1. loops
     let own_id = list_id(&list.name, domain);
     if view.list_ids.contains(&own_id) {
-        return Action::Discard(DiscardReason::LoopListId);
+        return PostAction::Discard(DiscardReason::LoopListId);
     }
     let own_loop = address_key(&address).to_ascii_lowercase();
     if view.x_loops.iter().any(|l| address_key(l) == own_loop) {
-        return Action::Discard(DiscardReason::LoopXLoop);
+        return PostAction::Discard(DiscardReason::LoopXLoop);
     }
     // 2. duplicates
     if facts.duplicate {
-        return Action::Discard(DiscardReason::Duplicate(
+        return PostAction::Discard(DiscardReason::Duplicate(
             view.message_id.clone().unwrap_or_default(),
         ));
     }
     // 3. bans and per-sender reject/discard rules apply to everyone
     match facts.sender_rule {
-        Some(SenderRule::Discard) => return Action::Discard(DiscardReason::SenderRule),
+        Some(SenderRule::Discard) => return PostAction::Discard(DiscardReason::SenderRule),
         Some(SenderRule::Reject) => {
-            return Action::Reject(
+            return PostAction::Reject(
                 550,
                 format!("5.7.1 The moderators of {address} do not accept posts from you."),
             )
@@ -353,27 +353,27 @@ fn decide_inner(
     //    Mailman, where `approved` comes first); a wrong password goes to
     //    the moderators
     if facts.pre_approved {
-        return Action::Accept;
+        return PostAction::Accept;
     }
     if list.emergency {
-        return Action::Hold(HoldReason::Emergency);
+        return PostAction::Hold(HoldReason::Emergency);
     }
     if facts.bad_approved_password {
-        return Action::Hold(HoldReason::BadApprovedPassword);
+        return PostAction::Hold(HoldReason::BadApprovedPassword);
     }
     // 5. automatic mail goes to a human
     if let Some(p) = view.precedence.as_deref() {
         if p == "bulk" || p == "junk" {
-            return Action::Hold(HoldReason::Bulk);
+            return PostAction::Hold(HoldReason::Bulk);
         }
     }
     if let Some(a) = view.auto_submitted.as_deref() {
         if !a.is_empty() && a != "no" {
-            return Action::Hold(HoldReason::AutoReply);
+            return PostAction::Hold(HoldReason::AutoReply);
         }
     }
     if facts.sender_rule == Some(SenderRule::Hold) {
-        return Action::Hold(HoldReason::MemberModerated);
+        return PostAction::Hold(HoldReason::MemberModerated);
     }
     // 6. posting policy: who may post. A sender on the accept list counts as
     //    allowed under every policy (Mailman's per-sender `accept` action).
@@ -381,11 +381,11 @@ fn decide_inner(
     //    `sender_verification` that claim must be proven.
     let accepted_sender = facts.sender_rule == Some(SenderRule::Accept);
     let not_allowed = |hold: HoldReason, who: &str| match list.nonmember_posts {
-        NonmemberAction::Hold => Action::Hold(hold),
+        NonmemberAction::Hold => PostAction::Hold(hold),
         NonmemberAction::Reject => {
-            Action::Reject(550, format!("5.7.1 Only {who} may post to {address}."))
+            PostAction::Reject(550, format!("5.7.1 Only {who} may post to {address}."))
         }
-        NonmemberAction::Discard => Action::Discard(DiscardReason::NonMember),
+        NonmemberAction::Discard => PostAction::Discard(DiscardReason::NonMember),
     };
     let privileged = if facts.is_moderator {
         ClaimedRole::Moderator
@@ -398,7 +398,7 @@ fn decide_inner(
         PostingPolicy::Members if facts.is_moderator || accepted_sender => Ok(Some(privileged)),
         PostingPolicy::Members => Err(not_allowed(HoldReason::NonMember, "members")),
         PostingPolicy::Moderated if accepted_sender => Ok(Some(ClaimedRole::AcceptedSender)),
-        PostingPolicy::Moderated => Err(Action::Hold(HoldReason::Moderated)),
+        PostingPolicy::Moderated => Err(PostAction::Hold(HoldReason::Moderated)),
         PostingPolicy::Announce if facts.is_moderator || accepted_sender => Ok(Some(privileged)),
         PostingPolicy::Announce => Err(not_allowed(
             HoldReason::AnnounceOnly,
@@ -412,8 +412,8 @@ fn decide_inner(
     // 7. the message itself, whoever sent it; a post that passes them but
     //    rests on an unproven claim waits for the claimed address
     content_checks(view, list, &address, global_max).unwrap_or(match unproven {
-        Some(role) => Action::Hold(HoldReason::SenderUnverified(role)),
-        None => Action::Accept,
+        Some(role) => PostAction::Hold(HoldReason::SenderUnverified(role)),
+        None => PostAction::Accept,
     })
 }
 
@@ -436,15 +436,15 @@ fn content_checks(
     list: &ListConfig,
     address: &str,
     global_max: u64,
-) -> Option<Action> {
+) -> Option<PostAction> {
     let limit = list.size_limit(global_max);
     if view.size > limit {
         return Some(match list.oversize_posts {
-            OversizeAction::Hold => Action::Hold(HoldReason::TooBig {
+            OversizeAction::Hold => PostAction::Hold(HoldReason::TooBig {
                 size: view.size,
                 limit,
             }),
-            OversizeAction::Reject => Action::Reject(
+            OversizeAction::Reject => PostAction::Reject(
                 552,
                 format!(
                     "5.3.4 The message is {} bytes; posts to {address} may be at most {limit} bytes.",
@@ -454,14 +454,14 @@ fn content_checks(
         });
     }
     if let Some(why) = suspicious_header(view, list) {
-        return Some(Action::Hold(HoldReason::SuspiciousHeader(why)));
+        return Some(PostAction::Hold(HoldReason::SuspiciousHeader(why)));
     }
     if list.require_explicit_destination && !names_the_list(view, list, address) {
-        return Some(Action::Hold(HoldReason::ImplicitDestination));
+        return Some(PostAction::Hold(HoldReason::ImplicitDestination));
     }
     let count = view.recipients.len();
     if list.max_recipients > 0 && count > list.max_recipients as usize {
-        return Some(Action::Hold(HoldReason::TooManyRecipients {
+        return Some(PostAction::Hold(HoldReason::TooManyRecipients {
             count: count as u32,
             max: list.max_recipients,
         }));
@@ -471,13 +471,13 @@ fn content_checks(
             .chain(view.first_lines.iter().map(String::as_str))
             .find(|l| is_administrivia(l, &list.name, address));
         if let Some(l) = line {
-            return Some(Action::Hold(HoldReason::Administrivia(
+            return Some(PostAction::Hold(HoldReason::Administrivia(
                 l.chars().take(80).collect(),
             )));
         }
     }
     if list.hold_no_subject && view.subject.trim().is_empty() {
-        return Some(Action::Hold(HoldReason::NoSubject));
+        return Some(PostAction::Hold(HoldReason::NoSubject));
     }
     None
 }
@@ -594,7 +594,7 @@ mod tests {
                 1 << 20,
                 &Facts::default()
             ),
-            Action::Accept
+            PostAction::Accept
         );
     }
 
@@ -603,20 +603,25 @@ mod tests {
         let v = view(PLAIN);
         let f = Facts::default();
         let l = list("posting: members\nnonmember_posts: hold");
-        assert_eq!(decide(&v, "a@x", &l, D, 1 << 20, &member()), Action::Accept);
+        assert_eq!(
+            decide(&v, "a@x", &l, D, 1 << 20, &member()),
+            PostAction::Accept
+        );
         assert_eq!(
             decide(&v, "a@x", &l, D, 1 << 20, &f),
-            Action::Hold(HoldReason::NonMember)
+            PostAction::Hold(HoldReason::NonMember)
         );
         let l = list("posting: members\nnonmember_posts: reject");
         match decide(&v, "a@x", &l, D, 1 << 20, &f) {
-            Action::Reject(550, t) => assert!(t.contains("Only members may post to dev@"), "{t}"),
+            PostAction::Reject(550, t) => {
+                assert!(t.contains("Only members may post to dev@"), "{t}")
+            }
             other => panic!("{other:?}"),
         }
         let l = list("posting: members\nnonmember_posts: discard");
         assert_eq!(
             decide(&v, "a@x", &l, D, 1 << 20, &f),
-            Action::Discard(DiscardReason::NonMember)
+            PostAction::Discard(DiscardReason::NonMember)
         );
         // moderators and accept-listed senders count as allowed
         let l = list("posting: members\nnonmember_posts: reject");
@@ -624,12 +629,12 @@ mod tests {
             is_moderator: true,
             ..Facts::default()
         };
-        assert_eq!(decide(&v, "a@x", &l, D, 1 << 20, &m), Action::Accept);
+        assert_eq!(decide(&v, "a@x", &l, D, 1 << 20, &m), PostAction::Accept);
         let a = Facts {
             sender_rule: Some(SenderRule::Accept),
             ..Facts::default()
         };
-        assert_eq!(decide(&v, "a@x", &l, D, 1 << 20, &a), Action::Accept);
+        assert_eq!(decide(&v, "a@x", &l, D, 1 << 20, &a), PostAction::Accept);
     }
 
     #[test]
@@ -642,7 +647,7 @@ mod tests {
         };
         assert_eq!(
             decide(&view(PLAIN), "a@x", &l, D, 1 << 20, &m),
-            Action::Hold(HoldReason::Moderated)
+            PostAction::Hold(HoldReason::Moderated)
         );
     }
 
@@ -654,14 +659,14 @@ mod tests {
             is_moderator: true,
             ..Facts::default()
         };
-        assert_eq!(decide(&v, "a@x", &l, D, 1 << 20, &m), Action::Accept);
+        assert_eq!(decide(&v, "a@x", &l, D, 1 << 20, &m), PostAction::Accept);
         assert_eq!(
             decide(&v, "a@x", &l, D, 1 << 20, &member()),
-            Action::Hold(HoldReason::AnnounceOnly)
+            PostAction::Hold(HoldReason::AnnounceOnly)
         );
         let l = list("posting: announce\nnonmember_posts: reject");
         match decide(&v, "a@x", &l, D, 1 << 20, &member()) {
-            Action::Reject(550, t) => assert!(t.contains("owners and moderators"), "{t}"),
+            PostAction::Reject(550, t) => assert!(t.contains("owners and moderators"), "{t}"),
             other => panic!("{other:?}"),
         }
     }
@@ -672,23 +677,26 @@ mod tests {
         let l = list("posting: anyone\nmax_message_size: 10");
         assert_eq!(
             decide(&v, "a@x", &l, D, 1 << 20, &member()),
-            Action::Hold(HoldReason::TooBig {
+            PostAction::Hold(HoldReason::TooBig {
                 size: v.size,
                 limit: 10
             })
         );
         let l = list("posting: anyone\nmax_message_size: 10\noversize_posts: reject");
         match decide(&v, "a@x", &l, D, 1 << 20, &member()) {
-            Action::Reject(552, t) => assert!(t.contains("at most 10 bytes"), "{t}"),
+            PostAction::Reject(552, t) => assert!(t.contains("at most 10 bytes"), "{t}"),
             other => panic!("{other:?}"),
         }
         // no list limit: the global one (the SMTP intake enforces it first)
         let l = list("posting: anyone");
         assert!(matches!(
             decide(&v, "a@x", &l, D, 20, &member()),
-            Action::Hold(HoldReason::TooBig { limit: 20, .. })
+            PostAction::Hold(HoldReason::TooBig { limit: 20, .. })
         ));
-        assert_eq!(decide(&v, "a@x", &l, D, v.size, &member()), Action::Accept);
+        assert_eq!(
+            decide(&v, "a@x", &l, D, v.size, &member()),
+            PostAction::Accept
+        );
         // the SMTP intake only enforces a list's own limit when it rejects
         assert_eq!(list("max_message_size: 10").smtp_size_limit(1000), 1000);
         assert_eq!(
@@ -699,7 +707,7 @@ mod tests {
         let l = list("posting: members\nnonmember_posts: reject\nmax_message_size: 10");
         assert!(matches!(
             decide(&v, "a@x", &l, D, 1 << 20, &Facts::default()),
-            Action::Reject(550, _)
+            PostAction::Reject(550, _)
         ));
     }
 
@@ -718,7 +726,7 @@ mod tests {
             &member(),
         );
         match got {
-            Action::Hold(HoldReason::SuspiciousHeader(w)) => {
+            PostAction::Hold(HoldReason::SuspiciousHeader(w)) => {
                 assert!(w.contains("X-Spam-Flag: YES"), "{w}");
                 assert!(w.contains("`^yes`"), "{w}");
             }
@@ -731,7 +739,7 @@ mod tests {
         );
         assert!(matches!(
             decide(&view(&encoded), "a@x", &l, D, 1 << 20, &member()),
-            Action::Hold(HoldReason::SuspiciousHeader(_))
+            PostAction::Hold(HoldReason::SuspiciousHeader(_))
         ));
         for clean in [
             format!("X-Spam-Flag: no\r\n{PLAIN}"),
@@ -739,7 +747,7 @@ mod tests {
         ] {
             assert_eq!(
                 decide(&view(&clean), "a@x", &l, D, 1 << 20, &member()),
-                Action::Accept
+                PostAction::Accept
             );
         }
     }
@@ -750,12 +758,12 @@ mod tests {
         let elsewhere = PLAIN.replace("To: dev@lists.example.org", "To: other@example.com");
         assert_eq!(
             decide(&view(&elsewhere), "a@x", &l, D, 1 << 20, &member()),
-            Action::Hold(HoldReason::ImplicitDestination)
+            PostAction::Hold(HoldReason::ImplicitDestination)
         );
         let no_to = PLAIN.replace("To: dev@lists.example.org\r\n", "");
         assert_eq!(
             decide(&view(&no_to), "a@x", &l, D, 1 << 20, &member()),
-            Action::Hold(HoldReason::ImplicitDestination)
+            PostAction::Hold(HoldReason::ImplicitDestination)
         );
         // Cc, any case, a display name, Resent-To all count
         for ok in [
@@ -770,7 +778,7 @@ mod tests {
         ] {
             assert_eq!(
                 decide(&view(&ok), "a@x", &l, D, 1 << 20, &member()),
-                Action::Accept,
+                PostAction::Accept,
                 "{ok}"
             );
         }
@@ -778,12 +786,12 @@ mod tests {
         let alias = PLAIN.replace("To: dev@lists.example.org", "To: Dev@example.org");
         assert_eq!(
             decide(&view(&alias), "a@x", &l, D, 1 << 20, &member()),
-            Action::Accept
+            PostAction::Accept
         );
         let l = list("posting: anyone\nrequire_explicit_destination: false");
         assert_eq!(
             decide(&view(&elsewhere), "a@x", &l, D, 1 << 20, &member()),
-            Action::Accept
+            PostAction::Accept
         );
     }
 
@@ -800,16 +808,16 @@ mod tests {
         // the list + 9 = 10 addresses: fine; the list + 10: held
         assert_eq!(
             decide(&view(&many(9)), "a@x", &l, D, 1 << 20, &member()),
-            Action::Accept
+            PostAction::Accept
         );
         assert_eq!(
             decide(&view(&many(10)), "a@x", &l, D, 1 << 20, &member()),
-            Action::Hold(HoldReason::TooManyRecipients { count: 11, max: 10 })
+            PostAction::Hold(HoldReason::TooManyRecipients { count: 11, max: 10 })
         );
         let l = list("posting: anyone\nmax_recipients: 0");
         assert_eq!(
             decide(&view(&many(50)), "a@x", &l, D, 1 << 20, &member()),
-            Action::Accept
+            PostAction::Accept
         );
     }
 
@@ -832,7 +840,7 @@ mod tests {
             assert!(
                 matches!(
                     held(subject, body),
-                    Action::Hold(HoldReason::Administrivia(_))
+                    PostAction::Hold(HoldReason::Administrivia(_))
                 ),
                 "{subject} / {body}"
             );
@@ -843,13 +851,17 @@ mod tests {
             ("join us", "body\r\n"),
             ("hello", "1\r\n2\r\n3\r\n4\r\n5\r\nunsubscribe\r\n"),
         ] {
-            assert_eq!(held(subject, body), Action::Accept, "{subject} / {body}");
+            assert_eq!(
+                held(subject, body),
+                PostAction::Accept,
+                "{subject} / {body}"
+            );
         }
         let l = list("posting: anyone\nadministrivia: false");
         let raw = PLAIN.replace("Subject: hi", "Subject: unsubscribe");
         assert_eq!(
             decide(&view(&raw), "a@x", &l, D, 1 << 20, &member()),
-            Action::Accept
+            PostAction::Accept
         );
     }
 
@@ -859,12 +871,12 @@ mod tests {
         let l = list("posting: anyone");
         assert_eq!(
             decide(&view(&raw), "a@x", &l, D, 1 << 20, &member()),
-            Action::Accept
+            PostAction::Accept
         );
         let l = list("posting: anyone\nhold_no_subject: true");
         assert_eq!(
             decide(&view(&raw), "a@x", &l, D, 1 << 20, &member()),
-            Action::Hold(HoldReason::NoSubject)
+            PostAction::Hold(HoldReason::NoSubject)
         );
         let l = list("posting: anyone\nemergency: true");
         let m = Facts {
@@ -874,7 +886,7 @@ mod tests {
         };
         assert_eq!(
             decide(&view(PLAIN), "a@x", &l, D, 1 << 20, &m),
-            Action::Hold(HoldReason::Emergency)
+            PostAction::Hold(HoldReason::Emergency)
         );
         let approved = Facts {
             pre_approved: true,
@@ -882,7 +894,7 @@ mod tests {
         };
         assert_eq!(
             decide(&view(PLAIN), "a@x", &l, D, 1 << 20, &approved),
-            Action::Accept
+            PostAction::Accept
         );
     }
 
@@ -898,19 +910,19 @@ mod tests {
             let l = list(&format!("posting: {policy}\nnonmember_posts: hold"));
             assert_eq!(
                 decide(&view(PLAIN), "a@x", &l, D, 1 << 20, &accepted),
-                Action::Accept,
+                PostAction::Accept,
                 "{policy}"
             );
             let elsewhere = PLAIN.replace("To: dev@lists.example.org", "To: x@example.com");
             assert_eq!(
                 decide(&view(&elsewhere), "a@x", &l, D, 1 << 20, &accepted),
-                Action::Hold(HoldReason::ImplicitDestination),
+                PostAction::Hold(HoldReason::ImplicitDestination),
                 "{policy}"
             );
             let auto = format!("Auto-Submitted: auto-replied\r\n{PLAIN}");
             assert_eq!(
                 decide(&view(&auto), "a@x", &l, D, 1 << 20, &accepted),
-                Action::Hold(HoldReason::AutoReply),
+                PostAction::Hold(HoldReason::AutoReply),
                 "{policy}"
             );
         }
@@ -954,25 +966,28 @@ mod tests {
         let v = view(&format!("List-Id: <dev.{D}>\r\n{PLAIN}"));
         assert_eq!(
             decide(&v, "a@x", &l, D, 1 << 20, &member()),
-            Action::Discard(DiscardReason::LoopListId)
+            PostAction::Discard(DiscardReason::LoopListId)
         );
         let v = view(&format!("X-Loop: DEV@{D}\r\n{PLAIN}"));
         assert_eq!(
             decide(&v, "a@x", &l, D, 1 << 20, &member()),
-            Action::Discard(DiscardReason::LoopXLoop)
+            PostAction::Discard(DiscardReason::LoopXLoop)
         );
         // another list's List-Id and X-Loop are fine
         let v = view(&format!(
             "List-Id: <other.{D}>\r\nX-Loop: other@{D}\r\n{PLAIN}"
         ));
-        assert_eq!(decide(&v, "a@x", &l, D, 1 << 20, &member()), Action::Accept);
+        assert_eq!(
+            decide(&v, "a@x", &l, D, 1 << 20, &member()),
+            PostAction::Accept
+        );
         let dup = Facts {
             duplicate: true,
             ..member()
         };
         assert_eq!(
             decide(&view(PLAIN), "a@x", &l, D, 1 << 20, &dup),
-            Action::Discard(DiscardReason::Duplicate("1@x".into()))
+            PostAction::Discard(DiscardReason::Duplicate("1@x".into()))
         );
     }
 
@@ -993,8 +1008,8 @@ mod tests {
             let v = view(&format!("{h}\r\n{PLAIN}"));
             let got = decide(&v, "a@x", &l, D, 1 << 20, &member());
             match want {
-                Some(r) => assert_eq!(got, Action::Hold(r), "{h}"),
-                None => assert_eq!(got, Action::Accept, "{h}"),
+                Some(r) => assert_eq!(got, PostAction::Hold(r), "{h}"),
+                None => assert_eq!(got, PostAction::Accept, "{h}"),
             }
         }
     }
@@ -1015,12 +1030,12 @@ mod tests {
                 1 << 20,
                 &f
             ),
-            Action::Accept
+            PostAction::Accept
         );
         let v = view(&format!("X-Loop: dev@{D}\r\n{PLAIN}"));
         assert_eq!(
             decide(&v, "a@x", &l, D, 1 << 20, &f),
-            Action::Discard(DiscardReason::LoopXLoop)
+            PostAction::Discard(DiscardReason::LoopXLoop)
         );
         let bad = Facts {
             bad_approved_password: true,
@@ -1030,7 +1045,7 @@ mod tests {
         let l = list("posting: anyone");
         assert_eq!(
             decide(&view(PLAIN), "a@x", &l, D, 1 << 20, &bad),
-            Action::Hold(HoldReason::BadApprovedPassword)
+            PostAction::Hold(HoldReason::BadApprovedPassword)
         );
     }
 
@@ -1038,7 +1053,7 @@ mod tests {
     fn null_sender_is_never_rejected() {
         let l = list("posting: members\nnonmember_posts: reject");
         match decide(&view(PLAIN), "", &l, D, 1 << 20, &Facts::default()) {
-            Action::Discard(DiscardReason::NullSenderReject(why)) => {
+            PostAction::Discard(DiscardReason::NullSenderReject(why)) => {
                 assert!(why.contains("Only members"), "{why}")
             }
             other => panic!("{other:?}"),
@@ -1055,15 +1070,15 @@ mod tests {
         };
         assert_eq!(
             decide(&v, "a@x", &l, D, 1 << 20, &with(SenderRule::Discard)),
-            Action::Discard(DiscardReason::SenderRule)
+            PostAction::Discard(DiscardReason::SenderRule)
         );
         assert!(matches!(
             decide(&v, "a@x", &l, D, 1 << 20, &with(SenderRule::Reject)),
-            Action::Reject(550, _)
+            PostAction::Reject(550, _)
         ));
         assert!(matches!(
             decide(&v, "a@x", &l, D, 1 << 20, &with(SenderRule::Hold)),
-            Action::Hold(HoldReason::MemberModerated)
+            PostAction::Hold(HoldReason::MemberModerated)
         ));
     }
 
@@ -1082,7 +1097,7 @@ mod tests {
         };
         assert_eq!(
             decide(&v, "a@x", &l, D, 1 << 20, &claimed),
-            Action::Hold(HoldReason::SenderUnverified(ClaimedRole::Moderator))
+            PostAction::Hold(HoldReason::SenderUnverified(ClaimedRole::Moderator))
         );
         // an accept-listed sender claims its privilege by address too
         let accepted = Facts {
@@ -1091,7 +1106,7 @@ mod tests {
         };
         assert_eq!(
             decide(&v, "a@x", &l, D, 1 << 20, &accepted),
-            Action::Hold(HoldReason::SenderUnverified(ClaimedRole::AcceptedSender))
+            PostAction::Hold(HoldReason::SenderUnverified(ClaimedRole::AcceptedSender))
         );
         // proven: a valid Approved:, or a verified sender (the DKIM seam)
         for proven in [
@@ -1104,18 +1119,21 @@ mod tests {
                 ..claimed.clone()
             },
         ] {
-            assert_eq!(decide(&v, "a@x", &l, D, 1 << 20, &proven), Action::Accept);
+            assert_eq!(
+                decide(&v, "a@x", &l, D, 1 << 20, &proven),
+                PostAction::Accept
+            );
         }
         // a plain member is refused as before: no privilege claimed
         match decide(&v, "a@x", &l, D, 1 << 20, &member()) {
-            Action::Reject(550, t) => assert!(t.contains("owners and moderators"), "{t}"),
+            PostAction::Reject(550, t) => assert!(t.contains("owners and moderators"), "{t}"),
             other => panic!("{other:?}"),
         }
         // the message checks come first: a moderator's approval is the proof
         let elsewhere = view(&PLAIN.replace("To: dev@lists.example.org", "To: x@example.com"));
         assert_eq!(
             decide(&elsewhere, "a@x", &l, D, 1 << 20, &claimed),
-            Action::Hold(HoldReason::ImplicitDestination)
+            PostAction::Hold(HoldReason::ImplicitDestination)
         );
     }
 
@@ -1134,28 +1152,34 @@ mod tests {
         let l = list("posting: moderated\nsender_verification: confirm");
         assert_eq!(
             decide(&v, "a@x", &l, D, 1 << 20, &accepted),
-            Action::Hold(HoldReason::SenderUnverified(ClaimedRole::AcceptedSender))
+            PostAction::Hold(HoldReason::SenderUnverified(ClaimedRole::AcceptedSender))
         );
         let l = list("posting: moderated");
-        assert_eq!(decide(&v, "a@x", &l, D, 1 << 20, &accepted), Action::Accept);
+        assert_eq!(
+            decide(&v, "a@x", &l, D, 1 << 20, &accepted),
+            PostAction::Accept
+        );
         // members, confirm: members are believed, a non-member moderator is not
         let l = list("posting: members\nsender_verification: confirm");
-        assert_eq!(decide(&v, "a@x", &l, D, 1 << 20, &member()), Action::Accept);
+        assert_eq!(
+            decide(&v, "a@x", &l, D, 1 << 20, &member()),
+            PostAction::Accept
+        );
         assert_eq!(
             decide(&v, "a@x", &l, D, 1 << 20, &moderator),
-            Action::Hold(HoldReason::SenderUnverified(ClaimedRole::Moderator))
+            PostAction::Hold(HoldReason::SenderUnverified(ClaimedRole::Moderator))
         );
         // confirm_members: members prove themselves too
         let l = list("posting: members\nsender_verification: confirm_members");
         assert_eq!(
             decide(&v, "a@x", &l, D, 1 << 20, &member()),
-            Action::Hold(HoldReason::SenderUnverified(ClaimedRole::Member))
+            PostAction::Hold(HoldReason::SenderUnverified(ClaimedRole::Member))
         );
         // a list anyone may post to grants nothing by address
         let l = list("posting: anyone\nsender_verification: confirm_members");
         assert_eq!(
             decide(&v, "a@x", &l, D, 1 << 20, &moderator),
-            Action::Accept
+            PostAction::Accept
         );
         // an unknown value is a configuration error on its line
         let e = ListConfig::parse(

@@ -21,7 +21,7 @@ use serde_json::json;
 
 use super::parse::{CommandLine, Verb};
 use super::requests::{self, Decision};
-use super::tokens::{self, Action, Lookup};
+use super::tokens::{self, Lookup, TokenAction};
 use super::{robot_address, site_robot, template_data, Identity, Mail, To};
 use crate::address::Address;
 use crate::config::{Access, Config, ListConfig, SubscriptionPolicy, UnsubscribePolicy};
@@ -100,7 +100,7 @@ fn mode_suffix(mode: DeliveryMode) -> String {
 pub const WHO_MAX: usize = 5000;
 
 /// The state one command mail's commands run in.
-pub struct Session<'a> {
+pub struct RobotSession<'a> {
     pub ctx: &'a Ctx,
     /// The handler's transaction.
     pub conn: &'a Connection,
@@ -319,7 +319,7 @@ pub fn request_approval(
         conn,
         &tokens::NewToken {
             list: &list.name,
-            action: Action::Approve,
+            action: TokenAction::Approve,
             address: addr,
             name,
             requested_by,
@@ -356,7 +356,7 @@ pub fn request_approval(
     ))
 }
 
-impl<'a> Session<'a> {
+impl<'a> RobotSession<'a> {
     pub fn new(
         ctx: &'a Ctx,
         conn: &'a Connection,
@@ -364,8 +364,8 @@ impl<'a> Session<'a> {
         sender: Identity,
         route_list: Option<String>,
         now: i64,
-    ) -> Session<'a> {
-        Session {
+    ) -> RobotSession<'a> {
+        RobotSession {
             ctx,
             conn,
             msg,
@@ -706,13 +706,13 @@ impl<'a> Session<'a> {
     fn confirmation(
         &mut self,
         list: &ListConfig,
-        action: Action,
+        action: TokenAction,
         who: &Joining<'_>,
         third: bool,
     ) -> Result<(), HandlerError> {
         let (addr, name) = (who.addr, who.name);
         // two `set` commands for different modes are two requests
-        let mode_key = if action == Action::SetMode {
+        let mode_key = if action == TokenAction::SetMode {
             who.mode.as_str()
         } else {
             ""
@@ -734,7 +734,7 @@ impl<'a> Session<'a> {
                 name,
                 requested_by: &requested_by,
                 request_id: None,
-                mode: (who.mode != DeliveryMode::Each || action == Action::SetMode)
+                mode: (who.mode != DeliveryMode::Each || action == TokenAction::SetMode)
                     .then_some(who.mode),
             },
             config.robot.token_expiry_days,
@@ -742,9 +742,9 @@ impl<'a> Session<'a> {
         )?;
         let confirm_address = format!("{}-confirm+{token}@{}", list.name, config.domain);
         let template = match action {
-            Action::Subscribe => "confirm-subscribe",
-            Action::OwnerAdd | Action::OwnerRemove => "confirm-owner",
-            Action::SetMode => "confirm-set",
+            TokenAction::Subscribe => "confirm-subscribe",
+            TokenAction::OwnerAdd | TokenAction::OwnerRemove => "confirm-owner",
+            TokenAction::SetMode => "confirm-set",
             _ => "confirm-unsubscribe",
         };
         // an owner's add/del is confirmed by that owner's mailbox, so a
@@ -835,7 +835,7 @@ impl<'a> Session<'a> {
                 SubscriptionPolicy::Confirm | SubscriptionPolicy::ConfirmThenApprove
             );
         if needs_confirmation {
-            self.confirmation(list, Action::Subscribe, &who, third)?;
+            self.confirmation(list, TokenAction::Subscribe, &who, third)?;
             return Ok(if third {
                 third_party_text()
             } else {
@@ -896,7 +896,7 @@ impl<'a> Session<'a> {
                 name: None,
                 mode: DeliveryMode::Each,
             };
-            self.confirmation(list, Action::Unsubscribe, &who, third)?;
+            self.confirmation(list, TokenAction::Unsubscribe, &who, third)?;
             return Ok(if third {
                 third_party_text
             } else {
@@ -919,11 +919,11 @@ impl<'a> Session<'a> {
             &token,
             self.route_list.as_deref(),
             &[
-                Action::Subscribe,
-                Action::Unsubscribe,
-                Action::OwnerAdd,
-                Action::OwnerRemove,
-                Action::SetMode,
+                TokenAction::Subscribe,
+                TokenAction::Unsubscribe,
+                TokenAction::OwnerAdd,
+                TokenAction::OwnerRemove,
+                TokenAction::SetMode,
             ],
             self.now,
         )?;
@@ -964,7 +964,7 @@ impl<'a> Session<'a> {
             mode: row.mode.unwrap_or(DeliveryMode::Each),
         };
         match row.action {
-            Action::Subscribe => {
+            TokenAction::Subscribe => {
                 if list.subscription == SubscriptionPolicy::Closed {
                     return Ok(format!(
                         "The {} list has been closed since you asked; its owners add members themselves.",
@@ -997,7 +997,7 @@ impl<'a> Session<'a> {
                     Ok(format!("{addr} is already subscribed to {}.", list.name))
                 }
             }
-            Action::Unsubscribe => {
+            TokenAction::Unsubscribe => {
                 if remove_member(self.ctx, self.conn, list, &addr, &mut self.mails)? {
                     Ok(format!(
                         "Confirmed: {addr} has been unsubscribed from {}.",
@@ -1007,13 +1007,15 @@ impl<'a> Session<'a> {
                     Ok(format!("{addr} was not subscribed to {}.", list.name))
                 }
             }
-            Action::OwnerAdd | Action::OwnerRemove if !list.is_owner(&row.requested_by) => {
+            TokenAction::OwnerAdd | TokenAction::OwnerRemove
+                if !list.is_owner(&row.requested_by) =>
+            {
                 Ok(format!(
                     "{} is no longer an owner of {}, so nothing was changed.",
                     row.requested_by, list.name
                 ))
             }
-            Action::OwnerAdd => {
+            TokenAction::OwnerAdd => {
                 if add_member(self.ctx, self.conn, list, &who, self.now, &mut self.mails)? {
                     tracing::info!(list = %list.name, address = %addr, by = %row.requested_by, "member added by an owner by mail");
                     Ok(format!(
@@ -1025,7 +1027,7 @@ impl<'a> Session<'a> {
                     Ok(format!("{addr} is already subscribed to {}.", list.name))
                 }
             }
-            Action::OwnerRemove => {
+            TokenAction::OwnerRemove => {
                 if remove_member(self.ctx, self.conn, list, &addr, &mut self.mails)? {
                     tracing::info!(list = %list.name, address = %addr, by = %row.requested_by, "member removed by an owner by mail");
                     Ok(format!(
@@ -1036,8 +1038,8 @@ impl<'a> Session<'a> {
                     Ok(format!("{addr} was not subscribed to {}.", list.name))
                 }
             }
-            Action::SetMode => self.apply_mode(list, &addr, who.mode),
-            Action::Approve => Ok("This token is not a confirmation.".into()),
+            TokenAction::SetMode => self.apply_mode(list, &addr, who.mode),
+            TokenAction::Approve => Ok("This token is not a confirmation.".into()),
         }
     }
 
@@ -1097,9 +1099,9 @@ impl<'a> Session<'a> {
             mode,
         };
         let action = if adding {
-            Action::OwnerAdd
+            TokenAction::OwnerAdd
         } else {
-            Action::OwnerRemove
+            TokenAction::OwnerRemove
         };
         self.confirmation(list, action, &who, false)?;
         Ok(format!(
@@ -1275,7 +1277,7 @@ impl<'a> Session<'a> {
             name: None,
             mode,
         };
-        self.confirmation(list, Action::SetMode, &who, false)?;
+        self.confirmation(list, TokenAction::SetMode, &who, false)?;
         Ok(format!(
             "To make sure this comes from {addr}, a confirmation has been sent there. Nothing changes until it is confirmed; then {addr} gets {} from {}.",
             mode_text(mode),
@@ -1307,7 +1309,7 @@ impl<'a> Session<'a> {
             self.conn,
             &tokens::NewToken {
                 list: &list.name,
-                action: Action::SetMode,
+                action: TokenAction::SetMode,
                 address: addr,
                 name: None,
                 requested_by: &addr.to_string(),
@@ -1355,7 +1357,7 @@ impl<'a> Session<'a> {
             self.conn,
             &token,
             self.route_list.as_deref(),
-            &[Action::Approve],
+            &[TokenAction::Approve],
             self.now,
         )?;
         let by = self.sender.address.to_string();

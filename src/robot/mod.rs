@@ -435,7 +435,8 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
         }
     };
 
-    let mut session = exec::Session::new(ctx, tx, msg, sender.clone(), route_list.clone(), now);
+    let mut session =
+        exec::RobotSession::new(ctx, tx, msg, sender.clone(), route_list.clone(), now);
     let mut results = Vec::new();
     for line in &extracted.lines {
         let result = session.run(line)?;

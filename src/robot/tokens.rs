@@ -23,7 +23,7 @@ pub const TOKEN_LEN: usize = 26;
 
 /// What a token lets its holder do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub enum TokenAction {
     /// The address confirms it wants to join.
     Subscribe,
     /// The address confirms it wants to leave.
@@ -39,44 +39,44 @@ pub enum Action {
     SetMode,
 }
 
-impl Action {
+impl TokenAction {
     pub fn as_str(self) -> &'static str {
         match self {
-            Action::Subscribe => "subscribe",
-            Action::Unsubscribe => "unsubscribe",
-            Action::Approve => "approve",
-            Action::OwnerAdd => "owner_add",
-            Action::OwnerRemove => "owner_remove",
-            Action::SetMode => "set_mode",
+            TokenAction::Subscribe => "subscribe",
+            TokenAction::Unsubscribe => "unsubscribe",
+            TokenAction::Approve => "approve",
+            TokenAction::OwnerAdd => "owner_add",
+            TokenAction::OwnerRemove => "owner_remove",
+            TokenAction::SetMode => "set_mode",
         }
     }
 
     /// The command that asks for a new token of this kind.
     pub fn command(self) -> &'static str {
         match self {
-            Action::Subscribe => "subscribe",
-            Action::Unsubscribe => "unsubscribe",
-            Action::Approve => "approve",
-            Action::OwnerAdd => "add LIST ADDRESS",
-            Action::OwnerRemove => "del LIST ADDRESS",
-            Action::SetMode => "set LIST MODE",
+            TokenAction::Subscribe => "subscribe",
+            TokenAction::Unsubscribe => "unsubscribe",
+            TokenAction::Approve => "approve",
+            TokenAction::OwnerAdd => "add LIST ADDRESS",
+            TokenAction::OwnerRemove => "del LIST ADDRESS",
+            TokenAction::SetMode => "set LIST MODE",
         }
     }
 
     /// Whether an owner confirms it (the token goes to the owner who asked,
     /// not to the address concerned).
     pub fn by_owner(self) -> bool {
-        matches!(self, Action::OwnerAdd | Action::OwnerRemove)
+        matches!(self, TokenAction::OwnerAdd | TokenAction::OwnerRemove)
     }
 
-    fn parse(s: &str) -> Option<Action> {
+    fn parse(s: &str) -> Option<TokenAction> {
         Some(match s {
-            "subscribe" => Action::Subscribe,
-            "unsubscribe" => Action::Unsubscribe,
-            "approve" => Action::Approve,
-            "owner_add" => Action::OwnerAdd,
-            "owner_remove" => Action::OwnerRemove,
-            "set_mode" => Action::SetMode,
+            "subscribe" => TokenAction::Subscribe,
+            "unsubscribe" => TokenAction::Unsubscribe,
+            "approve" => TokenAction::Approve,
+            "owner_add" => TokenAction::OwnerAdd,
+            "owner_remove" => TokenAction::OwnerRemove,
+            "set_mode" => TokenAction::SetMode,
             _ => return None,
         })
     }
@@ -86,7 +86,7 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRow {
     pub list: String,
-    pub action: Action,
+    pub action: TokenAction,
     pub address: String,
     pub name: Option<String>,
     pub requested_by: String,
@@ -158,7 +158,7 @@ pub fn looks_like_token(s: &str) -> bool {
 /// What a new token is for.
 pub struct NewToken<'a> {
     pub list: &'a str,
-    pub action: Action,
+    pub action: TokenAction,
     pub address: &'a Address,
     pub name: Option<&'a str>,
     pub requested_by: &'a str,
@@ -230,7 +230,7 @@ fn load(conn: &Connection, token_hash: &str) -> Result<Option<TokenRow>> {
     else {
         return Ok(None);
     };
-    let action = Action::parse(&action)
+    let action = TokenAction::parse(&action)
         .ok_or_else(|| StoreError::Invalid(format!("token with unknown action `{action}`")))?;
     Ok(Some(TokenRow {
         list,
@@ -253,7 +253,7 @@ pub fn redeem(
     conn: &Connection,
     token: &str,
     list: Option<&str>,
-    actions: &[Action],
+    actions: &[TokenAction],
     now: i64,
 ) -> Result<Lookup> {
     let h = hash(token);
@@ -324,7 +324,7 @@ mod tests {
         let addr = Address::parse("ann@example.org").unwrap();
         let t = NewToken {
             list: "dev",
-            action: Action::Subscribe,
+            action: TokenAction::Subscribe,
             address: &addr,
             name: None,
             requested_by: "ann@example.org",
@@ -360,22 +360,22 @@ mod tests {
             request_id: None,
             mode: None,
         };
-        let sub = [Action::Subscribe, Action::Unsubscribe];
-        let tok = issue(&conn, &mk(Action::Subscribe), 7, 1000).unwrap();
+        let sub = [TokenAction::Subscribe, TokenAction::Unsubscribe];
+        let tok = issue(&conn, &mk(TokenAction::Subscribe), 7, 1000).unwrap();
         // other list, other action: unknown, and not spent
         assert_eq!(
             redeem(&conn, &tok, Some("ops"), &sub, 1001).unwrap(),
             Lookup::Unknown
         );
         assert_eq!(
-            redeem(&conn, &tok, Some("dev"), &[Action::Approve], 1001).unwrap(),
+            redeem(&conn, &tok, Some("dev"), &[TokenAction::Approve], 1001).unwrap(),
             Lookup::Unknown
         );
         // case does not matter
         match redeem(&conn, &tok.to_uppercase(), Some("dev"), &sub, 1002).unwrap() {
             Lookup::Valid(r) => {
                 assert_eq!(r.address, "ann@example.org");
-                assert_eq!(r.action, Action::Subscribe);
+                assert_eq!(r.action, TokenAction::Subscribe);
             }
             other => panic!("{other:?}"),
         }
@@ -383,7 +383,7 @@ mod tests {
             redeem(&conn, &tok, None, &sub, 1003).unwrap(),
             Lookup::AlreadyUsed(_)
         ));
-        let old = issue(&conn, &mk(Action::Unsubscribe), 7, 1000).unwrap();
+        let old = issue(&conn, &mk(TokenAction::Unsubscribe), 7, 1000).unwrap();
         assert!(matches!(
             redeem(&conn, &old, None, &sub, 1000 + 7 * 86_400).unwrap(),
             Lookup::Expired(_)
