@@ -18,6 +18,7 @@ pub mod delivery;
 pub mod digest;
 pub mod fault;
 pub mod health;
+pub mod mime;
 pub mod moderation;
 pub mod pipeline;
 pub mod routing;
