@@ -63,15 +63,7 @@ fn format_addresses(a: &Address<'_>) -> String {
             let email = addr.address().unwrap_or_default();
             match addr.name() {
                 Some(n) if !n.trim().is_empty() && !email.is_empty() => {
-                    let n = one_line(n);
-                    if n.chars().any(|c| "()<>[]:;@\\,.\"".contains(c)) {
-                        format!(
-                            "\"{}\" <{email}>",
-                            n.replace('\\', "\\\\").replace('"', "\\\"")
-                        )
-                    } else {
-                        format!("{n} <{email}>")
-                    }
+                    format!("{} <{email}>", crate::mime::phrase::quote(&one_line(n)))
                 }
                 Some(n) if !n.trim().is_empty() => one_line(n),
                 _ => email.to_string(),

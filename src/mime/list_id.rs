@@ -4,7 +4,7 @@
 //! Trusts nothing in the values it reads: they are only cut at ASCII
 //! angle brackets, trimmed and lower-cased, for the callers to compare.
 
-use super::encoded_word;
+use super::phrase;
 
 /// The RFC 2919 list identifier of list `list` at `domain`: `list.domain`,
 /// lower-cased.
@@ -13,24 +13,14 @@ pub fn id(list: &str, domain: &str) -> String {
 }
 
 /// A List-Id value, `description <id>` (just `<id>` without a
-/// description), the description written as an atom, a quoted string or
-/// RFC 2047 encoded words, whichever it needs. Unfolded: fold it with
-/// `header_block::fold`.
+/// description), the description a [`phrase::encode`]d phrase. Unfolded:
+/// fold it with `header_block::fold`.
 pub fn field_value(description: &str, id: &str) -> String {
     let d = description.trim();
     if d.is_empty() {
         return format!("<{id}>");
     }
-    if !d.is_ascii() {
-        return format!("{} <{id}>", encoded_word::encode(d, "List-Id: ".len()));
-    }
-    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~ ".contains(c);
-    if d.chars().all(atext) {
-        format!("{d} <{id}>")
-    } else {
-        let q = d.replace('\\', "\\\\").replace('"', "\\\"");
-        format!("\"{q}\" <{id}>")
-    }
+    format!("{} <{id}>", phrase::encode(d, "List-Id: ".len()))
 }
 
 /// What stands in the last `<...>` of an unfolded value (to the end if the
