@@ -20,6 +20,7 @@ pub mod handler;
 pub mod health;
 pub mod hold;
 pub mod membership;
+pub mod mime;
 pub mod moderation;
 pub mod pipeline;
 pub mod plumbing;

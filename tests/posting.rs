@@ -70,7 +70,7 @@ fn header(data: &[u8], name: &str) -> Option<String> {
 }
 
 fn body_bytes(data: &[u8]) -> &[u8] {
-    let s = listd::pipeline::header_block::split(data);
+    let s = listd::mime::header_block::split(data);
     &data[s.body_start..]
 }
 

@@ -64,9 +64,31 @@ impl std::error::Error for ConfigErrors {}
 /// Line and column (1-based) of the first occurrence of `needle` in `text`.
 /// Used for errors found after deserializing, where serde no longer has a span.
 pub fn find_line(text: &str, needle: &str) -> Option<(usize, usize)> {
-    let idx = text.find(needle)?;
+    find_line_from(text, 0, needle)
+}
+
+/// [`find_line`] for the first `needle` at or after byte `from` (a char
+/// boundary of `text`, else nothing is found).
+pub fn find_line_from(text: &str, from: usize, needle: &str) -> Option<(usize, usize)> {
+    let idx = from + text.get(from..)?.find(needle)?;
     let before = &text[..idx];
     let line = before.matches('\n').count() + 1;
     let col = idx - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
     Some((line, col))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_and_columns_from_an_offset() {
+        let text = "a: 1\ndigest:\n  header: x\nheader: y\n";
+        assert_eq!(find_line(text, "header:"), Some((3, 3)));
+        assert_eq!(find_line_from(text, 0, "a: 1"), Some((1, 1)));
+        let after = text.find("header: x").unwrap() + 1;
+        assert_eq!(find_line_from(text, after, "header:"), Some((4, 1)));
+        assert_eq!(find_line_from(text, text.len() + 5, "x"), None);
+        assert_eq!(find_line_from("é:", 1, ":"), None);
+    }
 }

@@ -9,7 +9,7 @@
 mod error;
 mod list;
 
-pub use error::{ConfigError, ConfigErrors};
+pub use error::{find_line_from, ConfigError, ConfigErrors};
 pub use list::{
     Access, DigestConfig, HeaderMatch, ListConfig, NonmemberAction, OversizeAction, PostingPolicy,
     ReplyTo, SenderVerification, SubscriptionPolicy, UnsubscribePolicy,

@@ -9,9 +9,12 @@
 //! The posts are never re-encoded, so the enclosing parts declare `8bit`
 //! (or `binary`) when any post needs it.
 
-use super::encode::{contains, crlf, encode_text, MAX_LINE};
+use super::encode::contains;
 use super::item::Item;
 use super::text::{front_matter, Digest};
+use crate::mime::lines::{crlf, has_long_line, MAX_LINE};
+use crate::mime::transfer::encode_text;
+use crate::mime::{encoded_word, header_block};
 
 /// Why a digest could not be built.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -26,10 +29,7 @@ pub const BOUNDARY_TRIES: usize = 16;
 
 /// The transfer encoding a multipart holding these bytes must declare.
 fn cte_of(parts: &[&[u8]]) -> Option<&'static str> {
-    if parts
-        .iter()
-        .any(|p| super::encode::has_long_line(p, MAX_LINE))
-    {
+    if parts.iter().any(|p| has_long_line(p, MAX_LINE)) {
         return Some("binary");
     }
     parts.iter().any(|p| !p.is_ascii()).then_some("8bit")
@@ -61,7 +61,11 @@ fn text_part(out: &mut Vec<u8>, text: &str, description: &str) {
             "Content-Type: text/plain; charset={}\r\nContent-Transfer-Encoding: {}\r\nContent-Description: {}\r\n\r\n",
             enc.charset,
             enc.cte,
-            super::encode::encode_header_text(description)
+            header_block::fold_str(
+                &encoded_word::encode_if_needed(description, "Content-Description: ".len()),
+                "Content-Description".len(),
+                "\r\n"
+            )
         )
         .as_bytes(),
     );

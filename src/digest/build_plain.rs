@@ -30,9 +30,10 @@
 //! Trusts nothing in the posts: bodies are decoded by mail-parser, HTML is
 //! reduced to text, and other parts become one-line notes.
 
-use super::encode::{crlf, encode_text};
 use super::item::Item;
 use super::text::{front_matter, Digest};
+use crate::mime::lines::crlf;
+use crate::mime::transfer::encode_text;
 
 /// 70 hyphens: ends the preamble.
 pub const SEP70: &str = "----------------------------------------------------------------------";

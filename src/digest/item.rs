@@ -49,10 +49,7 @@ fn parser() -> MessageParser {
 /// Unfolds and RFC 2047-decodes an unstructured header value that
 /// mail-parser keeps raw (like Summary).
 fn decode_unstructured(raw: &str) -> Option<String> {
-    let synthetic = format!("Subject:{raw}\r\n\r\n");
-    parser()
-        .parse_headers(synthetic.as_bytes())
-        .and_then(|m| m.subject().map(one_line))
+    crate::mime::encoded_word::decode(raw.as_bytes()).map(|s| one_line(&s))
 }
 
 /// Collapses folding and runs of white space into single spaces.
@@ -66,15 +63,7 @@ fn format_addresses(a: &Address<'_>) -> String {
             let email = addr.address().unwrap_or_default();
             match addr.name() {
                 Some(n) if !n.trim().is_empty() && !email.is_empty() => {
-                    let n = one_line(n);
-                    if n.chars().any(|c| "()<>[]:;@\\,.\"".contains(c)) {
-                        format!(
-                            "\"{}\" <{email}>",
-                            n.replace('\\', "\\\\").replace('"', "\\\"")
-                        )
-                    } else {
-                        format!("{n} <{email}>")
-                    }
+                    format!("{} <{email}>", crate::mime::phrase::quote(&one_line(n)))
                 }
                 Some(n) if !n.trim().is_empty() => one_line(n),
                 _ => email.to_string(),
@@ -149,14 +138,9 @@ impl<'a> Item<'a> {
     /// replaced by a one-line note. Line ends are `\n`.
     pub fn body_text(&self) -> String {
         let Some(m) = &self.parsed else {
-            // Unparsable: whatever follows the first blank line, as text.
-            let raw = String::from_utf8_lossy(self.raw);
-            let body = raw
-                .split_once("\r\n\r\n")
-                .or_else(|| raw.split_once("\n\n"))
-                .map(|(_, b)| b)
-                .unwrap_or("");
-            return super::encode::lf(body);
+            // Unparsable: whatever follows the header block, as text.
+            let body = &self.raw[crate::mime::header_block::split(self.raw).body_start..];
+            return crate::mime::lines::lf(&String::from_utf8_lossy(body));
         };
         let mut out = String::new();
         let mut push = |s: &str| {
@@ -186,7 +170,7 @@ impl<'a> Item<'a> {
                 push(&note(part));
             }
         }
-        super::encode::lf(&out)
+        crate::mime::lines::lf(&out)
     }
 }
 

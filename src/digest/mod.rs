@@ -417,14 +417,14 @@ pub fn digest_headers(
     let domain = &config.domain;
     let request = config.list_suffix_address(name, "request");
     let post = config.list_address(name);
-    let list_id = if list.description.trim().is_empty() {
-        format!("<{name}.{domain}>")
-    } else {
-        format!(
-            "{} <{name}.{domain}>",
-            encode::encode_header_text(list.description.trim())
-        )
-    };
+    let list_id = crate::mime::header_block::fold_str(
+        &crate::mime::list_id::field_value(
+            &list.description,
+            &crate::mime::list_id::id(name, domain),
+        ),
+        "List-Id".len(),
+        "\r\n",
+    );
     let mut h = vec![
         ("Date".to_string(), encode::rfc5322_date(now)),
         ("From".to_string(), request.clone()),
@@ -496,15 +496,7 @@ pub fn missing_templates(
             }
             // the key's line inside the `digest:` map, when written there
             let after = text.find("digest:").unwrap_or(0);
-            let line = text[after..]
-                .find(&format!("{key}:"))
-                .map(|i| after + i)
-                .map(|idx| {
-                    let before = &text[..idx];
-                    let line = before.matches('\n').count() + 1;
-                    let col = idx - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-                    (line, col)
-                });
+            let line = crate::config::find_line_from(&text, after, &format!("{key}:"));
             errors.push(crate::config::ConfigError::new(
                 &list.path,
                 line,

@@ -13,6 +13,7 @@
 //! own transfer encoding; everything else stays byte-identical.
 
 use crate::config::ListConfig;
+use crate::mime::{header_block, lines, qp, transfer};
 use mail_parser::{Encoding, MessageParser, MimeHeaders, PartType};
 
 /// The result of the pre-approval check.
@@ -126,59 +127,20 @@ fn find(bytes: &[u8]) -> Option<Found> {
     find_header(bytes).or_else(|| find_body_line(bytes))
 }
 
-/// Index just past the header block's terminating empty line, and the
-/// header block itself.
-fn header_end(bytes: &[u8]) -> usize {
-    let mut i = 0;
-    while i < bytes.len() {
-        let end = line_end(bytes, i);
-        let line = &bytes[i..end];
-        if line == b"\r\n" || line == b"\n" {
-            return i;
-        }
-        i = end;
-    }
-    bytes.len()
-}
-
-/// End (exclusive, after the line terminator) of the line starting at `i`.
-fn line_end(bytes: &[u8], i: usize) -> usize {
-    match bytes[i..].iter().position(|&b| b == b'\n') {
-        Some(p) => i + p + 1,
-        None => bytes.len(),
-    }
-}
-
+/// The first `Approved:`-like field of the header block, as
+/// `mime::header_block` splits it (the parser every other path uses).
 fn find_header(bytes: &[u8]) -> Option<Found> {
-    let end = header_end(bytes);
-    let mut i = 0;
-    while i < end {
-        let mut j = line_end(bytes, i);
-        while j < end && matches!(bytes[j], b' ' | b'\t') {
-            j = line_end(bytes, j);
-        }
-        let field = &bytes[i..j];
-        if let Some(colon) = field.iter().position(|&b| b == b':') {
-            let name = String::from_utf8_lossy(&field[..colon]);
-            if HEADERS.contains(&name.trim().to_ascii_lowercase().as_str()) {
-                let value = String::from_utf8_lossy(&field[colon + 1..]);
-                let password = value
-                    .split(['\r', '\n'])
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-                    .trim()
-                    .to_string();
-                return Some(Found {
-                    password,
-                    place: Place::Header(i..j),
-                });
-            }
-        }
-        i = j;
-    }
-    None
+    let split = header_block::split(bytes);
+    let f = split.fields.iter().find(|f| {
+        let name = &bytes[f.name.clone()];
+        HEADERS
+            .iter()
+            .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
+    })?;
+    Some(Found {
+        password: header_block::unfold_text(&bytes[f.value.clone()]),
+        place: Place::Header(f.start..f.end),
+    })
 }
 
 /// A leaf part's body: raw byte range, transfer encoding, decoded bytes.
@@ -236,7 +198,7 @@ fn text_leaves(bytes: &[u8]) -> Vec<Leaf> {
 fn first_line(text: &[u8]) -> Option<(usize, usize)> {
     let mut i = 0;
     while i < text.len() {
-        let end = line_end(text, i);
+        let end = lines::line_end(text, i).1;
         if !text[i..end].iter().all(u8::is_ascii_whitespace) {
             return Some((i, end));
         }
@@ -272,6 +234,7 @@ fn strip(bytes: &[u8], found: &Found) -> Vec<u8> {
             out
         }
         Place::BodyLine { name } => {
+            let eol = header_block::split(bytes).eol;
             let mut edits: Vec<(std::ops::Range<usize>, Vec<u8>)> = Vec::new();
             let leaves = text_leaves(bytes);
             let mut first_plain_done = false;
@@ -290,7 +253,7 @@ fn strip(bytes: &[u8], found: &Found) -> Vec<u8> {
                         None => continue,
                     }
                 };
-                edits.push((leaf.range.clone(), encode(&new, leaf.encoding)));
+                edits.push((leaf.range.clone(), encode(&new, leaf.encoding, eol)));
             }
             let mut out = bytes.to_vec();
             edits.sort_by_key(|(r, _)| std::cmp::Reverse(r.start));
@@ -347,54 +310,13 @@ fn twin_at(s: &[u8], name: &[u8], pw: &[u8]) -> Option<usize> {
     Some(i + pw.len())
 }
 
-/// Encodes a part body in the transfer encoding it came in.
-fn encode(decoded: &[u8], encoding: Encoding) -> Vec<u8> {
+/// Encodes a part body in the transfer encoding it came in, lines ending in `eol`.
+fn encode(decoded: &[u8], encoding: Encoding, eol: &str) -> Vec<u8> {
     match encoding {
         Encoding::None => decoded.to_vec(),
-        Encoding::QuotedPrintable => qp_encode(decoded),
-        Encoding::Base64 => {
-            use base64::Engine;
-            let b = base64::engine::general_purpose::STANDARD.encode(decoded);
-            let mut out = Vec::with_capacity(b.len() + b.len() / 38 + 2);
-            for chunk in b.as_bytes().chunks(76) {
-                out.extend_from_slice(chunk);
-                out.extend_from_slice(b"\r\n");
-            }
-            out
-        }
+        Encoding::QuotedPrintable => qp::encode(decoded, eol),
+        Encoding::Base64 => transfer::base64_encode_lines(decoded, eol),
     }
-}
-
-/// Quoted-printable (RFC 2045 §6.7): hard line breaks become CRLF, lines are
-/// soft-broken before 76 characters, trailing whitespace is encoded.
-pub(crate) fn qp_encode(input: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(input.len() + input.len() / 8);
-    let lines: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
-    let last = lines.len() - 1;
-    for (n, line) in lines.iter().enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let mut col = 0;
-        for (k, &b) in line.iter().enumerate() {
-            let at_end = k + 1 == line.len();
-            let literal =
-                (b == b' ' || b == b'\t') && !at_end || (33..=126).contains(&b) && b != b'=';
-            let piece: Vec<u8> = if literal {
-                vec![b]
-            } else {
-                format!("={b:02X}").into_bytes()
-            };
-            if col + piece.len() > 75 {
-                out.extend_from_slice(b"=\r\n");
-                col = 0;
-            }
-            col += piece.len();
-            out.extend_from_slice(&piece);
-        }
-        if n != last {
-            out.extend_from_slice(b"\r\n");
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -545,7 +467,10 @@ mod tests {
     fn quoted_printable_and_base64_parts_are_reencoded() {
         use base64::Engine;
         let l = list(Some("pässwörd=1"));
-        let plain = qp_encode("Approved: pässwörd=1\r\nGrüße an alle\r\n".as_bytes());
+        let plain = qp::encode(
+            "Approved: pässwörd=1\r\nGrüße an alle\r\n".as_bytes(),
+            "\r\n",
+        );
         let html = base64::engine::general_purpose::STANDARD
             .encode("<div>Approved: pässwörd=1</div><div>Grüße</div>");
         let m = alternative(
@@ -582,13 +507,39 @@ mod tests {
     }
 
     #[test]
-    fn qp_encoder_round_trips() {
-        let s = "a line with trailing space \r\n= sign and ümlaut and a very long line that goes on and on and on beyond seventy-six characters for sure\r\nend";
-        let enc = qp_encode(s.as_bytes());
-        for line in enc.split(|&b| b == b'\n') {
-            assert!(line.len() <= 77, "{}", String::from_utf8_lossy(line));
-        }
-        let dec = mail_parser::decoders::quoted_printable::quoted_printable_decode(&enc).unwrap();
-        assert_eq!(String::from_utf8(dec).unwrap(), s);
+    fn an_approved_line_below_a_line_that_is_no_field_is_body_text() {
+        // the header block ends at `X-Odd` (mime::header_block, as mail-parser
+        // and every reader see it): the line below is body text, not a field,
+        // and not the body's first line either
+        let l = list(Some("open sesame"));
+        let m = b"From: a@example.org\r\nX-Odd\r\nApproved: open sesame\r\n\r\nHello\r\n";
+        assert_eq!(preapproval(&l, m, false), Preapproval::None);
+        assert_eq!(strip_any(m, true), m.to_vec());
+        // a name with a space before the colon is no field either
+        let m = b"From: a@example.org\r\nApproved : open sesame\r\n\r\nHello\r\n";
+        assert_eq!(preapproval(&l, m, false), Preapproval::None);
+    }
+
+    #[test]
+    fn a_folded_password_is_unfolded_as_rfc_5322_says() {
+        // unfolding removes only the line end: the tab stays
+        let l = list(Some("open\tsesame"));
+        let m = b"From: a@example.org\r\nApproved: open\r\n\tsesame\r\n\r\nHello\r\n";
+        let Preapproval::Approved(out) = preapproval(&l, m, false) else {
+            panic!("not approved")
+        };
+        assert_eq!(out, b"From: a@example.org\r\n\r\nHello\r\n".to_vec());
+    }
+
+    #[test]
+    fn an_edited_part_of_a_lf_message_keeps_lf_line_ends() {
+        let l = list(Some("pw1"));
+        let m = "From: a@example.org\nContent-Type: text/plain; charset=utf-8\n\
+                 Content-Transfer-Encoding: quoted-printable\n\nApproved: pw1\nGr=C3=BC=C3=9Fe\nend\n";
+        let Preapproval::Approved(out) = preapproval(&l, m.as_bytes(), false) else {
+            panic!("not approved")
+        };
+        assert!(!out.contains(&b'\r'), "{}", String::from_utf8_lossy(&out));
+        assert_eq!(body_text(&out, 0), "Grüße\nend\n");
     }
 }

@@ -13,9 +13,9 @@
 //! decoration settings; trusts nothing in the message bytes (any input gives
 //! a well-formed output, no panic).
 
-use super::header_block::{self, Rewrite, Split};
-use super::transfer;
 use crate::config::{Config, ListConfig, PostingPolicy, ReplyTo};
+use crate::mime::header_block::{self, Rewrite, Split};
+use crate::mime::{encoded_word, lines, list_id, qp, transfer};
 use mail_parser::{MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
 
@@ -25,7 +25,7 @@ pub struct Decoration {
     pub domain: String,
     /// `NAME@domain`.
     pub list_address: String,
-    /// The List-Id value: `description <NAME.domain>`.
+    /// The List-Id value, unfolded: `description <NAME.domain>`.
     pub list_id: String,
     pub list_help: String,
     pub list_subscribe: String,
@@ -63,51 +63,13 @@ const OWNED_HEADERS: &[&str] = &[
     "Return-Path",
 ];
 
-/// `description <id>` with the description as an atom, quoted string or
-/// RFC 2047 encoded words, whichever it needs.
-fn phrase_with_id(description: &str, id: &str) -> String {
-    let d = description.trim();
-    if d.is_empty() {
-        return format!("<{id}>");
-    }
-    if !d.is_ascii() {
-        return format!("{} <{id}>", encode_words(d, "List-Id".len()));
-    }
-    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~ ".contains(c);
-    if d.chars().all(atext) {
-        format!("{d} <{id}>")
-    } else {
-        let q = d.replace('\\', "\\\\").replace('"', "\\\"");
-        format!("\"{q}\" <{id}>")
-    }
-}
-
-/// RFC 2047 encoded words for `text` (as mail-builder writes them), without
-/// the final line end.
-fn encode_words(text: &str, name_len: usize) -> String {
-    use mail_builder::headers::{text::Text, Header};
-    let mut out = Vec::new();
-    // mail-builder counts the bytes already on the line (`Name: `)
-    if Text::new(text)
-        .write_header(&mut out, name_len + 2)
-        .is_err()
-    {
-        return text.to_string();
-    }
-    let s = String::from_utf8_lossy(&out).to_string();
-    s.trim_end_matches(['\r', '\n']).to_string()
-}
-
 impl Decoration {
     /// The decoration of `list` under `config`, with an already rendered footer.
     pub fn for_list(config: &Config, list: &ListConfig, footer: Option<String>) -> Decoration {
         let name = &list.name;
         let addr = |suffix: &str| config.list_suffix_address(name, suffix);
         let list_address = config.list_address(name);
-        let list_id = phrase_with_id(
-            &list.description,
-            &super::rules::list_id(name, &config.domain),
-        );
+        let list_id = list_id::field_value(&list.description, &list_id::id(name, &config.domain));
         let mut unsubscribe = format!("<mailto:{}>", addr("leave"));
         let one_click = if let Some(u) = &config.web.unsubscribe_url {
             unsubscribe = format!("<{}/{name}>, {unsubscribe}", u.trim_end_matches('/'));
@@ -223,7 +185,11 @@ pub fn decorate(original: &[u8], d: &Decoration) -> Decorated {
     }
 
     // the list headers
-    rw.append("List-Id", d.list_id.as_bytes(), eol);
+    rw.append(
+        "List-Id",
+        &header_block::fold(d.list_id.as_bytes(), "List-Id".len(), eol),
+        eol,
+    );
     rw.append("List-Help", d.list_help.as_bytes(), eol);
     rw.append("List-Subscribe", d.list_subscribe.as_bytes(), eol);
     rw.append(
@@ -284,13 +250,7 @@ fn strip_leading<'a>(mut s: &'a [u8], prefix: &[u8]) -> (&'a [u8], bool) {
 
 /// Decodes an unfolded raw header value (RFC 2047 words, raw UTF-8).
 fn decode_text(raw: &[u8]) -> String {
-    let mut m = b"Subject: ".to_vec();
-    m.extend_from_slice(raw);
-    m.extend_from_slice(b"\r\n\r\n");
-    MessageParser::default()
-        .parse_headers(&m)
-        .and_then(|p| p.subject().map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(raw).to_string())
+    encoded_word::decode(raw).unwrap_or_else(|| String::from_utf8_lossy(raw).into_owned())
 }
 
 /// The new (unfolded) Subject value, or `None` when the subject already
@@ -323,7 +283,7 @@ pub fn prefixed_subject(raw: Option<&[u8]>, prefix: &str) -> Option<Vec<u8>> {
         if text.is_ascii() {
             text.into_bytes()
         } else {
-            encode_words(&text, "Subject".len()).into_bytes()
+            encoded_word::encode(&text, "Subject: ".len()).into_bytes()
         }
     } else {
         let mut v = Vec::new();
@@ -392,7 +352,7 @@ fn footer_part(footer: &str, eol: &str) -> Vec<u8> {
             format!("Content-Type: text/plain; charset=utf-8{eol}Content-Transfer-Encoding: quoted-printable{eol}").as_bytes(),
         );
         p.extend_from_slice(format!("Content-Disposition: inline{eol}{eol}").as_bytes());
-        p.extend_from_slice(&transfer::qp_encode(text.as_bytes(), eol));
+        p.extend_from_slice(&qp::encode(text.as_bytes(), eol));
     }
     if !p.ends_with(eol.as_bytes()) {
         p.extend_from_slice(eol.as_bytes());
@@ -402,7 +362,7 @@ fn footer_part(footer: &str, eol: &str) -> Vec<u8> {
 
 /// `text` with every line end as `eol`, ending in one.
 fn normalize_eol(text: &str, eol: &str) -> String {
-    let mut s = text.replace("\r\n", "\n").replace('\n', eol);
+    let mut s = lines::with_eol(text, eol);
     if !s.ends_with(eol) {
         s.push_str(eol);
     }
@@ -457,7 +417,7 @@ fn add_footer(
                 .unwrap_or("us-ascii");
             let cte = split
                 .raw_value(b, "Content-Transfer-Encoding")
-                .map(|v| String::from_utf8_lossy(&header_block::unfold(v)).to_ascii_lowercase())
+                .map(|v| header_block::unfold_text(v).to_ascii_lowercase())
                 .unwrap_or_else(|| "7bit".into());
             if let Some(new) = append_text(body, footer, charset, &cte, eol) {
                 return (Some(new), FooterPlacement::Appended);
@@ -551,7 +511,7 @@ fn append_text(body: &[u8], footer: &str, charset: &str, cte: &str, eol: &str) -
                 }
                 out.extend_from_slice(eol.as_bytes());
             }
-            out.extend_from_slice(&transfer::qp_encode(&text, eol));
+            out.extend_from_slice(&qp::encode(&text, eol));
             Some(out)
         }
         "base64" => {
@@ -587,8 +547,7 @@ mod tests {
 
     fn header(m: &[u8], name: &str) -> Option<String> {
         let s = header_block::split(m);
-        s.raw_value(m, name)
-            .map(|v| String::from_utf8_lossy(&header_block::unfold(v)).to_string())
+        s.raw_value(m, name).map(header_block::unfold_text)
     }
 
     fn body(m: &[u8]) -> &[u8] {
@@ -980,6 +939,42 @@ Approved: secret\r\nReply-To: ann@example.org\r\n\r\nbody line\r\n"
             let d = decorate(m, &deco(Some(FOOT)));
             let s = header_block::split(&d.bytes);
             assert!(s.find(&d.bytes, "List-Id").count() == 1);
+        }
+    }
+
+    #[test]
+    fn encoded_words_are_folded_with_the_message_s_own_line_ends() {
+        let dir = std::path::Path::new("/nonexistent");
+        let config = Config::for_tests("lists.example.org", dir);
+        let desc = "Entwickler-Café für lange Beschreibungen, die über eine Zeile gehen";
+        let list = ListConfig::parse(
+            std::path::Path::new("dev.yaml"),
+            "dev",
+            &format!("description: \"{desc}\"\nsubject_prefix: \"[dev]\"\n"),
+        )
+        .unwrap();
+        let d = Decoration::for_list(&config, &list, None);
+        let subject = "Re: [dev] Re: [dev] ".to_string() + &"Grüße ".repeat(12);
+        let raw_subject = encoded_word::encode(&subject, 9);
+        for eol in ["\r\n", "\n"] {
+            let m = format!("From: a@example.org{eol}Subject: {raw_subject}{eol}{eol}x{eol}");
+            let out = decorate(m.as_bytes(), &d).bytes;
+            let text = String::from_utf8(out.clone()).unwrap();
+            let head = &text[..header_block::split(&out).header_end];
+            // every line of the new fields ends in the message's own line end
+            // and fits RFC 2047's 76 columns
+            assert_eq!(head.contains('\r'), eol == "\r\n", "{head}");
+            for l in head.split(eol).filter(|l| l.contains("=?")) {
+                assert!(l.len() <= 76, "{l}");
+            }
+            let p = MessageParser::default().parse(&out).unwrap();
+            let want = format!("Re: [dev] {}", "Grüße ".repeat(12).trim_end());
+            assert_eq!(p.subject(), Some(want.as_str()));
+            let id = header(&out, "List-Id").unwrap();
+            assert_eq!(
+                encoded_word::decode(id.as_bytes()).unwrap(),
+                format!("{desc} <dev.lists.example.org>")
+            );
         }
     }
 }

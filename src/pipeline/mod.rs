@@ -13,12 +13,10 @@
 
 pub mod bounces;
 pub mod decorate;
-pub mod header_block;
 pub mod owner;
 pub mod post;
 pub mod postmaster;
 pub mod rules;
-pub mod transfer;
 
 use crate::handler::{Ctx, HandlerError, Inbound};
 use crate::plumbing::{Live, Wakers};

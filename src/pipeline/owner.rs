@@ -6,8 +6,9 @@
 //! (and logged). Trusts the configured owners; the bytes are untrusted and
 //! only scanned by the byte-exact header splitter.
 
-use super::header_block::{self, Rewrite};
 use crate::handler::{Ctx, HandlerError, Inbound};
+use crate::mime::header_block::{self, Rewrite};
+use crate::mime::list_id;
 use crate::routing::Route;
 use crate::store::outbound::{self, JobKind, NewJob};
 use rusqlite::Transaction;
@@ -22,13 +23,13 @@ pub enum Forwarded {
 }
 
 /// Whether the message has an `X-Loop:` header naming `addr` (any case,
-/// brackets and spaces ignored).
+/// read as `mime::list_id::parse_x_loop` reads it).
 pub fn carries_x_loop(split: &header_block::Split, bytes: &[u8], addr: &str) -> bool {
-    split.raw_values(bytes, "X-Loop").iter().any(|v| {
-        let v = String::from_utf8_lossy(&header_block::unfold(v)).to_string();
-        v.trim_matches(|c| c == '<' || c == '>' || c == ' ')
-            .eq_ignore_ascii_case(addr)
-    })
+    let addr = addr.to_ascii_lowercase();
+    split
+        .raw_values(bytes, "X-Loop")
+        .iter()
+        .any(|v| list_id::parse_x_loop(&header_block::unfold_text(v)) == addr)
 }
 
 /// Forwards one message to the owners.
@@ -85,4 +86,25 @@ pub fn forward_message(
     )?;
     tracing::info!(list = %lc.name, job, owners = owners.len(), from = %msg.env_from, "owner mail forwarded");
     Ok(Forwarded::Queued(job))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn x_loop_is_read_in_every_form() {
+        let ours = "dev-owner@lists.example.org";
+        for v in [
+            "dev-owner@lists.example.org",
+            "<DEV-owner@Lists.Example.org>",
+            "Owners\r\n <dev-owner@lists.example.org>",
+        ] {
+            let m = format!("X-Loop: other@x.org\r\nX-Loop: {v}\r\n\r\nx");
+            let split = header_block::split(m.as_bytes());
+            assert!(carries_x_loop(&split, m.as_bytes(), ours), "{v}");
+        }
+        let m = b"X-Loop: dev@lists.example.org\r\n\r\nX-Loop: dev-owner@lists.example.org\r\n";
+        assert!(!carries_x_loop(&header_block::split(m), m, ours));
+    }
 }

@@ -390,7 +390,7 @@ fn reject_notice(
         b = b.in_reply_to(id.to_string()).references(id.to_string());
     }
     let b = if quote {
-        let split = super::header_block::split(&msg.bytes);
+        let split = crate::mime::header_block::split(&msg.bytes);
         let headers = String::from_utf8_lossy(&msg.bytes[..split.header_end]).to_string();
         b.body(mail_builder::mime::MimePart::new(
             "multipart/mixed",

@@ -11,8 +11,8 @@
 //! configuration; the bytes are untrusted and only scanned by the byte-exact
 //! header splitter.
 
-use super::header_block::{self, Rewrite};
 use crate::handler::{Ctx, HandlerError, Inbound};
+use crate::mime::header_block::{self, Rewrite};
 use crate::routing::Route;
 use crate::store::outbound::{self, JobKind, NewJob};
 use rusqlite::Transaction;

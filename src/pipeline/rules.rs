@@ -22,6 +22,7 @@ use crate::config::{
     ListConfig, NonmemberAction, OversizeAction, PostingPolicy, SenderVerification,
 };
 use crate::hold::ClaimedRole;
+use crate::mime::{header_block, list_id};
 use mail_parser::{Address, HeaderValue, Message};
 
 /// Days a Message-ID counts as a duplicate on the same list.
@@ -131,31 +132,16 @@ impl PostView {
         let raw_all = |name: &str| -> Vec<String> {
             m.headers_raw()
                 .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| {
-                    String::from_utf8_lossy(&super::header_block::unfold(v.as_bytes())).to_string()
-                })
+                .map(|(_, v)| header_block::unfold_text(v.as_bytes()))
                 .collect()
         };
         let list_ids = raw_all("List-Id")
-            .into_iter()
-            .map(|v| {
-                let id = match (v.rfind('<'), v.rfind('>')) {
-                    (Some(a), Some(b)) if a < b => v[a + 1..b].to_string(),
-                    _ => v.clone(),
-                };
-                id.trim().to_ascii_lowercase()
-            })
+            .iter()
+            .map(|v| list_id::parse(v))
             .collect();
         let x_loops = raw_all("X-Loop")
-            .into_iter()
-            .map(|v| {
-                let v = v.trim();
-                let v = v
-                    .strip_prefix('<')
-                    .and_then(|v| v.strip_suffix('>'))
-                    .unwrap_or(v);
-                v.trim().to_ascii_lowercase()
-            })
+            .iter()
+            .map(|v| list_id::parse_x_loop(v))
             .collect();
         let lower_first = |name: &str| -> Option<String> {
             text_values(m, name)
@@ -170,9 +156,7 @@ impl PostView {
             let raw = bytes
                 .get(h.offset_start as usize..h.offset_end as usize)
                 .unwrap_or_default();
-            let raw = String::from_utf8_lossy(&super::header_block::unfold(raw))
-                .trim()
-                .to_string();
+            let raw = header_block::unfold_text(raw).trim().to_string();
             let decoded = match &h.value {
                 HeaderValue::Text(t) if t.trim() != raw => Some(t.trim().to_string()),
                 _ => None,
@@ -289,11 +273,6 @@ pub enum PostAction {
     Discard(DiscardReason),
 }
 
-/// The RFC 2919 list identifier: `NAME.domain`.
-pub fn list_id(list: &str, domain: &str) -> String {
-    format!("{list}.{domain}").to_ascii_lowercase()
-}
-
 /// Decides what happens to a post to `list`.
 ///
 /// `env_from` is the envelope sender ("" for `<>`); `global_max` is
@@ -324,7 +303,7 @@ fn decide_inner(
 ) -> PostAction {
     let address = format!("{}@{domain}", list.name);
     // 1. loops
-    let own_id = list_id(&list.name, domain);
+    let own_id = list_id::id(&list.name, domain);
     if view.list_ids.contains(&own_id) {
         return PostAction::Discard(DiscardReason::LoopListId);
     }
@@ -969,6 +948,17 @@ mod tests {
             PostAction::Discard(DiscardReason::LoopListId)
         );
         let v = view(&format!("X-Loop: DEV@{D}\r\n{PLAIN}"));
+        assert_eq!(
+            decide(&v, "a@x", &l, D, 1 << 20, &member()),
+            PostAction::Discard(DiscardReason::LoopXLoop)
+        );
+        // the forms mime::list_id reads: a missing `>`, a named X-Loop
+        let v = view(&format!("List-Id: Dev <dev.{D} \r\n{PLAIN}"));
+        assert_eq!(
+            decide(&v, "a@x", &l, D, 1 << 20, &member()),
+            PostAction::Discard(DiscardReason::LoopListId)
+        );
+        let v = view(&format!("X-Loop: Dev list\r\n <dev@{D}>\r\n{PLAIN}"));
         assert_eq!(
             decide(&v, "a@x", &l, D, 1 << 20, &member()),
             PostAction::Discard(DiscardReason::LoopXLoop)

@@ -8,6 +8,7 @@
 //! a budget of its own.
 
 use crate::config::RobotConfig;
+use crate::mime::{header_block, list_id};
 use crate::store::rate::Budget;
 
 /// Whether the robot may answer a mail.
@@ -36,7 +37,7 @@ impl LoopHeaders {
     pub fn from_message(msg: &mail_parser::Message<'_>) -> LoopHeaders {
         let mut h = LoopHeaders::default();
         for (name, value) in msg.headers_raw() {
-            let v = unfold(value);
+            let v = header_block::unfold_text(value.as_bytes());
             match name.to_ascii_lowercase().as_str() {
                 "auto-submitted" => h.auto_submitted.push(v),
                 "precedence" => h.precedence.push(v),
@@ -50,14 +51,6 @@ impl LoopHeaders {
         h.from_name = first.and_then(|a| a.name()).map(str::to_string);
         h
     }
-}
-
-fn unfold(v: &str) -> String {
-    v.split(['\r', '\n'])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Local parts (before any `+detail`) of senders that are machines.
@@ -133,17 +126,13 @@ pub fn check(domain: &str, env_from: &str, h: &LoopHeaders) -> Verdict {
     }
     let domain = domain.to_ascii_lowercase();
     for v in &h.list_id {
-        let lc = v.to_ascii_lowercase();
-        let id = lc
-            .rsplit_once('<')
-            .map(|(_, r)| r.trim_end_matches('>').trim())
-            .unwrap_or(lc.trim());
+        let id = list_id::parse(v);
         if id == domain || id.ends_with(&format!(".{domain}")) {
             return Verdict::Drop(format!("carries our own List-Id {v}"));
         }
     }
     for v in &h.x_loop {
-        if v.to_ascii_lowercase().contains(&format!("@{domain}")) {
+        if list_id::parse_x_loop(v).contains(&format!("@{domain}")) {
             return Verdict::Drop(format!("carries our own X-Loop {v}"));
         }
     }
@@ -248,6 +237,17 @@ mod tests {
         assert!(drop("a@x.org", &|x| x
             .x_loop
             .push("dev-request@lists.example.org".into())));
+        // read as mime::list_id reads them: a comment after the id, a
+        // missing `>`, a display name before the X-Loop address
+        assert!(drop("a@x.org", &|x| x
+            .list_id
+            .push("Dev <dev.lists.example.org> (our list)".into())));
+        assert!(drop("a@x.org", &|x| x
+            .list_id
+            .push("Dev <dev.lists.example.org".into())));
+        assert!(drop("a@x.org", &|x| x
+            .x_loop
+            .push("Robot <dev@lists.example.org>".into())));
         assert!(drop("MAILER-DAEMON@x.org", &|_| {}));
         assert!(drop("postmaster@x.org", &|_| {}));
         assert!(drop("other-request@x.org", &|_| {}));

@@ -1,6 +1,7 @@
 //! Byte-exact access to a raw header block: where each field starts and
-//! ends, and a rewriter that removes, replaces and appends fields while every
-//! other byte of the message passes through untouched.
+//! ends, a rewriter that removes, replaces and appends fields while every
+//! other byte of the message passes through untouched, and the unfolding
+//! and folding of field values. The one header-block parser of listd.
 //!
 //! Trusts nothing in the input: any byte sequence splits into fields and a
 //! body. As in RFC 5322 and mail-parser, the header block ends at the first
@@ -10,6 +11,7 @@
 //! A continuation line before any field is kept as a nameless field. Never
 //! panics.
 
+use super::lines::line_end;
 use std::ops::Range;
 
 /// One field of a raw header block.
@@ -36,22 +38,6 @@ pub struct Split {
     pub body_start: usize,
     /// The line end the message uses: `\r\n` unless its first line ends in a bare `\n`.
     pub eol: &'static str,
-}
-
-/// The end of the line starting at `pos`: (end of content, end past the line end).
-fn line_end(b: &[u8], pos: usize) -> (usize, usize) {
-    match b[pos..].iter().position(|&c| c == b'\n') {
-        Some(i) => {
-            let nl = pos + i;
-            let content_end = if nl > pos && b[nl - 1] == b'\r' {
-                nl - 1
-            } else {
-                nl
-            };
-            (content_end, nl + 1)
-        }
-        None => (b.len(), b.len()),
-    }
 }
 
 /// Splits `b` into header fields and body.
@@ -159,6 +145,11 @@ pub fn unfold(v: &[u8]) -> Vec<u8> {
     out.trim_ascii().to_vec()
 }
 
+/// [`unfold`] as text (invalid UTF-8 replaced), for values that are compared.
+pub fn unfold_text(v: &[u8]) -> String {
+    String::from_utf8_lossy(&unfold(v)).into_owned()
+}
+
 /// A rewrite of a message's header block: fields removed, replaced or added.
 /// The body and every untouched field are copied byte for byte.
 #[derive(Debug, Default)]
@@ -257,15 +248,19 @@ fn field_line(name: &str, value: &[u8], eol: &str) -> Vec<u8> {
     l
 }
 
-/// Folds a header value at spaces so lines stay near 78 columns
-/// (`name_len` counts the `Name` already on the first line). Words longer
-/// than a line are left whole; unfolding gives back `value` exactly.
+/// The column [`fold`] keeps lines within: RFC 2047's limit for lines with
+/// encoded words, inside RFC 5322's 78.
+pub const FOLD_WIDTH: usize = 76;
+
+/// Folds a header value at spaces so lines stay within [`FOLD_WIDTH`]
+/// columns (`name_len` counts the `Name` already on the first line). Words
+/// longer than a line are left whole; unfolding gives back `value` exactly.
 pub fn fold(value: &[u8], name_len: usize, eol: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.len() + 8);
     let mut col = name_len + 2;
     for (i, word) in value.split(|c| *c == b' ').enumerate() {
         if i > 0 {
-            if col + 1 + word.len() > 78 && col > 1 {
+            if col + 1 + word.len() > FOLD_WIDTH && col > 1 {
                 out.extend_from_slice(eol.as_bytes());
                 out.push(b' ');
                 col = 1;
@@ -278,6 +273,11 @@ pub fn fold(value: &[u8], name_len: usize, eol: &str) -> Vec<u8> {
         col += word.len();
     }
     out
+}
+
+/// [`fold`] for text (folding only adds ASCII at spaces, so text stays text).
+pub fn fold_str(value: &str, name_len: usize, eol: &str) -> String {
+    String::from_utf8_lossy(&fold(value.as_bytes(), name_len, eol)).into_owned()
 }
 
 #[cfg(test)]
@@ -362,10 +362,24 @@ mod tests {
 
     #[test]
     fn unfold_and_fold() {
+        // RFC 5322 §2.2.3: only the line ends go, the white space after them stays
         assert_eq!(unfold(b" a\r\n b\r\n\tc "), b"a b\tc".to_vec());
+        assert_eq!(unfold(b"a\n  b\r\n\r\n c"), b"a  b c".to_vec());
+        assert_eq!(unfold_text(b" \xffx\r\n y"), "\u{fffd}x y");
         let long = "word ".repeat(30);
         let f = String::from_utf8(fold(long.trim_end().as_bytes(), 7, "\r\n")).unwrap();
-        assert!(f.split("\r\n").all(|l| l.len() <= 78), "{f}");
+        assert!(f.split("\r\n").all(|l| l.len() <= FOLD_WIDTH), "{f}");
+        // the first line counts `Subject: `; a word longer than a line stays whole
+        assert!(
+            f.split("\r\n").next().unwrap().len() <= FOLD_WIDTH - 9,
+            "{f}"
+        );
+        let w = "y".repeat(90);
+        assert_eq!(
+            fold(format!("a {w} b").as_bytes(), 7, "\n"),
+            format!("a\n {w}\n b").into_bytes()
+        );
         assert_eq!(f.replace("\r\n ", " "), long.trim_end());
+        assert_eq!(fold_str(long.trim_end(), 7, "\r\n"), f);
     }
 }

@@ -1,63 +1,44 @@
-//! Content-Transfer-Encoding helpers for text listd adds to a message:
-//! quoted-printable encoding, base64 decoding of an existing part, base64
-//! encoding wrapped at 76 columns, and conversion of text to a part's charset.
+//! Content-Transfer-Encoding and charset helpers for text listd writes:
+//! the choice of 7bit, 8bit or quoted-printable for a text body, base64
+//! decoding of an existing part, base64 encoding wrapped at 76 columns, and
+//! conversion of text to a part's charset. Quoted-printable itself is
+//! [`super::qp`].
 //!
 //! Trusts nothing in encoded input: a base64 body that does not decode is an
 //! error the caller handles (it then leaves the part alone).
 
+use super::lines::{has_long_line, MAX_LINE};
 use base64::Engine;
 
-/// Quoted-printable (RFC 2045 §6.7) for text: line ends become `eol` hard
-/// breaks, `=`, control and 8-bit bytes are escaped, trailing white space is
-/// escaped, and lines are soft-broken before 76 columns.
-pub fn qp_encode(text: &[u8], eol: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() + text.len() / 8 + 8);
-    let lines = split_lines(text);
-    for (i, (line, has_eol)) in lines.iter().enumerate() {
-        let mut col = 0;
-        for (j, &c) in line.iter().enumerate() {
-            let last = j + 1 == line.len();
-            let plain = (c == b' ' || c == b'\t') && !last || (33..=126).contains(&c) && c != b'=';
-            let piece_len = if plain { 1 } else { 3 };
-            if col + piece_len > 75 {
-                out.extend_from_slice(b"=");
-                out.extend_from_slice(eol.as_bytes());
-                col = 0;
-            }
-            if plain {
-                out.push(c);
-            } else {
-                out.extend_from_slice(format!("={c:02X}").as_bytes());
-            }
-            col += piece_len;
-        }
-        if *has_eol || i + 1 < lines.len() {
-            out.extend_from_slice(eol.as_bytes());
-        }
-    }
-    out
+/// A text body ready to go under its headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedText {
+    /// `7bit`, `8bit` or `quoted-printable`.
+    pub cte: &'static str,
+    /// `us-ascii` or `utf-8`.
+    pub charset: &'static str,
+    /// The body, with the line ends it was given (quoted-printable: CRLF).
+    pub body: Vec<u8>,
 }
 
-/// Splits text into lines at `\n` (dropping a `\r` before it); the flag says
-/// whether the line had a line end.
-fn split_lines(text: &[u8]) -> Vec<(&[u8], bool)> {
-    let mut v = Vec::new();
-    let mut start = 0;
-    for (i, &c) in text.iter().enumerate() {
-        if c == b'\n' {
-            let end = if i > start && text[i - 1] == b'\r' {
-                i - 1
-            } else {
-                i
-            };
-            v.push((&text[start..end], true));
-            start = i + 1;
-        }
+/// Picks the transfer encoding for a text body (given with CRLF line ends):
+/// 7bit for short-lined ASCII, 8bit for short-lined UTF-8, and
+/// quoted-printable when any line is longer than SMTP allows.
+pub fn encode_text(text: &str) -> EncodedText {
+    let ascii = text.is_ascii();
+    let charset = if ascii { "us-ascii" } else { "utf-8" };
+    if !has_long_line(text.as_bytes(), MAX_LINE) {
+        return EncodedText {
+            cte: if ascii { "7bit" } else { "8bit" },
+            charset,
+            body: text.as_bytes().to_vec(),
+        };
     }
-    if start < text.len() {
-        v.push((&text[start..], false));
+    EncodedText {
+        cte: "quoted-printable",
+        charset,
+        body: super::qp::encode(text.as_bytes(), "\r\n"),
     }
-    v
 }
 
 /// Decodes a base64 body, ignoring line ends and other white space.
@@ -123,29 +104,24 @@ pub fn to_charset(text: &str, charset: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn qp_decode(s: &[u8]) -> Vec<u8> {
-        let m = format!(
-            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{}",
-            String::from_utf8_lossy(s)
-        );
-        let p = mail_parser::MessageParser::default()
-            .parse(m.as_bytes())
-            .unwrap();
-        p.body_text(0).unwrap().as_bytes().to_vec()
-    }
-
     #[test]
-    fn qp_round_trips_and_keeps_lines_short() {
-        let text = "-- \r\ncafé = crème\r\n".to_string() + &"x".repeat(200) + "\r\nend ";
-        let enc = qp_encode(text.as_bytes(), "\r\n");
-        let s = String::from_utf8(enc.clone()).unwrap();
-        assert!(
-            s.starts_with("--=20\r\ncaf=C3=A9 =3D cr=C3=A8me\r\n"),
-            "{s}"
+    fn text_encoding_choice() {
+        assert_eq!(encode_text("hello\r\n").cte, "7bit");
+        let e = encode_text("héllo\r\n");
+        assert_eq!((e.cte, e.charset), ("8bit", "utf-8"));
+        let long = format!("{}é\r\nshort\r\n", "x".repeat(1200));
+        let e = encode_text(&long);
+        assert_eq!(e.cte, "quoted-printable");
+        let body = String::from_utf8(e.body.clone()).unwrap();
+        assert!(body.split("\r\n").all(|l| l.len() <= 76), "{body}");
+        // round trip through a real parser
+        let msg = format!(
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{body}"
         );
-        assert!(s.split("\r\n").all(|l| l.len() <= 76), "{s}");
-        assert!(s.ends_with("end=20"), "{s}");
-        assert_eq!(qp_decode(&enc), text.as_bytes());
+        let parsed = mail_parser::MessageParser::default()
+            .parse(msg.as_bytes())
+            .unwrap();
+        assert_eq!(parsed.body_text(0).unwrap(), long);
     }
 
     #[test]
