@@ -15,6 +15,8 @@ pub mod config;
 pub mod daemon;
 pub mod delivery;
 pub mod digest;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod moderation;
 pub mod pipeline;
 pub mod routing;
