@@ -280,3 +280,33 @@ proptest! {
         mbox::check(&data, None);
     }
 }
+
+/// Every seed in `fuzz/seeds/TARGET/`, the crash inputs the fuzzers found
+/// among them (`regress_*`), through its target's check.
+#[test]
+fn fuzz_seeds_and_regressions_pass() {
+    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let targets: [(&str, fn(&[u8])); 6] = [
+        ("smtp_session", smtp::check),
+        ("robot_parse", robot::check),
+        ("decorate", decorate::check),
+        ("digest", digest::check),
+        ("address", fuzzing::address::check),
+        ("mbox", |b| {
+            let dir = tempfile::tempdir().unwrap();
+            mbox::check(b.get(1..).unwrap_or_default(), Some(dir.path()));
+        }),
+    ];
+    let mut regressions = 0;
+    for (target, check) in targets {
+        let mut n = 0;
+        for entry in std::fs::read_dir(seeds.join(target)).unwrap() {
+            let path = entry.unwrap().path();
+            regressions += usize::from(path.to_string_lossy().contains("regress_"));
+            check(&std::fs::read(&path).unwrap());
+            n += 1;
+        }
+        assert!(n > 0, "no seeds for {target}");
+    }
+    assert!(regressions >= 2, "the regression inputs are missing");
+}

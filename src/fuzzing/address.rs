@@ -12,7 +12,7 @@ use crate::routing::{self, Route};
 
 pub fn check(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    run(&super::config(), &text);
+    run(&super::shared_config(), &text);
 }
 
 /// Parses and routes `s` under `config`.

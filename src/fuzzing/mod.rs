@@ -16,6 +16,7 @@ pub mod smtp;
 
 use crate::config::{Config, ListConfig};
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 /// The domain of [`config`].
 pub const DOMAIN: &str = "lists.example.org";
@@ -43,6 +44,12 @@ pub fn config() -> Config {
         c.lists.insert(name.into(), l);
     }
     c
+}
+
+/// [`config`], built once per process (fuzzers run millions of inputs).
+pub fn shared_config() -> Arc<Config> {
+    static CONFIG: OnceLock<Arc<Config>> = OnceLock::new();
+    CONFIG.get_or_init(|| Arc::new(config())).clone()
 }
 
 /// Whether every CR in `b` is followed by LF and every LF preceded by CR.

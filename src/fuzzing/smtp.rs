@@ -7,7 +7,6 @@
 //! in CRLF; a closed session says nothing more.
 
 use crate::smtp::{Completion, ExpnEntry, Peer, Protocol, Request, Session, Step};
-use std::sync::Arc;
 
 /// How one run is driven (from the first input byte in [`check`]).
 #[derive(Debug, Clone, Copy)]
@@ -63,7 +62,7 @@ pub fn check(data: &[u8]) {
 /// Runs one session over `input`, checks every invariant, and returns how
 /// many messages the session asked to store.
 pub fn run(drive: Drive, input: &[u8]) -> usize {
-    let config = Arc::new(super::config());
+    let config = super::shared_config();
     let peer = Peer {
         ip: Some("192.0.2.1".parse().expect("literal ip")),
         trusted: drive.trusted,
