@@ -11,7 +11,8 @@
 # Seeds are read from fuzz/seeds/TARGET; new inputs go to fuzz/corpus/TARGET
 # and crashes to fuzz/artifacts/TARGET (both ignored by git). Logs go to
 # $FUZZ_LOG_DIR (default /tmp/listd-fuzz-logs), one TARGET.log per target,
-# and summary.txt.
+# and summary.txt. Extra libFuzzer flags come from $FUZZ_ARGS (for example
+# FUZZ_ARGS="-fork=1 -ignore_crashes=1" to go on after a crash).
 set -euo pipefail
 
 jobs=2
@@ -43,7 +44,7 @@ run_one() {
     mkdir -p "$fuzz/corpus/$t" "$fuzz/artifacts/$t"
     local status=0
     (cd "$fuzz" && nice -n 19 cargo +nightly fuzz run -O "$t" "corpus/$t" "seeds/$t" -- \
-        -max_total_time="$seconds" -timeout=20 -print_final_stats=1) >"$log" 2>&1 || status=$?
+        -max_total_time="$seconds" -timeout=20 -print_final_stats=1 ${FUZZ_ARGS:-}) >"$log" 2>&1 || status=$?
     local execs rate result
     execs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)"
     rate="$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)"

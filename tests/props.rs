@@ -286,7 +286,8 @@ proptest! {
 #[test]
 fn fuzz_seeds_and_regressions_pass() {
     let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
-    let targets: [(&str, fn(&[u8])); 6] = [
+    type Check = fn(&[u8]);
+    let targets: [(&str, Check); 6] = [
         ("smtp_session", smtp::check),
         ("robot_parse", robot::check),
         ("decorate", decorate::check),
