@@ -43,13 +43,18 @@ run_one() {
     local t="$1" log="$logs/$1.log"
     mkdir -p "$fuzz/corpus/$t" "$fuzz/artifacts/$t"
     local status=0
+    touch "$log.start"
     (cd "$fuzz" && nice -n 19 cargo +nightly fuzz run -O "$t" "corpus/$t" "seeds/$t" -- \
         -max_total_time="$seconds" -timeout=20 -print_final_stats=1 ${FUZZ_ARGS:-}) >"$log" 2>&1 || status=$?
     local execs rate result
     execs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)"
     rate="$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)"
-    if [[ $status -eq 0 ]]; then
+    local found
+    found="$(find "$fuzz/artifacts/$t" -newer "$log.start" -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)"
+    if [[ $status -eq 0 && $found -eq 0 ]]; then
         result="no crash"
+    elif [[ $status -eq 0 ]]; then
+        result="CRASH: $found input(s) in fuzz/artifacts/$t"
     else
         local artifact
         artifact="$(grep -o 'Test unit written to [^ ]*' "$log" | tail -1 | sed 's/Test unit written to //')"
