@@ -141,8 +141,15 @@ fn valid_domain(d: &str) -> bool {
             && !label.ends_with('-')
             && label
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || is_idn_char(c))
     })
+}
+
+/// A non-ASCII character allowed in a domain label (an IDN in UTF-8, RFC
+/// 6531), never white space or a control: a domain ending in U+2008 printed
+/// with it and then trimmed to another address.
+fn is_idn_char(c: char) -> bool {
+    !c.is_ascii() && !c.is_whitespace() && !c.is_control()
 }
 
 impl fmt::Display for Address {
@@ -215,5 +222,15 @@ mod tests {
         assert!(Address::parse(&format!("{}@x.org", "a".repeat(65))).is_err());
         assert!(Address::parse("\"a b\"@example.org").is_ok());
         assert!(Address::parse("a@[127.0.0.1]").is_ok());
+        assert!(Address::parse("a@bücher.example").is_ok());
+        // found by fuzzing: Unicode white space in the domain
+        assert_eq!(
+            Address::parse("<e@n.\u{2008}g\u{2008}>"),
+            Err(AddressError::BadDomain)
+        );
+        assert_eq!(
+            Address::parse("a@x\u{85}y.org"),
+            Err(AddressError::BadDomain)
+        );
     }
 }

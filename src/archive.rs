@@ -615,19 +615,22 @@ impl<R: BufRead> MboxReader<R> {
                     self.line_no
                 ));
             }
-            let content = line
-                .strip_suffix(b"\n")
-                .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-                .unwrap_or(&line);
+            // the line end and any CRs before it: `mbox_entry` writes lines
+            // that never end in CR, so what is read here writes back the same
+            let mut content = line.strip_suffix(b"\n").unwrap_or(&line);
+            while let Some(l) = content.strip_suffix(b"\r") {
+                content = l;
+            }
             body.extend_from_slice(unquote_line(content));
             body.push(b'\n');
         }
     }
 }
 
-/// Drops the empty line that separates a message from the next `From `.
+/// Drops the empty line that separates a message from the next `From `
+/// (all there is of an empty message).
 fn finish(mut body: Vec<u8>) -> Vec<u8> {
-    if body.ends_with(b"\n\n") {
+    if body.ends_with(b"\n\n") || body == b"\n" {
         body.pop();
     }
     body
@@ -774,6 +777,32 @@ mod tests {
         );
         assert_eq!(from_line_date(&got.from_line), Some(1_763_781_215));
         assert!(r.next_message().unwrap().is_none());
+    }
+
+    /// Found by the property tests (tests/props.rs): an empty message read
+    /// back as one empty line, and a line ending in CR CR LF read back as a
+    /// CRLF line that the writer then shortened.
+    #[test]
+    fn what_the_reader_yields_writes_back_the_same() {
+        for mbox in [
+            b"From \n".to_vec(),
+            mbox_entry("From a@example.org Thu Jan  1 00:00:00 1970", b"\r\r\r\n"),
+            b"From a\nx\r\r".to_vec(),
+        ] {
+            let first = MboxReader::new(&mbox[..]).next_message().unwrap().unwrap();
+            let written = mbox_entry(&first.from_line, &first.bytes);
+            let again = MboxReader::new(&written[..])
+                .next_message()
+                .unwrap()
+                .unwrap();
+            assert_eq!(again, first, "{:?}", String::from_utf8_lossy(&mbox));
+        }
+        let empty = MboxReader::new(&b"From \n"[..]).next_message().unwrap();
+        assert_eq!(empty.unwrap().bytes, b"");
+        let cr = MboxReader::new(&b"From a\nx\r\r\n"[..])
+            .next_message()
+            .unwrap();
+        assert_eq!(cr.unwrap().bytes, b"x\n");
     }
 
     #[test]

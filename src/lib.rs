@@ -16,6 +16,8 @@ pub mod daemon;
 pub mod delivery;
 pub mod digest;
 pub mod fault;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handler;
 pub mod health;
 pub mod hold;

@@ -129,6 +129,16 @@ pub fn build(
             // the part is message/rfc822 (RFC 2046 §5.1.5); then the post as is.
             out.extend_from_slice(format!("\r\n--{inner}\r\n\r\n").as_bytes());
             out.extend_from_slice(it.raw);
+            // a post with no empty line at all is all header section, as
+            // any parser reads it; unterminated, it would swallow the next
+            // delimiter (the CRLF before a delimiter belongs to the
+            // delimiter): end it. A post with a body is enclosed as it is,
+            // final line end or not
+            let no_body = memchr::memmem::find(it.raw, b"\n\r\n").is_none()
+                && memchr::memmem::find(it.raw, b"\n\n").is_none();
+            if no_body && !it.raw.ends_with(b"\n") {
+                out.extend_from_slice(b"\r\n");
+            }
         }
         out.extend_from_slice(format!("\r\n--{inner}--\r\n").as_bytes());
     }
@@ -198,6 +208,46 @@ mod tests {
         assert_eq!(
             build(&digest(&headers), &items, &mut next),
             Err(BuildError::NoBoundary(BOUNDARY_TRIES))
+        );
+    }
+
+    /// Found by the property tests (tests/props.rs): a post whose header
+    /// section runs to its last byte without a line end swallowed the next
+    /// delimiter, so two posts read back as one.
+    #[test]
+    fn a_post_without_a_final_line_end_keeps_its_own_part() {
+        use mail_parser::{MessageParser, MimeHeaders, PartType};
+        let posts: [&[u8]; 3] = [b"R: x\r\nx", b"R: x\r\n-", b"Subject: y\r\n\r\nz\r\n"];
+        let items: Vec<Item<'_>> = posts.iter().map(|p| Item::parse(p)).collect();
+        let headers = vec![];
+        let out = build(
+            &digest(&headers),
+            &items,
+            &mut crate::digest::encode::random_boundary,
+        )
+        .unwrap();
+        let m = MessageParser::default().parse(&out).unwrap();
+        let kids = m
+            .parts
+            .iter()
+            .find(|p| p.content_type().and_then(|c| c.subtype()) == Some("digest"))
+            .map(|p| match &p.body {
+                PartType::Multipart(k) => k.clone(),
+                _ => Vec::new(),
+            })
+            .unwrap();
+        assert_eq!(kids.len(), 3);
+        for (k, post) in kids.iter().zip(posts) {
+            let PartType::Message(msg) = &m.parts[*k as usize].body else {
+                panic!("not a message part");
+            };
+            assert!(msg.raw_message().starts_with(post));
+        }
+        // a post that ends in a line end is enclosed exactly as it is
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.contains("\r\n\r\nSubject: y\r\n\r\nz\r\n\r\n--"),
+            "{text}"
         );
     }
 

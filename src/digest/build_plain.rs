@@ -41,14 +41,16 @@ pub const SEP70: &str = "-------------------------------------------------------
 pub const SEP30: &str = "------------------------------";
 
 /// Replaces the first character of separator-like lines with a blank.
+/// Lines are cut at every line end the digest will write as one (a lone CR
+/// included), so no separator appears after `crlf`.
 fn escape_separators(text: &str) -> String {
     if !super::encode::contains(text.as_bytes(), SEP30.as_bytes()) {
         return text.to_string();
     }
-    text.split('\n')
+    crate::mime::lines::lf(text)
+        .split('\n')
         .map(|l| {
-            let bare = l.strip_suffix('\r').unwrap_or(l);
-            if bare == SEP30 || bare == SEP70 {
+            if l == SEP30 || l == SEP70 {
                 format!(" {}", &l[1..])
             } else {
                 l.to_string()
@@ -141,6 +143,11 @@ mod tests {
             format!("a\n {}\nb", &SEP30[1..])
         );
         assert_eq!(escape_separators("-----"), "-----");
+        // found by fuzzing: a lone CR ends a line too once `crlf` has run
+        assert_eq!(
+            crlf(&escape_separators(&format!("x\r{SEP30}\r\x0e"))),
+            format!("x\r\n {}\r\n\x0e", &SEP30[1..])
+        );
         assert_eq!(trim_blank_lines("\n\n  \nx\n\ny\n \n\n"), "x\n\ny");
         assert_eq!(trim_blank_lines("\n \n"), "");
         assert_eq!(trim_blank_lines("x"), "x");

@@ -455,7 +455,10 @@ fn add_footer(
     out.extend_from_slice(&inner);
     out.extend_from_slice(eol.as_bytes());
     out.extend_from_slice(body);
-    out.extend_from_slice(format!("{eol}--{boundary}{eol}").as_bytes());
+    // the line end before a delimiter belongs to it: after a body ending in a
+    // lone CR, a bare LF would take that CR along (`x\r` + `\n--b` reads `x`)
+    let before = if body.ends_with(b"\r") { "\r\n" } else { eol };
+    out.extend_from_slice(format!("{before}--{boundary}{eol}").as_bytes());
     out.extend_from_slice(&footer_part(footer, eol));
     out.extend_from_slice(format!("{eol}--{boundary}--{eol}").as_bytes());
     (Some(out), FooterPlacement::Wrapped)
@@ -926,6 +929,20 @@ Approved: secret\r\nReply-To: ann@example.org\r\n\r\nbody line\r\n"
         assert!(String::from_utf8_lossy(&d.bytes).contains(
             "Content-Disposition: attachment; filename=a.txt\r\n\r\ndata\r\n\r\n--listd-"
         ));
+    }
+
+    /// Found by the property tests (tests/props.rs): wrapping an LF message
+    /// whose body ends in a lone CR lost that CR to the delimiter's line end.
+    #[test]
+    fn wrapping_keeps_a_final_lone_cr() {
+        for m in [&b"\n\r"[..], b"Subject: x\n\nbody\r"] {
+            let d = decorate(m, &deco(Some(FOOT)));
+            assert_eq!(d.footer, FooterPlacement::Wrapped);
+            let before = MessageParser::default().parse(m).unwrap();
+            let want = before.body_text(0).unwrap().to_string();
+            assert!(want.ends_with('\r'), "{want:?}");
+            assert_eq!(parsed_text(&d.bytes, 0), want);
+        }
     }
 
     #[test]
