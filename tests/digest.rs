@@ -1,5 +1,5 @@
 //! Digests end to end at the library level: real SQLite files in temp dirs,
-//! posts recorded the way `pipeline::post::distribute` records them, issues
+//! posts recorded the way `posts::distribute` records them, issues
 //! closed by the count, size and schedule triggers with a faked clock, and
 //! the queued digests parsed back with mail-parser.
 

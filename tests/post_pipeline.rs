@@ -368,7 +368,7 @@ fn distribute_is_callable_for_an_approved_post() {
     let mut e = env(&[("dev", DEV)]);
     e.add_member("dev", "bob@example.org", members::DeliveryMode::Each);
     let tx = e.conn.transaction().unwrap();
-    let d = pipeline::post::distribute(
+    let d = listd::posts::distribute::distribute(
         &e.ctx,
         &tx,
         "dev",
@@ -380,8 +380,8 @@ fn distribute_is_callable_for_an_approved_post() {
     assert_eq!(d.message_id, "a1@x");
     assert!(d.archived);
     let tx = e.conn.transaction().unwrap();
-    let err =
-        pipeline::post::distribute(&e.ctx, &tx, "gone", b"Subject: x\r\n\r\n", NOW).unwrap_err();
+    let err = listd::posts::distribute::distribute(&e.ctx, &tx, "gone", b"Subject: x\r\n\r\n", NOW)
+        .unwrap_err();
     assert!(err.to_string().contains("gone"), "{err}");
 }
 

@@ -6,7 +6,7 @@
 
 use listd::archive;
 use listd::fuzzing::{self, decorate, digest, mbox, robot, smtp};
-use listd::pipeline::rules::Facts;
+use listd::posts::rules::Facts;
 use listd::smtp::Protocol;
 use proptest::prelude::*;
 

@@ -45,7 +45,7 @@ pub fn run(path: &Path) -> CliResult {
             &config,
             list,
             &format!("list `{}`: post templates missing", list.name),
-            &crate::pipeline::post::missing_templates(&templates, list),
+            &crate::posts::distribute::missing_templates(&templates, list),
             "posts that need them will wait until they exist",
         );
         warn_list_templates(

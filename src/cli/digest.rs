@@ -18,7 +18,7 @@ pub enum DigestCmd {
 }
 
 fn when(t: i64) -> String {
-    digest::schedule::utc(t)
+    crate::config::schedule::utc(t)
         .format("%Y-%m-%d %H:%M UTC")
         .to_string()
 }

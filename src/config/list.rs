@@ -184,15 +184,15 @@ pub struct DigestConfig {
 impl DigestConfig {
     /// The parsed `schedule` (validated when the file was loaded; a value
     /// that somehow fails to parse counts as `none`).
-    pub fn schedule(&self) -> crate::digest::schedule::Schedule {
-        crate::digest::schedule::Schedule::parse(&self.schedule)
-            .unwrap_or(crate::digest::schedule::Schedule::None)
+    pub fn schedule(&self) -> crate::config::schedule::Schedule {
+        crate::config::schedule::Schedule::parse(&self.schedule)
+            .unwrap_or(crate::config::schedule::Schedule::None)
     }
 
     /// The parsed `volume_period` (validated at load; `yearly` otherwise).
-    pub fn volume_period(&self) -> crate::digest::schedule::VolumePeriod {
-        crate::digest::schedule::VolumePeriod::parse(&self.volume_period)
-            .unwrap_or(crate::digest::schedule::VolumePeriod::Yearly)
+    pub fn volume_period(&self) -> crate::config::schedule::VolumePeriod {
+        crate::config::schedule::VolumePeriod::parse(&self.volume_period)
+            .unwrap_or(crate::config::schedule::VolumePeriod::Yearly)
     }
 }
 
@@ -467,7 +467,7 @@ impl ListConfig {
                 "digest.max_bytes must be greater than 0".into(),
             ));
         }
-        if let Err(e) = crate::digest::schedule::Schedule::parse(&list.digest.schedule) {
+        if let Err(e) = crate::config::schedule::Schedule::parse(&list.digest.schedule) {
             errors.push(ConfigError::new(
                 path,
                 at("schedule").or_else(|| at("digest:")),

@@ -8,6 +8,7 @@
 
 mod error;
 mod list;
+pub mod schedule;
 
 pub use error::{find_line_from, ConfigError, ConfigErrors};
 pub use list::{

@@ -7,7 +7,7 @@
 
 /// `Mon, 03 Jun 2024 06:00:00 +0000` for `now` (UTC).
 pub fn rfc5322_date(now: i64) -> String {
-    super::schedule::utc(now)
+    crate::config::schedule::utc(now)
         .format("%a, %d %b %Y %H:%M:%S +0000")
         .to_string()
 }

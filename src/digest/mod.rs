@@ -3,7 +3,7 @@
 //! and a plain RFC 1153 digest to `digest_plain` members.
 //!
 //! - [`accumulate`] (through [`accumulate_job`]) is called by
-//!   `pipeline::post::distribute`, inside the
+//!   `posts::distribute`, inside the
 //!   post's transaction, for every post distributed while the list's digests
 //!   are enabled: it records a `digest_entries` row pointing at the stored,
 //!   as-distributed bytes, and closes the issue there and then when the count
@@ -28,16 +28,15 @@ pub mod build_mime;
 pub mod build_plain;
 pub mod encode;
 pub mod item;
-pub mod schedule;
 pub mod text;
 
+use crate::config::schedule::Schedule;
 use crate::config::{Config, DigestConfig, ListConfig, PostingPolicy};
 use crate::handler::Ctx;
 use crate::store::members::DeliveryMode;
 use crate::store::outbound::{self, JobKind};
 use crate::store::{self, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use schedule::Schedule;
 
 /// What closed an issue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,7 +32,7 @@ impl Digest<'_> {
         format!(
             "{} Digest    {}    Volume {} : Issue {}",
             self.list,
-            super::schedule::utc(self.now).format("%a, %d %b %Y"),
+            crate::config::schedule::utc(self.now).format("%a, %d %b %Y"),
             self.volume,
             self.issue
         )

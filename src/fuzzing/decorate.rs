@@ -12,8 +12,8 @@
 
 use crate::config::ListConfig;
 use crate::mime::header_block;
-use crate::pipeline::decorate::{decorate, Decoration, FooterPlacement};
-use crate::pipeline::rules::{self, DiscardReason, Facts, PostAction, PostView, SenderRule};
+use crate::posts::decorate::{decorate, Decoration, FooterPlacement};
+use crate::posts::rules::{self, DiscardReason, Facts, PostAction, PostView, SenderRule};
 use mail_parser::{Message, MessageParser, PartType};
 
 /// The decoded contents of each leaf body part, in order: text as UTF-8,

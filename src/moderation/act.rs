@@ -165,7 +165,7 @@ fn distribute(
     bytes: &[u8],
     now: i64,
 ) -> Result<(), HandlerError> {
-    let d = crate::pipeline::post::distribute(ctx, tx, list, bytes, now)?;
+    let d = crate::posts::distribute::distribute(ctx, tx, list, bytes, now)?;
     tracing::info!(%list, message_id = %d.message_id, job = d.job_id, "approved post distributed");
     Ok(())
 }

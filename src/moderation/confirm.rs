@@ -42,7 +42,7 @@ pub fn hold_unverified(
         id,
         ModAction::Confirm.as_str(),
     )?;
-    let budgets = crate::robot::loops::reply_budgets(&ctx.config.robot, claimed, false);
+    let budgets = crate::limits::reply_budgets(&ctx.config.robot, claimed, false);
     if summary.automated {
         tracing::info!(list = %list.name, held = id, %claimed, "automated post: no confirmation request sent");
     } else if let Some(spent) = crate::store::rate::take(tx, &budgets, now)? {

@@ -12,11 +12,9 @@
 //! a permanent failure moves to `corrupt` with the reason, never vanishes.
 
 pub mod bounces;
-pub mod decorate;
 pub mod owner;
 pub mod post;
 pub mod postmaster;
-pub mod rules;
 
 use crate::handler::{Ctx, HandlerError, Inbound};
 use crate::plumbing::{Live, Wakers};

@@ -1,6 +1,6 @@
-//! Posts to `NAME@`: look up the facts, let `rules` decide (Accept, Hold,
-//! Reject, Discard), then act: [`distribute`] an accepted post (decorate,
-//! archive, queue the fan-out, digest hook), hand a held one to
+//! The post handler, for `NAME@`: look up the facts, let `posts::rules`
+//! decide (Accept, Hold, Reject, Discard), then act: `posts::distribute` an
+//! accepted post (decorate, archive, queue the fan-out, digest hook), hand a held one to
 //! `moderation::hold`, check `Approved:` pre-approval and the accept/ban
 //! lists through moderation,
 //! tell the poster about a rejection, log a discard.
@@ -10,15 +10,16 @@
 //! `header_block` splitter. Runs inside the pipeline's transaction: every
 //! row written and every mail queued here commits with the incoming row.
 
-use super::decorate::{self, Decoration};
-use super::rules::{self, Facts, PostAction, PostView, DUPLICATE_WINDOW_DAYS};
 use crate::config::ListConfig;
 use crate::handler::{Ctx, HandlerError, Inbound};
 use crate::moderation::{ClaimedRole, HoldReason, Preapproval};
+use crate::posts::distribute::{distribute, remember_message_id, seen_recently};
+use crate::posts::rules::{self, Facts, PostAction, PostView};
+use crate::posts::template_data;
 use crate::routing::Route;
 use crate::store::outbound::{self, JobKind, NewJob};
 use mail_parser::MessageParser;
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{Connection, Transaction};
 
 /// Handles one post.
 pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), HandlerError> {
@@ -182,147 +183,6 @@ fn facts(
         verified_sender: false,
     };
     Ok((facts, claims))
-}
-
-/// Whether `message_id` was seen on `list` within the duplicate window.
-fn seen_recently(
-    conn: &Connection,
-    list: &str,
-    message_id: &str,
-    now: i64,
-) -> Result<bool, HandlerError> {
-    let since = now - DUPLICATE_WINDOW_DAYS * 86_400;
-    let n: i64 = conn
-        .prepare_cached(
-            "SELECT COUNT(*) FROM post_seen WHERE list = ?1 AND message_id = ?2 AND seen_at >= ?3",
-        )?
-        .query_row(params![list, message_id, since], |r| r.get(0))?;
-    Ok(n > 0)
-}
-
-/// Records a Message-ID as seen on `list` (and forgets ids older than the window).
-fn remember_message_id(
-    conn: &Connection,
-    list: &str,
-    message_id: Option<&str>,
-    now: i64,
-) -> Result<(), HandlerError> {
-    let Some(id) = message_id.filter(|s| !s.is_empty()) else {
-        return Ok(());
-    };
-    conn.prepare_cached(
-        "INSERT INTO post_seen(list, message_id, seen_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT(list, message_id) DO UPDATE SET seen_at = excluded.seen_at",
-    )?
-    .execute(params![list, id, now])?;
-    conn.prepare_cached("DELETE FROM post_seen WHERE seen_at < ?1")?
-        .execute([now - DUPLICATE_WINDOW_DAYS * 86_400])?;
-    Ok(())
-}
-
-/// What [`distribute`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Distributed {
-    /// The post's Message-ID (added by decoration if it had none).
-    pub message_id: String,
-    /// The outbound job carrying the post (expanded by the delivery worker).
-    pub job_id: i64,
-    /// Whether this call added it to the archive (false: archiving is off,
-    /// or it was archived before).
-    pub archived: bool,
-    pub footer: decorate::FooterPlacement,
-}
-
-/// Distributes an accepted (or approved) post to `list`: decorate, archive,
-/// queue the fan-out, feed the digest. `original` is the message as it was
-/// received (a held post's stored bytes). Runs in the caller's transaction.
-pub fn distribute(
-    ctx: &Ctx,
-    tx: &Connection,
-    list: &str,
-    original: &[u8],
-    now: i64,
-) -> Result<Distributed, HandlerError> {
-    let config = &ctx.config;
-    let Some(lc) = config.list(list) else {
-        return Err(HandlerError::Corrupt(format!(
-            "list `{list}` is no longer configured"
-        )));
-    };
-    let footer = if lc.footer {
-        Some(
-            ctx.templates
-                .render(Some(&lc.name), "footer", &template_data(ctx, lc))?,
-        )
-    } else {
-        None
-    };
-    let decoration = Decoration::for_list(config, lc, footer);
-    let decorated = decorate::decorate(original, &decoration);
-    remember_message_id(tx, &lc.name, Some(&decorated.message_id), now)?;
-
-    let archived = if lc.archive {
-        match crate::archive::archive_post(
-            &config.data_dir,
-            tx,
-            &lc.name,
-            &config.domain,
-            &decorated.bytes,
-            now,
-        ) {
-            Ok(crate::archive::Appended::Added { .. }) => true,
-            Ok(crate::archive::Appended::AlreadyArchived) => false,
-            Err(crate::archive::ArchiveError::Store(e)) => return Err(HandlerError::Store(e)),
-            Err(e) => return Err(HandlerError::Temporary(format!("archive: {e}"))),
-        }
-    } else {
-        false
-    };
-
-    // the body is stored once; the delivery worker expands the membership
-    // (nested lists, dedupe, skip_explicit_recipients) into batches, with the
-    // envelope sender NAME-bounces@domain (VERP per recipient if configured)
-    let job_id = crate::delivery::enqueue_post(tx, config, &lc.name, &decorated.bytes, now)?;
-
-    // The digest keeps the post as distributed: the fan-out job's stored copy.
-    crate::digest::accumulate_job(ctx, tx, lc, job_id, now)?;
-
-    Ok(Distributed {
-        message_id: decorated.message_id,
-        job_id,
-        archived,
-        footer: decorated.footer,
-    })
-}
-
-/// The post templates `list` needs that exist neither as a list override
-/// nor in the site templates (`listd check` warns about them; a post that
-/// needs one waits until it exists).
-pub fn missing_templates(t: &crate::templates::Templates, list: &ListConfig) -> Vec<&'static str> {
-    let mut need = vec!["post-rejected"];
-    if list.footer {
-        need.push("footer");
-    }
-    need.into_iter()
-        .filter(|n| !t.has(Some(&list.name), n))
-        .collect()
-}
-
-/// Data every post-related template gets.
-fn template_data(ctx: &Ctx, lc: &ListConfig) -> serde_json::Value {
-    let c = &ctx.config;
-    serde_json::json!({
-        "list": lc.name,
-        "description": lc.description,
-        "domain": c.domain,
-        "list_address": c.list_address(&lc.name),
-        "request_address": c.list_suffix_address(&lc.name, "request"),
-        "join_address": c.list_suffix_address(&lc.name, "join"),
-        "leave_address": c.list_suffix_address(&lc.name, "leave"),
-        "owner_address": c.list_suffix_address(&lc.name, "owner"),
-        "archive_url": c.web.archive_url.as_ref().map(|u| format!("{}/{}/", u.trim_end_matches('/'), lc.name)),
-        "unsubscribe_url": c.web.unsubscribe_url,
-    })
 }
 
 /// Queues the rejection notice to the envelope sender (never to `<>`:

@@ -477,7 +477,7 @@ impl<'a> RobotSession<'a> {
             ));
         };
         let to = self.sender.address.to_string();
-        let budget = super::loops::get_budget(&config.robot, &to);
+        let budget = crate::limits::get_budget(&config.robot, &to);
         let asked = self.mails.iter().filter(|m| m.attachment.is_some()).count() as i64;
         let used = crate::store::rate::count(self.conn, &budget.bucket, budget.window, self.now)?;
         if !budget.allows(used + asked) {

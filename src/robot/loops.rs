@@ -1,15 +1,11 @@
 //! Never loop, never help abuse: whether a command mail may be answered at
-//! all, and the budgets robot mail counts against.
+//! all.
 //!
 //! `check` is a pure decision over the envelope sender and the mail's
 //! headers (untrusted, but only ever compared, never acted on).
-//! `reply_budgets` names the rate-log buckets (`store::rate`) a reply is
-//! counted in, by the normalised mailbox, so no spelling of an address gets
-//! a budget of its own.
+//! The budgets a reply counts against are `limits::reply_budgets`.
 
-use crate::config::RobotConfig;
 use crate::mime::{header_block, list_id};
-use crate::store::rate::Budget;
 
 /// Whether the robot may answer a mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,35 +151,6 @@ pub fn check(domain: &str, env_from: &str, h: &LoopHeaders) -> Verdict {
     Verdict::Answer
 }
 
-/// The budgets one robot reply to `to` counts against: the mailbox
-/// (every spelling of it, see [`crate::address::Address::mailbox_key`]), its domain, and
-/// the whole robot; an archive month (`get`) also counts against the
-/// mailbox's daily `get` budget.
-pub fn reply_budgets(robot: &RobotConfig, to: &str, archive_month: bool) -> Vec<Budget> {
-    let mailbox = crate::address::mailbox_key(to);
-    let domain = mailbox.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-    let mut v = vec![
-        Budget::hourly(format!("reply:{mailbox}"), robot.replies_per_hour),
-        Budget::hourly(
-            format!("domain:{domain}"),
-            robot.replies_per_domain_per_hour,
-        ),
-        Budget::hourly("reply-total", robot.replies_per_hour_total),
-    ];
-    if archive_month {
-        v.push(get_budget(robot, to));
-    }
-    v
-}
-
-/// The daily budget of archive months (`get`) mailed to `to`'s mailbox.
-pub fn get_budget(robot: &RobotConfig, to: &str) -> Budget {
-    Budget::daily(
-        format!("get:{}", crate::address::mailbox_key(to)),
-        robot.get_per_day,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,21 +225,5 @@ mod tests {
         assert!(drop("dev@LISTS.example.org", &|_| {}));
         assert!(drop("a@x.org", &|x| x.from =
             Some("dev@lists.example.org".into())));
-    }
-
-    #[test]
-    fn spellings_of_a_mailbox_share_reply_budgets() {
-        let robot = RobotConfig::default();
-        let a = reply_budgets(&robot, "Victim+1@Example.ORG", false);
-        let b = reply_budgets(&robot, "vIctim@example.org", false);
-        assert_eq!(a, b);
-        assert_eq!(a[0].bucket, "reply:victim@example.org");
-        assert_eq!(a[1].bucket, "domain:example.org");
-        assert_eq!(a[1].limit, robot.replies_per_domain_per_hour);
-        assert_eq!(a[2].limit, robot.replies_per_hour_total);
-        let g = reply_budgets(&robot, "victim-x@example.org", true);
-        assert_eq!(g.len(), 4);
-        assert_eq!(g[3], get_budget(&robot, "VICTIM@example.org"));
-        assert_eq!(g[3].window, crate::store::rate::DAY);
     }
 }

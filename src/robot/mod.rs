@@ -111,7 +111,7 @@ pub struct Mail {
     /// In-Reply-To / References the command mail.
     pub answers_command: bool,
     /// Counted against the reply budgets of the recipient
-    /// (`loops::reply_budgets`).
+    /// (`limits::reply_budgets`).
     pub limited: bool,
     /// A file sent with the text (`get`: an archive month).
     pub attachment: Option<answer::Attachment>,
@@ -262,7 +262,7 @@ pub fn send(
                 "owner mail rate limit reached for this list; not sent (requests wait in `listd requests`)",
             ),
             (To::One(a), true) => (
-                loops::reply_budgets(&config.robot, a, m.attachment.is_some()),
+                crate::limits::reply_budgets(&config.robot, a, m.attachment.is_some()),
                 "robot reply rate limit reached; mail dropped",
             ),
             (To::One(_), false) => (Vec::new(), ""),
