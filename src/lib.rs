@@ -2,10 +2,12 @@
 //!
 //! The message path (see ARCHITECTURE.md): `smtp` accepts mail and commits it
 //! to the `store` spool before answering 250; `pipeline` routes each incoming
-//! recipient to its handler (posts, `commands`, `moderation`, owners, bounces);
-//! accepted posts are decorated, archived and expanded into the outbound
-//! queue, which `delivery` drains to the relay; `digest` collects posts for
-//! digest members.
+//! recipient to its handler (`posts`, the `robot`, `moderation`, owners,
+//! bounces); accepted posts are decorated, archived and expanded into the
+//! outbound queue, which `delivery` drains to the relay; `digest` collects
+//! posts for digest members. Beside the path are the leaves everyone uses
+//! and that use none of it: `store`, `config`, `mime`, `membership`,
+//! `handler` (the handler contract), `plumbing`, `health` and the rest.
 
 pub mod address;
 pub mod archive;

@@ -1,6 +1,6 @@
 //! Delivery: drains the persistent outbound queue to the relay MTA.
 //!
-//! - `expand`: the one expansion function (fan-out and EXPN): streams a
+//! - expansion is `crate::membership` (shared with EXPN): it streams a
 //!   list's deliverable members, nested lists expanded, deduped, cycles
 //!   skipped.
 //! - `queue`: the outbound tables and their states (active, deferred,

@@ -4,9 +4,9 @@
 //!   requests out), with `commands/` holding one file per command family;
 //! - `reply`: reply codes, enhanced status codes and their wire form;
 //! - `trace`: the `Received:` header and queue ids;
-//! - `spool`: the single writer that commits accepted messages with group
-//!   commit before any 250 is sent;
-//! - `expand`: the member lookup behind EXPN;
+//! - `writer`: the single spool writer that commits accepted messages with
+//!   group commit before any 250 is sent;
+//! - `expn`: the member lookup behind EXPN (over `membership`);
 //! - `server`: tokio listeners and the per-connection driver.
 //!
 //! Trusts nothing from the network; see each file for its limits.
