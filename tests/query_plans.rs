@@ -41,9 +41,26 @@ const GROWING: &[&str] = &[
     "robot_replies",
 ];
 
-/// Statements that run off the message path, once an hour or at start-up
-/// (the retention clean-up, crash recovery): they may scan.
-const OFF_PATH: &[&str] = &["DELETE FROM", "SELECT COUNT(*)", "-- "];
+/// Statements allowed to scan, each with why: they run off the message path
+/// (the hourly retention clean-up), are bounded by what they delete, or
+/// are this test's own look-ups.
+const ALLOWED: &[(&str, &str)] = &[
+    (
+        "DELETE FROM digest_entries WHERE id IN (",
+        "retention, hourly, in steps",
+    ),
+    (
+        "DELETE FROM digest_jobs WHERE id IN (",
+        "retention, hourly, in steps",
+    ),
+    (
+        "DELETE FROM rate_events WHERE id < COALESCE(",
+        "walks ids in time order and stops at the first recent row: each row it reads but one is deleted",
+    ),
+    ("SELECT COUNT(*) FROM members WHERE address = ", "this test's own check"),
+    ("SELECT COUNT(*) FROM incoming WHERE state = ", "this test's own check"),
+    ("-- ", "a trigger's trace line"),
+];
 
 static SEEN: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
@@ -262,7 +279,7 @@ async fn every_statement_on_the_message_path_is_an_index_seek() {
         let upper = sql.to_ascii_uppercase();
         let first = upper.split_whitespace().next().unwrap_or("");
         if !matches!(first, "SELECT" | "INSERT" | "UPDATE" | "DELETE" | "WITH")
-            || OFF_PATH.iter().any(|p| upper.starts_with(p))
+            || ALLOWED.iter().any(|(p, _)| sql.starts_with(p))
         {
             continue;
         }
