@@ -4,8 +4,9 @@
 //!   list's deliverable members, nested lists expanded, deduped, cycles
 //!   skipped.
 //! - `queue`: the outbound tables and their states (active, deferred,
-//!   sending, sent/done, failed), claiming, recording verdicts, backoff,
-//!   give-up, `enqueue_post`.
+//!   sending, sent/done, failed), a file per verb: `enqueue_post`,
+//!   batching, claiming, recording verdicts (backoff, give-up), and the
+//!   `listd queue` summary.
 //! - `client`: one relay connection driven with lettre's connection-level
 //!   API, one verdict per recipient.
 //! - `retention`: deletes finished queue rows and unreferenced bodies after

@@ -8,7 +8,8 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
-use super::{exec, template_data, Mail, To};
+use super::exec::roster;
+use super::{template_data, Mail, To};
 use crate::address::Address;
 use crate::handler::{Ctx, HandlerError};
 use crate::store::members::DeliveryMode;
@@ -71,7 +72,7 @@ pub fn pending_for(
 pub fn create(
     conn: &Connection,
     list: &str,
-    who: &exec::Joining<'_>,
+    who: &roster::Joining<'_>,
     requested_by: &str,
     now: i64,
 ) -> rusqlite::Result<i64> {
@@ -173,12 +174,12 @@ pub fn decide(
     tracing::info!(request = id, list = %req.list, address = %req.address, %state, by, "subscription request decided");
     let text = match decision {
         Decision::Approve => {
-            let who = exec::Joining {
+            let who = roster::Joining {
                 addr: &addr,
                 name: req.name.as_deref(),
                 mode: req.mode.unwrap_or(DeliveryMode::Each),
             };
-            if exec::add_member(ctx, conn, list, &who, now, mails)? {
+            if roster::add_member(ctx, conn, list, &who, now, mails)? {
                 format!(
                     "Approved request #{id}: {addr} is now subscribed to {}.",
                     list.name
