@@ -231,6 +231,50 @@ async fn echo_to_a_non_member_carries_no_attacker_text() {
     w.stop().await;
 }
 
+/// No command line of a non-member is reflected with its text: a line that
+/// is no command is not repeated, and of commands only the verb and words
+/// that carry no free text (list names, modes, addresses, tokens) are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_lines_of_a_non_member_reflect_no_attacker_text() {
+    let w = world(&[("dev", MODS)], &[]).await;
+    let victim = "victim@example.com";
+    let lines = "BUY CHEAP PILLS at spam.example\ninfo dev CHEAP-PILLS-NOW\nset dev digest\n";
+    w.send(
+        victim,
+        &majordomo(),
+        &mail(victim, &majordomo(), "", "", lines),
+    )
+    .await;
+    let got = w.to(|r| r == victim);
+    assert_eq!(got.len(), 1);
+    let b = body(&got[0]);
+    let raw = String::from_utf8_lossy(&got[0].data);
+    assert!(
+        !raw.contains("PILLS") && !raw.contains("spam.example"),
+        "{raw}"
+    );
+    assert!(
+        b.contains(">>>> (a line that is no command; not repeated)"),
+        "{b}"
+    );
+    assert!(b.contains(">>>> info dev ..."), "{b}");
+    assert!(b.contains(">>>> set dev digest"), "{b}");
+    // a member sees their lines as written
+    w.send(
+        ANN,
+        &majordomo(),
+        &mail(ANN, &majordomo(), "", "", "frobnicate now please\n"),
+    )
+    .await;
+    let got = w.to(|r| r == ANN);
+    assert!(
+        body(&got[0]).contains(">>>> frobnicate now please"),
+        "{}",
+        body(&got[0])
+    );
+    w.stop().await;
+}
+
 /// `get LIST MONTH` mails an archive month; each mailbox gets at most
 /// `robot.get_per_day` of them, whatever it is spelt like.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

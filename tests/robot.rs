@@ -122,7 +122,10 @@ fn double_opt_in_by_confirm_command_to_majordomo() {
         .body()
         .contains("Confirmed: ann@example.org is now subscribed to dev."));
     assert!(
-        results.body().contains(">>>> Hi\nUnknown command."),
+        results
+            .body()
+            .contains(">>>> (a line that is no command; not repeated)\nUnknown command.")
+            && !results.body().contains("Hi"),
         "{}",
         results.body()
     );
@@ -590,7 +593,8 @@ fn which_for_a_stranger_and_unknown_commands_continue() {
     s.command(ANN, REQ, "", "frobnicate everything\nwhich\n", T0);
     let b = s.outbox()[0].body();
     assert!(
-        b.contains(">>>> frobnicate everything\nUnknown command."),
+        b.contains(">>>> (a line that is no command; not repeated)\nUnknown command.")
+            && !b.contains("frobnicate"),
         "{b}"
     );
     assert!(
@@ -1456,7 +1460,11 @@ fn every_robot_template_renders_tidy() {
         1,
         "{b}"
     );
-    assert!(b.contains(">>>> bar\nUnknown command.\n"), "{b}");
+    // a stranger's line that is no command is not repeated to them
+    assert!(
+        b.contains(">>>> (a line that is no command; not repeated)\nUnknown command.\n"),
+        "{b}"
+    );
 
     // confirmations: both ways to confirm, and until when
     for c in [&csub, &cunsub] {

@@ -42,7 +42,7 @@ use super::{robot_address, site_robot, Identity, Mail};
 use crate::address::Address;
 use crate::config::{Access, Config, ListConfig};
 use crate::handler::{Ctx, HandlerError, Inbound};
-use crate::store::members;
+use crate::store::members::{self, DeliveryMode};
 
 /// The state one command mail's commands run in.
 pub struct RobotSession<'a> {
@@ -168,13 +168,65 @@ impl<'a> RobotSession<'a> {
         Ok(known)
     }
 
-    /// The command line as the results reply repeats it: an `echo` line of
-    /// a non-member is shown without its text.
+    /// The command line as the results reply repeats it. A member sees the
+    /// line as written. Anyone else may be a forged sender, so no text of
+    /// theirs is repeated: a line that is no command is not shown, `echo`
+    /// shows only its verb, and of other commands only the verb, list
+    /// names, token-shaped words and known options are shown (`...` for
+    /// each other word).
     pub fn shown(&mut self, cmd: &CommandLine) -> Result<String, HandlerError> {
-        if cmd.verb == Some(Verb::Echo) && !self.sender_is_member()? {
-            return Ok(Verb::Echo.name().into());
+        if self.sender_is_member()? {
+            return Ok(cmd.text.clone());
         }
-        Ok(cmd.text.clone())
+        let Some(verb) = cmd.verb else {
+            return Ok("(a line that is no command; not repeated)".into());
+        };
+        if verb == Verb::Echo {
+            return Ok(verb.name().into());
+        }
+        // the verb as written (a known verb or alias)
+        let written = cmd.text.split_whitespace().next().unwrap_or(verb.name());
+        let mut words = vec![written.to_string()];
+        for a in &cmd.args {
+            words.push(if self.harmless_word(a) {
+                a.clone()
+            } else {
+                "...".into()
+            });
+        }
+        Ok(words.join(" "))
+    }
+
+    /// A command argument that carries no free text: a configured list's
+    /// name or address, a delivery mode, a mailbox address, a date or month,
+    /// a token-shaped word, or a known `key=value` option.
+    fn harmless_word(&self, a: &str) -> bool {
+        let date = a.len() <= 10 && a.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+        if date
+            || DeliveryMode::parse(&a.to_ascii_lowercase()).is_some()
+            || Address::parse(a.trim_matches(['<', '>'])).is_ok()
+        {
+            return true;
+        }
+        let config = &self.ctx.config;
+        let lc = a.to_ascii_lowercase();
+        let list = lc.split_once('@').map_or(
+            lc.as_str(),
+            |(l, d)| {
+                if d == config.domain {
+                    l
+                } else {
+                    ""
+                }
+            },
+        );
+        let token = token_word(a);
+        let option = lc
+            .split_once('=')
+            .is_some_and(|(k, v)| matches!(k, "digest" | "mode") && v.len() <= 8);
+        config.list(list).is_some()
+            || (token == a && (16..=64).contains(&a.len()))
+            || (option && lc.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'='))
     }
 
     /// Runs one command line; returns the text for the results reply.
