@@ -3,6 +3,9 @@
 //! closed by the count, size and schedule triggers with a faked clock, and
 //! the queued digests parsed back with mail-parser.
 
+mod common;
+
+use common::{Listd, DOMAIN};
 use listd::config::{Config, ListConfig};
 use listd::digest::{self, build_plain, Closed, Trigger};
 use listd::handler::Ctx;
@@ -15,7 +18,6 @@ use std::sync::Arc;
 const MON: i64 = 1_717_372_800;
 const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
-const DOMAIN: &str = "lists.example.org";
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -50,14 +52,10 @@ fn env_cfg(lists: &[(&str, &str)], tweak: impl FnOnce(&mut Config)) -> Env {
         let l = ListConfig::parse(&path, name, yaml).unwrap();
         config.lists.insert(name.to_string(), l);
     }
-    let templates = Templates::for_config(&config).unwrap();
     let conn = store::open(&config.db_path()).unwrap();
     Env {
         _dir: dir,
-        ctx: Ctx {
-            config: Arc::new(config),
-            templates: Arc::new(templates),
-        },
+        ctx: common::ctx_for(config),
         conn,
         seq: 0,
     }
@@ -1176,39 +1174,13 @@ fn the_shipped_lists_and_templates_load() {
 /// A site on disk (listd.yaml + lists/dev.yaml) for the real binary.
 fn site(dev_yaml: &str) -> (tempfile::TempDir, std::path::PathBuf, Ctx) {
     let dir = tempfile::tempdir().unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::create_dir_all(dir.path().join("lists")).unwrap();
-    std::fs::write(
-        dir.path().join("listd.yaml"),
-        format!(
-            "domain: {DOMAIN}\ndata_dir: data\nlists_dir: lists\ntemplates_dir: {}\n",
-            root.join("templates").display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("lists/dev.yaml"), dev_yaml).unwrap();
-    let path = dir.path().join("listd.yaml");
-    let config = Config::load(&path).unwrap();
-    let templates = Templates::for_config(&config).unwrap();
-    let ctx = Ctx {
-        config: Arc::new(config),
-        templates: Arc::new(templates),
-    };
+    let global = format!(
+        "domain: {DOMAIN}\ndata_dir: data\nlists_dir: lists\ntemplates_dir: {}\n",
+        common::repo_templates().display()
+    );
+    let path = common::write_site(dir.path(), &global, &[("dev.yaml", dev_yaml)]);
+    let ctx = common::ctx_for(Config::load(&path).unwrap());
     (dir, path, ctx)
-}
-
-fn listd(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_listd"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn record_posts(ctx: &Ctx, conn: &mut Connection, n: usize, body: &str, now: i64) {
@@ -1242,7 +1214,7 @@ fn cli_digest_status_and_send() {
         .unwrap();
     }
     record_posts(&ctx, &mut conn, 2, "hello", store::now());
-    let (code, out, err) = listd(&path, &["digest", "status", "dev"]);
+    let (code, out, err) = Listd::at(&path).run(&["digest", "status", "dev"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("dev: digests enabled"), "{out}");
     assert!(out.contains("pending: 2 posts, "), "{out}");
@@ -1254,24 +1226,24 @@ fn cli_digest_status_and_send() {
     assert!(out.contains("last issue: none yet"), "{out}");
     assert!(out.contains("digest members: 1 MIME, 1 plain"), "{out}");
 
-    let (code, out, err) = listd(&path, &["digest", "send", "dev"]);
+    let (code, out, err) = Listd::at(&path).run(&["digest", "send", "dev"]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("dev: queued dev Digest, Vol 1, Issue 1: 2 posts, ")
             && out.contains("to 1 MIME and 1 plain recipients"),
         "{out}"
     );
-    let (_, out, _) = listd(&path, &["digest", "status", "dev"]);
+    let (_, out, _) = Listd::at(&path).run(&["digest", "status", "dev"]);
     assert!(out.contains("pending: 0 posts, 0 bytes"), "{out}");
     assert!(out.contains("last issue: Vol 1, Issue 1, "), "{out}");
-    let (code, out, _) = listd(&path, &["digest", "send", "dev"]);
+    let (code, out, _) = Listd::at(&path).run(&["digest", "send", "dev"]);
     assert_eq!(code, 0);
     assert!(out.contains("no posts pending; nothing sent"), "{out}");
 
-    let (code, _, err) = listd(&path, &["digest", "send", "nosuch"]);
+    let (code, _, err) = Listd::at(&path).run(&["digest", "send", "nosuch"]);
     assert_eq!(code, 1);
     assert!(err.contains("no list named `nosuch`"), "{err}");
-    let (code, _, err) = listd(&path, &["digest", "frobnicate", "dev"]);
+    let (code, _, err) = Listd::at(&path).run(&["digest", "frobnicate", "dev"]);
     assert_eq!(code, 2, "{err}");
 
     // digests turned off with a post pending: said plainly, no schedule
@@ -1281,7 +1253,7 @@ fn cli_digest_status_and_send() {
         "digest:\n  enabled: false\n",
     )
     .unwrap();
-    let (code, out, err) = listd(&path, &["digest", "status", "dev"]);
+    let (code, out, err) = Listd::at(&path).run(&["digest", "status", "dev"]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("dev: digests disabled (digest.enabled: false); digest members get each post")
@@ -1289,7 +1261,7 @@ fn cli_digest_status_and_send() {
             && !out.contains("schedule:"),
         "{out}"
     );
-    let (code, _, err) = listd(&path, &["digest", "send", "dev"]);
+    let (code, _, err) = Listd::at(&path).run(&["digest", "send", "dev"]);
     assert_eq!(code, 1);
     assert!(err.contains("digests are disabled for list `dev`"), "{err}");
 }
@@ -1320,7 +1292,7 @@ fn kill_9_while_sending_a_digest_loses_nothing() {
     record_posts(&ctx, &mut conn, 300, &body, MON);
     let mut total = 300;
     let t0 = std::time::Instant::now();
-    let (code, _, err) = listd(&path, &["digest", "send", "dev"]);
+    let (code, _, err) = Listd::at(&path).run(&["digest", "send", "dev"]);
     assert_eq!(code, 0, "{err}");
     let full = t0.elapsed().as_millis() as u64;
     let mut killed_before_commit = 0;
@@ -1358,7 +1330,7 @@ fn kill_9_while_sending_a_digest_loses_nothing() {
         if pending > 0 {
             killed_before_commit += 1;
             // start the next run from an empty queue, so the timing holds
-            let (code, _, err) = listd(&path, &["digest", "send", "dev"]);
+            let (code, _, err) = Listd::at(&path).run(&["digest", "send", "dev"]);
             assert_eq!(code, 0, "{err}");
         }
         // every committed issue reached all 3000 digest members
@@ -1368,7 +1340,7 @@ fn kill_9_while_sending_a_digest_loses_nothing() {
         );
     }
     // whatever is left goes out whole
-    let (code, _, err) = listd(&path, &["digest", "send", "dev"]);
+    let (code, _, err) = Listd::at(&path).run(&["digest", "send", "dev"]);
     assert_eq!(code, 0, "{err}");
     let c = store::open(&ctx.config.db_path()).unwrap();
     let left: i64 = c
@@ -1386,13 +1358,13 @@ fn kill_9_while_sending_a_digest_loses_nothing() {
 fn listd_check_names_a_missing_digest_template() {
     let (_dir, path, _ctx) =
         site("description: x\ndigest:\n  enabled: true\n  footer: no-such-footer\n");
-    let (code, _, err) = listd(&path, &["check"]);
+    let (code, _, err) = Listd::at(&path).run(&["check"]);
     assert_eq!(code, 1);
     assert!(
         err.contains("lists/dev.yaml:4:3: digest.footer: template `no-such-footer` is neither"),
         "{err}"
     );
     let (_dir, path, _ctx) = site("digest:\n  header: \"\"\n");
-    let (code, out, err) = listd(&path, &["check"]);
+    let (code, out, err) = Listd::at(&path).run(&["check"]);
     assert_eq!(code, 0, "{out}{err}");
 }
