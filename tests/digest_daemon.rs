@@ -6,7 +6,7 @@
 mod common;
 
 use common::sink::Sink;
-use common::{wait_until, TestEnv, DOMAIN};
+use common::{run_cli, wait_until, TestEnv, DOMAIN};
 use listd::digest;
 use listd::store::{self, members, members::DeliveryMode};
 use mail_parser::{MessageParser, MimeHeaders, PartType};
@@ -132,17 +132,8 @@ async fn listd_digest_send_reaches_the_relay_through_a_running_daemon() {
     add(&env, "dev", "mime@example.org", DeliveryMode::DigestMime);
     let daemon = env.start().await;
     record(&env, &env.ctx(), &["a", "b"]);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_listd"))
-        .arg("--config")
-        .arg(&env.config_path)
-        .args(["digest", "send", "dev"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, _, err) = run_cli(&env, &["digest", "send", "dev"]);
+    assert_eq!(code, 0, "{err}");
     // the CLI commits the job; the delivery worker finds it on its next pass
     daemon.wakers.delivery.notify_one();
     assert!(

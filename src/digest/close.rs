@@ -177,7 +177,18 @@ pub fn close_issue(
     let number = number_issue(conn, list, trigger, pend, now)?;
     let (ids, raws) = load_entries(conn, list, number.id, pend.posts)?;
     let items: Vec<item::Item<'_>> = raws.iter().map(|r| item::Item::parse(r)).collect();
-    let closing = Closing::new(ctx, conn, list, number, ids, items, now);
+    let (header_text, footer_text) = render_texts(ctx, list, number, ids.len(), now);
+    let closing = Closing {
+        ctx,
+        conn,
+        list,
+        number,
+        ids,
+        items,
+        header_text,
+        footer_text,
+        now,
+    };
     let mut closed = Closed {
         list: list.name.clone(),
         issue_id: number.id,
@@ -292,43 +303,34 @@ struct Closing<'a> {
     now: i64,
 }
 
-impl<'a> Closing<'a> {
-    /// Renders the issue's header and footer text once.
-    fn new(
-        ctx: &'a Ctx,
-        conn: &'a Connection,
-        list: &'a ListConfig,
-        number: Number,
-        ids: Vec<i64>,
-        items: Vec<item::Item<'a>>,
-        now: i64,
-    ) -> Self {
-        let Number { volume, issue, .. } = number;
-        let data = serde_json::json!({
-            "list": list.name,
-            "description": list.description,
-            "list_address": ctx.config.list_address(&list.name),
-            "request_address": ctx.config.list_suffix_address(&list.name, "request"),
-            "owner_address": ctx.config.list_suffix_address(&list.name, "owner"),
-            "volume": volume,
-            "issue": issue,
-            "title": text::title(&list.name, volume, issue),
-            "date": encode::rfc5322_date(now),
-            "posts": ids.len(),
-        });
-        Closing {
-            header_text: render(ctx, list, &list.digest.header, FALLBACK_HEADER, &data),
-            footer_text: render(ctx, list, &list.digest.footer, FALLBACK_FOOTER, &data),
-            ctx,
-            conn,
-            list,
-            number,
-            ids,
-            items,
-            now,
-        }
-    }
+/// The issue's header and footer text, rendered once for all its bodies.
+fn render_texts(
+    ctx: &Ctx,
+    list: &ListConfig,
+    number: Number,
+    posts: usize,
+    now: i64,
+) -> (String, String) {
+    let Number { volume, issue, .. } = number;
+    let data = serde_json::json!({
+        "list": list.name,
+        "description": list.description,
+        "list_address": ctx.config.list_address(&list.name),
+        "request_address": ctx.config.list_suffix_address(&list.name, "request"),
+        "owner_address": ctx.config.list_suffix_address(&list.name, "owner"),
+        "volume": volume,
+        "issue": issue,
+        "title": text::title(&list.name, volume, issue),
+        "date": encode::rfc5322_date(now),
+        "posts": posts,
+    });
+    (
+        render(ctx, list, &list.digest.header, FALLBACK_HEADER, &data),
+        render(ctx, list, &list.digest.footer, FALLBACK_FOOTER, &data),
+    )
+}
 
+impl Closing<'_> {
     /// Builds a body holding `subset` of the issue's posts.
     fn build(&self, format: Format, subset: &[item::Item<'_>]) -> Result<Vec<u8>, DigestError> {
         let Number { volume, issue, .. } = self.number;

@@ -118,13 +118,12 @@ impl TestEnvBuilder {
                 yaml += &format!("  {k}: {v}\n");
             }
         }
-        let files: Vec<(String, &str)> = self
+        let lists: Vec<(&str, &str)> = self
             .lists
             .iter()
-            .map(|(name, text)| (format!("{name}.yaml"), text.as_str()))
+            .map(|(name, text)| (name.as_str(), text.as_str()))
             .collect();
-        let files: Vec<(&str, &str)> = files.iter().map(|(f, t)| (f.as_str(), *t)).collect();
-        let config_path = write_site(dir.path(), &yaml, &files);
+        let config_path = write_site(dir.path(), &yaml, &list_files(&lists));
         TestEnv { dir, config_path }
     }
 }
@@ -132,14 +131,26 @@ impl TestEnvBuilder {
 /// Writes `dir/listd.yaml` (the text as given) and each `(file, text)` as
 /// `dir/lists/FILE`; returns the path of listd.yaml. For tests that need
 /// their configuration byte for byte (error lines and columns).
-pub fn write_site(dir: &Path, global: &str, lists: &[(&str, &str)]) -> PathBuf {
+pub fn write_site<F: AsRef<Path>, T: AsRef<str>>(
+    dir: &Path,
+    global: &str,
+    lists: &[(F, T)],
+) -> PathBuf {
     let config_path = dir.join("listd.yaml");
     std::fs::write(&config_path, global).expect("write listd.yaml");
     std::fs::create_dir_all(dir.join("lists")).expect("lists dir");
     for (file, text) in lists {
-        std::fs::write(dir.join("lists").join(file), text).expect("write list");
+        std::fs::write(dir.join("lists").join(file), text.as_ref()).expect("write list");
     }
     config_path
+}
+
+/// Lists given by name, as the files [`write_site`] writes: `NAME.yaml`.
+pub fn list_files<'a>(lists: &[(&str, &'a str)]) -> Vec<(String, &'a str)> {
+    lists
+        .iter()
+        .map(|(name, text)| (format!("{name}.yaml"), *text))
+        .collect()
 }
 
 /// The handler context of a loaded configuration (its templates loaded).
