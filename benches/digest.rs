@@ -175,7 +175,7 @@ fn main() {
             }
             for p in &posts {
                 let id = store::spool::insert_outbound(&tx, "dev-bounces@x", p, NOW).expect("post");
-                digest::accumulate(&ctx, &tx, &lc, id, NOW).expect("accumulate");
+                digest::accumulate(&tx, &lc, id, NOW).expect("accumulate");
             }
             tx.commit().expect("commit");
         }

@@ -212,6 +212,7 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
     let control = crate::control::listen(&config.data_dir, move || {
         w.pipeline.notify_one();
         w.delivery.notify_one();
+        w.digest.notify_one();
     })
     .map_err(|source| DaemonError::Bind {
         addr: crate::control::path(&config.data_dir).display().to_string(),

@@ -49,4 +49,6 @@ pub struct Wakers {
     pub pipeline: Arc<tokio::sync::Notify>,
     /// New outbound jobs or due retries.
     pub delivery: Arc<tokio::sync::Notify>,
+    /// A pipeline batch committed: a post may have marked a digest issue due.
+    pub digest: Arc<tokio::sync::Notify>,
 }

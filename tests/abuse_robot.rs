@@ -13,7 +13,7 @@
 mod common;
 
 use common::sink::{Sink, Transaction};
-use common::{send, wait_until, TestEnv, DOMAIN};
+use common::{send, wait_until, Listd, TestEnv, DOMAIN};
 use listd::daemon::DaemonHandle;
 use mail_parser::MessageParser;
 use std::time::Duration;
@@ -390,12 +390,7 @@ async fn forged_non_member_posts_do_not_flood_the_victim_or_the_moderators() {
         .store()
         .query_row("SELECT MAX(id) FROM held", [], |r| r.get(0))
         .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_listd"))
-        .arg("--config")
-        .arg(&w.env.config_path)
-        .args(["held", "approve", &last.to_string()])
-        .output()
-        .unwrap();
+    let out = Listd::at(&w.env.config_path).output(&["held", "approve", &last.to_string()]);
     assert!(out.status.success(), "{out:?}");
     assert!(
         wait_until(WAIT, || w

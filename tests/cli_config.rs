@@ -2,54 +2,25 @@
 //! against config files in temp dirs: every config error names its file,
 //! line and reason, and exit codes follow the Unix convention.
 
-use std::io::Write;
+mod common;
+
+use common::cli::{stderr, stdout};
+use common::{write_site, Listd};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 const GLOBAL: &str = "domain: lists.example.org\nsmtp:\n  listen: [\"127.0.0.1:0\"]\n";
 
 fn setup(global: &str, lists: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("listd.yaml"), global).unwrap();
-    std::fs::create_dir_all(dir.path().join("lists")).unwrap();
-    for (file, text) in lists {
-        std::fs::write(dir.path().join("lists").join(file), text).unwrap();
-    }
+    write_site(dir.path(), global, lists);
     dir
-}
-
-fn listd(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_listd"));
-    cmd.arg("--config")
-        .arg(dir.join("listd.yaml"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(pipe);
-    child.wait_with_output().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 #[test]
 fn shipped_config_checks_clean() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let o = Command::new(env!("CARGO_BIN_EXE_listd"))
-        .arg("--config")
-        .arg(root.join("listd.yaml"))
-        .arg("check")
-        .output()
-        .unwrap();
+    let o = Listd::at(root.join("listd.yaml")).output(&["check"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("announce") && out.contains("dev"), "{out}");
@@ -83,7 +54,7 @@ fn unknown_key_in_list_names_file_line_and_key() {
             "description: Dev\nposting: members\nmoderaters: [a@b.org]\n",
         )],
     );
-    let o = listd(dir.path(), &["check"], None);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(e.contains("dev.yaml:3:"), "{e}");
@@ -93,7 +64,7 @@ fn unknown_key_in_list_names_file_line_and_key() {
 #[test]
 fn unknown_key_in_global_file_is_an_error() {
     let dir = setup("domain: lists.example.org\nsmtp:\n  listn: []\n", &[]);
-    let o = listd(dir.path(), &["check"], None);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(e.contains("listd.yaml:3:"), "{e}");
@@ -109,7 +80,7 @@ fn wrong_type_and_bad_enum_value() {
             ("b.yaml", "description: B\nposting: everyone\n"),
         ],
     );
-    let o = listd(dir.path(), &["check"], None);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(e.contains("a.yaml:1:"), "{e}");
@@ -125,7 +96,7 @@ fn bad_address_names_its_line() {
             "description: Dev\nowners:\n  - owner@example.org\n  - not-an-address\n",
         )],
     );
-    let o = listd(dir.path(), &["check"], None);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(e.contains("dev.yaml:4:"), "{e}");
@@ -144,7 +115,7 @@ fn duplicate_list_is_an_error() {
             ("dev.yml", "description: b\n"),
         ],
     );
-    let o = listd(dir.path(), &["check"], None);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(
@@ -159,7 +130,7 @@ fn reserved_and_invalid_list_names() {
         GLOBAL,
         &[("dev-request.yaml", "{}\n"), ("Bad Name.yaml", "{}\n")],
     );
-    let o = listd(dir.path(), &["check"], None);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(
@@ -175,7 +146,7 @@ fn global_value_errors() {
         "domain: lists.example.org\nsmtp:\n  trusted_networks: [\"10.0.0.0/33\"]\n  listen: [\"nowhere\"]\nrelay:\n  connections: 0\n",
         &[],
     );
-    let o = listd(dir.path(), &["check"], None);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(
@@ -195,7 +166,7 @@ fn malformed_yaml_names_line() {
         GLOBAL,
         &[("dev.yaml", "description: [unclosed\nowners: x\n")],
     );
-    let o = listd(dir.path(), &["check"], None);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("dev.yaml:"), "{}", stderr(&o));
 }
@@ -203,11 +174,11 @@ fn malformed_yaml_names_line() {
 #[test]
 fn usage_errors_exit_2_and_help_exits_0() {
     let dir = setup(GLOBAL, &[]);
-    let o = listd(dir.path(), &["frobnicate"], None);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["frobnicate"]);
     assert_eq!(o.status.code(), Some(2));
-    let o = listd(dir.path(), &["members", "add", "dev"], None);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["members", "add", "dev"]);
     assert_eq!(o.status.code(), Some(2));
-    let o = listd(dir.path(), &["--help"], None);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["--help"]);
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).contains("members"));
 }
@@ -215,45 +186,41 @@ fn usage_errors_exit_2_and_help_exits_0() {
 #[test]
 fn members_add_list_remove() {
     let dir = setup(GLOBAL, &[("dev.yaml", "description: Dev\n")]);
-    let o = listd(
-        dir.path(),
-        &["members", "add", "dev", "Ann@Example.ORG", "-"],
-        Some("# comment\n\"Bob B\" <bob@example.org>\n\nnot an address\ncid@example.org\n"),
-    );
+    let o = Listd::at(dir.path().join("listd.yaml"))
+        .stdin("# comment\n\"Bob B\" <bob@example.org>\n\nnot an address\ncid@example.org\n")
+        .output(&["members", "add", "dev", "Ann@Example.ORG", "-"]);
     // one invalid line: reported with its line, exit 1, the rest added
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("stdin line 4"), "{}", stderr(&o));
     assert!(stdout(&o).contains("3 added"), "{}", stdout(&o));
 
-    let o = listd(
-        dir.path(),
-        &[
-            "members",
-            "add",
-            "dev",
-            "--mode",
-            "plain",
-            "dee@example.org",
-        ],
-        None,
-    );
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&[
+        "members",
+        "add",
+        "dev",
+        "--mode",
+        "plain",
+        "dee@example.org",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     // a different local-part case is a different mailbox
-    let o = listd(
-        dir.path(),
-        &["members", "add", "dev", "ann@example.org"],
-        None,
-    );
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&[
+        "members",
+        "add",
+        "dev",
+        "ann@example.org",
+    ]);
     assert!(stdout(&o).contains("1 added"), "{}", stdout(&o));
     // the same mailbox with the domain in another case is not
-    let o = listd(
-        dir.path(),
-        &["members", "add", "dev", "Ann@example.org"],
-        None,
-    );
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&[
+        "members",
+        "add",
+        "dev",
+        "Ann@example.org",
+    ]);
     assert!(stdout(&o).contains("1 already"), "{}", stdout(&o));
 
-    let o = listd(dir.path(), &["members", "list", "dev"], None);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["members", "list", "dev"]);
     assert!(o.status.success());
     let out = stdout(&o);
     assert_eq!(out.lines().count(), 5, "{out}");
@@ -261,32 +228,32 @@ fn members_add_list_remove() {
     assert!(out.contains("bob@example.org\teach\tBob B"), "{out}");
     assert!(out.contains("dee@example.org\tdigest_plain"), "{out}");
 
-    let o = listd(
-        dir.path(),
-        &["members", "remove", "dev", "bob@EXAMPLE.org"],
-        None,
-    );
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&[
+        "members",
+        "remove",
+        "dev",
+        "bob@EXAMPLE.org",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = listd(
-        dir.path(),
-        &["members", "remove", "dev", "bob@example.org"],
-        None,
-    );
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&[
+        "members",
+        "remove",
+        "dev",
+        "bob@example.org",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not a member"));
 
-    let o = listd(dir.path(), &["members", "add", "nolist", "a@b.org"], None);
+    let o =
+        Listd::at(dir.path().join("listd.yaml")).output(&["members", "add", "nolist", "a@b.org"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no such list"));
-    let o = listd(
-        dir.path(),
-        &["members", "add", "dev", "--mode", "weekly", "a@b.org"],
-        None,
-    );
+    let o = Listd::at(dir.path().join("listd.yaml"))
+        .output(&["members", "add", "dev", "--mode", "weekly", "a@b.org"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("unknown mode"));
 
-    let o = listd(dir.path(), &["lists"], None);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["lists"]);
     assert!(o.status.success());
     assert!(stdout(&o).contains("dev@lists.example.org"));
 }
@@ -310,27 +277,25 @@ fn members_mode_changes_delivery() {
         ],
     );
     let add = |list: &str| {
-        let o = listd(
-            dir.path(),
-            &["members", "add", list, "ann@example.org", "bob@example.org"],
-            None,
-        );
+        let o = Listd::at(dir.path().join("listd.yaml")).output(&[
+            "members",
+            "add",
+            list,
+            "ann@example.org",
+            "bob@example.org",
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
     };
     add("dev");
     add("nodig");
-    let o = listd(
-        dir.path(),
-        &[
-            "members",
-            "mode",
-            "dev",
-            "digest",
-            "ann@example.org",
-            "zed@example.org",
-        ],
-        None,
-    );
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&[
+        "members",
+        "mode",
+        "dev",
+        "digest",
+        "ann@example.org",
+        "zed@example.org",
+    ]);
     assert_eq!(o.status.code(), Some(1), "zed is not a member");
     assert!(
         stdout(&o).contains("1 set to digest_mime, 1 not members"),
@@ -342,34 +307,41 @@ fn members_mode_changes_delivery() {
         "{}",
         stderr(&o)
     );
-    let o = listd(
-        dir.path(),
-        &["members", "mode", "dev", "nomail", "bob@example.org"],
-        None,
-    );
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&[
+        "members",
+        "mode",
+        "dev",
+        "nomail",
+        "bob@example.org",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let out = stdout(&listd(dir.path(), &["members", "list", "dev"], None));
+    let out = stdout(&Listd::at(dir.path().join("listd.yaml")).output(&["members", "list", "dev"]));
     assert!(out.contains("ann@example.org\tdigest_mime"), "{out}");
     assert!(out.contains("bob@example.org\tnomail"), "{out}");
-    let o = listd(
-        dir.path(),
-        &["members", "mode", "dev", "weekly", "ann@example.org"],
-        None,
-    );
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&[
+        "members",
+        "mode",
+        "dev",
+        "weekly",
+        "ann@example.org",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("unknown mode `weekly`"),
         "{}",
         stderr(&o)
     );
-    let o = listd(
-        dir.path(),
-        &["members", "mode", "nodig", "plain", "ann@example.org"],
-        None,
-    );
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&[
+        "members",
+        "mode",
+        "nodig",
+        "plain",
+        "ann@example.org",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("digests turned off"), "{}", stderr(&o));
-    let out = stdout(&listd(dir.path(), &["members", "list", "nodig"], None));
+    let out =
+        stdout(&Listd::at(dir.path().join("listd.yaml")).output(&["members", "list", "nodig"]));
     assert!(out.contains("ann@example.org\teach"), "unchanged: {out}");
 }
 
@@ -380,7 +352,7 @@ fn postmaster_key_errors_and_warnings() {
         "domain: lists.example.org\npostmaster:\n  - admin@example.net\n  - not an address\n  - PostMaster@Lists.Example.org\n",
         &[("postmaster.yaml", "{}\n")],
     );
-    let o = listd(dir.path(), &["check"], None);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(
@@ -397,7 +369,7 @@ fn postmaster_key_errors_and_warnings() {
     );
     // not set: check passes and says where postmaster mail goes
     let dir = setup(GLOBAL, &[("dev.yaml", "owners: [boss@example.org]\n")]);
-    let o = listd(dir.path(), &["check"], None);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("`postmaster:` is not set; mail to postmaster@lists.example.org goes to the owners of every list (boss@example.org)"),
@@ -405,7 +377,7 @@ fn postmaster_key_errors_and_warnings() {
         stderr(&o)
     );
     let dir = setup(GLOBAL, &[("dev.yaml", "{}\n")]);
-    let o = listd(dir.path(), &["check"], None);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("kept as corrupt"), "{}", stderr(&o));
     // set: no warning
@@ -413,7 +385,7 @@ fn postmaster_key_errors_and_warnings() {
         "domain: lists.example.org\npostmaster: [admin@example.net]\n",
         &[("dev.yaml", "{}\n")],
     );
-    let o = listd(dir.path(), &["check"], None);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stderr(&o).contains("postmaster"), "{}", stderr(&o));
 }
@@ -438,7 +410,7 @@ fn help_on_every_command_exits_0_and_bad_usage_exits_2() {
         &["hash-password", "--help"],
         &["help", "members"],
     ] {
-        let o = listd(dir.path(), args, None);
+        let o = Listd::at(dir.path().join("listd.yaml")).output(args);
         assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
         assert!(
             stdout(&o).contains("Usage: listd"),
@@ -454,7 +426,7 @@ fn help_on_every_command_exits_0_and_bad_usage_exits_2() {
         &["serve", "--log-level"],
         &[],
     ] {
-        let o = listd(dir.path(), args, None);
+        let o = Listd::at(dir.path().join("listd.yaml")).output(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         let e = stderr(&o);
         assert!(
@@ -480,13 +452,10 @@ fn config_defaults_to_listd_yaml_in_the_working_directory() {
         stdout(&o)
     );
     // --config wins over LISTD_CONFIG
-    let o = Command::new(env!("CARGO_BIN_EXE_listd"))
-        .env("LISTD_CONFIG", dir.path().join("missing.yaml"))
-        .arg("--config")
-        .arg(dir.path().join("listd.yaml"))
-        .arg("check")
-        .output()
-        .unwrap();
+    let missing = dir.path().join("missing.yaml");
+    let o = Listd::at(dir.path().join("listd.yaml"))
+        .var("LISTD_CONFIG", missing.to_str().unwrap())
+        .output(&["check"]);
     assert!(o.status.success(), "{}", stderr(&o));
     // an empty directory: exit 1, naming ./listd.yaml
     let empty = tempfile::tempdir().unwrap();
@@ -506,7 +475,7 @@ fn global_wrong_type_and_bad_enum_name_line_and_column() {
         "domain: lists.example.org\nsmtp:\n  max_connections: lots\n",
         &[],
     );
-    let o = listd(dir.path(), &["check"], None);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(
@@ -517,7 +486,7 @@ fn global_wrong_type_and_bad_enum_name_line_and_column() {
         "domain: lists.example.org\nrelay:\n  host: 127.0.0.1\n  tls: sometimes\n",
         &[],
     );
-    let o = listd(dir.path(), &["check"], None);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(
@@ -532,7 +501,7 @@ fn a_zero_command_deadline_is_refused_and_the_slow_client_keys_load() {
         "domain: lists.example.org\nsmtp:\n  min_data_rate: 0\n  command_deadline_secs: 0\n",
         &[],
     );
-    let o = listd(dir.path(), &["check"], None);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(
@@ -544,6 +513,6 @@ fn a_zero_command_deadline_is_refused_and_the_slow_client_keys_load() {
          max_session_secs: 0\n  max_connections_per_trusted_client: 64\n",
         &[],
     );
-    let o = listd(dir.path(), &["check"], None);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
     assert!(o.status.success(), "{}", stderr(&o));
 }

@@ -5,24 +5,10 @@
 mod common;
 
 use common::sink::Sink;
+use common::{write_site, Listd};
 use listd::config::Config;
 use listd::store::{self, outbound};
-use std::process::Command;
 use std::sync::Arc;
-
-fn listd(cfg: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_listd"))
-        .arg("--config")
-        .arg(cfg)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
 
 fn count(out: &str, name: &str) -> i64 {
     out.lines()
@@ -39,14 +25,9 @@ fn write_config(
     port: u16,
     extra: &str,
 ) -> (std::path::PathBuf, Arc<Config>) {
-    let cfg = dir.join("listd.yaml");
-    std::fs::write(
-        &cfg,
-        format!("domain: lists.example.org\nrelay:\n  host: 127.0.0.1\n  port: {port}\n{extra}"),
-    )
-    .unwrap();
-    std::fs::create_dir_all(dir.join("lists")).unwrap();
-    std::fs::write(dir.join("lists/dev.yaml"), "description: dev\n").unwrap();
+    let global =
+        format!("domain: lists.example.org\nrelay:\n  host: 127.0.0.1\n  port: {port}\n{extra}");
+    let cfg = write_site(dir, &global, &[("dev.yaml", "description: dev\n")]);
     let config = Arc::new(Config::load(&cfg).unwrap());
     (cfg, config)
 }
@@ -60,8 +41,8 @@ async fn queue_shows_counts_and_retry_makes_deferred_due() {
     let (cfg, config) = write_config(dir.path(), sink.port(), "");
 
     // empty store: every queue at 0
-    let (ok, out, err) = listd(&cfg, &["queue"]);
-    assert!(ok, "{err}");
+    let (code, out, err) = Listd::at(&cfg).run(&["queue"]);
+    assert!(code == 0, "{err}");
     for q in [
         "incoming", "active", "deferred", "hold", "corrupt", "sent", "failed",
     ] {
@@ -80,23 +61,23 @@ async fn queue_shows_counts_and_retry_makes_deferred_due() {
         now,
     );
     // queued, not yet tried
-    let (ok, out, _) = listd(&cfg, &["queue"]);
-    assert!(ok);
+    let (code, out, _) = Listd::at(&cfg).run(&["queue"]);
+    assert!(code == 0);
     assert_eq!(count(&out, "active"), 4);
 
     listd::delivery::deliver_due(config.clone(), now)
         .await
         .unwrap();
-    let (ok, out, _) = listd(&cfg, &["queue"]);
-    assert!(ok);
+    let (code, out, _) = Listd::at(&cfg).run(&["queue"]);
+    assert!(code == 0);
     assert_eq!(count(&out, "sent"), 2, "{out}");
     assert_eq!(count(&out, "deferred"), 1, "{out}");
     assert_eq!(count(&out, "failed"), 1, "{out}");
     assert_eq!(count(&out, "active"), 0, "{out}");
     assert!(out.contains("next try in"), "{out}");
 
-    let (ok, out, _) = listd(&cfg, &["queue", "retry"]);
-    assert!(ok);
+    let (code, out, _) = Listd::at(&cfg).run(&["queue", "retry"]);
+    assert!(code == 0);
     assert!(out.starts_with("1 deferred"), "{out}");
     // due now: a pass at `now` (which a fake clock would not otherwise reach) retries it
     sink.reply_to_rcpt_times("busy@example.org", "451 4.2.1 try later", 0);
@@ -104,7 +85,7 @@ async fn queue_shows_counts_and_retry_makes_deferred_due() {
         .await
         .unwrap();
     assert_eq!(s.record.sent, 1);
-    let (_, out, _) = listd(&cfg, &["queue"]);
+    let (_, out, _) = Listd::at(&cfg).run(&["queue"]);
     assert_eq!(count(&out, "deferred"), 0);
     assert_eq!(count(&out, "sent"), 3);
 }
@@ -114,8 +95,8 @@ fn queue_with_a_broken_config_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("listd.yaml");
     std::fs::write(&cfg, "domain: lists.example.org\nrelay:\n  port: nope\n").unwrap();
-    let (ok, _, err) = listd(&cfg, &["queue"]);
-    assert!(!ok);
+    let (code, _, err) = Listd::at(&cfg).run(&["queue"]);
+    assert!(code != 0);
     assert!(err.contains("listd.yaml") && err.contains("port"), "{err}");
 }
 
@@ -165,8 +146,8 @@ async fn queue_purge_deletes_old_finished_rows_and_bodies() {
         3
     );
 
-    let (ok, out, err) = listd(&cfg, &["queue", "purge"]);
-    assert!(ok, "{err}");
+    let (code, out, err) = Listd::at(&cfg).run(&["queue", "purge"]);
+    assert!(code == 0, "{err}");
     assert!(
         out.contains(
             "more than 10 days ago: 1 jobs, 0 batches, 2 recipient rows, 0 incoming rows, \
@@ -194,12 +175,12 @@ async fn queue_purge_deletes_old_finished_rows_and_bodies() {
     assert_eq!(rows(&config, "SELECT COUNT(*) FROM bounce_events"), 1);
 
     // --days overrides the config; a second run finds the 5-day-old job
-    let (ok, out, _) = listd(&cfg, &["queue", "purge", "--days", "2"]);
-    assert!(ok);
+    let (code, out, _) = Listd::at(&cfg).run(&["queue", "purge", "--days", "2"]);
+    assert!(code == 0);
     assert!(out.contains("more than 2 days ago: 1 jobs"), "{out}");
     assert_eq!(ids("SELECT id FROM jobs"), vec![newest_job]);
-    let (ok, _, err) = listd(&cfg, &["queue", "purge", "--days", "0"]);
-    assert!(!ok, "--days 0 is refused");
+    let (code, _, err) = Listd::at(&cfg).run(&["queue", "purge", "--days", "0"]);
+    assert!(code != 0, "--days 0 is refused");
     assert!(err.contains("--days"), "{err}");
 }
 
@@ -213,8 +194,8 @@ async fn queue_purge_with_retention_off_deletes_nothing() {
     )
     .unwrap();
     std::fs::create_dir_all(dir.path().join("lists")).unwrap();
-    let (ok, out, err) = listd(&cfg, &["queue", "purge"]);
-    assert!(ok, "{err}");
+    let (code, out, err) = Listd::at(&cfg).run(&["queue", "purge"]);
+    assert!(code == 0, "{err}");
     assert!(out.contains("retention is off"), "{out}");
 }
 

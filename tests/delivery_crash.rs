@@ -16,22 +16,12 @@ use std::time::{Duration, Instant};
 const MEMBERS: usize = 3000;
 
 fn write_config(dir: &Path, relay_port: u16) -> std::path::PathBuf {
-    let cfg = dir.join("listd.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "domain: lists.example.org\nsmtp:\n  listen: [\"127.0.0.1:0\"]\n\
-             relay:\n  host: 127.0.0.1\n  port: {relay_port}\n  max_recipients: 10\n  connections: 4\n  timeout_secs: 5\n"
-        ),
-    )
-    .unwrap();
-    std::fs::create_dir_all(dir.join("lists")).unwrap();
-    std::fs::write(
-        dir.join("lists/big.yaml"),
-        "description: big\ndigest:\n  enabled: false\n",
-    )
-    .unwrap();
-    cfg
+    let global = format!(
+        "domain: lists.example.org\nsmtp:\n  listen: [\"127.0.0.1:0\"]\n\
+         relay:\n  host: 127.0.0.1\n  port: {relay_port}\n  max_recipients: 10\n  connections: 4\n  timeout_secs: 5\n"
+    );
+    let big = "description: big\ndigest:\n  enabled: false\n";
+    common::write_site(dir, &global, &[("big.yaml", big)])
 }
 
 fn serve(cfg: &Path) -> Child {

@@ -3,6 +3,9 @@
 //! closed by the count, size and schedule triggers with a faked clock, and
 //! the queued digests parsed back with mail-parser.
 
+mod common;
+
+use common::{Listd, DOMAIN};
 use listd::config::{Config, ListConfig};
 use listd::digest::{self, build_plain, Closed, Trigger};
 use listd::handler::Ctx;
@@ -15,7 +18,6 @@ use std::sync::Arc;
 const MON: i64 = 1_717_372_800;
 const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
-const DOMAIN: &str = "lists.example.org";
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -50,14 +52,10 @@ fn env_cfg(lists: &[(&str, &str)], tweak: impl FnOnce(&mut Config)) -> Env {
         let l = ListConfig::parse(&path, name, yaml).unwrap();
         config.lists.insert(name.to_string(), l);
     }
-    let templates = Templates::for_config(&config).unwrap();
     let conn = store::open(&config.db_path()).unwrap();
     Env {
         _dir: dir,
-        ctx: Ctx {
-            config: Arc::new(config),
-            templates: Arc::new(templates),
-        },
+        ctx: common::ctx_for(config),
         conn,
         seq: 0,
     }
@@ -95,27 +93,73 @@ impl Env {
     }
 
     /// Records a post as distribute does: the as-distributed bytes stored
-    /// once, then `digest::accumulate` in the same transaction.
-    fn distribute_raw(&mut self, list: &str, bytes: &[u8], now: i64) -> Option<Closed> {
+    /// once, then `digest::accumulate` in the same transaction. Returns the
+    /// trigger that marked the issue due, if one fired.
+    fn distribute_raw(&mut self, list: &str, bytes: &[u8], now: i64) -> Option<Trigger> {
         let ctx = self.ctx.clone();
         let cfg = ctx.config.list(list).unwrap();
         let tx = self.conn.transaction().unwrap();
         let env_from = format!("{list}-bounces@{DOMAIN}");
         let id = store::spool::insert_outbound(&tx, &env_from, bytes, now).unwrap();
-        let closed = digest::accumulate(&ctx, &tx, cfg, id, now).unwrap();
+        let due = digest::accumulate(&tx, cfg, id, now).unwrap();
         tx.commit().unwrap();
-        closed
+        due
     }
 
-    fn distribute(&mut self, list: &str, subject: &str, now: i64) -> Option<Closed> {
+    /// [`Env::distribute_raw`] for a post that fires a trigger: the post's
+    /// transaction only marks the issue due (no issue, no digest job), then
+    /// the digest worker's `close_due` closes it in its own transaction.
+    fn distribute_raw_closing(&mut self, list: &str, bytes: &[u8], now: i64) -> Closed {
+        let issues = self.count("SELECT COUNT(*) FROM digest_issues");
+        let jobs = self.count("SELECT COUNT(*) FROM jobs WHERE kind = 'digest'");
+        let trigger = self
+            .distribute_raw(list, bytes, now)
+            .expect("the post fires a trigger");
+        assert_eq!(self.due(list), Some(trigger.as_str().to_string()));
+        assert_eq!(self.count("SELECT COUNT(*) FROM digest_issues"), issues);
+        assert_eq!(
+            self.count("SELECT COUNT(*) FROM jobs WHERE kind = 'digest'"),
+            jobs,
+            "the post's transaction built no digest"
+        );
+        let ctx = self.ctx.clone();
+        let mut closed = digest::close_due(&ctx, &mut self.conn, now);
+        assert_eq!(closed.len(), 1, "the worker closes the due issue");
+        assert_eq!(self.due(list), None, "closing clears the mark");
+        let c = closed.pop().unwrap();
+        assert_eq!((c.list.as_str(), c.trigger), (list, trigger));
+        c
+    }
+
+    fn next_post(&mut self, subject: &str) -> Vec<u8> {
         self.seq += 1;
-        let b = post_bytes(
+        post_bytes(
             self.seq,
             "Ann Example <ann@example.org>",
             subject,
             "Hello list.",
-        );
+        )
+    }
+
+    fn distribute(&mut self, list: &str, subject: &str, now: i64) -> Option<Trigger> {
+        let b = self.next_post(subject);
         self.distribute_raw(list, &b, now)
+    }
+
+    fn distribute_closing(&mut self, list: &str, subject: &str, now: i64) -> Closed {
+        let b = self.next_post(subject);
+        self.distribute_raw_closing(list, &b, now)
+    }
+
+    /// The list's due mark (`digest_state.due`).
+    fn due(&self, list: &str) -> Option<String> {
+        self.conn
+            .query_row(
+                "SELECT due FROM digest_state WHERE list = ?1",
+                [list],
+                |r| r.get(0),
+            )
+            .unwrap()
     }
 
     fn tick(&mut self, now: i64) -> Vec<Closed> {
@@ -230,9 +274,7 @@ fn count_trigger_closes_at_max_messages() {
     assert!(e.distribute("dev", "one", MON).is_none());
     assert!(e.distribute("dev", "two", MON + 1).is_none());
     assert_eq!(e.pending("dev"), 2);
-    let c = e
-        .distribute("dev", "three", MON + 2)
-        .expect("third post closes the issue");
+    let c = e.distribute_closing("dev", "three", MON + 2);
     assert_eq!(c.trigger, Trigger::Count);
     assert_eq!((c.volume, c.issue, c.posts), (1, 1, 3));
     assert_eq!((c.mime_rcpts, c.plain_rcpts), (1, 1));
@@ -257,7 +299,7 @@ fn count_trigger_closes_at_max_messages() {
     // the next posts start issue 2
     e.distribute("dev", "four", MON + 3);
     e.distribute("dev", "five", MON + 4);
-    let c2 = e.distribute("dev", "six", MON + 5).unwrap();
+    let c2 = e.distribute_closing("dev", "six", MON + 5);
     assert_eq!((c2.volume, c2.issue), (1, 2));
     e.check_invariant();
 }
@@ -275,7 +317,7 @@ fn size_trigger_closes_at_max_bytes() {
     assert!(e.distribute_raw("dev", &p(2), MON).is_none());
     let s = digest::pending(&e.conn, "dev").unwrap();
     assert!(s.bytes > 8000 && s.bytes < 10000, "{s:?}");
-    let c = e.distribute_raw("dev", &p(3), MON).expect("size trigger");
+    let c = e.distribute_raw_closing("dev", &p(3), MON);
     assert_eq!(c.trigger, Trigger::Size);
     assert_eq!(c.posts, 3);
     assert!(c.bytes >= 10000);
@@ -366,7 +408,7 @@ fn volume_rolls_over_with_the_period() {
         ),
     ]);
     let mut got = |list: &str, now: i64| {
-        let c = e.distribute(list, "p", now).unwrap();
+        let c = e.distribute_closing(list, "p", now);
         (c.volume, c.issue)
     };
     assert_eq!(got("y", dec), (1, 1));
@@ -383,11 +425,8 @@ fn volume_rolls_over_with_the_period() {
     // both persist: a fresh connection continues the numbering
     let path = e.ctx.config.db_path();
     e.conn = store::open(&path).unwrap();
-    assert_eq!(
-        e.distribute("y", "p", feb + 60)
-            .map(|c| (c.volume, c.issue)),
-        Some((2, 3))
-    );
+    let c = e.distribute_closing("y", "p", feb + 60);
+    assert_eq!((c.volume, c.issue), (2, 3));
     e.check_invariant();
 }
 
@@ -497,11 +536,11 @@ fn mime_digest_parses_back() {
         // a post without a final line break
         b"From: carol@example.org\r\nSubject: Last\r\n\r\nno newline at end".to_vec(),
     ];
-    let mut closed = None;
-    for p in &posts {
-        closed = e.distribute_raw("dev", p, MON);
+    let (last, first) = posts.split_last().unwrap();
+    for p in first {
+        assert_eq!(e.distribute_raw("dev", p, MON), None);
     }
-    let c = closed.unwrap();
+    let c = e.distribute_raw_closing("dev", last, MON);
     let sent = e.sent(c.issue_id);
     assert_eq!(sent.len(), 1);
     let raw = &sent[0].1;
@@ -615,7 +654,7 @@ Date: Sun, 2 Jun 2024 11:00:00 +0000\r\n\r\nBody two\r\n------------------------
     let p3 = post_bytes(3, "dave@example.org", "Third", "3");
     e.distribute_raw("dev", &p1, MON);
     e.distribute_raw("dev", &p2, MON);
-    let c = e.distribute_raw("dev", &p3, MON).unwrap();
+    let c = e.distribute_raw_closing("dev", &p3, MON);
     let sent = e.sent(c.issue_id);
     assert_eq!(sent[0].0, "plain");
     let msg = parse(&sent[0].1);
@@ -714,7 +753,7 @@ fn non_ascii_subjects_and_authors() {
     let p3 = post_bytes(3, "ann@example.org", "plain ascii", "x");
     e.distribute_raw("dev", &p1, MON);
     e.distribute_raw("dev", &p2, MON);
-    let c = e.distribute_raw("dev", &p3, MON).unwrap();
+    let c = e.distribute_raw_closing("dev", &p3, MON);
     let sent = e.sent(c.issue_id);
     let (mime, plain) = (&sent[0].1, &sent[1].1);
 
@@ -776,7 +815,7 @@ Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
 --b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body><h1>Title</h1><p>Some <i>text</i> &amp; more</p></body></html>\r\n\
 --b1\r\nContent-Type: image/png; name=\"pic.png\"\r\nContent-Disposition: attachment; filename=\"pic.png\"\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n\
 --b1--\r\n";
-    let c = e.distribute_raw("dev", post.as_bytes(), MON).unwrap();
+    let c = e.distribute_raw_closing("dev", post.as_bytes(), MON);
     let sent = e.sent(c.issue_id);
     let p = parse(&sent[0].1);
     let body = p.body_text(0).unwrap().to_string();
@@ -802,7 +841,7 @@ fn posts_from_before_a_switch_to_digest_are_not_sent_again() {
     e.set_mode("dev", "switcher@example.org", DeliveryMode::DigestMime);
     e.set_mode("dev", "leaver@example.org", DeliveryMode::Each);
     e.distribute("dev", "two", MON + 1);
-    let c = e.distribute("dev", "three", MON + 2).unwrap();
+    let c = e.distribute_closing("dev", "three", MON + 2);
     let sent = e.sent(c.issue_id);
     let subjects = |bytes: &[u8]| -> Vec<String> {
         let m = parse(bytes);
@@ -859,7 +898,7 @@ fn posts_from_before_a_switch_to_digest_are_not_sent_again() {
     assert_eq!(e.count("SELECT COUNT(*) FROM digest_leavers"), 0);
     e.distribute("dev", "four", MON + 3);
     e.distribute("dev", "five", MON + 4);
-    let c = e.distribute("dev", "six", MON + 5).unwrap();
+    let c = e.distribute_closing("dev", "six", MON + 5);
     let rcpts: Vec<String> = e.sent(c.issue_id).into_iter().flat_map(|s| s.2).collect();
     assert_eq!(rcpts, ["old@example.org", "switcher@example.org"]);
     e.check_invariant();
@@ -880,7 +919,7 @@ fn recipients_are_batched_by_domain_like_a_fan_out() {
     for s in ["a", "b"] {
         e.distribute("dev", s, MON);
     }
-    let c = e.distribute("dev", "c", MON).unwrap();
+    let c = e.distribute_closing("dev", "c", MON);
     assert_eq!(c.mime_rcpts, 5);
     let mut stmt = e
         .conn
@@ -932,7 +971,7 @@ fn disabled_and_nomail_members_get_no_digest() {
     for s in ["a", "b"] {
         e.distribute("dev", s, MON);
     }
-    let c = e.distribute("dev", "c", MON).unwrap();
+    let c = e.distribute_closing("dev", "c", MON);
     let rcpts: Vec<String> = e.sent(c.issue_id).into_iter().flat_map(|s| s.2).collect();
     assert_eq!(rcpts, ["ok@example.org"]);
 }
@@ -944,7 +983,7 @@ fn no_digest_members_means_no_bodies() {
     for s in ["a", "b"] {
         e.distribute("dev", s, MON);
     }
-    let c = e.distribute("dev", "c", MON).unwrap();
+    let c = e.distribute_closing("dev", "c", MON);
     assert_eq!(c.issue, 1, "the issue is numbered all the same");
     assert!(c.jobs.is_empty());
     assert_eq!(e.count("SELECT COUNT(*) FROM jobs"), 0);
@@ -957,9 +996,9 @@ fn a_post_enters_a_digest_once() {
     let tx = e.conn.transaction().unwrap();
     let id = store::spool::insert_outbound(&tx, "x", b"Subject: a\r\n\r\nb\r\n", MON).unwrap();
     let cfg = e.ctx.config.list("dev").unwrap();
-    digest::accumulate(&e.ctx, &tx, cfg, id, MON).unwrap();
-    digest::accumulate(&e.ctx, &tx, cfg, id, MON).unwrap();
-    let err = digest::accumulate(&e.ctx, &tx, cfg, id + 1000, MON).unwrap_err();
+    digest::accumulate(&tx, cfg, id, MON).unwrap();
+    digest::accumulate(&tx, cfg, id, MON).unwrap();
+    let err = digest::accumulate(&tx, cfg, id + 1000, MON).unwrap_err();
     assert!(err.to_string().contains("is not stored"), "{err}");
     tx.commit().unwrap();
     assert_eq!(e.pending("dev"), 1);
@@ -1020,11 +1059,11 @@ fn a_failure_at_any_step_of_closing_leaves_no_partial_issue() {
     }
 }
 
-/// A failure while the count trigger closes an issue inside a post's
-/// transaction does not lose the post: it stays pending, and the next tick
-/// closes the issue.
+/// A failure while the worker closes an issue a post marked due does not
+/// lose the post: the post committed (its transaction never closes an
+/// issue), the issue stays pending and due, and the next wake closes it.
 #[test]
-fn a_failed_close_inside_accumulate_keeps_the_post() {
+fn a_failed_close_of_a_due_issue_keeps_it_due() {
     let mut e = env(&[("dev", DEV)]);
     e.member("dev", "mime@example.org", DeliveryMode::DigestMime);
     e.distribute("dev", "a", MON);
@@ -1032,14 +1071,47 @@ fn a_failed_close_inside_accumulate_keeps_the_post() {
     e.conn
         .execute_batch("CREATE TEMP TRIGGER fault BEFORE INSERT ON digest_jobs BEGIN SELECT RAISE(ABORT, 'injected'); END;")
         .unwrap();
-    assert!(e.distribute("dev", "c", MON).is_none());
+    assert_eq!(e.distribute("dev", "c", MON), Some(Trigger::Count));
+    let ctx = e.ctx.clone();
+    assert!(digest::close_due(&ctx, &mut e.conn, MON + 1).is_empty());
     assert_eq!(e.pending("dev"), 3);
+    assert_eq!(e.due("dev").as_deref(), Some("count"));
     assert_eq!(e.count("SELECT COUNT(*) FROM digest_issues"), 0);
     assert_eq!(e.count("SELECT COUNT(*) FROM jobs"), 0);
     e.conn.execute_batch("DROP TRIGGER fault").unwrap();
-    let c = e.tick(MON + 60);
+    let c = digest::close_due(&ctx, &mut e.conn, MON + 60);
     assert_eq!(c.len(), 1);
     assert_eq!((c[0].trigger, c[0].posts), (Trigger::Count, 3));
+    assert_eq!(e.due("dev"), None);
+    e.check_invariant();
+}
+
+/// The periodic tick closes a due issue too (a worker that died after the
+/// post committed), with the trigger the post found, even if the setting
+/// changed since; and `close_due` leaves lists that are not due alone.
+#[test]
+fn the_tick_closes_what_a_post_marked_due() {
+    let mut e = env(&[("dev", DEV), ("other", DEV)]);
+    e.member("dev", "mime@example.org", DeliveryMode::DigestMime);
+    e.member("other", "mime@example.org", DeliveryMode::DigestMime);
+    e.distribute("other", "o", MON);
+    for s in ["a", "b"] {
+        assert_eq!(e.distribute("dev", s, MON), None);
+    }
+    assert_eq!(e.distribute("dev", "c", MON), Some(Trigger::Count));
+    assert_eq!(e.distribute("dev", "d", MON), Some(Trigger::Count));
+    let mut ctx = e.ctx.clone();
+    let mut cfg = (*ctx.config).clone();
+    cfg.lists.get_mut("dev").unwrap().digest.max_messages = 100;
+    ctx.config = Arc::new(cfg);
+    let c = digest::tick(&ctx, &mut e.conn, MON + 5);
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(
+        (c[0].list.as_str(), c[0].trigger, c[0].posts),
+        ("dev", Trigger::Count, 4)
+    );
+    assert_eq!(e.pending("other"), 1, "a list not due keeps its posts");
+    assert!(digest::close_due(&ctx, &mut e.conn, MON + 6).is_empty());
     e.check_invariant();
 }
 
@@ -1102,39 +1174,13 @@ fn the_shipped_lists_and_templates_load() {
 /// A site on disk (listd.yaml + lists/dev.yaml) for the real binary.
 fn site(dev_yaml: &str) -> (tempfile::TempDir, std::path::PathBuf, Ctx) {
     let dir = tempfile::tempdir().unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::create_dir_all(dir.path().join("lists")).unwrap();
-    std::fs::write(
-        dir.path().join("listd.yaml"),
-        format!(
-            "domain: {DOMAIN}\ndata_dir: data\nlists_dir: lists\ntemplates_dir: {}\n",
-            root.join("templates").display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("lists/dev.yaml"), dev_yaml).unwrap();
-    let path = dir.path().join("listd.yaml");
-    let config = Config::load(&path).unwrap();
-    let templates = Templates::for_config(&config).unwrap();
-    let ctx = Ctx {
-        config: Arc::new(config),
-        templates: Arc::new(templates),
-    };
+    let global = format!(
+        "domain: {DOMAIN}\ndata_dir: data\nlists_dir: lists\ntemplates_dir: {}\n",
+        common::repo_templates().display()
+    );
+    let path = common::write_site(dir.path(), &global, &[("dev.yaml", dev_yaml)]);
+    let ctx = common::ctx_for(Config::load(&path).unwrap());
     (dir, path, ctx)
-}
-
-fn listd(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_listd"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn record_posts(ctx: &Ctx, conn: &mut Connection, n: usize, body: &str, now: i64) {
@@ -1143,7 +1189,7 @@ fn record_posts(ctx: &Ctx, conn: &mut Connection, n: usize, body: &str, now: i64
     for i in 0..n {
         let b = post_bytes(i, "ann@example.org", &format!("post {i}"), body);
         let id = store::spool::insert_outbound(&tx, "dev-bounces@x", &b, now).unwrap();
-        digest::accumulate(ctx, &tx, cfg, id, now).unwrap();
+        digest::accumulate(&tx, cfg, id, now).unwrap();
     }
     tx.commit().unwrap();
 }
@@ -1168,7 +1214,7 @@ fn cli_digest_status_and_send() {
         .unwrap();
     }
     record_posts(&ctx, &mut conn, 2, "hello", store::now());
-    let (code, out, err) = listd(&path, &["digest", "status", "dev"]);
+    let (code, out, err) = Listd::at(&path).run(&["digest", "status", "dev"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("dev: digests enabled"), "{out}");
     assert!(out.contains("pending: 2 posts, "), "{out}");
@@ -1180,24 +1226,24 @@ fn cli_digest_status_and_send() {
     assert!(out.contains("last issue: none yet"), "{out}");
     assert!(out.contains("digest members: 1 MIME, 1 plain"), "{out}");
 
-    let (code, out, err) = listd(&path, &["digest", "send", "dev"]);
+    let (code, out, err) = Listd::at(&path).run(&["digest", "send", "dev"]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("dev: queued dev Digest, Vol 1, Issue 1: 2 posts, ")
             && out.contains("to 1 MIME and 1 plain recipients"),
         "{out}"
     );
-    let (_, out, _) = listd(&path, &["digest", "status", "dev"]);
+    let (_, out, _) = Listd::at(&path).run(&["digest", "status", "dev"]);
     assert!(out.contains("pending: 0 posts, 0 bytes"), "{out}");
     assert!(out.contains("last issue: Vol 1, Issue 1, "), "{out}");
-    let (code, out, _) = listd(&path, &["digest", "send", "dev"]);
+    let (code, out, _) = Listd::at(&path).run(&["digest", "send", "dev"]);
     assert_eq!(code, 0);
     assert!(out.contains("no posts pending; nothing sent"), "{out}");
 
-    let (code, _, err) = listd(&path, &["digest", "send", "nosuch"]);
+    let (code, _, err) = Listd::at(&path).run(&["digest", "send", "nosuch"]);
     assert_eq!(code, 1);
     assert!(err.contains("no list named `nosuch`"), "{err}");
-    let (code, _, err) = listd(&path, &["digest", "frobnicate", "dev"]);
+    let (code, _, err) = Listd::at(&path).run(&["digest", "frobnicate", "dev"]);
     assert_eq!(code, 2, "{err}");
 
     // digests turned off with a post pending: said plainly, no schedule
@@ -1207,7 +1253,7 @@ fn cli_digest_status_and_send() {
         "digest:\n  enabled: false\n",
     )
     .unwrap();
-    let (code, out, err) = listd(&path, &["digest", "status", "dev"]);
+    let (code, out, err) = Listd::at(&path).run(&["digest", "status", "dev"]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("dev: digests disabled (digest.enabled: false); digest members get each post")
@@ -1215,7 +1261,7 @@ fn cli_digest_status_and_send() {
             && !out.contains("schedule:"),
         "{out}"
     );
-    let (code, _, err) = listd(&path, &["digest", "send", "dev"]);
+    let (code, _, err) = Listd::at(&path).run(&["digest", "send", "dev"]);
     assert_eq!(code, 1);
     assert!(err.contains("digests are disabled for list `dev`"), "{err}");
 }
@@ -1246,7 +1292,7 @@ fn kill_9_while_sending_a_digest_loses_nothing() {
     record_posts(&ctx, &mut conn, 300, &body, MON);
     let mut total = 300;
     let t0 = std::time::Instant::now();
-    let (code, _, err) = listd(&path, &["digest", "send", "dev"]);
+    let (code, _, err) = Listd::at(&path).run(&["digest", "send", "dev"]);
     assert_eq!(code, 0, "{err}");
     let full = t0.elapsed().as_millis() as u64;
     let mut killed_before_commit = 0;
@@ -1284,7 +1330,7 @@ fn kill_9_while_sending_a_digest_loses_nothing() {
         if pending > 0 {
             killed_before_commit += 1;
             // start the next run from an empty queue, so the timing holds
-            let (code, _, err) = listd(&path, &["digest", "send", "dev"]);
+            let (code, _, err) = Listd::at(&path).run(&["digest", "send", "dev"]);
             assert_eq!(code, 0, "{err}");
         }
         // every committed issue reached all 3000 digest members
@@ -1294,7 +1340,7 @@ fn kill_9_while_sending_a_digest_loses_nothing() {
         );
     }
     // whatever is left goes out whole
-    let (code, _, err) = listd(&path, &["digest", "send", "dev"]);
+    let (code, _, err) = Listd::at(&path).run(&["digest", "send", "dev"]);
     assert_eq!(code, 0, "{err}");
     let c = store::open(&ctx.config.db_path()).unwrap();
     let left: i64 = c
@@ -1312,13 +1358,13 @@ fn kill_9_while_sending_a_digest_loses_nothing() {
 fn listd_check_names_a_missing_digest_template() {
     let (_dir, path, _ctx) =
         site("description: x\ndigest:\n  enabled: true\n  footer: no-such-footer\n");
-    let (code, _, err) = listd(&path, &["check"]);
+    let (code, _, err) = Listd::at(&path).run(&["check"]);
     assert_eq!(code, 1);
     assert!(
         err.contains("lists/dev.yaml:4:3: digest.footer: template `no-such-footer` is neither"),
         "{err}"
     );
     let (_dir, path, _ctx) = site("digest:\n  header: \"\"\n");
-    let (code, out, err) = listd(&path, &["check"]);
+    let (code, out, err) = Listd::at(&path).run(&["check"]);
     assert_eq!(code, 0, "{out}{err}");
 }

@@ -6,7 +6,7 @@
 mod common;
 
 use common::sink::Sink;
-use common::{wait_until, TestEnv, DOMAIN};
+use common::{run_cli, wait_until, TestEnv, DOMAIN};
 use listd::digest;
 use listd::store::{self, members, members::DeliveryMode};
 use mail_parser::{MessageParser, MimeHeaders, PartType};
@@ -38,7 +38,7 @@ fn record(env: &TestEnv, ctx: &listd::handler::Ctx, subjects: &[&str]) -> Vec<Ve
             common::message("ann@example.org", &format!("dev@{DOMAIN}"), s, "body").into_bytes();
         let tx = conn.transaction().unwrap();
         let id = store::spool::insert_outbound(&tx, "dev-bounces@x", &bytes, store::now()).unwrap();
-        digest::accumulate(ctx, &tx, list, id, store::now()).unwrap();
+        digest::accumulate(&tx, list, id, store::now()).unwrap();
         tx.commit().unwrap();
         out.push(bytes);
     }
@@ -132,17 +132,8 @@ async fn listd_digest_send_reaches_the_relay_through_a_running_daemon() {
     add(&env, "dev", "mime@example.org", DeliveryMode::DigestMime);
     let daemon = env.start().await;
     record(&env, &env.ctx(), &["a", "b"]);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_listd"))
-        .arg("--config")
-        .arg(&env.config_path)
-        .args(["digest", "send", "dev"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, _, err) = run_cli(&env, &["digest", "send", "dev"]);
+    assert_eq!(code, 0, "{err}");
     // the CLI commits the job; the delivery worker finds it on its next pass
     daemon.wakers.delivery.notify_one();
     assert!(
@@ -335,6 +326,88 @@ fn held_posts_enter_the_digest_once_approved() {
         .unwrap()
         .unwrap();
     assert_eq!((c.posts, c.mime_rcpts), (1, 1));
+}
+
+/// A post whose count trigger fires commits without building the digest:
+/// its pipeline transaction leaves the issue due, not closed. The digest
+/// worker closes it in its own transaction and the digest reaches the
+/// relay; once running, the worker is woken by the pipeline (well before
+/// its periodic tick) for the next issue that falls due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_marks_the_digest_due_and_the_worker_closes_it() {
+    let sink = Sink::start();
+    let env = TestEnv::builder()
+        .relay_port(sink.port())
+        .list("dev", "digest:\n  max_messages: 2\n  schedule: none\n")
+        .build();
+    add(&env, "dev", "ann@example.org", DeliveryMode::Each);
+    add(&env, "dev", "dig@example.org", DeliveryMode::DigestMime);
+    let r = Robot {
+        env: &env,
+        t0: store::now(),
+    };
+    r.post("one");
+    r.post("two"); // the count trigger fires in this post's transaction
+    let due: Option<String> = env
+        .store()
+        .query_row("SELECT due FROM digest_state WHERE list = 'dev'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        due.as_deref(),
+        Some("count"),
+        "the post marked the issue due"
+    );
+    assert_eq!(env.count("digest_issues", ""), 0, "and closed nothing");
+    assert_eq!(env.count("jobs", "kind = 'digest'"), 0, "no digest built");
+    assert_eq!(
+        env.count("jobs", "kind = 'post'"),
+        2,
+        "both posts committed"
+    );
+    assert_eq!(digest::pending(&env.store(), "dev").unwrap().posts, 2);
+
+    let daemon = env.start().await;
+    let digests_to_dig = || {
+        sink.transactions()
+            .into_iter()
+            .filter(|t| t.rcpts == ["dig@example.org"])
+            .map(|t| {
+                let m = MessageParser::default().parse(&t.data).unwrap();
+                m.subject().unwrap_or_default().to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || !digests_to_dig().is_empty()).await,
+        "the worker closes the due issue and the digest reaches the relay"
+    );
+    assert_eq!(digests_to_dig(), ["dev Digest, Vol 1, Issue 1"]);
+    assert_eq!(
+        env.count("digest_issues", "trigger = 'count' AND posts = 2"),
+        1
+    );
+
+    // The worker has ticked; the next tick is TICK_EVERY away. Two posts
+    // over SMTP: the pipeline's wake closes issue 2 long before that.
+    let started = std::time::Instant::now();
+    let list = format!("dev@{DOMAIN}");
+    for s in ["three", "four"] {
+        let msg = common::message("ann@example.org", &list, s, "hello");
+        let reply = common::send(daemon.smtp_addr(), "ann@example.org", &[&list], &msg).await;
+        assert_eq!(reply.code, 250, "{reply:?}");
+    }
+    assert!(
+        wait_until(digest::TICK_EVERY / 2, || digests_to_dig().len() == 2).await,
+        "woken by the pipeline, not by the periodic tick"
+    );
+    assert!(started.elapsed() < digest::TICK_EVERY);
+    assert_eq!(
+        digests_to_dig(),
+        ["dev Digest, Vol 1, Issue 1", "dev Digest, Vol 1, Issue 2"]
+    );
+    daemon.shutdown().await;
 }
 
 struct Robot<'a> {

@@ -3,74 +3,40 @@
 //! the library (the same `moderation::hold` the pipeline calls); what the
 //! CLI queues is parsed back with mail-parser.
 
+mod common;
+
+use common::cli::{stderr, stdout};
+use common::{Listd, DOMAIN};
 use listd::config::Config;
 use listd::handler::{Ctx, Inbound};
 use listd::moderation::{self, HoldReason};
 use listd::store::spool::{self, Envelope};
-use listd::templates::Templates;
 use mail_parser::MessageParser;
 use rusqlite::Connection;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
-
-const DOMAIN: &str = "lists.example.org";
 
 fn setup() -> (tempfile::TempDir, Ctx) {
     let dir = tempfile::tempdir().unwrap();
-    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
-    std::fs::write(
-        dir.path().join("listd.yaml"),
-        format!(
-            "domain: {DOMAIN}\ntemplates_dir: {}\nsmtp:\n  listen: [\"127.0.0.1:0\"]\n",
-            templates.display()
+    let global = format!(
+        "domain: {DOMAIN}\ntemplates_dir: {}\nsmtp:\n  listen: [\"127.0.0.1:0\"]\n",
+        common::repo_templates().display()
+    );
+    let lists = [
+        (
+            "dev.yaml",
+            "owners: [owner@example.org]\nmoderators: [mod@example.org]\n",
         ),
-    )
-    .unwrap();
-    std::fs::create_dir_all(dir.path().join("lists")).unwrap();
-    std::fs::write(
-        dir.path().join("lists/dev.yaml"),
-        "owners: [owner@example.org]\nmoderators: [mod@example.org]\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("lists/ops.yaml"),
-        "owners: [owner@example.org]\n",
-    )
-    .unwrap();
-    let config = Config::load(&dir.path().join("listd.yaml")).unwrap();
-    let templates = Templates::for_config(&config).unwrap();
-    let ctx = Ctx {
-        config: Arc::new(config),
-        templates: Arc::new(templates),
-    };
+        ("ops.yaml", "owners: [owner@example.org]\n"),
+    ];
+    let path = common::write_site(dir.path(), &global, &lists);
+    let ctx = common::ctx_for(Config::load(&path).unwrap());
     (dir, ctx)
 }
 
-fn listd(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_listd"))
-        .arg("--config")
-        .arg(dir.join("listd.yaml"))
-        .args(args)
-        .env("USER", "tester")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    pipe.write_all(stdin.as_bytes()).unwrap();
-    drop(pipe);
-    child.wait_with_output().unwrap()
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+/// `listd` against the site in `dir`, run by the user `tester` (the actor
+/// `listd held` records).
+fn tester(dir: &Path) -> Listd {
+    Listd::at(dir.join("listd.yaml")).var("USER", "tester")
 }
 
 fn post(from: &str, subject: &str) -> Vec<u8> {
@@ -155,9 +121,9 @@ fn list_show_reject_discard_all() {
     let (b, _) = hold(&ctx, "dev", "bob@example.net", "second", now - 60);
     let (c, _) = hold(&ctx, "ops", "carol@example.net", "third", now - 2 * 86400);
 
-    let o = listd(dir.path(), &["held"], "");
-    assert!(o.status.success(), "{}", err(&o));
-    let s = out(&o);
+    let o = tester(dir.path()).output(&["held"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
     for needle in [
         "ID",
         "REASON",
@@ -171,38 +137,38 @@ fn list_show_reject_discard_all() {
     ] {
         assert!(s.contains(needle), "{needle} missing:\n{s}");
     }
-    let o = listd(dir.path(), &["held", "dev"], "");
+    let o = tester(dir.path()).output(&["held", "dev"]);
     assert!(
-        out(&o).contains("first") && !out(&o).contains("third"),
+        stdout(&o).contains("first") && !stdout(&o).contains("third"),
         "{}",
-        out(&o)
+        stdout(&o)
     );
-    let o = listd(dir.path(), &["held", "nosuch"], "");
+    let o = tester(dir.path()).output(&["held", "nosuch"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(err(&o).contains("no list `nosuch`"), "{}", err(&o));
+    assert!(stderr(&o).contains("no list `nosuch`"), "{}", stderr(&o));
 
     // show: the raw message, byte for byte
-    let o = listd(dir.path(), &["held", "show", &a.to_string()], "");
-    assert!(o.status.success(), "{}", err(&o));
+    let o = tester(dir.path()).output(&["held", "show", &a.to_string()]);
+    assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(o.stdout, a_bytes);
-    let o = listd(dir.path(), &["held", "show", "999999"], "");
+    let o = tester(dir.path()).output(&["held", "show", "999999"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(err(&o).contains("no held post 999999"), "{}", err(&o));
+    assert!(stderr(&o).contains("no held post 999999"), "{}", stderr(&o));
 
     // reject with a reason: the poster is told
-    let o = listd(
-        dir.path(),
-        &[
-            "held",
-            "reject",
-            &a.to_string(),
-            "--reason",
-            "Off topic, sorry.",
-        ],
-        "",
+    let o = tester(dir.path()).output(&[
+        "held",
+        "reject",
+        &a.to_string(),
+        "--reason",
+        "Off topic, sorry.",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("rejected: held message"),
+        "{}",
+        stdout(&o)
     );
-    assert!(o.status.success(), "{}", err(&o));
-    assert!(out(&o).contains("rejected: held message"), "{}", out(&o));
     let conn = listd::store::open(&ctx.config.db_path()).unwrap();
     assert_eq!(
         state(&conn, a),
@@ -221,29 +187,29 @@ fn list_show_reject_discard_all() {
     );
 
     // acting again: exit 1 with who did it
-    let o = listd(dir.path(), &["held", "discard", &a.to_string()], "");
+    let o = tester(dir.path()).output(&["held", "discard", &a.to_string()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        err(&o).contains("already rejected by cli:tester"),
+        stderr(&o).contains("already rejected by cli:tester"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
 
     // --all on one list leaves the other list alone
-    let o = listd(dir.path(), &["held", "discard", "--all", "dev"], "");
-    assert!(o.status.success(), "{}", err(&o));
+    let o = tester(dir.path()).output(&["held", "discard", "--all", "dev"]);
+    assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(state(&conn, b).0, "discarded");
     assert_eq!(state(&conn, c).0, "held");
     assert!(mail_to(&conn, "bob@example.net")
         .iter()
         .all(|t| !t.contains("rejected")));
-    let o = listd(dir.path(), &["held", "dev"], "");
-    assert!(out(&o).contains("no held posts"), "{}", out(&o));
+    let o = tester(dir.path()).output(&["held", "dev"]);
+    assert!(stdout(&o).contains("no held posts"), "{}", stdout(&o));
 
     // usage errors
-    let o = listd(dir.path(), &["held", "approve"], "");
+    let o = tester(dir.path()).output(&["held", "approve"]);
     assert_eq!(o.status.code(), Some(2));
-    let o = listd(dir.path(), &["held", "approve", "1", "--all", "dev"], "");
+    let o = tester(dir.path()).output(&["held", "approve", "1", "--all", "dev"]);
     assert_eq!(o.status.code(), Some(2));
 }
 
@@ -270,124 +236,110 @@ fn approve_several_ids_and_a_whole_list() {
     let conn = listd::store::open(&ctx.config.db_path()).unwrap();
 
     // two ids at once: both distributed, each once
-    let o = listd(
-        dir.path(),
-        &["held", "approve", &a.to_string(), &b.to_string()],
-        "",
-    );
-    assert!(o.status.success(), "{}", err(&o));
+    let o = tester(dir.path()).output(&["held", "approve", &a.to_string(), &b.to_string()]);
+    assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
-        out(&o).matches("approved: held message").count(),
+        stdout(&o).matches("approved: held message").count(),
         2,
         "{}",
-        out(&o)
+        stdout(&o)
     );
     assert_eq!(distributed(&conn, "dev"), ["p-one", "p-two"]);
     assert_eq!(state(&conn, a).1.as_deref(), Some("cli:tester"));
 
     // one already done, one not: the other is still approved, exit 1 names the first
-    let o = listd(
-        dir.path(),
-        &["held", "approve", &a.to_string(), &c.to_string()],
-        "",
-    );
+    let o = tester(dir.path()).output(&["held", "approve", &a.to_string(), &c.to_string()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        err(&o).contains("already approved by cli:tester"),
+        stderr(&o).contains("already approved by cli:tester"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
     assert!(
-        err(&o).contains("1 held post(s) were not approved"),
+        stderr(&o).contains("1 held post(s) were not approved"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
     assert_eq!(state(&conn, c).0, "approved");
     assert_eq!(distributed(&conn, "dev"), ["p-one", "p-two", "p-three"]);
 
     // --all LIST approves everything held there, and only there
     let (f, _) = hold(&ctx, "dev", "frank@example.net", "p-six", now - 10);
-    let o = listd(dir.path(), &["held", "approve", "--all", "ops"], "");
-    assert!(o.status.success(), "{}", err(&o));
+    let o = tester(dir.path()).output(&["held", "approve", "--all", "ops"]);
+    assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         (state(&conn, d).0.as_str(), state(&conn, e).0.as_str()),
         ("approved", "approved")
     );
     assert_eq!(distributed(&conn, "ops"), ["p-four", "p-five"]);
     assert_eq!(state(&conn, f).0, "held");
-    let o = listd(dir.path(), &["held", "approve", "--all", "ops"], "");
-    assert!(o.status.success(), "{}", err(&o));
-    assert!(out(&o).contains("no held posts for ops"), "{}", out(&o));
-    let o = listd(dir.path(), &["held", "approve", "--all", "nosuch"], "");
+    let o = tester(dir.path()).output(&["held", "approve", "--all", "ops"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("no held posts for ops"),
+        "{}",
+        stdout(&o)
+    );
+    let o = tester(dir.path()).output(&["held", "approve", "--all", "nosuch"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(err(&o).contains("no list `nosuch`"), "{}", err(&o));
+    assert!(stderr(&o).contains("no list `nosuch`"), "{}", stderr(&o));
     // an id that does not exist
-    let o = listd(dir.path(), &["held", "approve", "999999"], "");
+    let o = tester(dir.path()).output(&["held", "approve", "999999"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(err(&o).contains("no held message 999999"), "{}", err(&o));
+    assert!(
+        stderr(&o).contains("no held message 999999"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn accept_sender_and_ban_with_undo() {
     let (dir, ctx) = setup();
     let conn = listd::store::open(&ctx.config.db_path()).unwrap();
-    let o = listd(
-        dir.path(),
-        &["held", "accept-sender", "dev", "Alice@Example.NET"],
-        "",
-    );
-    assert!(o.status.success(), "{}", err(&o));
+    let o = tester(dir.path()).output(&["held", "accept-sender", "dev", "Alice@Example.NET"]);
+    assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        out(&o).contains("added to the accept list of dev"),
+        stdout(&o).contains("added to the accept list of dev"),
         "{}",
-        out(&o)
+        stdout(&o)
     );
     assert!(moderation::is_accepted_sender(&conn, "dev", "Alice@example.net").unwrap());
-    let o = listd(
-        dir.path(),
-        &["held", "accept-sender", "dev", "Alice@example.net"],
-        "",
-    );
-    assert!(out(&o).contains("already"), "{}", out(&o));
-    let o = listd(
-        dir.path(),
-        &[
-            "held",
-            "accept-sender",
-            "dev",
-            "Alice@example.net",
-            "--remove",
-        ],
-        "",
-    );
-    assert!(out(&o).contains("removed"), "{}", out(&o));
+    let o = tester(dir.path()).output(&["held", "accept-sender", "dev", "Alice@example.net"]);
+    assert!(stdout(&o).contains("already"), "{}", stdout(&o));
+    let o = tester(dir.path()).output(&[
+        "held",
+        "accept-sender",
+        "dev",
+        "Alice@example.net",
+        "--remove",
+    ]);
+    assert!(stdout(&o).contains("removed"), "{}", stdout(&o));
     assert!(!moderation::is_accepted_sender(&conn, "dev", "Alice@example.net").unwrap());
 
-    let o = listd(dir.path(), &["held", "ban", "dev", "spam@example.net"], "");
-    assert!(o.status.success(), "{}", err(&o));
+    let o = tester(dir.path()).output(&["held", "ban", "dev", "spam@example.net"]);
+    assert!(o.status.success(), "{}", stderr(&o));
     assert!(moderation::is_banned(&conn, "dev", "spam@example.net").unwrap());
     assert!(!moderation::is_banned(&conn, "ops", "spam@example.net").unwrap());
-    let o = listd(
-        dir.path(),
-        &["held", "ban", "dev", "spam@example.net", "--remove"],
-        "",
-    );
-    assert!(o.status.success(), "{}", err(&o));
+    let o = tester(dir.path()).output(&["held", "ban", "dev", "spam@example.net", "--remove"]);
+    assert!(o.status.success(), "{}", stderr(&o));
     assert!(!moderation::is_banned(&conn, "dev", "spam@example.net").unwrap());
 
-    let o = listd(dir.path(), &["held", "ban", "dev", "not an address"], "");
+    let o = tester(dir.path()).output(&["held", "ban", "dev", "not an address"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(err(&o).contains("is not an address"), "{}", err(&o));
-    let o = listd(dir.path(), &["held", "ban", "nosuch", "a@example.net"], "");
+    assert!(stderr(&o).contains("is not an address"), "{}", stderr(&o));
+    let o = tester(dir.path()).output(&["held", "ban", "nosuch", "a@example.net"]);
     assert_eq!(o.status.code(), Some(1));
 }
 
 #[test]
 fn hash_password_prints_a_verifiable_argon2_hash() {
     let (dir, _ctx) = setup();
-    let o = listd(dir.path(), &["hash-password"], "correct horse\n");
-    assert!(o.status.success(), "{}", err(&o));
-    let h = out(&o).trim().to_string();
+    let o = tester(dir.path())
+        .stdin("correct horse\n")
+        .output(&["hash-password"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let h = stdout(&o).trim().to_string();
     assert!(h.starts_with("$argon2id$"), "{h}");
     assert!(moderation::approved::verify_password(&h, "correct horse"));
     assert!(!moderation::approved::verify_password(
@@ -400,23 +352,23 @@ fn hash_password_prints_a_verifiable_argon2_hash() {
         format!("owners: [owner@example.org]\nmoderator_password: '{h}'\n"),
     )
     .unwrap();
-    let o = listd(dir.path(), &["check"], "");
-    assert!(o.status.success(), "{}", err(&o));
+    let o = tester(dir.path()).output(&["check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
 
-    let o = listd(dir.path(), &["hash-password"], "\n");
+    let o = tester(dir.path()).stdin("\n").output(&["hash-password"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(err(&o).contains("empty"), "{}", err(&o));
+    assert!(stderr(&o).contains("empty"), "{}", stderr(&o));
 }
 
 #[test]
 fn check_warns_about_missing_moderation_templates() {
     let (dir, _ctx) = setup();
-    let o = listd(dir.path(), &["check"], "");
-    assert!(o.status.success(), "{}", err(&o));
+    let o = tester(dir.path()).output(&["check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        !err(&o).contains("moderation templates missing"),
+        !stderr(&o).contains("moderation templates missing"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
     // a templates dir without the moderation templates
     let empty = dir.path().join("empty-templates");
@@ -426,8 +378,8 @@ fn check_warns_about_missing_moderation_templates() {
         format!("domain: {DOMAIN}\ntemplates_dir: {}\n", empty.display()),
     )
     .unwrap();
-    let o = listd(dir.path(), &["check"], "");
-    let e = err(&o);
+    let o = tester(dir.path()).output(&["check"]);
+    let e = stderr(&o);
     assert!(
         e.contains(
             "moderation templates for `dev` are missing (moderation-notice, moderation-held"

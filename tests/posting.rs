@@ -9,9 +9,8 @@
 mod common;
 
 use common::sink::{Sink, Transaction};
-use common::{send, wait_until, TestEnv, DOMAIN};
+use common::{send, wait_until, Listd, TestEnv, DOMAIN};
 use mail_parser::{MessageParser, MimeHeaders, PartType};
-use std::process::Command;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -654,15 +653,6 @@ async fn a_nested_list_address_in_any_case_is_expanded_with_a_cycle() {
     daemon.shutdown().await;
 }
 
-fn listd(env: &TestEnv, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_listd"))
-        .arg("--config")
-        .arg(&env.config_path)
-        .args(args)
-        .output()
-        .expect("run listd")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn archive_export_import_round_trip() {
     let sink = Sink::start();
@@ -698,7 +688,7 @@ async fn archive_export_import_round_trip() {
     settle(&env).await;
     daemon.shutdown().await;
 
-    let out = listd(&env, &["archive", "export", "dev"]);
+    let out = Listd::at(&env.config_path).output(&["archive", "export", "dev"]);
     assert!(
         out.status.success(),
         "{}",
@@ -747,17 +737,19 @@ async fn archive_export_import_round_trip() {
     let file = env.path().join("dev.mbox");
     std::fs::write(&file, &mbox).unwrap();
     let before = sink.transactions().len();
-    let out = listd(&env, &["archive", "import", "old", file.to_str().unwrap()]);
+    let out =
+        Listd::at(&env.config_path).output(&["archive", "import", "old", file.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("imported 3 messages"));
-    let out = listd(&env, &["archive", "export", "old"]);
+    let out = Listd::at(&env.config_path).output(&["archive", "export", "old"]);
     assert_eq!(out.stdout, mbox);
     // importing again skips what is there
-    let out = listd(&env, &["archive", "import", "old", file.to_str().unwrap()]);
+    let out =
+        Listd::at(&env.config_path).output(&["archive", "import", "old", file.to_str().unwrap()]);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("imported 0 messages"),
         "{}",
@@ -767,32 +759,38 @@ async fn archive_export_import_round_trip() {
     assert_eq!(env.count("jobs", "list = 'old'"), 0);
 
     // --since filters by date (the posts are dated 2026-01-01)
-    let out = listd(&env, &["archive", "export", "dev", "--since", "2100-01-01"]);
+    let out =
+        Listd::at(&env.config_path).output(&["archive", "export", "dev", "--since", "2100-01-01"]);
     assert!(out.status.success());
     assert!(out.stdout.is_empty());
-    let out = listd(&env, &["archive", "export", "dev", "--since", "2026-01-01"]);
+    let out =
+        Listd::at(&env.config_path).output(&["archive", "export", "dev", "--since", "2026-01-01"]);
     assert!(out.status.success());
     assert_eq!(
         out.stdout, mbox,
         "a post on the --since day itself is included"
     );
-    let out = listd(&env, &["archive", "export", "dev", "--since", "2026-01-02"]);
+    let out =
+        Listd::at(&env.config_path).output(&["archive", "export", "dev", "--since", "2026-01-02"]);
     assert!(out.stdout.is_empty());
 
     // errors: unknown list, bad date, not an mbox, missing file
-    let out = listd(&env, &["archive", "export", "nope"]);
+    let out = Listd::at(&env.config_path).output(&["archive", "export", "nope"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such list `nope`"));
-    let out = listd(&env, &["archive", "export", "dev", "--since", "someday"]);
+    let out =
+        Listd::at(&env.config_path).output(&["archive", "export", "dev", "--since", "someday"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("YYYY-MM-DD"));
     let bad = env.path().join("bad.mbox");
     std::fs::write(&bad, "Subject: not an mbox\n\nx\n").unwrap();
-    let out = listd(&env, &["archive", "import", "old", bad.to_str().unwrap()]);
+    let out =
+        Listd::at(&env.config_path).output(&["archive", "import", "old", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.mbox") && err.contains("line 1"), "{err}");
-    let out = listd(&env, &["archive", "import", "old", "/nonexistent/x.mbox"]);
+    let out =
+        Listd::at(&env.config_path).output(&["archive", "import", "old", "/nonexistent/x.mbox"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.mbox"));
 }
@@ -811,7 +809,7 @@ fn check_warns_about_missing_post_templates() {
         "no",
     )
     .unwrap();
-    let out = listd(&env, &["check"]);
+    let out = Listd::at(&env.config_path).output(&["check"]);
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -2,6 +2,7 @@
 //! through the spool, replies out of the outbound queue, parsed with
 //! mail-parser.
 
+mod common;
 mod robot_support;
 
 use robot_support::*;

@@ -1,26 +1,14 @@
 //! `listd requests`: the real binary against a store the robot filled.
 
+mod common;
 mod robot_support;
 
+use common::cli::{stderr, stdout};
+use common::Listd;
 use robot_support::*;
-use std::process::{Command, Output};
 
 const REQ: &str = "dev-request@lists.example.org";
 const APPROVE: &str = "owners: [owner@example.org]\nsubscription: approve\n";
-
-fn listd(s: &Site, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_listd"))
-        .arg("--config")
-        .arg(s.config_path())
-        .args(args)
-        .env_remove("LISTD_CONFIG")
-        .output()
-        .expect("run listd")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 #[test]
 fn list_approve_reject_and_discard_requests() {
@@ -41,25 +29,24 @@ fn list_approve_reject_and_discard_requests() {
         .unwrap()
         .token();
 
-    let out = listd(&s, &["requests", "dev"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let listing = text(&out.stdout);
+    let out = Listd::at(s.config_path()).output(&["requests", "dev"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listing = stdout(&out);
     assert!(
         listing.contains("ann@example.org") && listing.contains("bob@example.org"),
         "{listing}"
     );
     assert!(!listing.contains("carol@example.org"), "{listing}");
-    let all = text(&listd(&s, &["requests"]).stdout);
+    let all = stdout(&Listd::at(s.config_path()).output(&["requests"]));
     assert!(
         all.contains("carol@example.org") && all.contains("ops"),
         "{all}"
     );
 
     // approve #1 (ann): member, welcome, owner notice
-    let out = listd(&s, &["requests", "approve", "1"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout)
-        .contains("Approved request #1: ann@example.org is now subscribed to dev."));
+    let out = Listd::at(s.config_path()).output(&["requests", "approve", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Approved request #1: ann@example.org is now subscribed to dev."));
     assert!(s.is_member("dev", "ann@example.org"));
     let sent = s.outbox();
     assert!(to_rcpt(&sent, "ann@example.org")[0]
@@ -67,12 +54,12 @@ fn list_approve_reject_and_discard_requests() {
         .contains("Welcome"));
     assert_eq!(to_rcpt(&sent, "owner@example.org").len(), 1);
     // deciding twice fails, and the owner's mail token is spent
-    let out = listd(&s, &["requests", "approve", "1"]);
+    let out = Listd::at(s.config_path()).output(&["requests", "approve", "1"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("was already approved"),
+        stderr(&out).contains("was already approved"),
         "{}",
-        text(&out.stderr)
+        stderr(&out)
     );
     s.command(
         "owner@example.org",
@@ -84,8 +71,9 @@ fn list_approve_reject_and_discard_requests() {
     assert!(s.outbox()[0].flat().contains("already decided"));
 
     // reject #2 (bob) with a reason: bob is told
-    let out = listd(&s, &["requests", "reject", "2", "not", "on", "the", "team"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out =
+        Listd::at(s.config_path()).output(&["requests", "reject", "2", "not", "on", "the", "team"]);
+    assert!(out.status.success(), "{}", stderr(&out));
     assert!(!s.is_member("dev", "bob@example.org"));
     let sent = s.outbox();
     let told = to_rcpt(&sent, "bob@example.org");
@@ -97,29 +85,27 @@ fn list_approve_reject_and_discard_requests() {
     );
 
     // discard #3 (carol): nobody is told
-    let out = listd(&s, &["requests", "discard", "3"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = Listd::at(s.config_path()).output(&["requests", "discard", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
     assert!(s.outbox().is_empty());
-    assert!(text(&listd(&s, &["requests"]).stdout).contains("no pending subscription requests"));
+    assert!(stdout(&Listd::at(s.config_path()).output(&["requests"]))
+        .contains("no pending subscription requests"));
 }
 
 #[test]
 fn errors_are_clear_and_exit_non_zero() {
     let s = Site::new(&[("dev", APPROVE)]);
-    let out = listd(&s, &["requests", "nosuch"]);
+    let out = Listd::at(s.config_path()).output(&["requests", "nosuch"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("there is no list named `nosuch`"));
-    let out = listd(&s, &["requests", "approve", "999"]);
+    assert!(stderr(&out).contains("there is no list named `nosuch`"));
+    let out = Listd::at(s.config_path()).output(&["requests", "approve", "999"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("There is no subscription request #999."));
-    let out = listd(&s, &["requests", "approve", "x"]);
+    assert!(stderr(&out).contains("There is no subscription request #999."));
+    let out = Listd::at(s.config_path()).output(&["requests", "approve", "x"]);
     assert_eq!(out.status.code(), Some(2), "usage error");
-    let out = Command::new(env!("CARGO_BIN_EXE_listd"))
-        .args(["--config", "/nonexistent/listd.yaml", "requests"])
-        .output()
-        .unwrap();
+    let out = Listd::at("/nonexistent/listd.yaml").output(&["requests"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("/nonexistent/listd.yaml"));
+    assert!(stderr(&out).contains("/nonexistent/listd.yaml"));
 }
 
 #[test]
@@ -131,17 +117,12 @@ fn check_warns_about_missing_robot_templates() {
     let path = write_config(dir.path(), &[("dev", APPROVE)], "  replies_per_hour: 10");
     let text_cfg = std::fs::read_to_string(&path).unwrap();
     let text_cfg = text_cfg.replace(
-        &format!("templates_dir: {}", templates_dir().display()),
+        &format!("templates_dir: {}", common::repo_templates().display()),
         "templates_dir: tpl",
     );
     std::fs::write(&path, text_cfg).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_listd"))
-        .arg("--config")
-        .arg(&path)
-        .arg("check")
-        .output()
-        .unwrap();
-    let err = text(&out.stderr);
+    let out = Listd::at(&path).output(&["check"]);
+    let err = stderr(&out);
     assert!(
         err.contains("the command robot's templates are missing"),
         "{err}"
@@ -149,11 +130,7 @@ fn check_warns_about_missing_robot_templates() {
     assert!(err.contains("welcome") && !err.contains("help"), "{err}");
     // the shipped set is complete
     let s = Site::new(&[("dev", APPROVE)]);
-    let out = listd(&s, &["check"]);
+    let out = Listd::at(s.config_path()).output(&["check"]);
     assert!(out.status.success());
-    assert!(
-        !text(&out.stderr).contains("missing"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(!stderr(&out).contains("missing"), "{}", stderr(&out));
 }

@@ -9,17 +9,8 @@ use common::*;
 use std::process::Command;
 
 fn serve(env: &TestEnv, extra: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_listd"))
-        .arg("--config")
-        .arg(&env.config_path)
-        .arg("serve")
-        .args(extra)
-        .output()
-        .expect("run listd serve");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = Listd::at(&env.config_path).output(&[&["serve"], extra].concat());
+    (out.status.code(), cli::stderr(&out))
 }
 
 #[test]

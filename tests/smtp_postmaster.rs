@@ -7,7 +7,7 @@
 mod common;
 
 use common::sink::Sink;
-use common::{message, SmtpClient, TestEnv, DOMAIN};
+use common::{message, run_cli, SmtpClient, TestEnv, DOMAIN};
 use std::time::Duration;
 
 async fn post_to_postmaster(addr: std::net::SocketAddr, rcpt_path: &str, subject: &str) {
@@ -184,14 +184,8 @@ async fn looping_or_undeliverable_postmaster_mail_is_kept_and_listd_queue_says_w
     assert_eq!(sink.delivered_count(), 0);
     // both messages are still in the store, and listd queue names the reasons
     assert_eq!(env.inbound_messages().len(), 2);
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_listd"))
-        .arg("--config")
-        .arg(&env.config_path)
-        .arg("queue")
-        .output()
-        .expect("run listd queue");
-    assert!(o.status.success());
-    let out = String::from_utf8_lossy(&o.stdout);
+    let (code, out, _) = run_cli(&env, &["queue"]);
+    assert_eq!(code, 0);
     assert!(out.contains("set `postmaster:` in listd.yaml"), "{out}");
     assert!(out.contains("a mail loop"), "{out}");
     assert!(out.contains("to <postmaster>"), "{out}");

@@ -3,21 +3,24 @@
 //! and a plain RFC 1153 digest to `digest_plain` members.
 //!
 //! - [`accumulate`] (through [`accumulate_job`]) is called by
-//!   `posts::distribute`, inside the
-//!   post's transaction, for every post distributed while the list's digests
-//!   are enabled: it records a `digest_entries` row pointing at the stored,
-//!   as-distributed bytes, and closes the issue there and then when the count
-//!   or size trigger fires.
-//! - [`tick`] runs periodically in the daemon: count, size and schedule
-//!   triggers (and `send_empty`), evaluated at a given `now`.
+//!   `posts::distribute`, inside the post's transaction, for every post
+//!   distributed while the list's digests are enabled: it records a
+//!   `digest_entries` row pointing at the stored, as-distributed bytes and,
+//!   when the count or size trigger fires, marks the list's issue due
+//!   (`digest_state.due`). It never builds a digest: the post's transaction
+//!   stays short.
+//! - The digest worker ([`run`]) closes issues in its own transactions:
+//!   [`close_due`] when woken (`Wakers::digest`, after each pipeline batch)
+//!   for the issues marked due, and [`tick`] periodically for every trigger
+//!   (count, size, schedule, `send_empty`, and the due marks) at a given `now`.
 //! - [`send_now`] forces an issue (`listd digest send LIST`); [`status`]
 //!   reports what is pending (`listd digest status LIST`).
 //!
-//! Closing an issue ([`close_issue`]) numbers it, assigns every pending
-//! entry to it, builds the bodies, stores each once and queues one outbound
-//! job per body with its recipients streamed from `members` — all inside the
-//! caller's transaction, so a crash at any point leaves either no issue or
-//! a whole one: every post lands in exactly one issue.
+//! Closing an issue ([`close_issue`], in `close.rs`) numbers it, assigns
+//! every pending entry to it, builds the bodies, stores each once and queues
+//! one outbound job per body with its recipients streamed from `members`,
+//! all inside one transaction, so a crash at any point leaves either no
+//! issue or a whole one: every post lands in exactly one issue.
 //!
 //! Deciding is separate from doing: [`decide`] is a pure function of the
 //! settings, the pending totals and whether a scheduled time has passed.
@@ -26,6 +29,7 @@
 
 pub mod build_mime;
 pub mod build_plain;
+mod close;
 pub mod encode;
 pub mod item;
 pub mod text;
@@ -34,9 +38,10 @@ use crate::config::schedule::Schedule;
 use crate::config::{Config, DigestConfig, ListConfig, PostingPolicy};
 use crate::handler::Ctx;
 use crate::store::members::DeliveryMode;
-use crate::store::outbound::{self, JobKind};
 use crate::store::{self, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+pub use close::close_issue;
 
 /// What closed an issue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +64,18 @@ impl Trigger {
             Trigger::Schedule => "schedule",
             Trigger::Forced => "forced",
         }
+    }
+
+    /// The trigger named `s` (as [`Trigger::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<Trigger> {
+        [
+            Trigger::Count,
+            Trigger::Size,
+            Trigger::Schedule,
+            Trigger::Forced,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
     }
 }
 
@@ -131,11 +148,13 @@ struct State {
     period_key: String,
     last_sent_at: Option<i64>,
     schedule_mark: i64,
+    /// The trigger a post found firing, until the worker closes the issue.
+    due: Option<Trigger>,
 }
 
 fn load_state(conn: &Connection, list: &str) -> rusqlite::Result<Option<State>> {
     conn.prepare_cached(
-        "SELECT volume, last_issue, period_key, last_sent_at, schedule_mark
+        "SELECT volume, last_issue, period_key, last_sent_at, schedule_mark, due
          FROM digest_state WHERE list = ?1",
     )?
     .query_row([list], |r| {
@@ -145,6 +164,10 @@ fn load_state(conn: &Connection, list: &str) -> rusqlite::Result<Option<State>> 
             period_key: r.get(2)?,
             last_sent_at: r.get(3)?,
             schedule_mark: r.get(4)?,
+            due: r
+                .get::<_, Option<String>>(5)?
+                .as_deref()
+                .and_then(Trigger::parse),
         })
     })
     .optional()
@@ -184,29 +207,28 @@ pub fn pending(conn: &Connection, list: &str) -> Result<Pending, StoreError> {
 /// Records a distributed post for the list's digest. Call inside the
 /// transaction that distributes it, with the id of the stored
 /// as-distributed bytes. Does nothing when the list's digests are disabled,
-/// or when the post is already recorded. Closes the issue when the count or
-/// size trigger fires; a failure to close leaves the post pending (the
-/// post's transaction goes on; [`tick`] retries) and is logged.
+/// or when the post is already recorded. When the count or size trigger
+/// fires, marks the issue due and returns the trigger; the digest worker
+/// closes it ([`close_due`], [`tick`]) in its own transaction, so the post's
+/// transaction never builds a digest.
 pub fn accumulate(
-    ctx: &Ctx,
     tx: &Connection,
     list: &ListConfig,
     message_id: i64,
     now: i64,
-) -> Result<Option<Closed>, StoreError> {
-    record(ctx, tx, list, message_id, None, now)
+) -> Result<Option<Trigger>, StoreError> {
+    record(tx, list, message_id, None, now)
 }
 
 /// [`accumulate`], remembering the post's fan-out job (if any), against
 /// whose progress members' mode changes are measured (migration 0061).
 fn record(
-    ctx: &Ctx,
     tx: &Connection,
     list: &ListConfig,
     message_id: i64,
     job_id: Option<i64>,
     now: i64,
-) -> Result<Option<Closed>, StoreError> {
+) -> Result<Option<Trigger>, StoreError> {
     if !list.digest.enabled {
         return Ok(None);
     }
@@ -233,29 +255,20 @@ fn record(
     let Some(trigger) = decide(&list.digest, pending(tx, &list.name)?, false) else {
         return Ok(None);
     };
-    tx.execute_batch("SAVEPOINT digest_close")?;
-    match close_issue(ctx, tx, list, trigger, now) {
-        Ok(closed) => {
-            tx.execute_batch("RELEASE digest_close")?;
-            Ok(closed)
-        }
-        Err(e) => {
-            tx.execute_batch("ROLLBACK TO digest_close; RELEASE digest_close")?;
-            tracing::error!(list = %list.name, error = %e, "closing the digest issue failed; the posts stay pending");
-            Ok(None)
-        }
-    }
+    // the first trigger that fired stays: the issue is due for that reason
+    tx.prepare_cached("UPDATE digest_state SET due = COALESCE(due, ?2) WHERE list = ?1")?
+        .execute(params![list.name, trigger.as_str()])?;
+    Ok(Some(trigger))
 }
 
 /// [`accumulate`] for a post whose as-distributed bytes are the body of the
 /// outbound job `job_id` (the post's fan-out job), so they are stored once.
 pub fn accumulate_job(
-    ctx: &Ctx,
     tx: &Connection,
     list: &ListConfig,
     job_id: i64,
     now: i64,
-) -> Result<Option<Closed>, StoreError> {
+) -> Result<Option<Trigger>, StoreError> {
     if !list.digest.enabled {
         return Ok(None);
     }
@@ -264,7 +277,7 @@ pub fn accumulate_job(
         .query_row([job_id], |r| r.get(0))
         .optional()?;
     match message_id {
-        Some(id) => record(ctx, tx, list, id, Some(job_id), now),
+        Some(id) => record(tx, list, id, Some(job_id), now),
         None => Err(StoreError::Invalid(format!(
             "digest: post job {job_id} of list `{}` does not exist",
             list.name
@@ -272,13 +285,42 @@ pub fn accumulate_job(
     }
 }
 
+/// Closes the issues posts marked due (the count or size trigger fired),
+/// each list in its own transaction: what the worker does when the pipeline
+/// wakes it. Errors are logged per list (the posts stay pending and due;
+/// the next wake or [`tick`] retries); the issues closed are returned.
+pub fn close_due(ctx: &Ctx, conn: &mut Connection, now: i64) -> Vec<Closed> {
+    let due: Vec<String> = match conn
+        .prepare_cached("SELECT list FROM digest_state WHERE due IS NOT NULL ORDER BY list")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+    {
+        Ok(lists) => lists,
+        Err(e) => {
+            tracing::error!(error = %e, "reading the due digests failed");
+            return Vec::new();
+        }
+    };
+    let lists = due.iter().filter_map(|name| ctx.config.list(name));
+    tick_lists(ctx, conn, lists, now)
+}
+
 /// Checks every enabled list's triggers at `now` and closes the issues that
 /// are due, each list in its own transaction; a disabled list with posts
 /// still pending gets a last issue ([`tick_list`]). Errors are logged per list
 /// and do not stop the others; the issues closed are returned.
 pub fn tick(ctx: &Ctx, conn: &mut Connection, now: i64) -> Vec<Closed> {
+    tick_lists(ctx, conn, ctx.config.lists.values(), now)
+}
+
+/// [`tick_list`] for each of `lists`, logging errors per list.
+fn tick_lists<'a>(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    lists: impl Iterator<Item = &'a ListConfig>,
+    now: i64,
+) -> Vec<Closed> {
     let mut closed = Vec::new();
-    for list in ctx.config.lists.values() {
+    for list in lists {
         match tick_list(ctx, conn, list, now) {
             Ok(Some(c)) => {
                 tracing::info!(list = %c.list, volume = c.volume, issue = c.issue, trigger = c.trigger.as_str(), posts = c.posts, "digest sent");
@@ -291,7 +333,8 @@ pub fn tick(ctx: &Ctx, conn: &mut Connection, now: i64) -> Vec<Closed> {
     closed
 }
 
-/// Checks one list's triggers at `now` and closes its issue if due.
+/// Checks one list's triggers at `now` and closes its issue if due: the
+/// trigger a post marked (`due`), else what [`decide`] says now.
 ///
 /// A list whose digests were turned off while posts were pending: those
 /// posts were distributed while digests were on, so digest members never
@@ -326,7 +369,11 @@ pub fn tick_list(
             params![list.name, t],
         )?;
     }
-    let closed = match decide(&list.digest, pending(&tx, &list.name)?, due.is_some()) {
+    let trigger = match st.due {
+        Some(marked) => Some(marked),
+        None => decide(&list.digest, pending(&tx, &list.name)?, due.is_some()),
+    };
+    let closed = match trigger {
         Some(trigger) => close_issue(ctx, &tx, list, trigger, now)?,
         None => None,
     };
@@ -511,354 +558,14 @@ pub fn missing_templates(
     errors
 }
 
-/// Built-in text used when a list's header template is missing or fails.
-const FALLBACK_HEADER: &str = "Send {{list}} mailing list submissions to\n    {{list_address}}\n\nFor help, write to {{request_address}} with the word `help`.\nThe list's owners are at {{owner_address}}.\n\nWhen replying, please edit your Subject line so it is more specific\nthan \"Re: Contents of {{list}} digest...\"\n";
-/// Built-in text used when a list's footer template is missing or fails.
-const FALLBACK_FOOTER: &str = "{{list}} mailing list\n{{list_address}}\nTo leave the list or change how you get it, write to {{request_address}}\n";
-
-fn render(
-    ctx: &Ctx,
-    list: &ListConfig,
-    name: &str,
-    fallback: &str,
-    data: &serde_json::Value,
-) -> String {
-    if name.is_empty() {
-        return String::new();
-    }
-    match ctx.templates.render(Some(&list.name), name, data) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(list = %list.name, template = name, error = %e, "digest template failed; using the built-in text");
-            let mut h = handlebars::Handlebars::new();
-            h.register_escape_fn(handlebars::no_escape);
-            h.render_template(fallback, data).unwrap_or_default()
-        }
-    }
-}
-
-/// A group of recipients sharing one body: those whose watermark lies in
-/// `[lo, hi)` (members) or the given addresses (leavers).
-enum Rcpts<'a> {
-    Members {
-        mode: DeliveryMode,
-        lo: i64,
-        hi: i64,
-    },
-    Listed(&'a [String]),
-}
-
-/// Stores one body, creates its job and writes its recipients (streamed
-/// from `members`) as batches. Returns (job id, recipients), or None when
-/// the group turned out empty (then nothing is left behind).
-#[allow(clippy::too_many_arguments)]
-fn queue_body(
-    ctx: &Ctx,
-    conn: &Connection,
-    list: &ListConfig,
-    issue_id: i64,
-    format: &str,
-    posts: usize,
-    body: &[u8],
-    rcpts: Rcpts<'_>,
-    now: i64,
-) -> Result<Option<(i64, i64)>, StoreError> {
-    let env_from = ctx.config.list_suffix_address(&list.name, "bounces");
-    let message_id = store::spool::insert_outbound(conn, &env_from, body, now)?;
-    let job_id = outbound::create_job_for_message(
-        conn,
-        Some(&list.name),
-        JobKind::Digest,
-        &env_from,
-        list.verp,
-        message_id,
-        now,
-    )?;
-    // grouped by domain, relay.max_recipients each: the fan-out's batcher
-    let mut batches =
-        crate::delivery::queue::Batcher::new(conn, job_id, ctx.config.relay.max_recipients, now);
-    match rcpts {
-        Rcpts::Members { mode, lo, hi } => {
-            let mut stmt = conn.prepare_cached(
-                "SELECT address FROM members
-                 WHERE list = ?1 AND mode = ?2 AND disabled = 0
-                   AND digest_after >= ?3 AND digest_after < ?4
-                 ORDER BY address_key",
-            )?;
-            let mut rows = stmt.query(params![list.name, mode.as_str(), lo, hi])?;
-            while let Some(r) = rows.next()? {
-                batches.push(&r.get::<_, String>(0)?)?;
-            }
-        }
-        Rcpts::Listed(addrs) => {
-            for a in addrs {
-                batches.push(a)?;
-            }
-        }
-    }
-    let n = batches.finish()?.1 as i64;
-    if n == 0 {
-        // Nobody after all: leave no empty job and no orphan body.
-        conn.execute("DELETE FROM jobs WHERE id = ?1", [job_id])?;
-        conn.execute("DELETE FROM messages WHERE id = ?1", [message_id])?;
-        return Ok(None);
-    }
-    conn.prepare_cached(
-        "INSERT INTO digest_jobs(issue_id, format, job_id, message_id, posts, recipients)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        issue_id,
-        format,
-        job_id,
-        message_id,
-        posts as i64,
-        n
-    ])?;
-    Ok(Some((job_id, n)))
-}
-
-/// Closes the list's current issue inside the caller's transaction: numbers
-/// it (a new volume when the volume period changed), assigns every pending
-/// entry to it, builds the MIME and plain bodies each recipient group needs,
-/// stores each once and queues it to its recipients. Returns None (and
-/// changes nothing) when nothing is pending and `send_empty` is off.
-pub fn close_issue(
-    ctx: &Ctx,
-    conn: &Connection,
-    list: &ListConfig,
-    trigger: Trigger,
-    now: i64,
-) -> Result<Option<Closed>, DigestError> {
-    let st = ensure_state(conn, list, now)?;
-    let pend = pending(conn, &list.name)?;
-    if pend.posts == 0 && !list.digest.send_empty {
-        return Ok(None);
-    }
-    let key = list.digest.volume_period().key(now);
-    let (volume, issue) = if st.last_issue > 0 && key != st.period_key {
-        (st.volume + 1, 1)
-    } else {
-        (st.volume, st.last_issue + 1)
-    };
-    conn.execute(
-        "UPDATE digest_state SET volume = ?2, last_issue = ?3, period_key = ?4, last_sent_at = ?5
-         WHERE list = ?1",
-        params![list.name, volume, issue, key, now],
-    )?;
-    conn.execute(
-        "INSERT INTO digest_issues(list, volume, issue, trigger, closed_at, posts, bytes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            list.name,
-            volume,
-            issue,
-            trigger.as_str(),
-            now,
-            pend.posts,
-            pend.bytes
-        ],
-    )?;
-    let issue_id = conn.last_insert_rowid();
-    conn.execute(
-        "UPDATE digest_entries SET issue_id = ?2 WHERE list = ?1 AND issue_id IS NULL",
-        params![list.name, issue_id],
-    )?;
-
-    // The posts, in the order they were distributed.
-    let mut ids: Vec<i64> = Vec::new();
-    let mut raws: Vec<Vec<u8>> = Vec::new();
-    {
-        let mut stmt = conn.prepare_cached(
-            "SELECT e.id, m.bytes FROM digest_entries e JOIN messages m ON m.id = e.message_id
-             WHERE e.list = ?1 AND e.issue_id = ?2 ORDER BY e.id",
-        )?;
-        let mut rows = stmt.query(params![list.name, issue_id])?;
-        while let Some(r) = rows.next()? {
-            ids.push(r.get(0)?);
-            raws.push(r.get(1)?);
-        }
-    }
-    if ids.len() as i64 != pend.posts {
-        return Err(StoreError::Invalid(format!(
-            "digest: {} entries pending for `{}` but {} have stored bytes",
-            pend.posts,
-            list.name,
-            ids.len()
-        ))
-        .into());
-    }
-    let items: Vec<item::Item<'_>> = raws.iter().map(|r| item::Item::parse(r)).collect();
-
-    let data = serde_json::json!({
-        "list": list.name,
-        "description": list.description,
-        "list_address": ctx.config.list_address(&list.name),
-        "request_address": ctx.config.list_suffix_address(&list.name, "request"),
-        "owner_address": ctx.config.list_suffix_address(&list.name, "owner"),
-        "volume": volume,
-        "issue": issue,
-        "title": text::title(&list.name, volume, issue),
-        "date": encode::rfc5322_date(now),
-        "posts": ids.len(),
-    });
-    let header_text = render(ctx, list, &list.digest.header, FALLBACK_HEADER, &data);
-    let footer_text = render(ctx, list, &list.digest.footer, FALLBACK_FOOTER, &data);
-    let build = |format: &str, subset: &[item::Item<'_>]| -> Result<Vec<u8>, DigestError> {
-        let headers = digest_headers(&ctx.config, list, volume, issue, now);
-        let d = text::Digest {
-            list: &list.name,
-            volume,
-            issue,
-            now,
-            headers: &headers,
-            header_text: &header_text,
-            footer_text: &footer_text,
-        };
-        Ok(if format == "mime" {
-            build_mime::build(&d, subset, &mut encode::random_boundary)?
-        } else {
-            build_plain::build(&d, subset)
-        })
-    };
-
-    let mut closed = Closed {
-        list: list.name.clone(),
-        issue_id,
-        volume,
-        issue,
-        trigger,
-        posts: pend.posts,
-        bytes: pend.bytes,
-        mime_rcpts: 0,
-        plain_rcpts: 0,
-        jobs: Vec::new(),
-    };
-    let count = |format: &str, job: Option<(i64, i64)>, closed: &mut Closed| {
-        if let Some((job_id, n)) = job {
-            closed.jobs.push(job_id);
-            if format == "mime" {
-                closed.mime_rcpts += n;
-            } else {
-                closed.plain_rcpts += n;
-            }
-        }
-    };
-
-    for (mode, format) in [
-        (DeliveryMode::DigestMime, "mime"),
-        (DeliveryMode::DigestPlain, "plain"),
-    ] {
-        // Members get the entries after their watermark: group them by how
-        // many of this issue's entries that skips (`cut`).
-        let mut groups: Vec<(usize, i64, i64)> = Vec::new();
-        if ids.is_empty() {
-            groups.push((0, i64::MIN, i64::MAX));
-        } else {
-            let first = ids[0];
-            let last = ids[ids.len() - 1];
-            groups.push((0, i64::MIN, first));
-            let mut stmt = conn.prepare_cached(
-                "SELECT DISTINCT digest_after FROM members
-                 WHERE list = ?1 AND mode = ?2 AND disabled = 0
-                   AND digest_after >= ?3 AND digest_after < ?4",
-            )?;
-            let marks: Vec<i64> = stmt
-                .query_map(params![list.name, mode.as_str(), first, last], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            let mut cuts: Vec<usize> = marks
-                .iter()
-                .map(|&m| ids.partition_point(|&id| id <= m))
-                .collect();
-            cuts.sort_unstable();
-            cuts.dedup();
-            for cut in cuts {
-                groups.push((cut, ids[cut - 1], ids[cut]));
-            }
-        }
-        for (cut, lo, hi) in groups {
-            let any: bool = conn.query_row(
-                "SELECT EXISTS(SELECT 1 FROM members WHERE list = ?1 AND mode = ?2 AND disabled = 0
-                   AND digest_after >= ?3 AND digest_after < ?4)",
-                params![list.name, mode.as_str(), lo, hi],
-                |r| r.get(0),
-            )?;
-            if !any {
-                continue;
-            }
-            let subset = &items[cut..];
-            let body = build(format, subset)?;
-            let job = queue_body(
-                ctx,
-                conn,
-                list,
-                issue_id,
-                format,
-                subset.len(),
-                &body,
-                Rcpts::Members { mode, lo, hi },
-                now,
-            )?;
-            count(format, job, &mut closed);
-        }
-    }
-
-    // Members who went back to one mail per post while entries they were
-    // owed were pending: one last digest with just those entries.
-    let leavers: Vec<(String, String, i64, i64)> = conn
-        .prepare_cached(
-            "SELECT address, mode, after_entry, upto_entry FROM digest_leavers
-             WHERE list = ?1 ORDER BY mode, after_entry, upto_entry, id",
-        )?
-        .query_map([&list.name], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut i = 0;
-    while i < leavers.len() {
-        let (_, mode, after, upto) = &leavers[i];
-        let mut j = i;
-        let mut addrs = Vec::new();
-        while j < leavers.len()
-            && (&leavers[j].1, leavers[j].2, leavers[j].3) == (mode, *after, *upto)
-        {
-            addrs.push(leavers[j].0.clone());
-            j += 1;
-        }
-        let lo = ids.partition_point(|&id| id <= *after);
-        let hi = ids.partition_point(|&id| id <= *upto);
-        if hi > lo {
-            let format = if mode == "digest_plain" {
-                "plain"
-            } else {
-                "mime"
-            };
-            let body = build(format, &items[lo..hi])?;
-            let job = queue_body(
-                ctx,
-                conn,
-                list,
-                issue_id,
-                format,
-                hi - lo,
-                &body,
-                Rcpts::Listed(&addrs),
-                now,
-            )?;
-            count(format, job, &mut closed);
-        }
-        i = j;
-    }
-    conn.execute("DELETE FROM digest_leavers WHERE list = ?1", [&list.name])?;
-    Ok(Some(closed))
-}
-
 /// Longest the digest worker sleeps between two ticks.
 pub const TICK_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The digest worker of the daemon: runs [`tick`] at start, at least every
-/// [`TICK_EVERY`] and right at each list's next scheduled time, until
-/// `shutdown` turns true; wakes the delivery worker when an issue was queued.
+/// [`TICK_EVERY`] and right at each list's next scheduled time, and
+/// [`close_due`] whenever woken (`wakers.digest`, after a pipeline batch
+/// committed), until `shutdown` turns true; wakes the delivery worker when
+/// an issue was queued.
 pub async fn run(
     live: impl Into<crate::plumbing::Live>,
     wakers: crate::plumbing::Wakers,
@@ -867,41 +574,56 @@ pub async fn run(
     let live = live.into();
     let conn = store::open(&live.current().config.db_path())?;
     let conn = std::sync::Arc::new(std::sync::Mutex::new(conn));
+    let mut next_tick = tokio::time::Instant::now();
     loop {
         if *shutdown.borrow() {
             return Ok(());
         }
         let ctx = live.current();
+        let full = tokio::time::Instant::now() >= next_tick;
         let (c, ctx2) = (conn.clone(), ctx.clone());
         let closed = tokio::task::spawn_blocking(move || {
             let mut guard = c
                 .lock()
                 .map_err(|_| StoreError::Invalid("digest connection poisoned".into()))?;
-            Ok::<_, StoreError>(tick(&ctx2, &mut guard, store::now()))
+            let now = store::now();
+            Ok::<_, StoreError>(if full {
+                tick(&ctx2, &mut guard, now)
+            } else {
+                close_due(&ctx2, &mut guard, now)
+            })
         })
         .await
         .map_err(|e| StoreError::Invalid(format!("digest task: {e}")))??;
         if !closed.is_empty() {
             wakers.delivery.notify_one();
         }
-        let now = store::now();
-        let next = ctx
-            .config
-            .lists
-            .values()
-            .filter(|l| l.digest.enabled)
-            .filter_map(|l| l.digest.schedule().next_after(now))
-            .min();
-        let wait = match next {
-            Some(t) => {
-                std::time::Duration::from_secs((t - now).clamp(0, 30) as u64 + 1).min(TICK_EVERY)
-            }
-            None => TICK_EVERY,
-        };
+        if full {
+            next_tick = tokio::time::Instant::now() + until_next_tick(&ctx, store::now());
+        }
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep_until(next_tick) => {}
+            _ = wakers.digest.notified() => {}
             _ = shutdown.changed() => {}
         }
+    }
+}
+
+/// How long until the next full [`tick`]: a second past the next scheduled
+/// time of any list, at most [`TICK_EVERY`].
+fn until_next_tick(ctx: &Ctx, now: i64) -> std::time::Duration {
+    let next = ctx
+        .config
+        .lists
+        .values()
+        .filter(|l| l.digest.enabled)
+        .filter_map(|l| l.digest.schedule().next_after(now))
+        .min();
+    match next {
+        Some(t) => {
+            std::time::Duration::from_secs((t - now).clamp(0, 30) as u64 + 1).min(TICK_EVERY)
+        }
+        None => TICK_EVERY,
     }
 }
 

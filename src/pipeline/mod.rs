@@ -390,7 +390,8 @@ const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 
 /// The pipeline worker: handles the incoming queue one batch (one
 /// transaction) at a time whenever woken, and at least every few seconds
-/// (for retries), waking delivery after each batch, until `shutdown` turns
+/// (for retries), waking delivery and the digest worker after each batch
+/// (a post may have marked a digest issue due), until `shutdown` turns
 /// true; then it finishes what is due (within [`SHUTDOWN_DRAIN`]).
 pub async fn run(
     live: impl Into<Live>,
@@ -416,6 +417,7 @@ pub async fn run(
         let more = match handled {
             Ok(n) if n > 0 => {
                 wakers.delivery.notify_one();
+                wakers.digest.notify_one();
                 true
             }
             Ok(_) => false,

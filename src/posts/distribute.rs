@@ -77,8 +77,10 @@ pub fn distribute(
     // envelope sender NAME-bounces@domain (VERP per recipient if configured)
     let job_id = crate::delivery::enqueue_post(tx, config, &lc.name, &decorated.bytes, now)?;
 
-    // The digest keeps the post as distributed: the fan-out job's stored copy.
-    crate::digest::accumulate_job(ctx, tx, lc, job_id, now)?;
+    // The digest keeps the post as distributed: the fan-out job's stored
+    // copy. A trigger that fires only marks the issue due; the digest
+    // worker closes it after this transaction commits.
+    crate::digest::accumulate_job(tx, lc, job_id, now)?;
 
     Ok(Distributed {
         message_id: decorated.message_id,

@@ -91,6 +91,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "sender_verification",
         include_str!("migrations/0066_sender_verification.sql"),
     ),
+    (
+        68,
+        "digest_due",
+        include_str!("migrations/0068_digest_due.sql"),
+    ),
 ];
 
 static STATEMENT_HOOK: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();

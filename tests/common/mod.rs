@@ -7,7 +7,10 @@
 //! additive: add functions, do not change the ones others use.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod sink;
+
+pub use cli::Listd;
 
 use listd::config::Config;
 use listd::daemon::DaemonHandle;
@@ -56,7 +59,7 @@ impl TestEnvBuilder {
             sections: BTreeMap::new(),
             lists: Vec::new(),
         };
-        let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let templates = repo_templates();
         b = b
             .global("domain", DOMAIN)
             .global("data_dir", "data")
@@ -115,15 +118,53 @@ impl TestEnvBuilder {
                 yaml += &format!("  {k}: {v}\n");
             }
         }
-        let config_path = dir.path().join("listd.yaml");
-        std::fs::write(&config_path, yaml).expect("write listd.yaml");
-        std::fs::create_dir_all(dir.path().join("lists")).expect("lists dir");
-        for (name, text) in &self.lists {
-            std::fs::write(dir.path().join("lists").join(format!("{name}.yaml")), text)
-                .expect("write list");
-        }
+        let lists: Vec<(&str, &str)> = self
+            .lists
+            .iter()
+            .map(|(name, text)| (name.as_str(), text.as_str()))
+            .collect();
+        let config_path = write_site(dir.path(), &yaml, &list_files(&lists));
         TestEnv { dir, config_path }
     }
+}
+
+/// Writes `dir/listd.yaml` (the text as given) and each `(file, text)` as
+/// `dir/lists/FILE`; returns the path of listd.yaml. For tests that need
+/// their configuration byte for byte (error lines and columns).
+pub fn write_site<F: AsRef<Path>, T: AsRef<str>>(
+    dir: &Path,
+    global: &str,
+    lists: &[(F, T)],
+) -> PathBuf {
+    let config_path = dir.join("listd.yaml");
+    std::fs::write(&config_path, global).expect("write listd.yaml");
+    std::fs::create_dir_all(dir.join("lists")).expect("lists dir");
+    for (file, text) in lists {
+        std::fs::write(dir.join("lists").join(file), text.as_ref()).expect("write list");
+    }
+    config_path
+}
+
+/// Lists given by name, as the files [`write_site`] writes: `NAME.yaml`.
+pub fn list_files<'a>(lists: &[(&str, &'a str)]) -> Vec<(String, &'a str)> {
+    lists
+        .iter()
+        .map(|(name, text)| (format!("{name}.yaml"), *text))
+        .collect()
+}
+
+/// The handler context of a loaded configuration (its templates loaded).
+pub fn ctx_for(config: Config) -> Ctx {
+    let templates = listd::templates::Templates::for_config(&config).expect("templates load");
+    Ctx {
+        config: Arc::new(config),
+        templates: Arc::new(templates),
+    }
+}
+
+/// The repository's `templates/` directory.
+pub fn repo_templates() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")
 }
 
 /// A YAML double-quoted string.
@@ -170,12 +211,7 @@ impl TestEnv {
 
     /// The pipeline context for this configuration.
     pub fn ctx(&self) -> Ctx {
-        let config = self.config();
-        let templates = listd::templates::Templates::for_config(&config).expect("templates load");
-        Ctx {
-            config: Arc::new(config),
-            templates: Arc::new(templates),
-        }
+        ctx_for(self.config())
     }
 
     /// Runs `pipeline::drain` now; returns the rows handled.
@@ -579,15 +615,5 @@ pub fn spawn_serve_env(env: &TestEnv, vars: &[(&str, &str)]) -> ServeProcess {
 
 /// Runs `listd --config ENV ARGS...`; returns (exit code, stdout, stderr).
 pub fn run_cli(env: &TestEnv, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_listd"))
-        .arg("--config")
-        .arg(&env.config_path)
-        .args(args)
-        .output()
-        .expect("run listd");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    Listd::at(&env.config_path).run(args)
 }

@@ -5,15 +5,14 @@
 //! queue, parsed with mail-parser.
 #![allow(dead_code)]
 
+use crate::common::{ctx_for, list_files, repo_templates, write_site};
 use listd::config::Config;
 use listd::handler::Ctx;
 use listd::pipeline;
 use listd::store::{self, spool::Envelope};
-use listd::templates::Templates;
 use mail_parser::MessageParser;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 type JobRow = (i64, String, Option<String>, String, Vec<u8>);
 
@@ -89,23 +88,13 @@ impl Sent {
     }
 }
 
-pub fn templates_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates")
-}
-
 /// Writes listd.yaml (with `robot_yaml` under `robot:`) and the lists.
 pub fn write_config(dir: &Path, lists: &[(&str, &str)], robot_yaml: &str) -> PathBuf {
-    std::fs::create_dir_all(dir.join("lists")).unwrap();
     let cfg = format!(
         "domain: {DOMAIN}\ndata_dir: data\nlists_dir: lists\ntemplates_dir: {}\nrobot:\n{robot_yaml}\n",
-        templates_dir().display()
+        repo_templates().display()
     );
-    let path = dir.join("listd.yaml");
-    std::fs::write(&path, cfg).unwrap();
-    for (name, yaml) in lists {
-        std::fs::write(dir.join("lists").join(format!("{name}.yaml")), yaml).unwrap();
-    }
-    path
+    write_site(dir, &cfg, &list_files(lists))
 }
 
 impl Site {
@@ -127,14 +116,10 @@ impl Site {
             std::fs::write(d.join(format!("{name}.hbs")), text).unwrap();
         }
         let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-        let templates = Templates::for_config(&config).unwrap();
         let conn = store::open(&config.db_path()).unwrap();
         Site {
             dir,
-            ctx: Ctx {
-                config: Arc::new(config),
-                templates: Arc::new(templates),
-            },
+            ctx: ctx_for(config),
             conn,
             seen_job: 0,
         }
