@@ -23,6 +23,19 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    /// The kind named by `as_str`; None for any other text.
+    pub fn parse(s: &str) -> Option<JobKind> {
+        [
+            JobKind::Post,
+            JobKind::Reply,
+            JobKind::Notice,
+            JobKind::Digest,
+            JobKind::Forward,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Post => "post",
@@ -122,4 +135,24 @@ pub fn rcpt_counts(conn: &Connection) -> Result<Vec<(String, i64)>> {
         conn.prepare("SELECT state, COUNT(*) FROM job_rcpts GROUP BY state ORDER BY state")?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::JobKind;
+
+    #[test]
+    fn every_kind_parses_back_and_nothing_else_does() {
+        for k in [
+            JobKind::Post,
+            JobKind::Reply,
+            JobKind::Notice,
+            JobKind::Digest,
+            JobKind::Forward,
+        ] {
+            assert_eq!(JobKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(JobKind::parse("Post"), None);
+        assert_eq!(JobKind::parse(""), None);
+    }
 }

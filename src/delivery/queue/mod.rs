@@ -39,6 +39,7 @@ pub use summary::{retry_now, summary, QueueSummary};
 
 use super::client::RcptResult;
 use crate::config::Config;
+use crate::store::outbound::JobKind;
 use crate::store::Result;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::HashMap;
@@ -49,7 +50,7 @@ use std::sync::Arc;
 pub struct JobInfo {
     pub id: i64,
     pub list: Option<String>,
-    pub kind: String,
+    pub kind: JobKind,
     /// Envelope sender ("" for the null sender).
     pub env_from: String,
     pub verp: bool,
@@ -160,7 +161,16 @@ impl JobCache {
                 Ok(JobInfo {
                     id,
                     list: r.get(0)?,
-                    kind: r.get(1)?,
+                    kind: {
+                        let k: String = r.get(1)?;
+                        JobKind::parse(&k).ok_or_else(|| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                1,
+                                rusqlite::types::Type::Text,
+                                format!("unknown job kind `{k}`").into(),
+                            )
+                        })?
+                    },
                     env_from: r.get(2)?,
                     verp: r.get::<_, i64>(3)? != 0,
                     created_at: r.get(4)?,
