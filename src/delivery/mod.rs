@@ -72,8 +72,12 @@ pub struct Engine {
 /// mode that survives a process crash (kill -9), and what a power loss could
 /// undo is only bookkeeping whose loss means a batch is sent again (claims,
 /// verdicts) or re-expanded from its saved cursor, never a lost recipient.
+///
+/// It polls for the write lock ([`store::poll_when_busy`]) so that steady
+/// intake cannot starve it.
 pub fn open_db(config: &Config) -> Result<Connection, StoreError> {
-    let conn = store::open(&config.db_path())?;
+    let mut conn = store::open(&config.db_path())?;
+    store::poll_when_busy(&mut conn)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(conn)
 }
