@@ -230,6 +230,7 @@ fn run(mode: Mode, load: &Load) {
         }
         (counted, elapsed)
     });
+    let cpu = support::cpu_secs(pid);
     let drain = measure_drain(&dir.path().join("data/listd.db"), load.drain_limit);
     let hwm = vm_hwm_kb(pid);
     let status = daemon.stop();
@@ -256,6 +257,12 @@ fn run(mode: Mode, load: &Load) {
         elapsed.as_secs_f64(),
         support::load()
     );
+    if let Some(cpu) = cpu {
+        println!(
+            "intake: daemon CPU {cpu:.1} s during the load = {:.0} µs per message (intake and pipeline)",
+            cpu * 1e6 / accepted.max(1) as f64
+        );
+    }
     match hwm {
         Some(kb) => println!(
             "intake: daemon peak RSS (VmHWM) {:.1} MiB",
