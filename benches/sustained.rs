@@ -14,7 +14,8 @@
 //! For each it prints: posts/s accepted (250 after the commit) and relayed
 //! (the sink's count) during the load, and end to end (every accepted post
 //! relayed); the pipeline's rate (incoming rows handled per second); the
-//! daemon's peak RSS (VmHWM); and the data dir's growth per post (SQLite
+//! daemon's CPU time per post (steadier than rates on a shared machine);
+//! its peak RSS (VmHWM); and the data dir's growth per post (SQLite
 //! file, split per table and index with `dbstat`, and the mbox archive).
 //! One relayed post is parsed with mail-parser to check it is the list's.
 //!
@@ -333,6 +334,7 @@ fn run(name: &str, seed: Option<&Path>, p: &Params) -> Figures {
     let relayed = sink.delivered_count();
     let handled_all = handled(&db);
     let hwm = vm_hwm_kb(daemon.pid());
+    let cpu = support::cpu_secs(daemon.pid());
     let status = daemon.stop();
     assert!(status.success(), "listd exit: {status}");
     assert!(
@@ -380,6 +382,12 @@ fn run(name: &str, seed: Option<&Path>, p: &Params) -> Figures {
         "  pipeline: {handled_in_load} posts handled during the load = {:.0}/s; all {handled_all} after {total_secs:.1} s",
         handled_in_load as f64 / load_secs
     );
+    if let Some(cpu) = cpu {
+        println!(
+            "  daemon CPU {cpu:.1} s = {:.0} µs per post (intake, pipeline, archive, delivery)",
+            cpu * 1e6 / n
+        );
+    }
     match hwm {
         Some(kb) => println!("  daemon peak RSS (VmHWM) {:.1} MiB", kb as f64 / 1024.0),
         None => println!("  daemon peak RSS unavailable"),
