@@ -9,7 +9,7 @@
 //! sending MX without connection caching does). Then, where Postfix is
 //! installed, the same client for both, Postfix's `smtp-source` (one
 //! message per connection), against listd and against a private Postfix
-//! instance with a durable queue, in the same run.
+//! instance with a durable queue, in alternating rounds of the same run.
 //!
 //! The daemon is the real binary (release build under `cargo bench`) on a
 //! temp dir with its own SQLite file, the shipped templates and a list with
@@ -25,7 +25,8 @@
 //! - `INTAKE_PER_CONNECTION` `1`: only one message per connection; `0`:
 //!   only persistent connections (default: both)
 //! - `INTAKE_SOURCE_MSGS` messages smtp-source sends to each of listd and
-//!   Postfix (default 10,000; 0 skips the comparison)
+//!   Postfix per round (default 10,000; 0 skips the comparison)
+//! - `INTAKE_SOURCE_ROUNDS` alternating rounds (default 3; medians shown)
 //! - `INTAKE_DRAIN_SECS` how long to wait for the pipeline to drain the
 //!   incoming queue after the load (default 600; 0 skips the wait)
 //!
@@ -300,33 +301,49 @@ fn run(mode: Mode, load: &Load) {
 }
 
 /// The same client, Postfix's `smtp-source` (one message per connection),
-/// against listd and then a private Postfix with a durable queue.
-fn versus_postfix(load: &Load, count: u64) {
+/// against listd and a private Postfix with a durable queue, in `rounds`
+/// alternating rounds (the machine's other load moves between rounds);
+/// prints each round and the medians.
+fn versus_postfix(load: &Load, count: u64, rounds: u64) {
     let sessions = load.clients;
     let size = load.size as u64;
-    let listd = {
-        let (_dir, daemon) = fresh_daemon();
-        let r = support::smtp_source(daemon.addr, sessions, count, size, &load.rcpt);
-        daemon.stop();
-        r
-    };
-    let postfix = support::PostfixQueue::start()
-        .and_then(|pf| support::smtp_source(pf.addr, sessions, count, size, &load.rcpt));
-    let show = |r: &Result<f64, String>| match r {
-        Ok(v) => format!("{v:.0} msgs/s"),
-        Err(e) => format!("skipped ({e})"),
-    };
+    let postfix = support::PostfixQueue::start();
+    let (_dir, daemon) = fresh_daemon();
     println!(
-        "smtp-source -s {sessions} -m {count} -l {size}, one message per connection (load {}):",
-        support::load()
+        "smtp-source -s {sessions} -m {count} -l {size}, one message per connection, {rounds} alternating rounds:"
     );
-    println!("  listd:   {}", show(&listd));
-    println!(
-        "  postfix: {} (private instance, durable queue, discard transport)",
-        show(&postfix)
-    );
-    if let (Ok(l), Ok(p)) = (&listd, &postfix) {
-        println!("  listd / postfix = {:.2}x", l / p);
+    let (mut l, mut p) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let listd = support::smtp_source(daemon.addr, sessions, count, size, &load.rcpt);
+        let pf = match &postfix {
+            Ok(pf) => support::smtp_source(pf.addr, sessions, count, size, &load.rcpt),
+            Err(e) => Err(e.clone()),
+        };
+        let show = |r: &Result<f64, String>| match r {
+            Ok(v) => format!("{v:.0} msgs/s"),
+            Err(e) => format!("skipped ({e})"),
+        };
+        println!(
+            "  round {round} (load {}): listd {}, postfix {}",
+            support::load(),
+            show(&listd),
+            show(&pf)
+        );
+        l.extend(listd.ok());
+        p.extend(pf.ok());
+    }
+    daemon.stop();
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    match (median(&mut l), median(&mut p)) {
+        (Some(l), Some(p)) => println!(
+            "  median: listd {l:.0} msgs/s, postfix {p:.0} msgs/s (private instance, durable queue, discard transport): listd / postfix = {:.2}x",
+            l / p
+        ),
+        (Some(l), None) => println!("  median: listd {l:.0} msgs/s; postfix skipped"),
+        _ => println!("  skipped"),
     }
 }
 
@@ -357,7 +374,7 @@ fn main() {
     }
     let count = env_u64("INTAKE_SOURCE_MSGS", if real { 10_000 } else { 0 });
     if count > 0 {
-        versus_postfix(&load, count);
+        versus_postfix(&load, count, env_u64("INTAKE_SOURCE_ROUNDS", 3).max(1));
     }
     if !real {
         println!("intake: smoke run (use `cargo bench --bench intake` for the real one)");
