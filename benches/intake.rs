@@ -3,6 +3,14 @@
 //! durably (each counted only after its 250, which the daemon sends after
 //! the commit) and the daemon's peak RSS (VmHWM of the child process).
 //!
+//! Two modes, each on a fresh daemon: persistent connections (each client
+//! sends message after message on one connection) and one message per
+//! connection (connect, greeting, EHLO, one transaction, QUIT: what a
+//! sending MX without connection caching does). Then, where Postfix is
+//! installed, the same client for both, Postfix's `smtp-source` (one
+//! message per connection), against listd and against a private Postfix
+//! instance with a durable queue, in alternating rounds of the same run.
+//!
 //! The daemon is the real binary (release build under `cargo bench`) on a
 //! temp dir with its own SQLite file, the shipped templates and a list with
 //! no members (`posting: anyone`), so the pipeline runs too, as it would.
@@ -14,6 +22,11 @@
 //! - `INTAKE_CLIENTS` concurrent connections (default 32)
 //! - `INTAKE_SIZE` message size in bytes (default 5120)
 //! - `INTAKE_RCPT` the recipient (default `bench@lists.example.org`, a post)
+//! - `INTAKE_PER_CONNECTION` `1`: only one message per connection; `0`:
+//!   only persistent connections (default: both)
+//! - `INTAKE_SOURCE_MSGS` messages smtp-source sends to each of listd and
+//!   Postfix per round (default 10,000; 0 skips the comparison)
+//! - `INTAKE_SOURCE_ROUNDS` alternating rounds (default 3; medians shown)
 //! - `INTAKE_DRAIN_SECS` how long to wait for the pipeline to drain the
 //!   incoming queue after the load (default 600; 0 skips the wait)
 //!
@@ -22,31 +35,20 @@
 //! handle the rest (read from the same SQLite file while the daemon runs).
 //!
 //! Run: `cargo bench --bench intake`. Without `--bench` (as `cargo test
-//! --all-targets` runs it) it does a 1-second smoke run with 4 clients.
+//! --all-targets` runs it) it does a 1-second smoke run with 4 clients in
+//! each mode, without Postfix.
+
+#[path = "support/mod.rs"]
+mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use support::{env_u64, free_port, reply, vm_hwm_kb, Daemon};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 fn write_config(dir: &Path, port: u16) {
     let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
@@ -81,144 +83,142 @@ fn message(size: usize) -> Vec<u8> {
     m.into_bytes()
 }
 
-/// Reads one reply; returns its code (0 on EOF or a malformed reply).
-async fn reply(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>, line: &mut String) -> u16 {
-    loop {
-        line.clear();
-        match r.read_line(line).await {
-            Ok(n) if n >= 4 => {
-                let code = line[..3].parse().unwrap_or(0);
-                if line.as_bytes()[3] == b' ' {
-                    return code;
-                }
-            }
-            _ => return 0,
+/// How a client uses its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// One connection, message after message (connection caching).
+    Persistent,
+    /// Connect, greet, EHLO, one message, QUIT, again (an MX without
+    /// connection caching).
+    PerConnection,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Persistent => "persistent connections",
+            Mode::PerConnection => "one message per connection",
         }
     }
 }
 
-async fn client(
-    addr: SocketAddr,
-    rcpt: Arc<String>,
-    msg: Arc<Vec<u8>>,
-    stop: Arc<AtomicBool>,
-    accepted: Arc<AtomicU64>,
-) -> Result<(), String> {
+type Reader = BufReader<tokio::net::tcp::OwnedReadHalf>;
+type Writer = tokio::net::tcp::OwnedWriteHalf;
+
+async fn open(addr: SocketAddr, line: &mut String) -> Result<(Reader, Writer), String> {
     let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r);
-    let mut line = String::new();
-    if reply(&mut r, &mut line).await != 220 {
+    if reply(&mut r, line).await != 220 {
         return Err(format!("greeting: {line}"));
     }
     w.write_all(b"EHLO bench.example\r\n")
         .await
         .map_err(|e| e.to_string())?;
-    if reply(&mut r, &mut line).await != 250 {
+    if reply(&mut r, line).await != 250 {
         return Err(format!("EHLO: {line}"));
     }
-    let envelope = format!("MAIL FROM:<bench@example.org>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n");
-    while !stop.load(Ordering::Relaxed) {
-        w.write_all(envelope.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        for expect in [250, 250, 354] {
-            let c = reply(&mut r, &mut line).await;
-            if c != expect {
-                return Err(format!("expected {expect}: {line}"));
-            }
+    Ok((r, w))
+}
+
+/// One pipelined transaction; Ok once the 250 after the data came.
+async fn send(
+    r: &mut Reader,
+    w: &mut Writer,
+    envelope: &[u8],
+    msg: &[u8],
+    line: &mut String,
+) -> Result<(), String> {
+    w.write_all(envelope).await.map_err(|e| e.to_string())?;
+    for expect in [250, 250, 354] {
+        let c = reply(r, line).await;
+        if c != expect {
+            return Err(format!("expected {expect}: {line}"));
         }
-        w.write_all(&msg).await.map_err(|e| e.to_string())?;
-        let c = reply(&mut r, &mut line).await;
-        if c != 250 {
-            return Err(format!("end of data: {line}"));
-        }
-        accepted.fetch_add(1, Ordering::Relaxed);
     }
-    let _ = w.write_all(b"QUIT\r\n").await;
-    let _ = reply(&mut r, &mut line).await;
+    w.write_all(msg).await.map_err(|e| e.to_string())?;
+    let c = reply(r, line).await;
+    if c != 250 {
+        return Err(format!("end of data: {line}"));
+    }
     Ok(())
 }
 
-fn vm_hwm_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+async fn quit(r: &mut Reader, w: &mut Writer, line: &mut String) {
+    let _ = w.write_all(b"QUIT\r\n").await;
+    let _ = reply(r, line).await;
 }
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+async fn client(
+    addr: SocketAddr,
+    mode: Mode,
+    rcpt: Arc<String>,
+    msg: Arc<Vec<u8>>,
+    stop: Arc<AtomicBool>,
+    accepted: Arc<AtomicU64>,
+) -> Result<(), String> {
+    let mut line = String::new();
+    let envelope = format!("MAIL FROM:<bench@example.org>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n");
+    let (mut r, mut w) = open(addr, &mut line).await?;
+    while !stop.load(Ordering::Relaxed) {
+        send(&mut r, &mut w, envelope.as_bytes(), &msg, &mut line).await?;
+        accepted.fetch_add(1, Ordering::Relaxed);
+        if mode == Mode::PerConnection {
+            quit(&mut r, &mut w, &mut line).await;
+            (r, w) = open(addr, &mut line).await?;
+        }
     }
+    quit(&mut r, &mut w, &mut line).await;
+    Ok(())
 }
 
-fn main() {
-    let real = std::env::args().any(|a| a == "--bench");
-    let secs = if real { env_u64("INTAKE_SECS", 10) } else { 1 };
-    let clients = if real {
-        env_u64("INTAKE_CLIENTS", 32)
-    } else {
-        4
-    };
-    let size = env_u64("INTAKE_SIZE", 5120) as usize;
-    let rcpt = std::env::var("INTAKE_RCPT").unwrap_or_else(|_| "bench@lists.example.org".into());
-
+/// A daemon on a fresh temp dir.
+fn fresh_daemon() -> (tempfile::TempDir, Daemon) {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     write_config(dir.path(), port);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let mut daemon = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_listd"))
-            .arg("--config")
-            .arg(dir.path().join("listd.yaml"))
-            .args(["serve", "--log-level", "error"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn listd serve"),
-    );
-    let pid = daemon.0.id();
+    let daemon = Daemon::start(&dir.path().join("listd.yaml"), addr);
+    (dir, daemon)
+}
 
+struct Load {
+    secs: u64,
+    clients: u64,
+    size: usize,
+    rcpt: String,
+    drain_limit: Duration,
+}
+
+/// One run of the in-process clients in `mode` against a fresh daemon.
+fn run(mode: Mode, load: &Load) {
+    let (dir, daemon) = fresh_daemon();
+    let pid = daemon.pid();
+    let addr = daemon.addr;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
     let (accepted, elapsed) = rt.block_on(async {
-        let t0 = Instant::now();
-        while TcpStream::connect(addr).await.is_err() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "listd did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         let stop = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicU64::new(0));
-        let msg = Arc::new(message(size));
-        let rcpt = Arc::new(rcpt.clone());
+        let msg = Arc::new(message(load.size));
+        let rcpt = Arc::new(load.rcpt.clone());
         let start = Instant::now();
         let mut tasks = Vec::new();
-        for _ in 0..clients {
+        for _ in 0..load.clients {
             tasks.push(tokio::spawn(client(
                 addr,
+                mode,
                 rcpt.clone(),
                 msg.clone(),
                 stop.clone(),
                 accepted.clone(),
             )));
         }
-        tokio::time::sleep(Duration::from_secs(secs)).await;
+        tokio::time::sleep(Duration::from_secs(load.secs)).await;
         stop.store(true, Ordering::Relaxed);
         let counted = accepted.load(Ordering::Relaxed);
         let elapsed = start.elapsed();
@@ -231,17 +231,10 @@ fn main() {
         }
         (counted, elapsed)
     });
-    let drain_limit = Duration::from_secs(if real {
-        env_u64("INTAKE_DRAIN_SECS", 600)
-    } else {
-        30
-    });
-    let drain = measure_drain(&dir.path().join("data/listd.db"), drain_limit);
+    let cpu = support::cpu_secs(pid);
+    let drain = measure_drain(&dir.path().join("data/listd.db"), load.drain_limit);
     let hwm = vm_hwm_kb(pid);
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let status = daemon.0.wait().expect("wait for listd");
+    let status = daemon.stop();
 
     let conn = listd::store::open(&dir.path().join("data/listd.db")).expect("open store");
     let stored: i64 = conn
@@ -257,9 +250,20 @@ fn main() {
     );
     let rate = accepted as f64 / elapsed.as_secs_f64();
     println!(
-        "intake: {clients} clients, {size}-byte messages to {rcpt}, {:.1} s: {accepted} accepted durably = {rate:.0} messages/s",
-        elapsed.as_secs_f64()
+        "intake ({}): {} clients, {}-byte messages to {}, {:.1} s: {accepted} accepted durably = {rate:.0} messages/s (load {})",
+        mode.name(),
+        load.clients,
+        load.size,
+        load.rcpt,
+        elapsed.as_secs_f64(),
+        support::load()
     );
+    if let Some(cpu) = cpu {
+        println!(
+            "intake: daemon CPU {cpu:.1} s during the load = {:.0} µs per message (intake and pipeline)",
+            cpu * 1e6 / accepted.max(1) as f64
+        );
+    }
     match hwm {
         Some(kb) => println!(
             "intake: daemon peak RSS (VmHWM) {:.1} MiB",
@@ -293,6 +297,84 @@ fn main() {
             elapsed.as_secs_f64() + d.took.as_secs_f64(),
             total as f64 / (elapsed.as_secs_f64() + d.took.as_secs_f64())
         );
+    }
+}
+
+/// The same client, Postfix's `smtp-source` (one message per connection),
+/// against listd and a private Postfix with a durable queue, in `rounds`
+/// alternating rounds (the machine's other load moves between rounds);
+/// prints each round and the medians.
+fn versus_postfix(load: &Load, count: u64, rounds: u64) {
+    let sessions = load.clients;
+    let size = load.size as u64;
+    let postfix = support::PostfixQueue::start();
+    let (_dir, daemon) = fresh_daemon();
+    println!(
+        "smtp-source -s {sessions} -m {count} -l {size}, one message per connection, {rounds} alternating rounds:"
+    );
+    let (mut l, mut p) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let listd = support::smtp_source(daemon.addr, sessions, count, size, &load.rcpt);
+        let pf = match &postfix {
+            Ok(pf) => support::smtp_source(pf.addr, sessions, count, size, &load.rcpt),
+            Err(e) => Err(e.clone()),
+        };
+        let show = |r: &Result<f64, String>| match r {
+            Ok(v) => format!("{v:.0} msgs/s"),
+            Err(e) => format!("skipped ({e})"),
+        };
+        println!(
+            "  round {round} (load {}): listd {}, postfix {}",
+            support::load(),
+            show(&listd),
+            show(&pf)
+        );
+        l.extend(listd.ok());
+        p.extend(pf.ok());
+    }
+    daemon.stop();
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    match (median(&mut l), median(&mut p)) {
+        (Some(l), Some(p)) => println!(
+            "  median: listd {l:.0} msgs/s, postfix {p:.0} msgs/s (private instance, durable queue, discard transport): listd / postfix = {:.2}x",
+            l / p
+        ),
+        (Some(l), None) => println!("  median: listd {l:.0} msgs/s; postfix skipped"),
+        _ => println!("  skipped"),
+    }
+}
+
+fn main() {
+    let real = std::env::args().any(|a| a == "--bench");
+    let load = Load {
+        secs: if real { env_u64("INTAKE_SECS", 10) } else { 1 },
+        clients: if real {
+            env_u64("INTAKE_CLIENTS", 32)
+        } else {
+            4
+        },
+        size: env_u64("INTAKE_SIZE", 5120) as usize,
+        rcpt: std::env::var("INTAKE_RCPT").unwrap_or_else(|_| "bench@lists.example.org".into()),
+        drain_limit: Duration::from_secs(if real {
+            env_u64("INTAKE_DRAIN_SECS", 600)
+        } else {
+            30
+        }),
+    };
+    let modes: &[Mode] = match std::env::var("INTAKE_PER_CONNECTION").as_deref() {
+        Ok("1") => &[Mode::PerConnection],
+        Ok("0") => &[Mode::Persistent],
+        _ => &[Mode::Persistent, Mode::PerConnection],
+    };
+    for &mode in modes {
+        run(mode, &load);
+    }
+    let count = env_u64("INTAKE_SOURCE_MSGS", if real { 10_000 } else { 0 });
+    if count > 0 {
+        versus_postfix(&load, count, env_u64("INTAKE_SOURCE_ROUNDS", 3).max(1));
     }
     if !real {
         println!("intake: smoke run (use `cargo bench --bench intake` for the real one)");

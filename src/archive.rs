@@ -656,12 +656,13 @@ pub struct ImportTarget<'a> {
 }
 
 /// Imports an mbox into a list's archive without distributing anything.
-/// `progress` is called with the bytes read so far.
+/// `progress` is called after each batch with the bytes read and the
+/// messages read (imported or skipped) so far.
 pub fn import(
     conn: &mut Connection,
     target: &ImportTarget<'_>,
     input: impl BufRead,
-    mut progress: impl FnMut(u64),
+    mut progress: impl FnMut(u64, u64),
 ) -> Result<ImportStats, ArchiveError> {
     let ImportTarget {
         data_dir,
@@ -704,7 +705,10 @@ pub fn import(
         }
         syncs.finish()?;
         tx.commit()?;
-        progress(reader.bytes_read);
+        progress(
+            reader.bytes_read,
+            (stats.imported + stats.skipped_duplicates) as u64,
+        );
         if finished {
             return Ok(stats);
         }
@@ -915,7 +919,8 @@ mod tests {
             "From bob@example.org Mon Dec  1 10:00:00 2025",
             b"Subject: no id, no date\n\nx\n",
         ));
-        let mut seen = 0;
+        let mut seen = (0, 0);
+        let mut counts = Vec::new();
         let target = |batch| ImportTarget {
             data_dir: dir.path(),
             list: "old",
@@ -923,7 +928,11 @@ mod tests {
             now: T,
             batch,
         };
-        let s = import(&mut conn, &target(2), &mbox[..], |b| seen = b).unwrap();
+        let s = import(&mut conn, &target(2), &mbox[..], |b, n| {
+            seen = (b, n);
+            counts.push(n);
+        })
+        .unwrap();
         assert_eq!(
             s,
             ImportStats {
@@ -931,7 +940,8 @@ mod tests {
                 skipped_duplicates: 0
             }
         );
-        assert_eq!(seen, mbox.len() as u64);
+        assert_eq!(seen, (mbox.len() as u64, 3));
+        assert_eq!(counts, [2, 3], "messages so far, after each batch of 2");
         assert!(root(dir.path()).join("old/2025-11.mbox").exists());
         assert!(root(dir.path()).join("old/2025-12.mbox").exists());
         let mut out = Vec::new();
@@ -940,7 +950,7 @@ mod tests {
             3
         );
         assert_eq!(out, mbox);
-        let s = import(&mut conn, &target(10), &out[..], |_| {}).unwrap();
+        let s = import(&mut conn, &target(10), &out[..], |_, _| {}).unwrap();
         assert_eq!(
             s,
             ImportStats {

@@ -784,3 +784,28 @@ async fn a_silent_relay_times_out_and_mail_stays_queued() {
     );
     hold.join().unwrap();
 }
+
+#[test]
+fn one_claim_expands_many_small_fanouts() {
+    // a busy list with few members: each post is its own fan-out job; one
+    // claim must take many of them, not one post per transaction
+    let dir = tempfile::tempdir().unwrap();
+    let c = config_for(dir.path(), Sink::reserve_addr());
+    let config = with_list(c, "dev", "");
+    add_members(&config, "dev", &["solo@example.net".to_string()]);
+    for _ in 0..20 {
+        enqueue_post(&config, "dev", T0);
+    }
+    let mut conn = delivery::open_db(&config).unwrap();
+    let mut cache = delivery::queue::JobCache::default();
+    let (_, works) = delivery::queue::sync(&mut conn, &config, &mut cache, vec![], 16, T0).unwrap();
+    assert_eq!(works.len(), 16, "16 posts claimed in one transaction");
+    let jobs: std::collections::BTreeSet<i64> = works.iter().map(|w| w.job.id).collect();
+    assert_eq!(jobs.len(), 16, "each a different post");
+    assert!(works.iter().all(|w| w.rcpts == ["solo@example.net"]));
+    assert_eq!(
+        query_i64(&config, "SELECT COUNT(*) FROM jobs WHERE expanded = 0"),
+        4,
+        "the rest wait for the next claim"
+    );
+}

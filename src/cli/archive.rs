@@ -1,7 +1,7 @@
 //! `listd archive export LIST [--since DATE]` writes a list's archive to
 //! stdout as one mbox (mboxrd); `listd archive import LIST FILE.mbox` loads
 //! an old archive into it without distributing anything (a progress bar on
-//! a terminal). A thin layer over `crate::archive`.
+//! a terminal, with the messages read and their rate). A thin layer over `crate::archive`.
 //!
 //! Trusts the configuration; the mbox file being imported is untrusted and
 //! its errors name the file and line.
@@ -64,10 +64,13 @@ pub fn run(path: &Path, cmd: ArchiveCmd) -> CliResult {
                 now: crate::store::now(),
                 batch: 500,
             };
-            let stats = crate::archive::import(&mut conn, &target, BufReader::new(f), |b| {
-                pb.set_position(b)
-            })
-            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let rate = super::progress::ItemRate::new("messages");
+            let stats =
+                crate::archive::import(&mut conn, &target, BufReader::new(f), |bytes, msgs| {
+                    pb.set_position(bytes);
+                    rate.show(&pb, msgs);
+                })
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             pb.finish_and_clear();
             println!(
                 "imported {} messages into {list}; {} already archived were skipped",

@@ -59,7 +59,7 @@ fn check_import(bytes: &[u8], msgs: &[MboxMessage], reader_failed: bool, dir: &P
         now: NOW,
         batch: 3,
     };
-    let stats = archive::import(&mut conn, &target, bytes, |_| {});
+    let stats = archive::import(&mut conn, &target, bytes, |_, _| {});
     let stats = match stats {
         Err(archive::ArchiveError::Corrupt { .. }) if reader_failed => return,
         Err(e) => panic!("import failed: {e}"),

@@ -400,7 +400,8 @@ pub async fn run(
 ) -> Result<(), StoreError> {
     let live = live.into();
     let db = live.current().config.db_path();
-    let conn = store::open(&db)?;
+    let mut conn = store::open(&db)?;
+    store::poll_when_busy(&mut conn)?;
     let conn = Arc::new(std::sync::Mutex::new(conn));
     let mut stopping_since: Option<tokio::time::Instant> = None;
     loop {

@@ -49,14 +49,20 @@ impl Reply {
     /// Appends the wire form of the reply to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
         let last = self.lines.len().saturating_sub(1);
+        let code = self.code.to_string();
         for (i, line) in self.lines.iter().enumerate() {
-            out.extend_from_slice(self.code.to_string().as_bytes());
+            out.extend_from_slice(code.as_bytes());
             out.push(if i == last { b' ' } else { b'-' });
             if let Some(s) = self.status {
                 out.extend_from_slice(s.as_bytes());
                 if !line.is_empty() {
                     out.push(b' ');
                 }
+            }
+            if !line.chars().any(char::is_control) {
+                out.extend_from_slice(line.as_bytes());
+                out.extend_from_slice(b"\r\n");
+                continue;
             }
             for c in line.chars() {
                 if c.is_control() {

@@ -243,6 +243,17 @@ impl Session {
         std::mem::take(&mut self.out)
     }
 
+    /// The replies written so far, to be written out before
+    /// [`Session::clear_output`] (which keeps the buffer for the next ones).
+    pub fn output(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// Forgets the replies written so far, keeping the buffer's memory.
+    pub fn clear_output(&mut self) {
+        self.out.clear();
+    }
+
     /// Whether replies are waiting to be written.
     pub fn has_output(&self) -> bool {
         !self.out.is_empty()

@@ -9,9 +9,9 @@
 //! So concurrent sessions share fsyncs, and a `kill -9` after a 250 loses
 //! nothing. After each commit it wakes the pipeline.
 //!
-//! The writer waits for the write lock by polling every 200 µs rather than
-//! with SQLite's growing sleeps, so a pipeline or delivery transaction
-//! delays intake by its own length only.
+//! The writer waits for the write lock by polling every 200 µs
+//! ([`store::poll_when_busy`]) rather than with SQLite's growing sleeps, so
+//! a pipeline or delivery transaction delays intake by its own length only.
 //!
 //! If a batch fails, each of its messages is retried alone, so one bad
 //! message cannot fail the others; a failure is answered as an error
@@ -32,14 +32,6 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Most messages in one transaction.
 pub const MAX_BATCH: usize = 512;
-
-/// While another connection (the pipeline, delivery, the CLI) holds the
-/// write lock, the writer polls this often instead of SQLite's default
-/// busy handler, whose sleeps grow to 100 ms: sessions are waiting for it.
-const BUSY_POLL: std::time::Duration = std::time::Duration::from_micros(200);
-
-/// How long the writer waits for the write lock before the batch fails.
-const BUSY_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 struct Job {
     sub: Submission,
@@ -71,10 +63,7 @@ pub fn spawn(
     health: Arc<Health>,
 ) -> Result<(SpoolWriter, WriterHandle), StoreError> {
     let mut conn = store::open(db)?;
-    conn.busy_handler(Some(|attempt: i32| {
-        std::thread::sleep(BUSY_POLL);
-        (attempt as u128) * BUSY_POLL.as_micros() < BUSY_LIMIT.as_micros()
-    }))?;
+    store::poll_when_busy(&mut conn)?;
     let (tx, rx) = mpsc::channel(4096);
     let thread = std::thread::Builder::new()
         .name("listd-spool".into())

@@ -133,10 +133,13 @@ pub fn add_new(
     held: bool,
     now: i64,
 ) -> Result<bool> {
-    let n = conn.execute(
-        "INSERT OR IGNORE INTO members(list, address, address_key, name, mode, joined_at, moderation)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
+    // cached: `listd members add` runs it once per address, a million times
+    let n = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO members(list, address, address_key, name, mode, joined_at, moderation)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
             list,
             address,
             key,
@@ -144,17 +147,15 @@ pub fn add_new(
             mode.as_str(),
             now,
             held.then_some(Moderation::Hold.as_str())
-        ],
-    )?;
+        ])?;
     Ok(n == 1)
 }
 
 /// Removes a member. Returns false if the address was not on the list.
 pub fn remove(conn: &Connection, list: &str, key: &str) -> Result<bool> {
-    let n = conn.execute(
-        "DELETE FROM members WHERE list = ?1 AND address_key = ?2",
-        params![list, key],
-    )?;
+    let n = conn
+        .prepare_cached("DELETE FROM members WHERE list = ?1 AND address_key = ?2")?
+        .execute(params![list, key])?;
     Ok(n == 1)
 }
 

@@ -146,6 +146,27 @@ pub fn configure(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// While another connection holds the write lock, a daemon worker's
+/// connection polls this often instead of SQLite's default busy handler,
+/// whose sleeps grow to 100 ms: with the spool writer polling fast and the
+/// others sleeping long, the sleepers starved under steady intake.
+pub const BUSY_POLL: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// How long a polling connection waits for the write lock before its
+/// statement fails with SQLITE_BUSY (as `configure`'s busy timeout).
+pub const BUSY_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Makes `conn` wait for the write lock by polling every [`BUSY_POLL`] (up
+/// to [`BUSY_LIMIT`]), so the daemon's writers (spool, pipeline, delivery)
+/// take turns by their own lengths rather than by growing sleeps.
+pub fn poll_when_busy(conn: &mut Connection) -> Result<()> {
+    conn.busy_handler(Some(|attempt: i32| {
+        std::thread::sleep(BUSY_POLL);
+        (attempt as u128) * BUSY_POLL.as_micros() < BUSY_LIMIT.as_micros()
+    }))?;
+    Ok(())
+}
+
 /// Applies every migration not yet recorded.
 pub fn migrate(conn: &mut Connection) -> Result<()> {
     conn.execute_batch(

@@ -80,8 +80,13 @@ pub(super) fn claim(
             });
         }
     }
-    // fan-out batches; expand one more chunk when short
-    let mut expanded = false;
+    // fan-out batches; when short, expand pending fan-outs: at most
+    // EXPAND_CHUNK recipients and `want` expansions per claim in all, which
+    // keeps each transaction short, yet a claim can fill up on many small
+    // lists' posts (one expansion per claim capped delivery at one post
+    // per transaction)
+    let mut budget = EXPAND_CHUNK;
+    let mut expansions = 0;
     loop {
         for state in ["deferred", "active"] {
             if works.len() >= want {
@@ -116,18 +121,18 @@ pub(super) fn claim(
                 });
             }
         }
-        if works.len() >= want || expanded {
+        if works.len() >= want || budget == 0 || expansions >= want {
             break;
         }
-        // nothing more due: expand the next chunk of a pending fan-out (one
-        // chunk per claim keeps each transaction short)
+        // nothing more due: expand the next chunk of a pending fan-out
         let pending: Option<i64> = tx
             .prepare_cached("SELECT id FROM jobs WHERE expanded = 0 ORDER BY id LIMIT 1")?
             .query_row([], |r| r.get(0))
             .optional()?;
         let Some(job_id) = pending else { break };
-        expand_chunk(tx, config, job_id, EXPAND_CHUNK, now)?;
-        expanded = true;
+        let emitted = expand_chunk(tx, config, job_id, budget, now)? as usize;
+        budget = budget.saturating_sub(emitted.max(1));
+        expansions += 1;
     }
     Ok(works)
 }
