@@ -254,10 +254,13 @@ fn main() {
     let list = ListConfig::parse(
         &dir.path().join("lists/dev.yaml"),
         "dev",
-        "owners: [owner@example.org]\nmoderators: [mod@example.org]\n",
+        // every hold sends its moderator notice, whatever the hourly cap
+        "owners: [owner@example.org]\nmoderators: [mod@example.org]\nmoderation_notices_per_hour: 0\n",
     )
     .expect("list config");
     config.lists.insert("dev".into(), list);
+    // and its poster notice (one poster here), whatever the daily limit
+    config.robot.poster_notices_per_day = u32::MAX;
     let templates = Templates::for_config(&config).expect("templates");
     let ctx = Ctx {
         config: Arc::new(config),
