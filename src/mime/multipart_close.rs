@@ -70,6 +70,19 @@ pub fn missing_closes_parsed(
         out.extend_from_slice(line);
         out.extend_from_slice(eol);
     }
+    // a message that stops inside a part's header section (mail-parser
+    // reads a line that is no field as part of it) needs an empty line
+    // first, or the delimiters are read as header lines
+    if !out.is_empty() && !raw.ends_with(b"\n") {
+        let fixed = [raw, &out].concat();
+        let mut still = Vec::new();
+        if let Some(m) = MessageParser::default().parse(&fixed) {
+            collect_open(&fixed, &m, &mut still, 0);
+        }
+        if !still.is_empty() {
+            out.splice(0..0, eol.iter().copied());
+        }
+    }
     out
 }
 
@@ -192,10 +205,11 @@ mod tests {
         assert_eq!(closes(&m), "\r\n--a--\r\n\r\n--b--\r\n");
         let lf = m.replace("\r\n", "\n");
         assert_eq!(closes(&lf), "\n--a--\n\n--b--\n");
-        // a delimiter without the closing `--` at the very end
+        // a delimiter without the closing `--` at the very end: its part
+        // gets an empty header section
         let m =
             format!("{HEAD}Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b");
-        assert_eq!(closes(&m), "\r\n--b--\r\n");
+        assert_eq!(closes(&m), "\r\n\r\n--b--\r\n");
         // a close delimiter inside a line is none to an RFC 2046 reader
         let m = format!(
             "{HEAD}Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx --b--\r\n"
@@ -272,6 +286,22 @@ mod tests {
             format!("{HEAD}Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: multipart/related; boundary=r\r\n\r\ntext"),
         ] {
             let mut fixed = m.clone().into_bytes();
+            fixed.extend_from_slice(&missing_closes(m.as_bytes(), &|_| true));
+            assert_eq!(missing_closes(&fixed, &|_| true), b"", "{m}");
+        }
+    }
+
+    /// Found by the digest fuzzer: mail-parser read the close delimiter
+    /// after an unended part header section as one more header line.
+    #[test]
+    fn a_message_ending_in_a_part_header_section_gets_an_empty_line() {
+        let m = format!("{HEAD}Content-Type: multipart/alternative; boundary=q\r\n\r\n--q\r\nContent-Type: text/html\r\n<p>x</p>");
+        assert_eq!(closes(&m), "\r\n\r\n--q--\r\n");
+        // ending in a line end, the first line end of the repair is that empty line
+        let m = format!("{HEAD}Content-Type: multipart/alternative; boundary=q\r\n\r\n--q\r\nContent-Type: text/html\r\n--q--\r\n");
+        assert_eq!(closes(&m), "\r\n--q--\r\n");
+        for m in [&m[..], &m[..m.len() - 9]] {
+            let mut fixed = m.as_bytes().to_vec();
             fixed.extend_from_slice(&missing_closes(m.as_bytes(), &|_| true));
             assert_eq!(missing_closes(&fixed, &|_| true), b"", "{m}");
         }

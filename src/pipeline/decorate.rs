@@ -134,6 +134,9 @@ pub struct Decorated {
     /// The Message-ID (without brackets), added if the post had none.
     pub message_id: String,
     pub footer: FooterPlacement,
+    /// The close delimiters appended to the post's bytes before the footer
+    /// part (empty unless it left a multipart open).
+    pub closed: Vec<u8>,
 }
 
 /// Decorates `original` (a complete message) for distribution.
@@ -212,9 +215,10 @@ pub fn decorate(original: &[u8], d: &Decoration) -> Decorated {
     rw.append("Precedence", b"list", eol);
     rw.append("X-Loop", d.loop_address.as_bytes(), eol);
 
+    let mut closed = Vec::new();
     let (body, footer) = match &d.footer {
         None => (None, FooterPlacement::NoFooter),
-        Some(f) => add_footer(original, &split, &mut rw, f),
+        Some(f) => add_footer(original, &split, &mut rw, f, &mut closed),
     };
     let bytes = match body {
         Some(b) => rw.apply_with_body(&split, original, &b),
@@ -224,6 +228,7 @@ pub fn decorate(original: &[u8], d: &Decoration) -> Decorated {
         bytes,
         message_id,
         footer,
+        closed,
     }
 }
 
@@ -374,12 +379,14 @@ fn normalize_eol(text: &str, eol: &str) -> String {
 }
 
 /// Adds the footer; returns the new body (None: unchanged) and where it went.
-/// May move Content-* fields (wrapping) through `rw`.
+/// May move Content-* fields (wrapping) through `rw`; the close delimiters
+/// put at the end of the post go to `closed` too.
 fn add_footer(
     b: &[u8],
     split: &Split,
     rw: &mut Rewrite,
     footer: &str,
+    closed: &mut Vec<u8>,
 ) -> (Option<Vec<u8>>, FooterPlacement) {
     let eol = split.eol;
     let parsed = MessageParser::default().parse_headers(b);
@@ -406,7 +413,7 @@ fn add_footer(
     // a multipart the post leaves open would swallow the footer part (and
     // the enclosing close delimiter): its missing close delimiters go at
     // the end of the post first. Only a multipart or a message holds one.
-    let closes = if ctype == "multipart" || ctype == "message" {
+    *closed = if ctype == "multipart" || ctype == "message" {
         // what follows the post: listd's delimiters and the footer part
         let part = footer_part(footer, eol);
         let follows = |d: &[u8]| {
@@ -416,10 +423,10 @@ fn add_footer(
     } else {
         Vec::new()
     };
-    let whole: Cow<'_, [u8]> = if closes.is_empty() {
+    let whole: Cow<'_, [u8]> = if closed.is_empty() {
         Cow::Borrowed(b)
     } else {
-        Cow::Owned([b, &closes].concat())
+        Cow::Owned([b, closed.as_slice()].concat())
     };
     let body = &whole[split.body_start.min(b.len())..];
     if ctype == "multipart" && subtype == "mixed" {
@@ -866,6 +873,7 @@ Approved: secret\r\nReply-To: ann@example.org\r\n\r\nbody line\r\n"
         let alt = "--alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nplain\r\n--alt\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>html</p>\r\n--alt--\r\n";
         let m = format!("{HEAD}Subject: a\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n{alt}");
         let d = decorate(m.as_bytes(), &deco(Some(FOOT)));
+        assert!(d.closed.is_empty(), "a well-formed post is not repaired");
         assert_eq!(d.footer, FooterPlacement::Wrapped);
         let out = String::from_utf8(d.bytes.clone()).unwrap();
         // the alternative moved into the first part, byte for byte
@@ -981,6 +989,7 @@ Approved: secret\r\nReply-To: ann@example.org\r\n\r\nbody line\r\n"
             out.contains(&format!("{alt}\r\n--a--\r\n\r\n--listd-")),
             "{out}"
         );
+        assert_eq!(d.closed, b"\r\n--a--\r\n");
         let p = MessageParser::default().parse(&d.bytes).unwrap();
         assert_eq!(p.body_html(0).as_deref(), Some("<p>x</p>\r\n"));
         let PartType::Multipart(kids) = &p.parts[0].body else {
@@ -1000,6 +1009,7 @@ Approved: secret\r\nReply-To: ann@example.org\r\n\r\nbody line\r\n"
         // without a footer nothing is enclosed: the body stays as it is
         let d = decorate(m.as_bytes(), &deco(None));
         assert_eq!(body(&d.bytes), body(m.as_bytes()));
+        assert!(d.closed.is_empty());
     }
 
     #[test]
