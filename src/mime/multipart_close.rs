@@ -133,13 +133,15 @@ fn collect_open(raw: &[u8], m: &Message<'_>, open: &mut Vec<String>, depth: usiz
                 else {
                     continue;
                 };
-                // where the last child ended (or the body started): the first
-                // `--BOUNDARY` after it is where mail-parser ended that child
+                // where the last child ended: the first `--BOUNDARY` after it
+                // is where mail-parser ended that child. With no child at all
+                // mail-parser never got past the first part's header section
+                // (even when the delimiter that opened it reads `--B--`)
                 let from = kids
                     .last()
                     .and_then(|&k| m.parts.get(k as usize))
-                    .map_or(part.offset_body, |k| k.offset_end) as usize;
-                if !is_closed_from(raw, from, boundary.as_bytes()) {
+                    .map(|k| k.offset_end as usize);
+                if !from.is_some_and(|f| is_closed_from(raw, f, boundary.as_bytes())) {
                     open.push(boundary.to_string());
                 }
             }
@@ -302,6 +304,29 @@ mod tests {
         assert_eq!(closes(&m), "\r\n--q--\r\n");
         for m in [&m[..], &m[..m.len() - 9]] {
             let mut fixed = m.as_bytes().to_vec();
+            fixed.extend_from_slice(&missing_closes(m.as_bytes(), &|_| true));
+            assert_eq!(missing_closes(&fixed, &|_| true), b"", "{m}");
+        }
+    }
+
+    /// Found by the fuzzers: a multipart whose only delimiter is its close
+    /// delimiter is opened there by mail-parser, and left open.
+    #[test]
+    fn a_multipart_opened_by_its_close_delimiter_is_open() {
+        let m = format!(
+            "{HEAD}Content-Type: multipart/alternative; boundary=q\r\n\r\n--x\r\n--q--\r\n"
+        );
+        assert_eq!(closes(&m), "\r\n--q--\r\n");
+        // and a header section that never ends before it
+        let m = format!("{HEAD}Content-Type: multipart/alternative; boundary=q\r\n\x05\n\x01");
+        assert_eq!(closes(&m), "\r\n\r\n--q\r\n\r\n--q--\r\n");
+        for m in [
+            format!(
+                "{HEAD}Content-Type: multipart/alternative; boundary=q\r\n\r\n--x\r\n--q--\r\n"
+            ),
+            format!("{HEAD}Content-Type: multipart/alternative; boundary=q\r\n\x05\n\x01"),
+        ] {
+            let mut fixed = m.clone().into_bytes();
             fixed.extend_from_slice(&missing_closes(m.as_bytes(), &|_| true));
             assert_eq!(missing_closes(&fixed, &|_| true), b"", "{m}");
         }
