@@ -7,7 +7,10 @@
 //! Trusts nothing in the posts: each boundary is random and checked against
 //! every part (and the other boundary); on a collision a new one is drawn.
 //! The posts are never re-encoded, so the enclosing parts declare `8bit`
-//! (or `binary`) when any post needs it.
+//! (or `binary`) when any post needs it. A post that leaves a multipart
+//! open gets the missing close delimiters appended
+//! ([`crate::mime::multipart_close`]): else it would swallow the posts
+//! after it. A well-formed post is enclosed byte for byte.
 
 use super::encode::contains;
 use super::item::Item;
@@ -81,12 +84,15 @@ pub fn build(
 ) -> Result<Vec<u8>, BuildError> {
     let front = front_matter(d, items);
     let footer = d.footer_text.trim_matches('\n').to_string();
+    // a post leaving a multipart open would swallow the posts after it
+    let closes: Vec<Vec<u8>> = items.iter().map(Item::missing_closes).collect();
     let mut avoid: Vec<&[u8]> = items.iter().map(|i| i.raw).collect();
+    avoid.extend(closes.iter().map(Vec::as_slice));
+    let cte = cte_of(&avoid);
     avoid.push(front.as_bytes());
     avoid.push(footer.as_bytes());
     let outer = draw(boundary, &avoid, None)?;
     let inner = draw(boundary, &avoid, Some(&outer))?;
-    let cte = cte_of(&items.iter().map(|i| i.raw).collect::<Vec<_>>());
     let front_enc_8bit = !front.is_ascii() || !footer.is_ascii();
     let outer_cte = match (cte, front_enc_8bit) {
         (Some(c), _) => Some(c),
@@ -124,11 +130,13 @@ pub fn build(
             out.extend_from_slice(format!("Content-Transfer-Encoding: {c}\r\n").as_bytes());
         }
         out.extend_from_slice(b"\r\n");
-        for it in items {
+        for (it, close) in items.iter().zip(&closes) {
             // delimiter, then an empty header section: no Content-Type, so
             // the part is message/rfc822 (RFC 2046 §5.1.5); then the post as is.
             out.extend_from_slice(format!("\r\n--{inner}\r\n\r\n").as_bytes());
             out.extend_from_slice(it.raw);
+            // the close delimiters of the post's open multiparts, if any
+            out.extend_from_slice(close);
             // a post with no empty line at all is all header section, as
             // any parser reads it; unterminated, it would swallow the next
             // delimiter (the CRLF before a delimiter belongs to the
@@ -136,7 +144,7 @@ pub fn build(
             // final line end or not
             let no_body = memchr::memmem::find(it.raw, b"\n\r\n").is_none()
                 && memchr::memmem::find(it.raw, b"\n\n").is_none();
-            if no_body && !it.raw.ends_with(b"\n") {
+            if close.is_empty() && no_body && !it.raw.ends_with(b"\n") {
                 out.extend_from_slice(b"\r\n");
             }
         }
@@ -249,6 +257,53 @@ mod tests {
             text.contains("\r\n\r\nSubject: y\r\n\r\nz\r\n\r\n--"),
             "{text}"
         );
+    }
+
+    /// Found by the fuzzers (fuzz/seeds/digest/regress_*): a post whose
+    /// multipart never closed (or never opened: mail-parser sought its
+    /// first delimiter in the later posts) swallowed the posts after it.
+    #[test]
+    fn a_post_leaving_a_multipart_open_keeps_the_next_posts_apart() {
+        use mail_parser::{MessageParser, MimeHeaders, PartType};
+        let open =
+            b"Subject: open\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\nx\r\n";
+        let unopened =
+            b"Subject: unopened\r\nContent-Type: multipart/alternative; boundary=q\r\n\r\ny\r\n";
+        let later = b"Subject: later\r\n\r\n--q\r\nz\r\n--q--\r\n";
+        let posts: [&[u8]; 4] = [open, unopened, later, b"Subject: last\r\n\r\nw\r\n"];
+        let items: Vec<Item<'_>> = posts.iter().map(|p| Item::parse(p)).collect();
+        let headers = vec![];
+        let out = build(
+            &digest(&headers),
+            &items,
+            &mut crate::digest::encode::random_boundary,
+        )
+        .unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("\r\nx\r\n\r\n--q--\r\n\r\n--"), "{text}");
+        assert!(
+            text.contains("\r\ny\r\n\r\n--q\r\n\r\n--q--\r\n\r\n--"),
+            "{text}"
+        );
+        // the well-formed posts are enclosed as they are
+        assert!(text.contains("\r\n\r\nSubject: later\r\n\r\n--q\r\nz\r\n--q--\r\n\r\n--"));
+        let m = MessageParser::default().parse(&out).unwrap();
+        let kids = m
+            .parts
+            .iter()
+            .find(|p| p.content_type().and_then(|c| c.subtype()) == Some("digest"))
+            .map(|p| match &p.body {
+                PartType::Multipart(k) => k.clone(),
+                _ => Vec::new(),
+            })
+            .unwrap();
+        assert_eq!(kids.len(), 4);
+        for (k, post) in kids.iter().zip(posts) {
+            let PartType::Message(msg) = &m.parts[*k as usize].body else {
+                panic!("not a message part");
+            };
+            assert!(msg.raw_message().starts_with(post));
+        }
     }
 
     #[test]

@@ -102,6 +102,16 @@ impl<'a> Item<'a> {
         }
     }
 
+    /// What the post needs appended to close the multiparts it leaves
+    /// open (empty for a well-formed post), so that enclosing it cannot
+    /// swallow what follows: see [`crate::mime::multipart_close`].
+    pub fn missing_closes(&self) -> Vec<u8> {
+        // what follows a post is the other posts: anything
+        crate::mime::multipart_close::missing_closes_parsed(self.raw, self.parsed.as_ref(), &|_| {
+            true
+        })
+    }
+
     /// The RFC 1153 header lines present in the post, decoded to text,
     /// one line each, in RFC 1153 order.
     pub fn rfc1153_headers(&self) -> Vec<(&'static str, String)> {

@@ -8,7 +8,9 @@
 //! encrypted), the leaves are the same; with the footer appended to the
 //! single text part, that part's text still starts with the original text;
 //! with the footer added as a part (multipart/mixed) or the body wrapped,
-//! the original leaves come first, unchanged, then the footer's text.
+//! the original leaves come first, unchanged, then the footer's text. A
+//! post that left a multipart open is compared as decoration closed it
+//! (`Decorated::closed`), and closing it keeps every leaf but the last.
 
 use crate::config::ListConfig;
 use crate::mime::header_block;
@@ -95,7 +97,23 @@ pub fn run(msg: &[u8], list: &str, footer: Option<&str>, facts: &Facts) {
     if !body_agrees(msg, &before) || !body_agrees(&out.bytes, &after) {
         return; // the parsers disagree on the header block: nothing to compare
     }
-    let (lb, la) = (leaves(&before), leaves(&after));
+    let mut lb = leaves(&before);
+    if !out.closed.is_empty() {
+        // a post that left a multipart open was closed first: every leaf but
+        // the last (which ran to the end, read raw) reads the same closed
+        let repaired = [msg, &out.closed].concat();
+        let closed = MessageParser::default()
+            .parse(&repaired)
+            .expect("a repaired post parses");
+        let lc = leaves(&closed);
+        let kept = lb.len().saturating_sub(1);
+        assert!(
+            lc.len() >= kept && lc[..kept] == lb[..kept],
+            "closing the post changed a part"
+        );
+        lb = lc;
+    }
+    let la = leaves(&after);
     match out.footer {
         FooterPlacement::NoFooter | FooterPlacement::SkippedSigned => {
             assert_eq!(lb, la, "decoration changed a body part")

@@ -12,6 +12,7 @@ pub mod encoded_word;
 pub mod header_block;
 pub mod lines;
 pub mod list_id;
+pub mod multipart_close;
 pub mod phrase;
 pub mod qp;
 pub mod transfer;

@@ -8,6 +8,9 @@
 //! through untouched. The footer is appended to a single text/plain part in
 //! its own charset and transfer encoding, added as a text/plain part to a
 //! multipart message, and never added to multipart/signed or encrypted mail.
+//! A post whose multiparts are not all closed gets the missing close
+//! delimiters before the footer part (`mime::multipart_close`), so no
+//! reader takes the footer for part of the post.
 //!
 //! Trusts the decision already made (the message was accepted) and the
 //! decoration settings; trusts nothing in the message bytes (any input gives
@@ -15,9 +18,10 @@
 
 use crate::config::{Config, ListConfig, PostingPolicy, ReplyTo};
 use crate::mime::header_block::{self, Rewrite, Split};
-use crate::mime::{encoded_word, lines, list_id, qp, transfer};
+use crate::mime::{encoded_word, lines, list_id, multipart_close, qp, transfer};
 use mail_parser::{MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 
 /// What decoration adds to one list's posts (plain data, built once per post).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +134,9 @@ pub struct Decorated {
     /// The Message-ID (without brackets), added if the post had none.
     pub message_id: String,
     pub footer: FooterPlacement,
+    /// The close delimiters appended to the post's bytes before the footer
+    /// part (empty unless it left a multipart open).
+    pub closed: Vec<u8>,
 }
 
 /// Decorates `original` (a complete message) for distribution.
@@ -208,9 +215,10 @@ pub fn decorate(original: &[u8], d: &Decoration) -> Decorated {
     rw.append("Precedence", b"list", eol);
     rw.append("X-Loop", d.loop_address.as_bytes(), eol);
 
+    let mut closed = Vec::new();
     let (body, footer) = match &d.footer {
         None => (None, FooterPlacement::NoFooter),
-        Some(f) => add_footer(original, &split, &mut rw, f),
+        Some(f) => add_footer(original, &split, &mut rw, f, &mut closed),
     };
     let bytes = match body {
         Some(b) => rw.apply_with_body(&split, original, &b),
@@ -220,6 +228,7 @@ pub fn decorate(original: &[u8], d: &Decoration) -> Decorated {
         bytes,
         message_id,
         footer,
+        closed,
     }
 }
 
@@ -370,15 +379,16 @@ fn normalize_eol(text: &str, eol: &str) -> String {
 }
 
 /// Adds the footer; returns the new body (None: unchanged) and where it went.
-/// May move Content-* fields (wrapping) through `rw`.
+/// May move Content-* fields (wrapping) through `rw`; the close delimiters
+/// put at the end of the post go to `closed` too.
 fn add_footer(
     b: &[u8],
     split: &Split,
     rw: &mut Rewrite,
     footer: &str,
+    closed: &mut Vec<u8>,
 ) -> (Option<Vec<u8>>, FooterPlacement) {
     let eol = split.eol;
-    let body = &b[split.body_start.min(b.len())..];
     let parsed = MessageParser::default().parse_headers(b);
     let root = parsed.as_ref().and_then(|m| m.parts.first());
     let ct = root.and_then(|p| p.content_type());
@@ -400,6 +410,25 @@ fn add_footer(
     if protected {
         return (None, FooterPlacement::SkippedSigned);
     }
+    // a multipart the post leaves open would swallow the footer part (and
+    // the enclosing close delimiter): its missing close delimiters go at
+    // the end of the post first. Only a multipart or a message holds one.
+    *closed = if ctype == "multipart" || ctype == "message" {
+        // what follows the post: listd's delimiters and the footer part
+        let part = footer_part(footer, eol);
+        let follows = |d: &[u8]| {
+            contains_ci(&part, d) || b"--listd-".starts_with(d) || d.starts_with(b"--listd-")
+        };
+        multipart_close::missing_closes(b, &follows)
+    } else {
+        Vec::new()
+    };
+    let whole: Cow<'_, [u8]> = if closed.is_empty() {
+        Cow::Borrowed(b)
+    } else {
+        Cow::Owned([b, closed.as_slice()].concat())
+    };
+    let body = &whole[split.body_start.min(b.len())..];
     if ctype == "multipart" && subtype == "mixed" {
         if let Some(boundary) = ct.and_then(|c| c.attribute("boundary")) {
             if let Some(new) = insert_part(body, boundary, footer, eol) {
@@ -425,7 +454,7 @@ fn add_footer(
         }
     }
     // wrap: the original content becomes the first part of a multipart/mixed
-    let boundary = boundary_for(b);
+    let boundary = boundary_for(&whole);
     let mut inner = Vec::new();
     let content_fields: Vec<usize> = split
         .fields
@@ -844,6 +873,7 @@ Approved: secret\r\nReply-To: ann@example.org\r\n\r\nbody line\r\n"
         let alt = "--alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nplain\r\n--alt\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>html</p>\r\n--alt--\r\n";
         let m = format!("{HEAD}Subject: a\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n{alt}");
         let d = decorate(m.as_bytes(), &deco(Some(FOOT)));
+        assert!(d.closed.is_empty(), "a well-formed post is not repaired");
         assert_eq!(d.footer, FooterPlacement::Wrapped);
         let out = String::from_utf8(d.bytes.clone()).unwrap();
         // the alternative moved into the first part, byte for byte
@@ -943,6 +973,43 @@ Approved: secret\r\nReply-To: ann@example.org\r\n\r\nbody line\r\n"
             assert!(want.ends_with('\r'), "{want:?}");
             assert_eq!(parsed_text(&d.bytes, 0), want);
         }
+    }
+
+    /// Found by the fuzzers (fuzz/seeds/decorate/regress_unclosed_*): a
+    /// multipart left open swallowed the footer part and listd's close
+    /// delimiter, so mail-parser read them as part of the post's last part.
+    #[test]
+    fn an_open_multipart_is_closed_before_the_footer() {
+        let alt = "--a\r\nContent-Type: text/plain\r\n\r\nplain\r\n--a\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n";
+        let m = format!("{HEAD}MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=a\r\n\r\n{alt}");
+        let d = decorate(m.as_bytes(), &deco(Some("f\n")));
+        assert_eq!(d.footer, FooterPlacement::Wrapped);
+        let out = String::from_utf8(d.bytes.clone()).unwrap();
+        assert!(
+            out.contains(&format!("{alt}\r\n--a--\r\n\r\n--listd-")),
+            "{out}"
+        );
+        assert_eq!(d.closed, b"\r\n--a--\r\n");
+        let p = MessageParser::default().parse(&d.bytes).unwrap();
+        assert_eq!(p.body_html(0).as_deref(), Some("<p>x</p>\r\n"));
+        let PartType::Multipart(kids) = &p.parts[0].body else {
+            panic!("not multipart")
+        };
+        assert_eq!(kids.len(), 2);
+        let last = &p.parts[kids[1] as usize];
+        assert_eq!(last.text_contents(), Some("f\r\n"));
+        // a multipart/mixed left open gets its close, then the footer part
+        // is added before it; LF line ends stay LF
+        let m = format!("{HEAD}MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nhello\r\n")
+            .replace("\r\n", "\n");
+        let d = decorate(m.as_bytes(), &deco(Some("f\n")));
+        assert_eq!(d.footer, FooterPlacement::AddedPart);
+        assert!(body(&d.bytes).ends_with(b"hello\n\n--b\nContent-Type: text/plain; charset=us-ascii\nContent-Transfer-Encoding: 7bit\nContent-Disposition: inline\n\nf\n\n--b--\n"));
+        assert_eq!(parsed_text(&d.bytes, 1), "f\n");
+        // without a footer nothing is enclosed: the body stays as it is
+        let d = decorate(m.as_bytes(), &deco(None));
+        assert_eq!(body(&d.bytes), body(m.as_bytes()));
+        assert!(d.closed.is_empty());
     }
 
     #[test]
