@@ -8,8 +8,9 @@
 //! line that is neither a field (`name:`) nor the continuation of one: at an
 //! empty line, which is then skipped, or at a line of text, which is then
 //! the body's first line (a rewrite puts the missing empty line before it).
-//! A continuation line before any field is kept as a nameless field. Never
-//! panics.
+//! A continuation line before any field is no field either: the body starts
+//! there (mail-parser reads a blank-looking line there as the end of the
+//! header block). Never panics.
 
 use super::lines::line_end;
 use std::ops::Range;
@@ -66,8 +67,6 @@ pub fn split(b: &[u8]) -> Split {
             .filter(|&i| i > 0 && !line[..i].iter().any(|c| *c == b' ' || *c == b'\t'));
         let (name, value_start) = match colon {
             Some(i) => (pos..pos + i, pos + i + 1),
-            // a continuation line with no field before it: a nameless field
-            None if b[pos] == b' ' || b[pos] == b'\t' => (pos..pos, pos),
             // a line of text: the body starts here, with no empty line
             None => {
                 return Split {
@@ -286,13 +285,12 @@ mod tests {
 
     #[test]
     fn splits_fields_with_continuations_and_keeps_bytes() {
-        let m = b"\tlead\r\nReceived: from x\r\n\tby y\r\nSubject: hi\r\n\r\nbody\r\n";
+        let m = b"Received: from x\r\n\tby y\r\nSubject: hi\r\n\r\nbody\r\n";
         let s = split(m);
-        assert_eq!(s.fields.len(), 3);
-        assert_eq!(&m[s.fields[0].name.clone()], b"");
-        assert_eq!(&m[s.fields[1].name.clone()], b"Received");
-        assert_eq!(&m[s.fields[1].value.clone()], b" from x\r\n\tby y");
-        assert_eq!(&m[s.fields[2].value.clone()], b" hi");
+        assert_eq!(s.fields.len(), 2);
+        assert_eq!(&m[s.fields[0].name.clone()], b"Received");
+        assert_eq!(&m[s.fields[0].value.clone()], b" from x\r\n\tby y");
+        assert_eq!(&m[s.fields[1].value.clone()], b" hi");
         assert_eq!(&m[s.body_start..], b"body\r\n");
         assert_eq!(s.eol, "\r\n");
         assert_eq!(Rewrite::new().apply(&s, m), m.to_vec());
@@ -324,6 +322,16 @@ mod tests {
             r.apply(&s, m),
             b"X-Loop: dev@example.org\r\n\r\nhello there\r\nsecond: line\r\n".to_vec()
         );
+        // nor is a continuation line before any field (a blank-looking
+        // line mail-parser ends the header block at; found by fuzzing)
+        let s = split(b"\t");
+        assert!(s.fields.is_empty());
+        assert_eq!((s.header_end, s.body_start), (0, 0));
+        let mut r = Rewrite::new();
+        r.append("List-Id", b"<dev.example.org>", s.eol);
+        let out = r.apply(&s, b"\t");
+        let m = mail_parser::MessageParser::default().parse(&out).unwrap();
+        assert!(m.header("List-Id").is_some(), "{out:?}");
         // a field name with a space is no field either
         let s = split(b"Subject: x\nnot a: field\n\nb");
         assert_eq!((s.fields.len(), s.eol), (1, "\n"));
