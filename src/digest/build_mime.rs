@@ -144,7 +144,13 @@ pub fn build(
             // final line end or not
             let no_body = memchr::memmem::find(it.raw, b"\n\r\n").is_none()
                 && memchr::memmem::find(it.raw, b"\n\n").is_none();
-            if close.is_empty() && no_body && !it.raw.ends_with(b"\n") {
+            if close.is_empty() && no_body {
+                // end the header section with its empty line, so no reader
+                // (mail-parser's field parsers included) runs on into the
+                // delimiter
+                if !it.raw.ends_with(b"\n") {
+                    out.extend_from_slice(b"\r\n");
+                }
                 out.extend_from_slice(b"\r\n");
             }
         }
