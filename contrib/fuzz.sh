@@ -58,7 +58,16 @@ run_one() {
     else
         local artifact
         artifact="$(grep -o 'Test unit written to [^ ]*' "$log" | tail -1 | sed 's/Test unit written to //')"
-        result="CRASH (exit $status) ${artifact:-see $log}"
+        if [[ -z "$artifact" && $found -eq 0 ]]; then
+            # libFuzzer itself failed (fork mode's final merge, say): no input crashed
+            result="no crash (libFuzzer exited $status: see $log)"
+        else
+            result="CRASH (exit $status) ${artifact:-see $log}"
+        fi
+    fi
+    # fork mode prints no final stats: take the last status line's count
+    if [[ -z "$execs" ]]; then
+        execs="$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#')"
     fi
     printf '%-14s execs=%-10s exec/s=%-7s %s\n' "$t" "${execs:-?}" "${rate:-?}" "$result"
 }
