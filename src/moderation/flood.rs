@@ -8,7 +8,7 @@
 //! `mod-notice:LIST`, `mod-skipped:LIST`, `mod-summary:LIST`).
 
 use super::held;
-use super::notice::{self, Outgoing};
+use super::notice;
 use crate::config::ListConfig;
 use crate::handler::{Ctx, HandlerError};
 use crate::store::rate::{self, Budget, HOUR};
@@ -98,23 +98,11 @@ fn send_summary(
     let text = ctx
         .templates
         .render(Some(&list.name), notice::T_SUMMARY, &data)?;
-    notice::send(
-        ctx,
-        tx,
-        &Outgoing {
-            list,
-            to: notice::moderator_rcpts(list),
-            subject: format!(
-                "[{}] {count} more post(s) held without a notice each",
-                list.name
-            ),
-            text,
-            attach: None,
-            in_reply_to: None,
-            reply_to: None,
-        },
-        now,
-    )
+    let subject = format!(
+        "[{}] {count} more post(s) held without a notice each",
+        list.name
+    );
+    notice::tell_moderators(ctx, tx, list, subject, text, now)
 }
 
 #[cfg(test)]

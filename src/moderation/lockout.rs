@@ -10,7 +10,7 @@
 //! not lift a lockout; each lookup is a seek on its index. Trusts the
 //! configuration; the password tried is never stored or shown.
 
-use super::notice::{self, Outgoing};
+use super::notice;
 use crate::config::ListConfig;
 use crate::handler::{Ctx, HandlerError};
 use crate::store::rate::{self, HOUR};
@@ -85,23 +85,11 @@ fn send_notice(
     let text = ctx
         .templates
         .render(Some(&list.name), notice::T_LOCKOUT, &data)?;
-    notice::send(
-        ctx,
-        tx,
-        &Outgoing {
-            list,
-            to: notice::moderator_rcpts(list),
-            subject: format!(
-                "[{}] Approved: passwords locked for an hour after {failures} wrong tries",
-                list.name
-            ),
-            text,
-            attach: None,
-            in_reply_to: None,
-            reply_to: None,
-        },
-        now,
-    )
+    let subject = format!(
+        "[{}] Approved: passwords locked for an hour after {failures} wrong tries",
+        list.name
+    );
+    notice::tell_moderators(ctx, tx, list, subject, text, now)
 }
 
 #[cfg(test)]

@@ -228,6 +228,33 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Queues a built message from `NAME-bounces@` to `to`.
+/// A plain text notice to the list's moderators (its owners when it has
+/// none), without attachment: what the flood summary and the `Approved:`
+/// lockout send.
+pub(super) fn tell_moderators(
+    ctx: &Ctx,
+    tx: &Connection,
+    list: &ListConfig,
+    subject: String,
+    text: String,
+    now: i64,
+) -> Result<Option<i64>, HandlerError> {
+    send(
+        ctx,
+        tx,
+        &Outgoing {
+            list,
+            to: moderator_rcpts(list),
+            subject,
+            text,
+            attach: None,
+            in_reply_to: None,
+            reply_to: None,
+        },
+        now,
+    )
+}
+
 pub(super) fn send(
     ctx: &Ctx,
     tx: &Connection,
