@@ -88,13 +88,10 @@ async fn supervise<F>(
             Ok(Ok(())) => "stopped".to_string(),
             Ok(Err(e)) => e.to_string(),
             Err(e) if e.is_panic() => {
-                let p = e.into_panic();
-                let what = p
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic".into());
-                format!("panicked: {what}")
+                format!(
+                    "panicked: {}",
+                    health::panic_message(e.into_panic().as_ref())
+                )
             }
             Err(e) => e.to_string(),
         };

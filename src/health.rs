@@ -73,6 +73,16 @@ impl Health {
     }
 }
 
+/// The message a panic carried (`panic!("...")` gives a `&str` or a
+/// `String`), for the logs and the worker state.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +104,15 @@ mod tests {
         h.set(PIPELINE, WorkerState::Running);
         assert_eq!(h.intake_refusal(), None);
         assert_eq!(h.report().len(), 2);
+    }
+
+    #[test]
+    fn panic_messages_are_read_from_both_payload_kinds() {
+        let p = std::panic::catch_unwind(|| panic!("plain")).unwrap_err();
+        assert_eq!(panic_message(p.as_ref()), "plain");
+        let p = std::panic::catch_unwind(|| panic!("formatted {}", 7)).unwrap_err();
+        assert_eq!(panic_message(p.as_ref()), "formatted 7");
+        let p = std::panic::catch_unwind(|| std::panic::panic_any(7u8)).unwrap_err();
+        assert_eq!(panic_message(p.as_ref()), "a panic");
     }
 }

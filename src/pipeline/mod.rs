@@ -280,14 +280,9 @@ fn dispatch_guarded(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<()
     });
     match std::panic::catch_unwind(run) {
         Ok(result) => result,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".into());
-            Err(HandlerError::Panic(what))
-        }
+        Err(panic) => Err(HandlerError::Panic(crate::health::panic_message(
+            panic.as_ref(),
+        ))),
     }
 }
 
