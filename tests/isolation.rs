@@ -30,6 +30,20 @@ fn env_with(sink: &Sink, smtp_port: u16) -> TestEnv {
         .build()
 }
 
+/// The environment that arms the debug build's fault injection.
+const FAULTS: &[(&str, &str)] = &[("LISTD_FAULTS", "1")];
+
+/// A sink, a site whose list `dev` has [`MEMBER`], and the SMTP address the
+/// real binary will listen on there.
+fn site_for_the_binary() -> (Sink, TestEnv, SocketAddr) {
+    let sink = Sink::start();
+    let port = free_port();
+    let env = env_with(&sink, port);
+    env.add_members("dev", &[MEMBER]);
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    (sink, env, addr)
+}
+
 fn subjects(sink: &Sink) -> Vec<String> {
     sink.transactions()
         .iter()
@@ -139,12 +153,8 @@ async fn intake_answers_451_while_the_pipeline_is_down() {
 
 #[tokio::test]
 async fn a_panicking_row_goes_to_corrupt_and_the_cli_shows_retries_and_deletes_it() {
-    let sink = Sink::start();
-    let port = free_port();
-    let env = env_with(&sink, port);
-    env.add_members("dev", &[MEMBER]);
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let _child = spawn_serve_env(&env, &[("LISTD_FAULTS", "1")]);
+    let (sink, env, addr) = site_for_the_binary();
+    let _child = spawn_serve_env(&env, FAULTS);
     wait_listening(addr).await;
 
     let list = format!("dev@{D}");
@@ -224,15 +234,10 @@ async fn a_panicking_row_goes_to_corrupt_and_the_cli_shows_retries_and_deletes_i
 
 #[tokio::test]
 async fn a_row_that_kills_the_daemon_goes_to_corrupt_after_three_crashes() {
-    let sink = Sink::start();
-    let port = free_port();
-    let env = env_with(&sink, port);
-    env.add_members("dev", &[MEMBER]);
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (sink, env, addr) = site_for_the_binary();
     let list = format!("dev@{D}");
-    let faults = [("LISTD_FAULTS", "1")];
 
-    let mut child = spawn_serve_env(&env, &faults);
+    let mut child = spawn_serve_env(&env, FAULTS);
     wait_listening(addr).await;
     let poison = faulty(MEMBER, &list, "deadly post", "pipeline-abort");
     // the commit comes before the pipeline takes the row; the process may
@@ -260,7 +265,7 @@ async fn a_row_that_kills_the_daemon_goes_to_corrupt_after_three_crashes() {
         assert!(crashes <= 3, "the daemon kept dying on the same row");
         // what systemd's Restart=on-failure does (it may die again before
         // it is seen listening)
-        child = spawn_serve_env(&env, &faults);
+        child = spawn_serve_env(&env, FAULTS);
     }
     wait_listening(addr).await;
     assert_eq!(crashes, 3, "the row should kill the daemon exactly 3 times");
@@ -285,12 +290,8 @@ async fn a_row_that_kills_the_daemon_goes_to_corrupt_after_three_crashes() {
 
 #[tokio::test]
 async fn a_panic_while_sending_defers_that_post_and_delivery_goes_on() {
-    let sink = Sink::start();
-    let port = free_port();
-    let env = env_with(&sink, port);
-    env.add_members("dev", &[MEMBER]);
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let _child = spawn_serve_env(&env, &[("LISTD_FAULTS", "1")]);
+    let (sink, env, addr) = site_for_the_binary();
+    let _child = spawn_serve_env(&env, FAULTS);
     wait_listening(addr).await;
     let list = format!("dev@{D}");
     let poison = faulty(MEMBER, &list, "unsendable post", "delivery-panic");
