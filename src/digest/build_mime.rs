@@ -10,14 +10,18 @@
 //! (or `binary`) when any post needs it. A post that leaves a multipart
 //! open gets the missing close delimiters appended
 //! ([`crate::mime::multipart_close`]): else it would swallow the posts
-//! after it. A well-formed post is enclosed byte for byte.
+//! after it. The digest is read back, and a post that still does not read
+//! as its own part is enclosed sealed ([`super::seal`]). A well-formed post
+//! is enclosed byte for byte.
 
 use super::encode::contains;
 use super::item::Item;
+use super::seal;
 use super::text::{front_matter, Digest};
 use crate::mime::lines::{crlf, has_long_line, MAX_LINE};
 use crate::mime::transfer::encode_text;
 use crate::mime::{encoded_word, header_block};
+use std::borrow::Cow;
 
 /// Why a digest could not be built.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -77,6 +81,11 @@ fn text_part(out: &mut Vec<u8>, text: &str, description: &str) {
 
 /// Builds the MIME digest. `boundary` draws candidate boundaries
 /// (normally [`super::encode::random_boundary`]).
+///
+/// Each post is enclosed as it is, with the close delimiters it lacks; one
+/// that does not read back as its own part even so is sealed
+/// ([`seal::sealed`]): first when it is tried alone, then, should the
+/// posts still interact, in the whole digest read back.
 pub fn build(
     d: &Digest<'_>,
     items: &[Item<'_>],
@@ -84,10 +93,96 @@ pub fn build(
 ) -> Result<Vec<u8>, BuildError> {
     let front = front_matter(d, items);
     let footer = d.footer_text.trim_matches('\n').to_string();
-    // a post leaving a multipart open would swallow the posts after it
-    let closes: Vec<Vec<u8>> = items.iter().map(Item::missing_closes).collect();
-    let mut avoid: Vec<&[u8]> = items.iter().map(|i| i.raw).collect();
-    avoid.extend(closes.iter().map(Vec::as_slice));
+    let mut enclosed: Vec<Cow<'_, [u8]>> = items.iter().map(enclosable).collect();
+    let mut sealed = vec![false; items.len()];
+    for (i, e) in enclosed.iter_mut().enumerate() {
+        let probe = super::encode::random_boundary();
+        if !contains(e, probe.as_bytes()) && !encloses_alone(e, &probe) {
+            *e = Cow::Owned(seal::sealed(&items[i]));
+            sealed[i] = true;
+        }
+    }
+    loop {
+        let out = assemble(d, &front, &footer, &enclosed, boundary)?;
+        if items.is_empty() {
+            return Ok(out);
+        }
+        let misread = match seal::first_misread(&out, items.len()) {
+            Ok(None) => return Ok(out),
+            Ok(Some(i)) if !sealed[i] => vec![i],
+            _ => (0..items.len()).filter(|&i| !sealed[i]).collect(),
+        };
+        if misread.is_empty() {
+            tracing::warn!("the MIME digest does not read back one part per post even sealed");
+            return Ok(out);
+        }
+        for i in misread {
+            tracing::debug!(
+                post = i,
+                "post misread inside the digest; enclosing it sealed"
+            );
+            enclosed[i] = Cow::Owned(seal::sealed(&items[i]));
+            sealed[i] = true;
+        }
+    }
+}
+
+/// A post as the digest encloses it: its bytes, with the close delimiters
+/// of the multiparts it leaves open (a post leaving one open would swallow
+/// the posts after it).
+fn enclosable<'a>(it: &Item<'a>) -> Cow<'a, [u8]> {
+    let close = it.missing_closes();
+    if close.is_empty() {
+        Cow::Borrowed(it.raw)
+    } else {
+        Cow::Owned([it.raw, close.as_slice()].concat())
+    }
+}
+
+/// Writes `post` as the next part of the multipart/digest with `boundary`.
+fn enclose(out: &mut Vec<u8>, boundary: &str, post: &[u8]) {
+    // delimiter, then an empty header section: no Content-Type, so
+    // the part is message/rfc822 (RFC 2046 §5.1.5); then the post as is.
+    out.extend_from_slice(format!("\r\n--{boundary}\r\n\r\n").as_bytes());
+    out.extend_from_slice(post);
+    // a post with no empty line at all is all header section, as
+    // any parser reads it; unterminated, it would swallow the next
+    // delimiter (the CRLF before a delimiter belongs to the
+    // delimiter): end it with its empty line, so no reader
+    // (mail-parser's field parsers included) runs on into the
+    // delimiter. A post with a body is enclosed as it is, final
+    // line end or not
+    let no_body = memchr::memmem::find(post, b"\n\r\n").is_none()
+        && memchr::memmem::find(post, b"\n\n").is_none();
+    if no_body {
+        if !post.ends_with(b"\n") {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Whether `post`, enclosed as the first of two parts of a
+/// multipart/digest, reads back as one message/rfc822 part followed by the
+/// second: the check each post passes before it is enclosed as it is.
+pub(super) fn encloses_alone(post: &[u8], boundary: &str) -> bool {
+    let mut probe =
+        format!("Content-Type: multipart/digest; boundary=\"{boundary}\"\r\n\r\n").into_bytes();
+    enclose(&mut probe, boundary, post);
+    enclose(&mut probe, boundary, b"Subject: next\r\n\r\nnext\r\n");
+    probe.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    matches!(seal::first_misread(&probe, 2), Ok(None))
+}
+
+/// Writes the digest around the `enclosed` posts.
+fn assemble(
+    d: &Digest<'_>,
+    front: &str,
+    footer: &str,
+    enclosed: &[Cow<'_, [u8]>],
+    boundary: &mut dyn FnMut() -> String,
+) -> Result<Vec<u8>, BuildError> {
+    let mut avoid: Vec<&[u8]> = enclosed.iter().map(|e| e.as_ref()).collect();
     let cte = cte_of(&avoid);
     avoid.push(front.as_bytes());
     avoid.push(footer.as_bytes());
@@ -100,7 +195,7 @@ pub fn build(
         (None, false) => None,
     };
 
-    let size: usize = items.iter().map(|i| i.raw.len() + inner.len() + 8).sum();
+    let size: usize = enclosed.iter().map(|e| e.len() + inner.len() + 8).sum();
     let mut out = Vec::with_capacity(size + front.len() + footer.len() + 2048);
     for (name, value) in d.headers {
         out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
@@ -118,10 +213,10 @@ pub fn build(
 
     // the front part: masthead, header text, table of contents
     out.extend_from_slice(format!("\r\n--{outer}\r\n").as_bytes());
-    text_part(&mut out, &front, &d.title());
+    text_part(&mut out, front, &d.title());
 
     // the posts; an empty issue has no multipart/digest (a multipart needs a part)
-    if !items.is_empty() {
+    if !enclosed.is_empty() {
         out.extend_from_slice(format!("\r\n--{outer}\r\n").as_bytes());
         out.extend_from_slice(
             format!("Content-Type: multipart/digest; boundary=\"{inner}\"\r\n").as_bytes(),
@@ -130,36 +225,15 @@ pub fn build(
             out.extend_from_slice(format!("Content-Transfer-Encoding: {c}\r\n").as_bytes());
         }
         out.extend_from_slice(b"\r\n");
-        for (it, close) in items.iter().zip(&closes) {
-            // delimiter, then an empty header section: no Content-Type, so
-            // the part is message/rfc822 (RFC 2046 §5.1.5); then the post as is.
-            out.extend_from_slice(format!("\r\n--{inner}\r\n\r\n").as_bytes());
-            out.extend_from_slice(it.raw);
-            // the close delimiters of the post's open multiparts, if any
-            out.extend_from_slice(close);
-            // a post with no empty line at all is all header section, as
-            // any parser reads it; unterminated, it would swallow the next
-            // delimiter (the CRLF before a delimiter belongs to the
-            // delimiter): end it. A post with a body is enclosed as it is,
-            // final line end or not
-            let no_body = memchr::memmem::find(it.raw, b"\n\r\n").is_none()
-                && memchr::memmem::find(it.raw, b"\n\n").is_none();
-            if close.is_empty() && no_body {
-                // end the header section with its empty line, so no reader
-                // (mail-parser's field parsers included) runs on into the
-                // delimiter
-                if !it.raw.ends_with(b"\n") {
-                    out.extend_from_slice(b"\r\n");
-                }
-                out.extend_from_slice(b"\r\n");
-            }
+        for post in enclosed {
+            enclose(&mut out, &inner, post);
         }
         out.extend_from_slice(format!("\r\n--{inner}--\r\n").as_bytes());
     }
 
     if !footer.trim().is_empty() {
         out.extend_from_slice(format!("\r\n--{outer}\r\n").as_bytes());
-        text_part(&mut out, &footer, "Digest Footer");
+        text_part(&mut out, footer, "Digest Footer");
     }
     out.extend_from_slice(format!("\r\n--{outer}--\r\n").as_bytes());
     Ok(out)

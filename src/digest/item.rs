@@ -43,6 +43,7 @@ fn parser() -> MessageParser {
         .header_address(HeaderName::Cc)
         .header_text(HeaderName::Subject)
         .header_id(HeaderName::MessageId)
+        .header_date(HeaderName::Date)
         .header_comma_separated(HeaderName::Keywords)
 }
 
@@ -100,6 +101,17 @@ impl<'a> Item<'a> {
             author,
             parsed,
         }
+    }
+
+    /// The address of the first `From:` mailbox, as written.
+    pub fn from_address(&self) -> Option<String> {
+        let from = self.parsed.as_ref()?.from()?.first()?;
+        from.address().map(str::to_string)
+    }
+
+    /// The post's `Date:` in RFC 5322 form, when it has a readable one.
+    pub fn date_rfc822(&self) -> Option<String> {
+        self.parsed.as_ref()?.date().map(|d| d.to_rfc822())
     }
 
     /// What the post needs appended to close the multiparts it leaves

@@ -32,6 +32,7 @@ pub mod build_plain;
 mod close;
 pub mod encode;
 pub mod item;
+mod seal;
 pub mod text;
 
 use crate::config::schedule::Schedule;

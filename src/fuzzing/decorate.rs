@@ -14,25 +14,10 @@
 
 use crate::config::ListConfig;
 use crate::mime::header_block;
+use crate::mime::leaves::leaves;
 use crate::posts::decorate::{decorate, Decoration, FooterPlacement};
 use crate::posts::rules::{self, DiscardReason, Facts, PostAction, PostView, SenderRule};
-use mail_parser::{Message, MessageParser, PartType};
-
-/// The decoded contents of each leaf body part, in order: text as UTF-8,
-/// binary as is, a nested message by its raw bytes. (Contents, not kinds:
-/// mail-parser calls the empty body of a one-part message text whatever
-/// its type.)
-pub fn leaves(m: &Message<'_>) -> Vec<Vec<u8>> {
-    m.parts
-        .iter()
-        .filter_map(|p| match &p.body {
-            PartType::Text(t) | PartType::Html(t) => Some(t.as_bytes().to_vec()),
-            PartType::Binary(b) | PartType::InlineBinary(b) => Some(b.to_vec()),
-            PartType::Message(n) => Some(n.raw_message().to_vec()),
-            PartType::Multipart(_) => None,
-        })
-        .collect()
-}
+use mail_parser::{Message, MessageParser};
 
 /// First byte: flags (footer, non-ASCII footer, list `news`, facts); the
 /// rest: the message.
@@ -115,7 +100,9 @@ pub fn run(msg: &[u8], list: &str, footer: Option<&str>, facts: &Facts) {
     }
     let la = leaves(&after);
     match out.footer {
-        FooterPlacement::NoFooter | FooterPlacement::SkippedSigned => {
+        FooterPlacement::NoFooter
+        | FooterPlacement::SkippedSigned
+        | FooterPlacement::SkippedMalformed => {
             assert_eq!(lb, la, "decoration changed a body part")
         }
         FooterPlacement::Appended => {

@@ -10,6 +10,7 @@
 
 pub mod encoded_word;
 pub mod header_block;
+pub mod leaves;
 pub mod lines;
 pub mod list_id;
 pub mod multipart_close;

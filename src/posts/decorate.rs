@@ -10,7 +10,9 @@
 //! multipart message, and never added to multipart/signed or encrypted mail.
 //! A post whose multiparts are not all closed gets the missing close
 //! delimiters before the footer part (`mime::multipart_close`), so no
-//! reader takes the footer for part of the post.
+//! reader takes the footer for part of the post; a decorated post is read
+//! back, and one that no longer shows the original's parts unchanged goes
+//! out without the footer.
 //!
 //! Trusts the decision already made (the message was accepted) and the
 //! decoration settings; trusts nothing in the message bytes (any input gives
@@ -18,6 +20,7 @@
 
 use crate::config::{Config, ListConfig, PostingPolicy, ReplyTo};
 use crate::mime::header_block::{self, Rewrite, Split};
+use crate::mime::leaves::leaves;
 use crate::mime::{encoded_word, lines, list_id, multipart_close, qp, transfer};
 use mail_parser::{MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
@@ -125,6 +128,10 @@ pub enum FooterPlacement {
     Wrapped,
     /// Signed or encrypted: the body was left byte-identical.
     SkippedSigned,
+    /// The footer would have changed how a reader sees the post's own parts
+    /// (a malformed post, read back otherwise once extended): the body was
+    /// left byte-identical.
+    SkippedMalformed,
 }
 
 /// A decorated post.
@@ -140,7 +147,62 @@ pub struct Decorated {
 }
 
 /// Decorates `original` (a complete message) for distribution.
+///
+/// With a footer, the result is read back (mail-parser) and must show every
+/// part of the post as it was, then the footer; when it does not (a
+/// malformed post that reads otherwise once extended), the post goes out
+/// with the list headers only.
 pub fn decorate(original: &[u8], d: &Decoration) -> Decorated {
+    let out = decorate_with(original, d, d.footer.as_deref());
+    let placed = matches!(
+        out.footer,
+        FooterPlacement::Appended | FooterPlacement::AddedPart | FooterPlacement::Wrapped
+    );
+    if !placed {
+        return out;
+    }
+    // the same post without the footer, read the way the footed one is
+    // (decoration's header block before it) is what the footer must keep
+    let mut plain = decorate_with(original, d, None);
+    if reads_back_whole(&plain.bytes, &out, d.footer.as_deref().unwrap_or_default()) {
+        return out;
+    }
+    tracing::debug!(
+        message_id = %out.message_id,
+        "the post reads otherwise with the footer; sending it without"
+    );
+    plain.footer = FooterPlacement::SkippedMalformed;
+    plain
+}
+
+/// Whether `out` reads as `plain`'s leaf parts (closed as decoration
+/// closed them), unchanged, with the footer after them: appended to the
+/// one text part, or as one more part.
+fn reads_back_whole(plain: &[u8], out: &Decorated, footer: &str) -> bool {
+    let repaired: Cow<'_, [u8]> = if out.closed.is_empty() {
+        Cow::Borrowed(plain)
+    } else {
+        Cow::Owned([plain, out.closed.as_slice()].concat())
+    };
+    let (Some(before), Some(after)) = (
+        MessageParser::default().parse(&repaired),
+        MessageParser::default().parse(&out.bytes),
+    ) else {
+        return false;
+    };
+    let (lb, la) = (leaves(&before), leaves(&after));
+    match out.footer {
+        FooterPlacement::Appended => lb.len() == 1 && la.len() == 1 && la[0].starts_with(&lb[0]),
+        FooterPlacement::AddedPart | FooterPlacement::Wrapped => {
+            let want = normalize_eol(footer, header_block::split(plain).eol).into_bytes();
+            la.len() == lb.len() + 1 && la[..lb.len()] == lb[..] && la.last() == Some(&want)
+        }
+        _ => true,
+    }
+}
+
+/// Decorates with `footer` (or none), without reading the result back.
+fn decorate_with(original: &[u8], d: &Decoration, footer: Option<&str>) -> Decorated {
     let split = header_block::split(original);
     let eol = split.eol;
     let mut rw = Rewrite::new();
@@ -216,7 +278,7 @@ pub fn decorate(original: &[u8], d: &Decoration) -> Decorated {
     rw.append("X-Loop", d.loop_address.as_bytes(), eol);
 
     let mut closed = Vec::new();
-    let (body, footer) = match &d.footer {
+    let (body, footer) = match footer {
         None => (None, FooterPlacement::NoFooter),
         Some(f) => add_footer(original, &split, &mut rw, f, &mut closed),
     };
@@ -1010,6 +1072,29 @@ Approved: secret\r\nReply-To: ann@example.org\r\n\r\nbody line\r\n"
         let d = decorate(m.as_bytes(), &deco(None));
         assert_eq!(body(&d.bytes), body(m.as_bytes()));
         assert!(d.closed.is_empty());
+    }
+
+    /// Found by the fuzzers (fuzz/seeds/decorate/regress_misread_*): a
+    /// post that reads otherwise once the footer is added goes out without
+    /// it, its body byte for byte.
+    #[test]
+    fn a_post_that_reads_otherwise_with_the_footer_goes_out_without_it() {
+        // quoted-printable ending in white space with no line end: a reader
+        // drops that space once the footer's line follows
+        let m = format!("{HEAD}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 ");
+        let d = decorate(m.as_bytes(), &deco(Some("f\n")));
+        assert_eq!(d.footer, FooterPlacement::SkippedMalformed);
+        assert_eq!(body(&d.bytes), body(m.as_bytes()));
+        assert_eq!(parsed_text(&d.bytes, 0), "café ");
+        // the list headers are there all the same
+        assert!(header_block::split(&d.bytes)
+            .find(&d.bytes, "List-Id")
+            .next()
+            .is_some());
+        // with its line end it takes the footer
+        let m = format!("{m}\r\n");
+        let d = decorate(m.as_bytes(), &deco(Some("f\n")));
+        assert_eq!(d.footer, FooterPlacement::Appended);
     }
 
     #[test]
