@@ -14,7 +14,6 @@
 //! Trusts nothing in the posts: the stand-in carries their text only in
 //! encoded words and base64.
 
-use super::build_mime::encloses_alone;
 use super::item::Item;
 use crate::mime::{encoded_word, header_block, phrase, transfer};
 use mail_parser::{MessageParser, MimeHeaders, PartType};
@@ -99,6 +98,7 @@ pub fn first_misread(digest: &[u8], posts: usize) -> Result<Option<usize>, ()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::build_mime::encloses_alone;
 
     #[test]
     fn a_sealed_post_reads_back_with_its_text_and_headers() {
@@ -114,7 +114,7 @@ mod tests {
         assert!(m.date().is_some());
         assert_eq!(
             m.body_text(0).unwrap().as_bytes(),
-            &String::from_utf8_lossy(raw).as_bytes()[..]
+            String::from_utf8_lossy(raw).as_bytes()
         );
     }
 
