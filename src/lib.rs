@@ -17,6 +17,7 @@ pub mod control;
 pub mod daemon;
 pub mod delivery;
 pub mod digest;
+pub mod dkim;
 pub mod fault;
 #[doc(hidden)]
 pub mod fuzzing;

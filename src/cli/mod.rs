@@ -5,6 +5,7 @@
 mod archive;
 mod check;
 mod digest;
+mod dkim;
 mod held;
 mod members;
 mod progress;
@@ -62,6 +63,11 @@ pub enum Command {
     },
     /// Subscription requests waiting for an owner: list them, or approve|reject|discard ID.
     Requests(requests::RequestsArgs),
+    /// DKIM: `keygen DOMAIN SELECTOR` makes a signing key and prints the TXT record to publish.
+    Dkim {
+        #[command(subcommand)]
+        cmd: dkim::DkimCmd,
+    },
 }
 
 /// An error a subcommand reports; printed as `listd: ...` with exit code 1.
@@ -98,6 +104,7 @@ pub fn main() -> i32 {
         Command::Digest { cmd } => digest::run(&path, cmd),
         Command::Requests(a) => requests::run(&path, a),
         Command::Archive { cmd } => archive::run(&path, cmd),
+        Command::Dkim { cmd } => dkim::run(&path, cmd),
     };
     if wakes && result.is_ok() {
         if let Ok(config) = crate::config::Config::load(&path) {

@@ -40,6 +40,7 @@ pub struct Config {
     pub robot: RobotConfig,
     pub delivery: DeliveryConfig,
     pub web: WebConfig,
+    pub dkim: DkimConfig,
     /// Where mail to `postmaster@domain` (and `<Postmaster>`) is forwarded;
     /// empty: to the owners of every list (see [`Config::postmaster_recipients`]).
     pub postmaster: Vec<String>,
@@ -69,6 +70,8 @@ struct RawConfig {
     delivery: DeliveryConfig,
     #[serde(default)]
     web: WebConfig,
+    #[serde(default)]
+    dkim: DkimConfig,
     #[serde(default)]
     postmaster: Vec<String>,
 }
@@ -295,7 +298,82 @@ pub struct WebConfig {
     pub unsubscribe_url: Option<String>,
 }
 
+/// `dkim:` — the keys listd signs its outgoing mail with.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DkimConfig {
+    /// One key per signing domain (`listd dkim keygen DOMAIN SELECTOR`).
+    pub keys: Vec<DkimKeyConfig>,
+}
+
+/// One DKIM signing key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimKeyConfig {
+    /// The signing domain (`d=`): the list domain, or a From domain listd sends as.
+    pub domain: String,
+    /// The selector (`s=`): the key is published at `SELECTOR._domainkey.DOMAIN`.
+    pub selector: String,
+    /// The private key (PKCS#8 or PKCS#1 PEM; Ed25519 or RSA), relative to listd.yaml's folder.
+    pub key_file: PathBuf,
+}
+
+/// Every DKIM key file must hold a usable key, and no domain has two keys.
+fn validate_dkim(path: &Path, text: &str, dkim: &DkimConfig, errors: &mut Vec<ConfigError>) {
+    let mut seen = std::collections::BTreeSet::new();
+    for k in &dkim.keys {
+        let at = error::find_line(text, &format!("selector: {}", k.selector))
+            .or_else(|| error::find_line(text, "dkim:"));
+        if !seen.insert(k.domain.to_ascii_lowercase()) {
+            errors.push(ConfigError::new(
+                path,
+                at,
+                format!(
+                    "dkim.keys: a second key for {} (one key signs per domain)",
+                    k.domain
+                ),
+            ));
+        }
+        if Address::parse(&format!("x@{}", k.domain)).is_err() {
+            errors.push(ConfigError::new(
+                path,
+                at,
+                format!("dkim.keys: `{}` is not a valid domain name", k.domain),
+            ));
+        }
+        if k.selector.is_empty()
+            || !k
+                .selector
+                .split('.')
+                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        {
+            errors.push(ConfigError::new(
+                path,
+                at,
+                format!("dkim.keys: selector `{}` is not a DNS label", k.selector),
+            ));
+        }
+        if let Err(why) = crate::dkim::check_key_file(&k.key_file) {
+            errors.push(ConfigError::new(
+                path,
+                at,
+                format!("dkim key file {}: {why}", k.key_file.display()),
+            ));
+        }
+    }
+}
+
 impl Config {
+    /// The site's DKIM signer (no keys: signs nothing).
+    pub fn dkim_signer(&self) -> Result<crate::dkim::Signer, String> {
+        crate::dkim::Signer::load(
+            self.dkim
+                .keys
+                .iter()
+                .map(|k| (k.domain.as_str(), k.selector.as_str(), k.key_file.as_path())),
+        )
+    }
+
     /// Where the config file is: `--config`, then `$LISTD_CONFIG`, then `./listd.yaml`.
     pub fn locate(cli: Option<&Path>) -> PathBuf {
         if let Some(p) = cli {
@@ -331,6 +409,11 @@ impl Config {
         };
 
         validate_global(path, &text, &raw, &mut errors);
+        let mut raw = raw;
+        for k in &mut raw.dkim.keys {
+            k.key_file = resolve(&k.key_file);
+        }
+        validate_dkim(path, &text, &raw.dkim, &mut errors);
         let lists_dir = resolve(&raw.lists_dir);
         let lists = list::load_all(&lists_dir, &raw.domain, &mut errors);
 
@@ -349,6 +432,7 @@ impl Config {
             robot: raw.robot,
             delivery: raw.delivery,
             web: raw.web,
+            dkim: raw.dkim,
             postmaster: raw.postmaster,
             lists,
         })
@@ -428,6 +512,7 @@ impl Config {
             robot: RobotConfig::default(),
             delivery: DeliveryConfig::default(),
             web: WebConfig::default(),
+            dkim: DkimConfig::default(),
             postmaster: Vec::new(),
             lists: BTreeMap::new(),
         }

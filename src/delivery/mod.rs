@@ -28,10 +28,11 @@ pub mod retention;
 pub use queue::{enqueue_post, enqueue_post_message, Done, RecordStats, Work};
 
 use crate::config::Config;
+use crate::dkim::Signer;
 use crate::plumbing::Wakers;
 use crate::store::{self, StoreError};
 use client::{RcptResult, Relay, RelayConn};
-use queue::JobCache;
+use queue::{JobCache, JobInfo};
 use rusqlite::Connection;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -68,6 +69,7 @@ pub struct Engine {
     config: Arc<Config>,
     db: Arc<Mutex<Db>>,
     relay: Relay,
+    signer: Arc<Signer>,
 }
 
 /// Opens the delivery worker's connection. `synchronous=NORMAL` here: in WAL
@@ -88,6 +90,7 @@ impl Engine {
     pub fn new(config: Arc<Config>) -> Result<Engine, StoreError> {
         let conn = open_db(&config)?;
         let relay = Relay::from_config(&config);
+        let signer = Arc::new(config.dkim_signer().map_err(StoreError::Invalid)?);
         Ok(Engine {
             config,
             db: Arc::new(Mutex::new(Db {
@@ -95,6 +98,7 @@ impl Engine {
                 cache: JobCache::default(),
             })),
             relay,
+            signer,
         })
     }
 
@@ -183,12 +187,15 @@ impl Engine {
                     stats.units += 1;
                     let (sem, pool, relay, tx) =
                         (sem.clone(), pool.clone(), self.relay.clone(), tx.clone());
+                    let (signer, domain) = (self.signer.clone(), self.config.domain.clone());
                     tokio::spawn(async move {
                         // a panic while sending is this unit's failure: its
                         // recipients are deferred and the pass goes on
                         let work = w.clone();
-                        let sending =
-                            std::panic::AssertUnwindSafe(send_work(w, &sem, &pool, &relay));
+                        let sending = std::panic::AssertUnwindSafe(async {
+                            let body = signed_body(&w.job, &signer, &domain);
+                            send_work(w, body, &sem, &pool, &relay).await
+                        });
                         let out = match futures_util::FutureExt::catch_unwind(sending).await {
                             Ok(out) => out,
                             Err(_) => {
@@ -243,10 +250,25 @@ impl Engine {
     }
 }
 
-/// Sends one unit of work over a pooled (or new) connection. Returns the
-/// verdicts, and the reason if the relay could not be reached.
+/// The bytes that go out for `job`: signed once per body, shared by every
+/// transaction and recipient that sends it (VERP changes only the
+/// envelope); as stored when no key signs it.
+fn signed_body(job: &JobInfo, signer: &Signer, domain: &str) -> Arc<[u8]> {
+    if signer.is_empty() {
+        return job.body.clone();
+    }
+    job.signed
+        .get_or_init(|| signer.sign(&job.body, domain).map(Arc::from))
+        .clone()
+        .unwrap_or_else(|| job.body.clone())
+}
+
+/// Sends one unit of work (`body`: the job's bytes as they go out) over a
+/// pooled (or new) connection. Returns the verdicts, and the reason if the
+/// relay could not be reached.
 async fn send_work(
     work: Work,
+    body: Arc<[u8]>,
     sem: &Semaphore,
     pool: &Mutex<Vec<RelayConn>>,
     relay: &Relay,
@@ -264,11 +286,11 @@ async fn send_work(
         },
     };
     let job = work.job.clone();
-    crate::fault::point("delivery", &job.body);
+    crate::fault::point("delivery", &body);
     let results = if job.verp && !job.env_from.is_empty() {
-        if conn.can_stream(&job.body) {
+        if conn.can_stream(&body) {
             let rcpts: Vec<&str> = work.rcpts.iter().map(String::as_str).collect();
-            conn.verp_stream(&rcpts, |r| queue::verp_sender(&job.env_from, r), &job.body)
+            conn.verp_stream(&rcpts, |r| queue::verp_sender(&job.env_from, r), &body)
                 .await
         } else {
             let mut results = Vec::with_capacity(work.rcpts.len());
@@ -280,14 +302,14 @@ async fn send_work(
                     continue;
                 }
                 let from = queue::verp_sender(&job.env_from, rcpt);
-                let mut r = conn.transaction(&from, &[rcpt.as_str()], &job.body).await;
+                let mut r = conn.transaction(&from, &[rcpt.as_str()], &body).await;
                 results.push(r.pop().unwrap_or(RcptResult::Deferred("no verdict".into())));
             }
             results
         }
     } else {
         let rcpts: Vec<&str> = work.rcpts.iter().map(String::as_str).collect();
-        conn.transaction(&job.env_from, &rcpts, &job.body).await
+        conn.transaction(&job.env_from, &rcpts, &body).await
     };
     if conn.is_usable() {
         if let Ok(mut p) = pool.lock() {

@@ -39,21 +39,26 @@ pub fn lines(text: &[u8]) -> Vec<(&[u8], bool)> {
 
 /// `text` with every line end (`\n`, `\r\n` or a lone `\r`) written as `eol`.
 pub fn with_eol(text: &str, eol: &str) -> String {
-    let b = text.as_bytes();
-    let mut out = String::with_capacity(b.len() + b.len() / 32);
+    let out = with_eol_bytes(text.as_bytes(), eol.as_bytes());
+    // only ASCII line-end bytes were replaced by ASCII: still UTF-8
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// `b` with every line end (`\n`, `\r\n` or a lone `\r`) written as `eol`.
+pub fn with_eol_bytes(b: &[u8], eol: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len() + b.len() / 32);
     let mut start = 0;
     while let Some(off) = memchr::memchr2(b'\r', b'\n', &b[start..]) {
         let i = start + off;
-        // `i` is an ASCII byte, so both slices fall on char boundaries
-        out.push_str(&text[start..i]);
-        out.push_str(eol);
+        out.extend_from_slice(&b[start..i]);
+        out.extend_from_slice(eol);
         start = if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') {
             i + 2
         } else {
             i + 1
         };
     }
-    out.push_str(&text[start..]);
+    out.extend_from_slice(&b[start..]);
     out
 }
 

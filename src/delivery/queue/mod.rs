@@ -57,6 +57,9 @@ pub struct JobInfo {
     pub created_at: i64,
     /// The message, stored once, shared by every transaction.
     pub body: Arc<[u8]>,
+    /// The message as signed (`crate::dkim`), made once by the first
+    /// transaction that sends it; `None` inside when no key signs it.
+    pub signed: std::sync::OnceLock<Option<Arc<[u8]>>>,
 }
 
 /// Where a unit of work came from.
@@ -175,6 +178,7 @@ impl JobCache {
                     verp: r.get::<_, i64>(3)? != 0,
                     created_at: r.get(4)?,
                     body: Arc::from(r.get::<_, Vec<u8>>(5)?),
+                    signed: std::sync::OnceLock::new(),
                 })
             })
             .optional()?;

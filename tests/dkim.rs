@@ -1,0 +1,260 @@
+//! DKIM signing of everything listd sends, end to end: keys made by
+//! `listd dkim keygen`, the daemon on 127.0.0.1, the capturing sink as the
+//! relay, and every captured message verified by mail-auth against the TXT
+//! record keygen printed (served from a cache: no network).
+
+mod common;
+
+use common::sink::{Sink, Transaction};
+use common::{message, run_cli, send, wait_until, Listd, TestEnv, DOMAIN};
+use listd::store::members::DeliveryMode;
+use mail_auth::common::parse::TxtRecordParser;
+use mail_auth::common::verify::DomainKey as PublicKey;
+use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters};
+use mail_auth::{ResolverCache, Txt};
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The records keygen printed, standing in for DNS.
+#[derive(Default)]
+struct Zone(Mutex<HashMap<Box<str>, Txt>>);
+
+impl Zone {
+    fn publish(&self, name: &str, txt: &str) {
+        let key = Txt::DomainKey(Arc::new(PublicKey::parse(txt.as_bytes()).unwrap()));
+        let mut m = self.0.lock().unwrap();
+        m.insert(format!("{name}.").into(), key.clone());
+        m.insert(name.into(), key);
+    }
+}
+
+impl ResolverCache<Box<str>, Txt> for Zone {
+    fn get<Q>(&self, name: &Q) -> Option<Txt>
+    where
+        Box<str>: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.0.lock().unwrap().get(name).cloned()
+    }
+    fn remove<Q>(&self, name: &Q) -> Option<Txt>
+    where
+        Box<str>: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.0.lock().unwrap().remove(name)
+    }
+    fn insert(&self, _: Box<str>, _: Txt, _: std::time::Instant) {}
+}
+
+/// Each signature's verdict and signing domain.
+async fn verify(zone: &Zone, msg: &[u8]) -> Vec<(DkimResult, String)> {
+    let auth = MessageAuthenticator::new_system_conf().unwrap();
+    let m = AuthenticatedMessage::parse(msg).unwrap();
+    auth.verify_dkim(Parameters::new(&m).with_txt_cache(zone))
+        .await
+        .iter()
+        .map(|o| (o.result().clone(), o.signature().unwrap().d.clone()))
+        .collect()
+}
+
+/// Runs `listd dkim keygen` and returns the key file and the TXT value it
+/// printed (its zone-file strings joined).
+fn keygen(dir: &Path, domain: &str, selector: &str, algorithm: &str) -> (PathBuf, String) {
+    let out = dir.join(format!("{selector}.key"));
+    let (code, stdout, stderr) = Listd::at(dir.join("listd.yaml")).run(&[
+        "dkim",
+        "keygen",
+        domain,
+        selector,
+        "--algorithm",
+        algorithm,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{selector}._domainkey.{domain}. IN TXT")))
+        .unwrap_or_else(|| panic!("no TXT record in:\n{stdout}"));
+    let txt: String = line
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .collect::<Vec<_>>()
+        .concat();
+    (out, txt)
+}
+
+/// Mails `subject`/`body` from `from` to `LOCAL@DOMAIN`; expects 250.
+async fn post(smtp: std::net::SocketAddr, from: &str, local: &str, subject: &str, body: &str) {
+    let to = format!("{local}@{DOMAIN}");
+    send(smtp, from, &[&to], &message(from, &to, subject, body))
+        .await
+        .expect(250);
+}
+
+fn dkim_signatures(t: &Transaction) -> Vec<Vec<u8>> {
+    let split = listd::mime::header_block::split(&t.data);
+    split
+        .raw_values(&t.data, "DKIM-Signature")
+        .into_iter()
+        .map(listd::mime::header_block::unfold)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_notices_robot_replies_and_digests_go_out_signed() {
+    let keys = tempfile::tempdir().unwrap();
+    let (rsa, rsa_txt) = keygen(keys.path(), DOMAIN, "rsa2026", "rsa");
+    let (ed, ed_txt) = keygen(keys.path(), "example.com", "ed2026", "ed25519");
+    let zone = Zone::default();
+    zone.publish(&format!("rsa2026._domainkey.{DOMAIN}"), &rsa_txt);
+    zone.publish("ed2026._domainkey.example.com", &ed_txt);
+
+    let sink = Sink::start();
+    let env = TestEnv::builder()
+        .relay_port(sink.port())
+        .set(
+            "dkim",
+            "keys",
+            &format!(
+                "[{{domain: {DOMAIN}, selector: rsa2026, key_file: {}}}, {{domain: example.com, selector: ed2026, key_file: {}}}]",
+                rsa.display(),
+                ed.display()
+            ),
+        )
+        .list("dev", "posting: members\nnonmember_posts: hold\nmoderators: [mod@example.net]\nsubject_prefix: '[dev]'\nfooter: true\ndigest:\n  enabled: true\n  schedule: none\n")
+        .list("verp", "posting: anyone\nverp: true\n")
+        .build();
+    let members = ["a@example.net", "b@example.net", "c@example.com"];
+    env.add_members("dev", &members);
+    env.add_members("verp", &members);
+    env.add_members_mode("dev", &["digester@example.net"], DeliveryMode::DigestMime);
+    let d = env.start().await;
+
+    // a post to 3 members, batched: one signature, made once, for all
+    post(
+        d.smtp_addr(),
+        "a@example.net",
+        "dev",
+        "signed post",
+        "hello",
+    )
+    .await;
+    // VERP: one transaction per member, the same signed body
+    post(d.smtp_addr(), "a@example.net", "verp", "verp post", "hi").await;
+    // From a domain the site has its own key for: that key signs
+    post(d.smtp_addr(), "c@example.com", "dev", "ed post", "hi").await;
+    // a non-member's post: held, and the moderator notified
+    post(d.smtp_addr(), "z@example.org", "dev", "held post", "x").await;
+    // a robot reply
+    post(d.smtp_addr(), "c@example.com", "dev-request", "", "help").await;
+    assert!(
+        wait_until(WAIT, || sink.transactions().len() >= 9).await,
+        "{} sent",
+        sink.transactions().len()
+    );
+    let (code, _, err) = run_cli(&env, &["digest", "send", "dev"]);
+    assert_eq!(code, 0, "{err}");
+    let is_digest = |t: &Transaction| t.rcpts.iter().any(|r| r.starts_with("digester@"));
+    assert!(wait_until(WAIT, || sink.transactions().iter().any(is_digest)).await);
+
+    let all = sink.transactions();
+    let subject = |t: &Transaction| {
+        mail_parser::MessageParser::default()
+            .parse(&t.data)
+            .and_then(|m| m.subject().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let of = |s: &str| -> Vec<&Transaction> {
+        all.iter()
+            .filter(|t| subject(t).contains(s) && !is_digest(t))
+            .collect()
+    };
+    let post = of("[dev] signed post");
+    assert_eq!(post.iter().map(|t| t.rcpts.len()).sum::<usize>(), 3);
+    let verp = of("verp post");
+    assert_eq!(verp.len(), 3, "one VERP transaction per member");
+    for group in [&post, &verp] {
+        let sigs: Vec<_> = group.iter().map(|t| dkim_signatures(t)).collect();
+        assert_eq!(sigs[0].len(), 1);
+        assert!(sigs.iter().all(|s| *s == sigs[0]), "one signature per body");
+    }
+    let notice = all
+        .iter()
+        .find(|t| t.rcpts.iter().any(|r| r == "mod@example.net"))
+        .expect("a moderator notice");
+    let reply = all
+        .iter()
+        .find(|t| t.rcpts.iter().any(|r| r == "c@example.com") && !subject(t).contains("post"))
+        .expect("a robot reply");
+    let digest = all.iter().find(|t| is_digest(t)).unwrap();
+    for (what, t) in [
+        ("post", post[0]),
+        ("verp", verp[0]),
+        ("notice", notice),
+        ("robot reply", reply),
+        ("digest", digest),
+    ] {
+        let v = verify(&zone, &t.data).await;
+        assert_eq!(
+            v,
+            vec![(DkimResult::Pass, DOMAIN.to_string())],
+            "{what}:\n{}",
+            String::from_utf8_lossy(&t.data)
+        );
+    }
+    let ed_post = of("[dev] ed post");
+    assert_eq!(
+        verify(&zone, &ed_post[0].data).await,
+        vec![(DkimResult::Pass, "example.com".to_string())]
+    );
+    d.shutdown().await;
+}
+
+#[test]
+fn a_key_file_that_cannot_sign_is_a_config_error_with_its_line() {
+    let env = TestEnv::builder()
+        .set(
+            "dkim",
+            "keys",
+            "[{domain: lists.example.org, selector: s1, key_file: missing.key}]",
+        )
+        .build();
+    let (code, _, err) = run_cli(&env, &["check"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("listd.yaml:"), "{err}");
+    assert!(err.contains("dkim key file"), "{err}");
+    assert!(err.contains("missing.key: cannot read"), "{err}");
+    // keygen makes what was missing, beside listd.yaml; then the site loads
+    let keygen_missing = || {
+        run_cli(
+            &env,
+            &["dkim", "keygen", DOMAIN, "s1", "--out", "missing.key"],
+        )
+    };
+    let (code, out, err) = keygen_missing();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("s1._domainkey.lists.example.org. IN TXT"),
+        "{out}"
+    );
+    let (code, _, err) = run_cli(&env, &["check"]);
+    assert_eq!(code, 0, "{err}");
+    // never over an existing key
+    let (code, _, err) = keygen_missing();
+    assert_eq!(code, 1);
+    assert!(err.contains("never overwritten"), "{err}");
+    let (code, _, err) = run_cli(&env, &["dkim", "keygen", "not a domain", "s1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a valid domain"), "{err}");
+    let (code, _, err) = run_cli(&env, &["dkim", "keygen", "example.org", "bad_selector"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a DNS label"), "{err}");
+}
