@@ -307,7 +307,7 @@ fn run(mode: Mode, load: &Load) {
 fn versus_postfix(load: &Load, count: u64, rounds: u64) {
     let sessions = load.clients;
     let size = load.size as u64;
-    let postfix = support::PostfixQueue::start();
+    let postfix = support::PrivatePostfix::start(None);
     let (_dir, daemon) = fresh_daemon();
     println!(
         "smtp-source -s {sessions} -m {count} -l {size}, one message per connection, {rounds} alternating rounds:"

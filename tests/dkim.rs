@@ -258,3 +258,71 @@ fn a_key_file_that_cannot_sign_is_a_config_error_with_its_line() {
     assert_eq!(code, 1);
     assert!(err.contains("not a DNS label"), "{err}");
 }
+
+/// The signed post relayed by a real Postfix (a private instance relaying
+/// to the sink) still verifies: nothing on the way changes a signed byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_survives_a_real_postfix_relay() {
+    let sink = Sink::start();
+    let postfix = match common::postfix::PrivatePostfix::start(Some(sink.addr())) {
+        Ok(p) => p,
+        Err(why) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipped: no private Postfix ({why}); install postfix to run this test");
+            return;
+        }
+        Err(why) => panic!("CI needs Postfix for this test: {why}"),
+    };
+    let keys = tempfile::tempdir().unwrap();
+    let (key, txt) = keygen(keys.path(), DOMAIN, "pf", "ed25519");
+    let zone = Zone::default();
+    zone.publish(&format!("pf._domainkey.{DOMAIN}"), &txt);
+    let env = TestEnv::builder()
+        .relay_port(postfix.addr.port())
+        .set(
+            "dkim",
+            "keys",
+            &format!(
+                "[{{domain: {DOMAIN}, selector: pf, key_file: {}}}]",
+                key.display()
+            ),
+        )
+        .list(
+            "dev",
+            "posting: members\nsubject_prefix: '[dev]'\nfooter: true\n",
+        )
+        .build();
+    env.add_members("dev", &["a@example.net", "b@example.com"]);
+    let d = env.start().await;
+    post(
+        d.smtp_addr(),
+        "a@example.net",
+        "dev",
+        "through postfix",
+        "a line\r\n.a dot-stuffed line\r\ntrailing space   \r\n\r\n",
+    )
+    .await;
+    assert!(
+        wait_until(Duration::from_secs(60), || sink
+            .transactions()
+            .iter()
+            .map(|t| t.rcpts.len())
+            .sum::<usize>()
+            >= 2)
+        .await,
+        "Postfix did not relay the post"
+    );
+    for t in sink.transactions() {
+        assert!(
+            t.data.starts_with(b"Received: "),
+            "not through Postfix:\n{}",
+            String::from_utf8_lossy(&t.data)
+        );
+        assert_eq!(
+            verify(&zone, &t.data).await,
+            vec![(DkimResult::Pass, DOMAIN.to_string())],
+            "{}",
+            String::from_utf8_lossy(&t.data)
+        );
+    }
+    d.shutdown().await;
+}

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod postfix;
 pub mod sink;
 
 pub use cli::Listd;
