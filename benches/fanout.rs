@@ -18,6 +18,10 @@
 //! - `FANOUT_MAX_RCPTS` RCPTs per transaction (default 100)
 //! - `FANOUT_SINK` `smtp-sink` (default) or `internal`
 //! - `FANOUT_VERP_MEMBERS` members for the VERP run (default: FANOUT_MEMBERS)
+//! - `FANOUT_DKIM` signing, a comma-separated list of `none`, `ed25519`,
+//!   `rsa` (RSA-2048), each run in turn (default `none,ed25519,rsa`): the
+//!   key is made with `listd::dkim::generate` and set in `dkim.keys`, and
+//!   delivery signs the post once per body, as in production
 //!
 //! Run: `cargo bench --bench fanout` (add `FANOUT_MEMBERS=1000000` for the
 //! RSS target).
@@ -25,6 +29,7 @@
 use listd::address::Address;
 use listd::config::{Config, ListConfig};
 use listd::delivery;
+use listd::dkim::KeyAlgorithm;
 use listd::store::{self, members, members::DeliveryMode};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -41,6 +46,14 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 fn config(dir: &Path, port: u16, verp: bool) -> Config {
     let mut c = Config::for_tests("lists.example.org", dir);
+    let key = dir.join("dkim.key");
+    if key.exists() {
+        c.dkim.keys.push(listd::config::DkimKeyConfig {
+            domain: "lists.example.org".into(),
+            selector: "bench".into(),
+            key_file: key,
+        });
+    }
     c.relay.host = "127.0.0.1".into();
     c.relay.port = port;
     c.relay.connections = env_usize("FANOUT_CONNECTIONS", 4);
@@ -241,8 +254,21 @@ fn main() {
         Ok("1") => vec![true],
         _ => vec![false, true],
     };
+    let dkims: Vec<Option<KeyAlgorithm>> = std::env::var("FANOUT_DKIM")
+        .unwrap_or_else(|_| if smoke { "ed25519" } else { "none,ed25519,rsa" }.into())
+        .split(',')
+        .map(|m| match m.trim() {
+            "none" => None,
+            "ed25519" => Some(KeyAlgorithm::Ed25519),
+            "rsa" => Some(KeyAlgorithm::Rsa),
+            other => panic!("FANOUT_DKIM: unknown mode `{other}` (none, ed25519, rsa)"),
+        })
+        .collect();
     let relay = start_relay();
-    for verp in verps {
+    let modes = verps
+        .iter()
+        .flat_map(|&v| dkims.iter().map(move |&d| (v, d)));
+    for (verp, dkim) in modes {
         let members = if verp {
             env_usize("FANOUT_VERP_MEMBERS", n).min(if smoke { 300 } else { usize::MAX })
         } else {
@@ -251,6 +277,10 @@ fn main() {
         let dir = tempfile::tempdir().expect("tempdir");
         let t = Instant::now();
         setup(dir.path(), members, domains);
+        if let Some(a) = dkim {
+            let (pem, _) = listd::dkim::generate(a).expect("key");
+            std::fs::write(dir.path().join("dkim.key"), pem).expect("key file");
+        }
         let setup_secs = t.elapsed().as_secs_f64();
         let exe = std::env::current_exe().expect("current exe");
         let out = Command::new(exe)
@@ -267,7 +297,8 @@ fn main() {
             .find(|l| l.starts_with("RESULT"))
             .unwrap_or("RESULT missing (child failed)");
         println!(
-            "fanout members={members} domains={domains} verp={verp} relay=\"{}\" connections={} max_rcpts={} setup_secs={setup_secs:.1}\n  {line}",
+            "fanout members={members} domains={domains} verp={verp} dkim={} relay=\"{}\" connections={} max_rcpts={} setup_secs={setup_secs:.1}\n  {line}",
+            dkim.map_or("none", KeyAlgorithm::dns_tag),
             relay.kind,
             env_usize("FANOUT_CONNECTIONS", 4),
             env_usize("FANOUT_MAX_RCPTS", 100),
