@@ -30,6 +30,7 @@ const LEAVES: &[&str] = &[
     "membership",
     "limits",
     "archive",
+    "member_token",
 ];
 
 const HANDLERS: &[&str] = &["posts", "robot", "moderation", "digest", "delivery"];

@@ -11,6 +11,7 @@ mod progress;
 mod queue;
 mod requests;
 mod serve;
+mod web;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -62,6 +63,11 @@ pub enum Command {
     },
     /// Subscription requests waiting for an owner: list them, or approve|reject|discard ID.
     Requests(requests::RequestsArgs),
+    /// The HTTP side: `token LIST ADDRESS` prints a member's one-click unsubscribe URL, `rotate-secret` makes a new site key for those links.
+    Web {
+        #[command(subcommand)]
+        cmd: web::WebCmd,
+    },
 }
 
 /// An error a subcommand reports; printed as `listd: ...` with exit code 1.
@@ -98,6 +104,7 @@ pub fn main() -> i32 {
         Command::Digest { cmd } => digest::run(&path, cmd),
         Command::Requests(a) => requests::run(&path, a),
         Command::Archive { cmd } => archive::run(&path, cmd),
+        Command::Web { cmd } => web::run(&path, cmd, crate::store::now()),
     };
     if wakes && result.is_ok() {
         if let Ok(config) = crate::config::Config::load(&path) {
