@@ -302,6 +302,9 @@ pub struct WebConfig {
     pub public_url: Option<String>,
     /// Days a replaced site key still verifies the links made with it.
     pub token_grace_days: u32,
+    /// Seconds a client has to send a request's head (slowloris); then the
+    /// connection is closed.
+    pub header_timeout_secs: u64,
 }
 
 impl Default for WebConfig {
@@ -312,6 +315,7 @@ impl Default for WebConfig {
             listen: None,
             public_url: None,
             token_grace_days: 30,
+            header_timeout_secs: 10,
         }
     }
 }
@@ -542,6 +546,7 @@ fn validate_global(path: &Path, text: &str, raw: &RawConfig, errors: &mut Vec<Co
         ("command_deadline_secs", raw.smtp.command_deadline_secs == 0),
         ("max_recipients", raw.relay.max_recipients == 0),
         ("connections", raw.relay.connections == 0),
+        ("header_timeout_secs", raw.web.header_timeout_secs == 0),
     ];
     for (key, zero) in positive {
         if zero {

@@ -3,7 +3,8 @@
 //! API are to be routes on this same server.
 //!
 //! axum routes, served by hyper connection by connection so that each
-//! connection has a deadline for its request head (slowloris), every
+//! connection has a deadline for its request head (slowloris,
+//! `web.header_timeout_secs`), every
 //! request a deadline for its whole handling (a slow body), and a body is
 //! at most [`MAX_BODY`] bytes. The daemon supervises it like a worker and
 //! stops it gracefully: no new connections, open ones finish (at most
@@ -36,9 +37,6 @@ use tokio::sync::{watch, Semaphore};
 
 /// Largest request body read (a one-click POST is 26 bytes).
 pub const MAX_BODY: usize = 4096;
-/// Time a client has to send a request's head, from the connection's
-/// start or the end of the previous response.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a request may take from its head to its answer (its body included).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// Open connections; more wait in the kernel's backlog.
@@ -119,6 +117,8 @@ pub async fn serve(
     state: WebState,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
+    // bound at start, like the listener: a reload does not change it
+    let header_timeout = Duration::from_secs(state.live.current().config.web.header_timeout_secs);
     let service = TowerToHyperService::new(router(state));
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -141,7 +141,7 @@ pub async fn serve(
         };
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
+            .header_read_timeout(header_timeout)
             .max_buf_size(64 * 1024);
         let conn = http.serve_connection(TokioIo::new(stream), service.clone());
         let conn = graceful.watch(conn);
