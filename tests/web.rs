@@ -466,3 +466,25 @@ fn the_cli_explains_itself_and_refuses_without_a_public_url() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+#[test]
+fn listd_check_warns_of_a_loopback_public_url_and_a_personalize_without_one() {
+    let env = TestEnv::builder()
+        .set("web", "public_url", "\"http://127.0.0.1:8080\"")
+        .list(LIST, "")
+        .build();
+    let (code, _, err) = run_cli(&env, &["check"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("warning:") && err.contains("plain http on loopback"), "{err}");
+    let env = TestEnv::builder().list(LIST, "personalize: true\n").build();
+    let (code, _, err) = run_cli(&env, &["check"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("`personalize: true` does nothing until web.public_url is set"), "{err}");
+    let env = TestEnv::builder()
+        .set("web", "public_url", "\"http://lists.example.org\"")
+        .list(LIST, "")
+        .build();
+    let (code, _, err) = run_cli(&env, &["check"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("listd.yaml:") && err.contains("must be an https:// URL"), "{err}");
+}
