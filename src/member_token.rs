@@ -26,8 +26,9 @@ const FORMAT: u8 = 1;
 /// What the MAC covers besides the payload (domain separation).
 const CONTEXT: &[u8] = b"listd unsubscribe\0";
 const MAC_LEN: usize = 32;
-/// Longest token text accepted (a 64-byte list and a 254-byte address fit).
-const MAX_TOKEN_CHARS: usize = 600;
+/// Longest token text made or accepted (a 64-byte list and a 254-byte
+/// address fit).
+pub const MAX_TOKEN_CHARS: usize = 600;
 
 /// One site key.
 #[derive(Clone, PartialEq, Eq)]
@@ -189,14 +190,18 @@ impl SiteKeys {
         Some(next.created + i64::from(grace_days) * 86_400)
     }
 
-    /// The token for `address` on `list`, made with the current key. A list
-    /// name longer than 255 bytes (never a valid one) gets no token.
+    /// The token for `address` on `list`, made with the current key. What
+    /// `verify` would refuse gets none: an empty address, a list name over
+    /// 255 bytes, a token over [`MAX_TOKEN_CHARS`] (never valid names).
     pub fn mint(&self, list: &str, address: &str) -> Option<String> {
+        if address.is_empty() {
+            return None;
+        }
         let key = self.current();
         let mut p = payload(key.id, list, address)?;
         let mac = mac_of(&key.secret, &p).finalize().into_bytes();
         p.extend_from_slice(&mac);
-        Some(URL_SAFE_NO_PAD.encode(p))
+        Some(URL_SAFE_NO_PAD.encode(p)).filter(|t| t.len() <= MAX_TOKEN_CHARS)
     }
 
     /// Reads and checks `token` at `now`.
@@ -254,8 +259,8 @@ impl SiteKeys {
         s
     }
 
-    /// Parses the file; the error is (line, reason).
-    fn parse(text: &str) -> Result<SiteKeys, (usize, String)> {
+    /// Parses the key file's text; the error is (line, reason).
+    pub fn parse(text: &str) -> Result<SiteKeys, (usize, String)> {
         let mut keys: Vec<SiteKey> = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -363,6 +368,10 @@ mod tests {
             keys.verify(&URL_SAFE_NO_PAD.encode(raw), 1000, 30),
             Err(TokenError::BadSignature)
         );
+        // what verify would refuse is never minted
+        assert_eq!(keys.mint("dev", ""), None);
+        assert_eq!(keys.mint(&"l".repeat(256), "x@y"), None);
+        assert_eq!(keys.mint("dev", &"x".repeat(500)), None);
         for junk in ["", "a", "!!!!", "AAAA", &"A".repeat(5000), "é", "AQAAAAEA"] {
             assert!(keys.verify(junk, 1000, 30).is_err(), "{junk}");
         }

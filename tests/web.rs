@@ -475,16 +475,25 @@ fn listd_check_warns_of_a_loopback_public_url_and_a_personalize_without_one() {
         .build();
     let (code, _, err) = run_cli(&env, &["check"]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("warning:") && err.contains("plain http on loopback"), "{err}");
+    assert!(
+        err.contains("warning:") && err.contains("plain http on loopback"),
+        "{err}"
+    );
     let env = TestEnv::builder().list(LIST, "personalize: true\n").build();
     let (code, _, err) = run_cli(&env, &["check"]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("`personalize: true` does nothing until web.public_url is set"), "{err}");
+    assert!(
+        err.contains("`personalize: true` does nothing until web.public_url is set"),
+        "{err}"
+    );
     let env = TestEnv::builder()
         .set("web", "public_url", "\"http://lists.example.org\"")
         .list(LIST, "")
         .build();
     let (code, _, err) = run_cli(&env, &["check"]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("listd.yaml:") && err.contains("must be an https:// URL"), "{err}");
+    assert!(
+        err.contains("listd.yaml:") && err.contains("must be an https:// URL"),
+        "{err}"
+    );
 }

@@ -29,7 +29,7 @@ pub fn run(path: &Path, cmd: WebCmd, now: i64) -> CliResult {
             let keys = SiteKeys::load_or_create(&config.data_dir, now)?;
             let token = keys
                 .mint(&list, &addr.to_string())
-                .ok_or_else(|| anyhow::anyhow!("list name `{list}` is too long for a token"))?;
+                .ok_or_else(|| anyhow::anyhow!("cannot make a token for `{addr}` on `{list}`"))?;
             println!("{}", member_token::unsubscribe_url(public_url, &token));
         }
         WebCmd::RotateSecret => {
