@@ -22,6 +22,8 @@
 //!   `rsa` (RSA-2048), each run in turn (default `none,ed25519,rsa`): the
 //!   key is made with `listd::dkim::generate` and set in `dkim.keys`, and
 //!   delivery signs the post once per body, as in production
+//! - `FANOUT_PERSONALIZE` `1`: the list has `personalize: true` (each
+//!   member's own List-Unsubscribe link, one transaction per member)
 //!
 //! Run: `cargo bench --bench fanout` (add `FANOUT_MEMBERS=1000000` for the
 //! RSS target).
@@ -61,6 +63,10 @@ fn config(dir: &Path, port: u16, verp: bool) -> Config {
     c.relay.timeout_secs = 30;
     let mut l = ListConfig::parse(Path::new("bench.yaml"), "bench", "").expect("list config");
     l.verp = verp;
+    if std::env::var("FANOUT_PERSONALIZE").as_deref() == Ok("1") {
+        l.personalize = true;
+        c.web.public_url = Some("https://lists.example.org".into());
+    }
     c.lists.insert("bench".into(), l);
     c
 }
@@ -297,8 +303,9 @@ fn main() {
             .find(|l| l.starts_with("RESULT"))
             .unwrap_or("RESULT missing (child failed)");
         println!(
-            "fanout members={members} domains={domains} verp={verp} dkim={} relay=\"{}\" connections={} max_rcpts={} setup_secs={setup_secs:.1}\n  {line}",
+            "fanout members={members} domains={domains} verp={verp} dkim={} personalize={} relay=\"{}\" connections={} max_rcpts={} setup_secs={setup_secs:.1}\n  {line}",
             dkim.map_or("none", KeyAlgorithm::dns_tag),
+            std::env::var("FANOUT_PERSONALIZE").as_deref() == Ok("1"),
             relay.kind,
             env_usize("FANOUT_CONNECTIONS", 4),
             env_usize("FANOUT_MAX_RCPTS", 100),

@@ -4,7 +4,8 @@
 //! the spool writer, binds the SMTP and LMTP listeners (`127.0.0.1:0` binds
 //! a free port; the bound addresses are exposed), and spawns the accept
 //! loops, the pipeline worker, the delivery worker, the digest worker and the
-//! moderation worker (held-post expiry and reminders). `DaemonHandle::shutdown` stops in order:
+//! moderation worker (held-post expiry and reminders), and the HTTP server
+//! (`web.listen`, supervised like a worker). `DaemonHandle::shutdown` stops in order:
 //! sessions finish their transactions (new connections get 421), the spool
 //! writer commits what it was given, then the workers stop.
 //!
@@ -133,6 +134,7 @@ pub struct DaemonHandle {
     live: watch::Sender<Ctx>,
     smtp: Vec<SocketAddr>,
     lmtp: Vec<Bound>,
+    web: Option<SocketAddr>,
     /// The workers' wake-up signals (tests may poke them).
     pub wakers: Wakers,
     stop_sessions: watch::Sender<bool>,
@@ -171,6 +173,19 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
                 })?;
             bound.push((b, proto));
         }
+    }
+
+    let web_listener = match &config.web.listen {
+        Some(spec) => Some(Arc::new(crate::web::bind(spec).await.map_err(
+            |source| DaemonError::Bind {
+                addr: spec.clone(),
+                source,
+            },
+        )?)),
+        None => None,
+    };
+    if let Some(w) = config.web.public_url_warning() {
+        tracing::warn!("{w}");
     }
 
     let health = Arc::new(Health::default());
@@ -236,11 +251,24 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
     workers.push(spawn_worker("delivery", |l, w, rx| {
         Box::pin(crate::delivery::run(l, w, rx))
     }));
+    let mut web = None;
+    if let Some(listener) = web_listener {
+        web = listener.local_addr().ok();
+        tracing::info!(at = ?web, "web: listening");
+        let state = crate::web::WebState::new(live.clone(), health.clone(), wakers.clone());
+        workers.push(tokio::spawn(supervise(
+            "web",
+            health.clone(),
+            workers_rx.clone(),
+            move |rx| Box::pin(crate::web::serve(listener.clone(), state.clone(), rx)),
+        )));
+    }
 
     Ok(DaemonHandle {
         live: live_tx,
         smtp,
         lmtp,
+        web,
         wakers,
         stop_sessions,
         stop_workers,
@@ -269,6 +297,11 @@ impl DaemonHandle {
     /// Every bound LMTP listener.
     pub fn lmtp_addrs(&self) -> &[Bound] {
         &self.lmtp
+    }
+
+    /// The bound HTTP address (`web.listen`), if any.
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.web
     }
 
     /// The first LMTP TCP address, if any.
@@ -300,6 +333,9 @@ impl DaemonHandle {
         }
         if config.lmtp.listen != old.lmtp.listen {
             warnings.push("lmtp.listen changed: restart to listen there".to_string());
+        }
+        if config.web.listen != old.web.listen {
+            warnings.push("web.listen changed: restart to listen there".to_string());
         }
         if config.smtp.max_connections != old.smtp.max_connections {
             warnings.push("smtp.max_connections changed: restart to apply it".to_string());

@@ -99,6 +99,18 @@ impl Templates {
             || self.site.has_template(name)
     }
 
+    /// Renders `name` (an HTML page) with every string in `data`
+    /// HTML-escaped first: the registry escapes nothing, so this holds
+    /// even for `{{{triple}}}` stashes in an owner's template.
+    pub fn render_html(
+        &self,
+        list: Option<&str>,
+        name: &str,
+        data: &serde_json::Value,
+    ) -> Result<String, TemplateError> {
+        self.render(list, name, &html_escaped(data))
+    }
+
     /// Renders `name`, preferring the list's override.
     pub fn render<T: serde::Serialize>(
         &self,
@@ -123,9 +135,40 @@ impl Templates {
     }
 }
 
+/// `value` with every string in it HTML-escaped.
+fn html_escaped(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(handlebars::html_escape(s)),
+        Value::Array(a) => Value::Array(a.iter().map(html_escaped).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), html_escaped(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn html_pages_escape_every_value_even_in_triple_stashes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("page.hbs"),
+            "<p>{{a}} {{{b}}} {{#each c}}{{this}}{{/each}}</p>",
+        )
+        .unwrap();
+        let t = Templates::load(dir.path(), dir.path(), &[]).unwrap();
+        let data = serde_json::json!({"a": "<script>", "b": "\"&'", "c": ["<i>", 7]});
+        assert_eq!(
+            t.render_html(None, "page", &data).unwrap(),
+            "<p>&lt;script&gt; &quot;&amp;&#x27; &lt;i&gt;7</p>"
+        );
+    }
 
     #[test]
     fn list_override_wins_and_nothing_is_escaped() {

@@ -31,6 +31,7 @@ const LEAVES: &[&str] = &[
     "limits",
     "archive",
     "dkim",
+    "member_token",
 ];
 
 const HANDLERS: &[&str] = &["posts", "robot", "moderation", "digest", "delivery"];

@@ -75,6 +75,17 @@ proptest! {
     }
 
     #[test]
+    fn member_tokens_never_panic_verify_only_what_was_minted_and_round_trip(
+        s in prop_oneof![
+            any::<String>(),
+            "[a-z0-9.-]{0,8}\n[a-zA-Z0-9.+é-]{0,10}@[a-z.]{0,10}",
+            "AQAAAA[A-Za-z0-9_-]{0,90}",
+        ],
+    ) {
+        fuzzing::member_token::check(s.as_bytes());
+    }
+
+    #[test]
     fn address_parsing_never_panics_on_unicode(s in any::<String>()) {
         fuzzing::address::run(&fuzzing::config(), &s);
     }
@@ -287,12 +298,13 @@ proptest! {
 fn fuzz_seeds_and_regressions_pass() {
     let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
     type Check = fn(&[u8]);
-    let targets: [(&str, Check); 6] = [
+    let targets: [(&str, Check); 7] = [
         ("smtp_session", smtp::check),
         ("robot_parse", robot::check),
         ("decorate", decorate::check),
         ("digest", digest::check),
         ("address", fuzzing::address::check),
+        ("member_token", fuzzing::member_token::check),
         ("mbox", |b| {
             let dir = tempfile::tempdir().unwrap();
             mbox::check(b.get(1..).unwrap_or_default(), Some(dir.path()));

@@ -31,7 +31,25 @@ pub fn run(path: &Path) -> CliResult {
             );
         }
     }
+    if let Some(w) = config.web.public_url_warning() {
+        eprintln!("warning: {}: {w}", path.display());
+    }
+    if config.web.public_url.is_none() {
+        for list in config.lists.values().filter(|l| l.personalize) {
+            eprintln!(
+                "warning: {}: `personalize: true` does nothing until web.public_url is set",
+                list.path.display()
+            );
+        }
+    }
     let templates = crate::templates::Templates::for_config(&config)?;
+    if config.web.listen.is_some() && !templates.has(None, crate::web::PAGE_TEMPLATE) {
+        eprintln!(
+            "warning: {}: the web page template `{}` is missing; web pages will be plain text",
+            config.templates_dir.display(),
+            crate::web::PAGE_TEMPLATE
+        );
+    }
     let missing = crate::robot::missing_templates(&templates, None);
     if !missing.is_empty() {
         eprintln!(

@@ -12,6 +12,7 @@ mod progress;
 mod queue;
 mod requests;
 mod serve;
+mod web;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -68,6 +69,11 @@ pub enum Command {
         #[command(subcommand)]
         cmd: dkim::DkimCmd,
     },
+    /// The HTTP side: `token LIST ADDRESS` prints a member's one-click unsubscribe URL, `rotate-secret` makes a new site key for those links.
+    Web {
+        #[command(subcommand)]
+        cmd: web::WebCmd,
+    },
 }
 
 /// An error a subcommand reports; printed as `listd: ...` with exit code 1.
@@ -105,6 +111,7 @@ pub fn main() -> i32 {
         Command::Requests(a) => requests::run(&path, a),
         Command::Archive { cmd } => archive::run(&path, cmd),
         Command::Dkim { cmd } => dkim::run(&path, cmd),
+        Command::Web { cmd } => web::run(&path, cmd, crate::store::now()),
     };
     if wakes && result.is_ok() {
         if let Ok(config) = crate::config::Config::load(&path) {

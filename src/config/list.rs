@@ -297,6 +297,10 @@ pub struct ListConfig {
     /// Per-recipient envelope senders `NAME-bounces+user=example.org@domain`.
     #[serde(default)]
     pub verp: bool,
+    /// Each member's copy of a post carries their own one-click unsubscribe
+    /// link (needs `web.public_url`); one transaction per member then.
+    #[serde(default)]
+    pub personalize: bool,
     /// Append the `footer` template to posts.
     #[serde(default)]
     pub footer: bool,

@@ -288,14 +288,78 @@ impl Default for DeliveryConfig {
     }
 }
 
-/// `web:` — public URLs (the web admin and one-click unsubscribe come later).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `web:` — the HTTP listener (one-click unsubscribe, `/healthz`) and the
+/// public URLs advertised in list headers.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebConfig {
     /// Base of the archive URL advertised in List-Archive, e.g. `https://lists.example.org/archive`.
     pub archive_url: Option<String>,
     /// Base of an HTTPS one-click unsubscribe URL (RFC 8058), e.g. `https://lists.example.org/unsubscribe`.
     pub unsubscribe_url: Option<String>,
+    /// `host:port` the HTTP server listens on; absent: no HTTP server.
+    pub listen: Option<String>,
+    /// The server's public base URL (https; a loopback `http://` URL is
+    /// accepted with a warning). With it, lists with `personalize: true`
+    /// give each member their own one-click unsubscribe link.
+    pub public_url: Option<String>,
+    /// Days a replaced site key still verifies the links made with it.
+    pub token_grace_days: u32,
+    /// Seconds a client has to send a request's head (slowloris); then the
+    /// connection is closed.
+    pub header_timeout_secs: u64,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            archive_url: None,
+            unsubscribe_url: None,
+            listen: None,
+            public_url: None,
+            token_grace_days: 30,
+            header_timeout_secs: 10,
+        }
+    }
+}
+
+impl WebConfig {
+    /// The warning a loopback `http://` `public_url` deserves, if it is one.
+    pub fn public_url_warning(&self) -> Option<String> {
+        let u = self.public_url.as_deref()?;
+        u.starts_with("http://").then(|| {
+            format!(
+                "web.public_url `{u}` is plain http on loopback: fine for trials, but mail \
+                 providers only honour https one-click unsubscribe links"
+            )
+        })
+    }
+}
+
+/// Why `url` cannot be `web.public_url`, if it cannot: an https URL, or
+/// http to a loopback host; nothing a header could not carry inside `<>`.
+pub fn bad_public_url(url: &str) -> Option<String> {
+    if !url
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !b"<>\"\\,^`{|}".contains(&b))
+    {
+        return Some(format!(
+            "web.public_url `{url}` must be a plain URL (printable ASCII, no spaces, quotes, commas or angle brackets)"
+        ));
+    }
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host_port = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    match scheme {
+        "https" if !host.is_empty() => None,
+        "http" if host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) => None,
+        _ => Some(format!(
+            "web.public_url `{url}` must be an https:// URL (http:// only to 127.0.0.1 or localhost, for trials)"
+        )),
+    }
 }
 
 /// `dkim:` — the keys listd signs its outgoing mail with.
@@ -567,6 +631,7 @@ fn validate_global(path: &Path, text: &str, raw: &RawConfig, errors: &mut Vec<Co
         ("command_deadline_secs", raw.smtp.command_deadline_secs == 0),
         ("max_recipients", raw.relay.max_recipients == 0),
         ("connections", raw.relay.connections == 0),
+        ("header_timeout_secs", raw.web.header_timeout_secs == 0),
     ];
     for (key, zero) in positive {
         if zero {
@@ -617,6 +682,18 @@ fn validate_global(path: &Path, text: &str, raw: &RawConfig, errors: &mut Vec<Co
             "relay.username and relay.password go together".into(),
         ));
     }
+    if let Some(l) = &raw.web.listen {
+        if l.parse::<std::net::SocketAddr>().is_err() {
+            errors.push(ConfigError::new(
+                path,
+                at(l),
+                format!("web.listen `{l}` is not host:port (like 127.0.0.1:8080)"),
+            ));
+        }
+    }
+    if let Some(why) = raw.web.public_url.as_deref().and_then(bad_public_url) {
+        errors.push(ConfigError::new(path, at("public_url"), why));
+    }
     if let Some(u) = &raw.web.unsubscribe_url {
         if !u.starts_with("https://") {
             errors.push(ConfigError::new(
@@ -625,5 +702,68 @@ fn validate_global(path: &Path, text: &str, raw: &RawConfig, errors: &mut Vec<Co
                 "web.unsubscribe_url must be an https:// URL (RFC 8058)".into(),
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_url_is_https_or_loopback_http_and_header_safe() {
+        for ok in [
+            "https://lists.example.org",
+            "https://lists.example.org/web/",
+            "http://127.0.0.1:8080",
+            "http://localhost:8080/x",
+            "http://[::1]:8080",
+        ] {
+            assert_eq!(bad_public_url(ok), None, "{ok}");
+        }
+        for bad in [
+            "http://lists.example.org",
+            "http://127.0.0.1.evil.org",
+            "ftp://x",
+            "lists.example.org",
+            "https://",
+            "https://x/a>b",
+            "https://x/a, <mailto:y>",
+            "https://x/\r\nBcc: y",
+        ] {
+            assert!(bad_public_url(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_bad_public_url_names_the_file_and_line_and_loopback_warns() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("lists")).unwrap();
+        let path = dir.path().join("listd.yaml");
+        std::fs::write(
+            &path,
+            "domain: l.example.org\nweb:\n  listen: 127.0.0.1:8080\n  public_url: http://l.example.org\n",
+        )
+        .unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.contains("listd.yaml:4:"), "{err}");
+        assert!(err.contains("must be an https:// URL"), "{err}");
+        std::fs::write(
+            &path,
+            "domain: l.example.org\nweb:\n  listen: nowhere\n  public_url: http://127.0.0.1:8080\n",
+        )
+        .unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("listd.yaml:3:") && err.contains("web.listen"),
+            "{err}"
+        );
+        std::fs::write(
+            &path,
+            "domain: l.example.org\nweb:\n  public_url: http://127.0.0.1:8080\n",
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.web.token_grace_days, 30);
+        assert!(c.web.public_url_warning().unwrap().contains("plain http"));
     }
 }

@@ -11,6 +11,8 @@
 //!   API, one verdict per recipient.
 //! - `retention`: deletes finished queue rows and unreferenced bodies after
 //!   `delivery.retain_days`.
+//! - `personalize`: each member's own copy of a `personalize: true` list's
+//!   post (their one-click unsubscribe link), made as it is sent.
 //!
 //! This file is the worker: a pass claims due work (marking it `sending`),
 //! sends it over at most `relay.connections` reused connections, and records
@@ -22,6 +24,7 @@
 //! Trusts the queue rows; the relay's replies are judged by `client`.
 
 pub mod client;
+pub mod personalize;
 pub mod queue;
 pub mod retention;
 
@@ -32,6 +35,7 @@ use crate::dkim::Signer;
 use crate::plumbing::Wakers;
 use crate::store::{self, StoreError};
 use client::{RcptResult, Relay, RelayConn};
+use personalize::Personalizer;
 use queue::{JobCache, JobInfo};
 use rusqlite::Connection;
 use std::sync::{Arc, Mutex};
@@ -166,6 +170,14 @@ impl Engine {
         let mut inflight = 0usize;
         let mut finished: Vec<Done> = Vec::new();
         let mut exhausted = false;
+        let personal = match Personalizer::for_config(&self.config, now) {
+            None => None,
+            Some(Ok(p)) => Some(Arc::new(p)),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "cannot read the site keys; posts go out with the list's unsubscribe header");
+                None
+            }
+        };
         loop {
             let claiming = stats.relay_down.is_none() && !exhausted && !stop();
             let want = if claiming { capacity - inflight } else { 0 };
@@ -187,15 +199,18 @@ impl Engine {
                     stats.units += 1;
                     let (sem, pool, relay, tx) =
                         (sem.clone(), pool.clone(), self.relay.clone(), tx.clone());
-                    let (signer, domain) = (self.signer.clone(), self.config.domain.clone());
+                    let out_copy = Outgoing {
+                        signer: self.signer.clone(),
+                        domain: self.config.domain.clone(),
+                        personal: personal.clone(),
+                    };
                     tokio::spawn(async move {
                         // a panic while sending is this unit's failure: its
                         // recipients are deferred and the pass goes on
                         let work = w.clone();
-                        let sending = std::panic::AssertUnwindSafe(async {
-                            let body = signed_body(&w.job, &signer, &domain);
-                            send_work(w, body, &sem, &pool, &relay).await
-                        });
+                        let sending = std::panic::AssertUnwindSafe(send_work(
+                            w, &out_copy, &sem, &pool, &relay,
+                        ));
                         let out = match futures_util::FutureExt::catch_unwind(sending).await {
                             Ok(out) => out,
                             Err(_) => {
@@ -263,16 +278,27 @@ fn signed_body(job: &JobInfo, signer: &Signer, domain: &str) -> Arc<[u8]> {
         .unwrap_or_else(|| job.body.clone())
 }
 
-/// Sends one unit of work (`body`: the job's bytes as they go out) over a
-/// pooled (or new) connection. Returns the verdicts, and the reason if the
-/// relay could not be reached.
+/// What turns a job's stored bytes into what goes out: per-recipient
+/// headers (`personalize`), then the DKIM signature.
+struct Outgoing {
+    signer: Arc<Signer>,
+    /// The site domain: whose key signs when the From domain has none.
+    domain: String,
+    personal: Option<Arc<Personalizer>>,
+}
+
+/// Sends one unit of work over a pooled (or new) connection. Returns the
+/// verdicts, and the reason if the relay could not be reached.
 async fn send_work(
     work: Work,
-    body: Arc<[u8]>,
+    out: &Outgoing,
     sem: &Semaphore,
     pool: &Mutex<Vec<RelayConn>>,
     relay: &Relay,
 ) -> (Done, Option<String>) {
+    let job = work.job.clone();
+    // signed once per body: every batch and VERP copy shares it
+    let body = signed_body(&job, &out.signer, &out.domain);
     let _permit = sem.acquire().await;
     let pooled = pool.lock().ok().and_then(|mut p| p.pop());
     let mut conn = match pooled {
@@ -285,27 +311,32 @@ async fn send_work(
             }
         },
     };
-    let job = work.job.clone();
-    crate::fault::point("delivery", &body);
-    let results = if job.verp && !job.env_from.is_empty() {
+    crate::fault::point("delivery", &job.body);
+    let verp = job.verp && !job.env_from.is_empty();
+    let sender = |rcpt: &str| {
+        if verp {
+            queue::verp_sender(&job.env_from, rcpt)
+        } else {
+            job.env_from.clone()
+        }
+    };
+    let personal = out
+        .personal
+        .as_deref()
+        .and_then(|p| Some((p, p.list_of(&job)?)));
+    let results = if let Some((p, list)) = personal {
+        // each recipient their own copy, made and signed as it goes out
+        one_by_one(&mut conn, &work.rcpts, sender, |rcpt| {
+            let copy = p.copy_for(list, &job.body, rcpt);
+            out.signer.sign(&copy, &out.domain).unwrap_or(copy).into()
+        })
+        .await
+    } else if verp {
         if conn.can_stream(&body) {
             let rcpts: Vec<&str> = work.rcpts.iter().map(String::as_str).collect();
-            conn.verp_stream(&rcpts, |r| queue::verp_sender(&job.env_from, r), &body)
-                .await
+            conn.verp_stream(&rcpts, sender, &body).await
         } else {
-            let mut results = Vec::with_capacity(work.rcpts.len());
-            for rcpt in &work.rcpts {
-                if !conn.is_usable() {
-                    results.push(RcptResult::NotAttempted(
-                        "connection to the relay broke earlier in this batch".into(),
-                    ));
-                    continue;
-                }
-                let from = queue::verp_sender(&job.env_from, rcpt);
-                let mut r = conn.transaction(&from, &[rcpt.as_str()], &body).await;
-                results.push(r.pop().unwrap_or(RcptResult::Deferred("no verdict".into())));
-            }
-            results
+            one_by_one(&mut conn, &work.rcpts, sender, |_| body[..].into()).await
         }
     } else {
         let rcpts: Vec<&str> = work.rcpts.iter().map(String::as_str).collect();
@@ -317,6 +348,30 @@ async fn send_work(
         }
     }
     (Done { work, results }, None)
+}
+
+/// One transaction per recipient, each with its sender and its body.
+async fn one_by_one<'b>(
+    conn: &mut RelayConn,
+    rcpts: &[String],
+    sender: impl Fn(&str) -> String,
+    body: impl Fn(&str) -> std::borrow::Cow<'b, [u8]>,
+) -> Vec<RcptResult> {
+    let mut results = Vec::with_capacity(rcpts.len());
+    for rcpt in rcpts {
+        if !conn.is_usable() {
+            results.push(RcptResult::NotAttempted(
+                "connection to the relay broke earlier in this batch".into(),
+            ));
+            continue;
+        }
+        let copy = body(rcpt);
+        let mut r = conn
+            .transaction(&sender(rcpt), &[rcpt.as_str()], &copy)
+            .await;
+        results.push(r.pop().unwrap_or(RcptResult::Deferred("no verdict".into())));
+    }
+    results
 }
 
 /// One delivery pass at `now` with a fresh engine: what tests with a fake

@@ -11,6 +11,7 @@ pub mod address;
 pub mod decorate;
 pub mod digest;
 pub mod mbox;
+pub mod member_token;
 pub mod robot;
 pub mod smtp;
 

@@ -1,0 +1,162 @@
+//! The HTTP server (`web.listen`): RFC 8058 one-click unsubscribe
+//! (`unsubscribe`) and `/healthz` (`healthz`). The web admin and the REST
+//! API are to be routes on this same server.
+//!
+//! axum routes, served by hyper connection by connection so that each
+//! connection has a deadline for its request head (slowloris,
+//! `web.header_timeout_secs`), every
+//! request a deadline for its whole handling (a slow body), and a body is
+//! at most [`MAX_BODY`] bytes. The daemon supervises it like a worker and
+//! stops it gracefully: no new connections, open ones finish (at most
+//! [`SHUTDOWN_GRACE`]).
+//!
+//! Trusts nothing in a request: privilege comes only from a token that
+//! verifies (`member_token`); the configuration and templates come from
+//! the daemon's `Live` context.
+
+mod healthz;
+mod page;
+mod unsubscribe;
+
+pub use page::TEMPLATE as PAGE_TEMPLATE;
+
+use crate::health::Health;
+use crate::plumbing::{Live, Wakers};
+use crate::store::StoreError;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+/// Largest request body read (a one-click POST is 26 bytes).
+pub const MAX_BODY: usize = 4096;
+/// Time a request may take from its head to its answer (its body included).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// Open connections; more wait in the kernel's backlog.
+pub const MAX_CONNECTIONS: usize = 512;
+/// How long shutdown waits for open connections.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct WebState {
+    pub live: Live,
+    pub health: Arc<Health>,
+    pub wakers: Wakers,
+    /// The server's store connection, opened on first use.
+    pub db: Arc<std::sync::Mutex<Option<rusqlite::Connection>>>,
+}
+
+impl WebState {
+    pub fn new(live: Live, health: Arc<Health>, wakers: Wakers) -> WebState {
+        WebState {
+            live,
+            health,
+            wakers,
+            db: Arc::default(),
+        }
+    }
+}
+
+/// Every route.
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz::get))
+        .route(
+            "/u/{token}",
+            get(unsubscribe::page).post(unsubscribe::one_click),
+        )
+        .fallback(|| async { page::plain(StatusCode::NOT_FOUND, "Not found.") })
+        .layer(axum::middleware::from_fn(deadline))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Answers 408 to a request not handled within [`REQUEST_TIMEOUT`], and
+/// marks every answer as not to be cached, sniffed or referred from.
+async fn deadline(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut resp = match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => page::plain(StatusCode::REQUEST_TIMEOUT, "Request timed out.").into_response(),
+    };
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("x-robots-tag", HeaderValue::from_static("noindex"));
+    resp
+}
+
+/// Returns once `shutdown` is true.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|v| *v).await;
+}
+
+/// Binds `web.listen`.
+pub async fn bind(spec: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(spec).await
+}
+
+/// Serves `listener` until `shutdown` turns true, then lets open
+/// connections finish for at most [`SHUTDOWN_GRACE`].
+pub async fn serve(
+    listener: Arc<TcpListener>,
+    state: WebState,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), StoreError> {
+    // bound at start, like the listener: a reload does not change it
+    let header_timeout = Duration::from_secs(state.live.current().config.web.header_timeout_secs);
+    let service = TowerToHyperService::new(router(state));
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.map_err(|e| StoreError::Invalid(e.to_string()))?,
+            _ = stopped(&mut shutdown) => break,
+        };
+        let (stream, _peer) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    // out of file descriptors and the like: wait, go on
+                    tracing::warn!(error = %e, "web: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut shutdown) => break,
+        };
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .max_buf_size(64 * 1024);
+        let conn = http.serve_connection(TokioIo::new(stream), service.clone());
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "web: connection ended");
+            }
+        });
+    }
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("web: connections still open after the grace period; closing them");
+    }
+    Ok(())
+}
