@@ -11,12 +11,14 @@
 
 pub mod address;
 pub mod archive;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod delivery;
 pub mod digest;
+pub mod dns;
 pub mod fault;
 #[doc(hidden)]
 pub mod fuzzing;

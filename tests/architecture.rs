@@ -4,7 +4,7 @@
 //!
 //! - the leaves (`store`, `mime`, `address`, `handler`, `plumbing`,
 //!   `health`, `hold`, `control`, `fault`, `config`, `templates`,
-//!   `routing`, `membership`, `limits`, `archive`) use only leaves, and
+//!   `routing`, `membership`, `limits`, `archive`, `dns`, `auth`) use only leaves, and
 //!   `store` and `mime` nothing of the application at all;
 //! - intake (`smtp`) uses neither the pipeline nor any handler;
 //! - the pure posting rules use only leaves;
@@ -30,6 +30,8 @@ const LEAVES: &[&str] = &[
     "membership",
     "limits",
     "archive",
+    "dns",
+    "auth",
 ];
 
 const HANDLERS: &[&str] = &["posts", "robot", "moderation", "digest", "delivery"];

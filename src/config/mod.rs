@@ -6,14 +6,17 @@
 //! column, and the reason. Loading collects every error instead of stopping
 //! at the first, so `listd check` can report them all.
 
+mod auth;
 mod error;
 mod list;
 pub mod schedule;
 
+pub use auth::{AuthConfig, DnsConfig};
 pub use error::{find_line_from, ConfigError, ConfigErrors};
 pub use list::{
-    Access, DigestConfig, HeaderMatch, ListConfig, NonmemberAction, OversizeAction, PostingPolicy,
-    ReplyTo, SenderVerification, SubscriptionPolicy, UnsubscribePolicy,
+    Access, DigestConfig, DmarcMitigation, HeaderMatch, ListConfig, NonmemberAction,
+    OversizeAction, PostingPolicy, ReplyTo, SenderVerification, SubscriptionPolicy,
+    UnsubscribePolicy,
 };
 
 use crate::address::Address;
@@ -40,6 +43,10 @@ pub struct Config {
     pub robot: RobotConfig,
     pub delivery: DeliveryConfig,
     pub web: WebConfig,
+    /// `dns:` — the one resolver (static zone, servers, timeouts).
+    pub dns: DnsConfig,
+    /// `auth:` — SPF/DKIM/DMARC verification at intake.
+    pub auth: AuthConfig,
     /// Where mail to `postmaster@domain` (and `<Postmaster>`) is forwarded;
     /// empty: to the owners of every list (see [`Config::postmaster_recipients`]).
     pub postmaster: Vec<String>,
@@ -69,6 +76,10 @@ struct RawConfig {
     delivery: DeliveryConfig,
     #[serde(default)]
     web: WebConfig,
+    #[serde(default)]
+    dns: DnsConfig,
+    #[serde(default)]
+    auth: AuthConfig,
     #[serde(default)]
     postmaster: Vec<String>,
 }
@@ -331,6 +342,9 @@ impl Config {
         };
 
         validate_global(path, &text, &raw, &mut errors);
+        let mut dns = raw.dns.clone();
+        dns.load_zone(path, &text, &resolve, &mut errors);
+        auth::validate(path, &text, &raw.auth, &mut errors);
         let lists_dir = resolve(&raw.lists_dir);
         let lists = list::load_all(&lists_dir, &raw.domain, &mut errors);
 
@@ -349,6 +363,8 @@ impl Config {
             robot: raw.robot,
             delivery: raw.delivery,
             web: raw.web,
+            dns,
+            auth: raw.auth,
             postmaster: raw.postmaster,
             lists,
         })
@@ -394,6 +410,15 @@ impl Config {
         out
     }
 
+    /// The authserv-id our `Authentication-Results:` fields carry:
+    /// `auth.authserv_id`, else `smtp.hostname`.
+    pub fn authserv_id(&self) -> &str {
+        self.auth
+            .authserv_id
+            .as_deref()
+            .unwrap_or(&self.smtp.hostname)
+    }
+
     /// The path of the SQLite database.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("listd.db")
@@ -428,6 +453,8 @@ impl Config {
             robot: RobotConfig::default(),
             delivery: DeliveryConfig::default(),
             web: WebConfig::default(),
+            dns: DnsConfig::default(),
+            auth: AuthConfig::default(),
             postmaster: Vec::new(),
             lists: BTreeMap::new(),
         }
