@@ -173,6 +173,15 @@ fn facts(
             claims.accepted = Some(c.to_string());
         }
     }
+    // the verdict intake stored: the From: is proven when it passed DMARC
+    // and every role above was found for that very address
+    let verdict = crate::auth::stored(tx, msg.message_id)?;
+    let from = view.from.as_deref().unwrap_or("");
+    let same = |c: &Option<String>| c.as_deref().is_none_or(|c| c.eq_ignore_ascii_case(from));
+    let verified_sender = verdict.as_ref().is_some_and(|v| v.proves(from))
+        && same(&claims.member)
+        && same(&claims.moderator)
+        && same(&claims.accepted);
     let facts = Facts {
         is_member,
         is_moderator,
@@ -180,7 +189,8 @@ fn facts(
         pre_approved: false,
         bad_approved_password: false,
         sender_rule,
-        verified_sender: false,
+        verified_sender,
+        from_dmarc_fail: verdict.as_ref().is_some_and(|v| v.fails()),
     };
     Ok((facts, claims))
 }

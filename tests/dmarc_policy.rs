@@ -1,0 +1,133 @@
+//! DMARC verdicts feeding the posting policy, over real SMTP into the
+//! in-process daemon (static zone, no network; the relay is the capturing
+//! sink, output parsed with mail-parser): a member's post failing DMARC is
+//! held when the list requires a pass; on an announce list a forged owner
+//! From: is held for confirmation while a DMARC-pass one is distributed.
+
+mod auth_support;
+mod common;
+
+use auth_support::TestKey;
+use common::sink::Sink;
+use common::{message, send, wait_until, TestEnv, DOMAIN};
+use mail_parser::MessageParser;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn settle(env: &TestEnv) {
+    let ok = wait_until(WAIT, || {
+        env.count("incoming", "state = 'incoming'") == 0
+            && env.count("jobs", "state <> 'done'") == 0
+    })
+    .await;
+    assert!(ok, "the queues settle");
+}
+
+fn subjects(sink: &Sink, rcpt: &str) -> Vec<String> {
+    sink.transactions()
+        .into_iter()
+        .filter(|t| t.rcpts.iter().any(|r| r == rcpt))
+        .filter_map(|t| {
+            MessageParser::default()
+                .parse(&t.data)
+                .and_then(|m| m.subject().map(str::to_string))
+        })
+        .collect()
+}
+
+fn held_reason(env: &TestEnv, subject: &str) -> Option<String> {
+    env.store()
+        .query_row(
+            "SELECT reason FROM held WHERE subject = ?1",
+            [subject],
+            |r| r.get(0),
+        )
+        .ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_post_failing_dmarc_is_held_when_a_pass_is_required() {
+    let sink = Sink::start();
+    let env = TestEnv::builder()
+        .relay_port(sink.port())
+        .zone(
+            "good.example TXT \"v=spf1 ip4:127.0.0.1 -all\"\n\
+             _dmarc.good.example TXT \"v=DMARC1; p=none\"\n",
+        )
+        .list(
+            "strict",
+            "posting: members\nrequire_dmarc_pass_for_members: true\ndmarc_mitigation: never\nowners: [o@owner.example]\n",
+        )
+        .list("lax", "posting: members\ndmarc_mitigation: never\nowners: [o@owner.example]\n")
+        .build();
+    env.add_members("strict", &["ann@good.example", "r@reader.example"]);
+    env.add_members("lax", &["ann@good.example", "r@reader.example"]);
+    let d = env.start().await;
+    let a = d.smtp_addr();
+    for (list, mail_from, subject) in [
+        ("strict", "ann@good.example", "strict-pass"),
+        ("strict", "forger@evil.example", "strict-fail"),
+        ("lax", "forger@evil.example", "lax-fail"),
+    ] {
+        let to = format!("{list}@{DOMAIN}");
+        send(
+            a,
+            mail_from,
+            &[&to],
+            &message("ann@good.example", &to, subject, "b"),
+        )
+        .await
+        .expect(250);
+    }
+    settle(&env).await;
+    let got = subjects(&sink, "r@reader.example");
+    assert!(got.iter().any(|s| s.contains("strict-pass")), "{got:?}");
+    assert!(got.iter().any(|s| s.contains("lax-fail")), "{got:?}");
+    assert!(!got.iter().any(|s| s.contains("strict-fail")), "{got:?}");
+    assert_eq!(
+        held_reason(&env, "strict-fail").as_deref(),
+        Some("dmarc-fail")
+    );
+    assert_eq!(held_reason(&env, "strict-pass"), None);
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announce_post_goes_out_on_a_dmarc_pass_and_a_forged_one_waits() {
+    let sink = Sink::start();
+    let key = TestKey::new("owner.example", "s1");
+    let env = TestEnv::builder()
+        .relay_port(sink.port())
+        .zone(&format!(
+            "_dmarc.owner.example TXT \"v=DMARC1; p=reject\"\n{}",
+            key.zone_line()
+        ))
+        .list(
+            "news",
+            "posting: announce\nnonmember_posts: hold\ndmarc_mitigation: never\nowners: [boss@owner.example]\n",
+        )
+        .build();
+    env.add_members("news", &["r@reader.example"]);
+    let d = env.start().await;
+    let to = format!("news@{DOMAIN}");
+    // signed by the owner's domain: DMARC pass, no confirmation needed
+    let signed = key.sign(&message("boss@owner.example", &to, "genuine", "news"));
+    send(d.smtp_addr(), "boss@owner.example", &[&to], &signed)
+        .await
+        .expect(250);
+    // the same From:, unsigned, from elsewhere: DMARC fails
+    let forged = message("boss@owner.example", &to, "forged", "buy now");
+    send(d.smtp_addr(), "x@evil.example", &[&to], &forged)
+        .await
+        .expect(250);
+    settle(&env).await;
+    let got = subjects(&sink, "r@reader.example");
+    assert!(got.iter().any(|s| s.contains("genuine")), "{got:?}");
+    assert!(!got.iter().any(|s| s.contains("forged")), "{got:?}");
+    assert_eq!(
+        held_reason(&env, "forged").as_deref(),
+        Some("sender-unverified")
+    );
+    d.shutdown().await;
+}
