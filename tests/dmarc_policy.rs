@@ -131,3 +131,152 @@ async fn an_announce_post_goes_out_on_a_dmarc_pass_and_a_forged_one_waits() {
     );
     d.shutdown().await;
 }
+
+/// The parsed copy `rcpt` got of the post with this subject.
+fn copy_of(sink: &Sink, rcpt: &str, subject: &str) -> Vec<u8> {
+    sink.transactions()
+        .into_iter()
+        .filter(|t| t.rcpts.iter().any(|r| r == rcpt))
+        .map(|t| t.data)
+        .find(|d| {
+            MessageParser::default()
+                .parse(d)
+                .and_then(|m| m.subject().map(|s| s.contains(subject)))
+                .unwrap_or(false)
+        })
+        .unwrap_or_else(|| panic!("{rcpt} got no `{subject}`"))
+}
+
+fn from_of(data: &[u8]) -> (Option<String>, Option<String>) {
+    let m = MessageParser::default().parse(data).unwrap();
+    let f = m.from().unwrap().first().unwrap();
+    (
+        f.name.as_deref().map(str::to_string),
+        f.address.as_deref().map(str::to_string),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_mitigation_mode_on_a_post_from_a_reject_domain() {
+    let sink = Sink::start();
+    let lists = ["auto", "always", "never", "wrap"];
+    let mut b = TestEnv::builder().relay_port(sink.port()).zone(
+        "strict.example TXT \"v=spf1 ip4:127.0.0.1 -all\"\n\
+         _dmarc.strict.example TXT \"v=DMARC1; p=reject\"\n\
+         loose.example TXT \"v=spf1 ip4:127.0.0.1 -all\"\n\
+         _dmarc.loose.example TXT \"v=DMARC1; p=none\"\n",
+    );
+    for l in lists {
+        b = b.list(
+            l,
+            &format!("posting: anyone\nreply_to: list\ndmarc_mitigation: {l}\nowners: [o@owner.example]\n"),
+        );
+    }
+    let env = b.build();
+    for l in lists {
+        env.add_members(l, &["r@reader.example"]);
+    }
+    let d = env.start().await;
+    for l in lists {
+        let to = format!("{l}@{DOMAIN}");
+        for (from, subject) in [
+            (
+                "Alice Example <alice@strict.example>",
+                format!("{l}-strict"),
+            ),
+            ("Lou <lou@loose.example>", format!("{l}-loose")),
+        ] {
+            let addr = from.split('<').nth(1).unwrap().trim_end_matches('>');
+            send(
+                d.smtp_addr(),
+                addr,
+                &[&to],
+                &message(from, &to, &subject, "hello"),
+            )
+            .await
+            .expect(250);
+        }
+    }
+    // the owner alias of an `auto` list forwards with the same mitigation
+    let owner = format!("auto-owner@{DOMAIN}");
+    send(
+        d.smtp_addr(),
+        "alice@strict.example",
+        &[&owner],
+        &message(
+            "Alice Example <alice@strict.example>",
+            &owner,
+            "to-owner",
+            "hi",
+        ),
+    )
+    .await
+    .expect(250);
+    settle(&env).await;
+    let r = "r@reader.example";
+    let munged = |list: &str, name: &str| {
+        (
+            Some(format!("{name} via {list}")),
+            Some(format!("{list}@{DOMAIN}")),
+        )
+    };
+
+    // auto: p=reject is munged, p=none is not
+    let c = copy_of(&sink, r, "auto-strict");
+    assert_eq!(from_of(&c), munged("auto", "Alice Example"));
+    let m = MessageParser::default().parse(&c).unwrap();
+    let rt: Vec<&str> = m
+        .reply_to()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.address.as_deref())
+        .collect();
+    assert_eq!(
+        rt,
+        [format!("auto@{DOMAIN}").as_str(), "alice@strict.example"],
+        "reply_to: list, then the author"
+    );
+    assert_eq!(
+        m.header_raw("X-Original-From").map(str::trim),
+        Some("Alice Example <alice@strict.example>")
+    );
+    assert_eq!(
+        from_of(&copy_of(&sink, r, "auto-loose")).1.as_deref(),
+        Some("lou@loose.example")
+    );
+    // always: both munged
+    assert_eq!(
+        from_of(&copy_of(&sink, r, "always-strict")),
+        munged("always", "Alice Example")
+    );
+    assert_eq!(
+        from_of(&copy_of(&sink, r, "always-loose")),
+        munged("always", "Lou")
+    );
+    // never: neither
+    assert_eq!(
+        from_of(&copy_of(&sink, r, "never-strict")).1.as_deref(),
+        Some("alice@strict.example")
+    );
+    // wrap: a new message from the list, the post enclosed unchanged
+    let c = copy_of(&sink, r, "wrap-strict");
+    assert_eq!(from_of(&c), munged("wrap", "Alice Example"));
+    let m = MessageParser::default().parse(&c).unwrap();
+    let inner = m
+        .attachments()
+        .find_map(|p| p.message())
+        .expect("the post enclosed as message/rfc822");
+    assert_eq!(
+        inner.from().unwrap().first().unwrap().address.as_deref(),
+        Some("alice@strict.example")
+    );
+    assert_eq!(inner.body_text(0).as_deref().map(str::trim), Some("hello"));
+    assert_eq!(
+        from_of(&copy_of(&sink, r, "wrap-loose")).1.as_deref(),
+        Some("lou@loose.example")
+    );
+    // the owners' copy
+    let c = copy_of(&sink, "o@owner.example", "to-owner");
+    assert_eq!(from_of(&c), munged("auto", "Alice Example"));
+    d.shutdown().await;
+}

@@ -153,7 +153,8 @@ fn release(
         ))
     })?;
     let bytes = approved::strip_any(&stored.bytes, h.reason == "bad-approved-password");
-    distribute(ctx, tx, &list.name, &bytes, now)
+    let verdict = crate::auth::stored(tx, h.message_id)?;
+    distribute(ctx, tx, &list.name, &bytes, verdict.as_ref(), now)
 }
 
 /// The one call point into the post pipeline's distribution: decorate,
@@ -163,9 +164,10 @@ fn distribute(
     tx: &Connection,
     list: &str,
     bytes: &[u8],
+    verdict: Option<&crate::auth::AuthVerdict>,
     now: i64,
 ) -> Result<(), HandlerError> {
-    let d = crate::posts::distribute::distribute(ctx, tx, list, bytes, now)?;
+    let d = crate::posts::distribute::distribute(ctx, tx, list, bytes, verdict, now)?;
     tracing::info!(%list, message_id = %d.message_id, job = d.job_id, "approved post distributed");
     Ok(())
 }
