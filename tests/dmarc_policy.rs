@@ -280,3 +280,51 @@ async fn each_mitigation_mode_on_a_post_from_a_reject_domain() {
     assert_eq!(from_of(&c), munged("auto", "Alice Example"));
     d.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_robot_needs_no_confirmation_from_a_dmarc_pass() {
+    let sink = Sink::start();
+    let env = TestEnv::builder()
+        .relay_port(sink.port())
+        .zone(
+            "good.example TXT \"v=spf1 ip4:127.0.0.1 -all\"\n\
+             _dmarc.good.example TXT \"v=DMARC1; p=none\"\n",
+        )
+        .list(
+            "dev",
+            "subscription: confirm\nunsubscription: confirm\nowners: [o@owner.example]\n",
+        )
+        .build();
+    env.add_members("dev", &["ann@good.example", "eve@good.example"]);
+    let d = env.start().await;
+    let req = format!("dev-request@{DOMAIN}");
+    // proven: unsubscribed at once
+    send(
+        d.smtp_addr(),
+        "ann@good.example",
+        &[&req],
+        &message("ann@good.example", &req, "x", "unsubscribe dev"),
+    )
+    .await
+    .expect(250);
+    // the same From:, forged from elsewhere: a confirmation goes to the address
+    send(
+        d.smtp_addr(),
+        "x@evil.example",
+        &[&req],
+        &message("eve@good.example", &req, "x", "unsubscribe dev"),
+    )
+    .await
+    .expect(250);
+    settle(&env).await;
+    assert_eq!(env.count("members", "address = 'ann@good.example'"), 0);
+    assert_eq!(env.count("members", "address = 'eve@good.example'"), 1);
+    assert!(
+        sink.transactions()
+            .iter()
+            .any(|t| t.rcpts.iter().any(|r| r == "eve@good.example")
+                && String::from_utf8_lossy(&t.data).contains("confirm")),
+        "eve is asked to confirm"
+    );
+    d.shutdown().await;
+}

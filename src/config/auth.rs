@@ -147,3 +147,44 @@ pub(super) fn validate(path: &Path, text: &str, a: &AuthConfig, errors: &mut Vec
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn a_bad_zone_is_reported_with_its_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("zone"),
+            "ok.example A 192.0.2.1\nbad.example A nope\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("listd.yaml"),
+            "domain: lists.example.org\ndns:\n  static_zone: zone\n  servers: [\"x\"]\n",
+        )
+        .unwrap();
+        let e = Config::load(&dir.path().join("listd.yaml"))
+            .unwrap_err()
+            .to_string();
+        let zone = dir.path().join("zone").display().to_string();
+        assert!(
+            e.contains(&format!("{zone}:2:1: `nope` is not an IPv4 address")),
+            "{e}"
+        );
+        assert!(e.contains("dns.servers `x` is not ip:port"), "{e}");
+        std::fs::write(
+            dir.path().join("listd.yaml"),
+            "domain: lists.example.org\ndns:\n  static_zone: missing\n",
+        )
+        .unwrap();
+        let e = Config::load(&dir.path().join("listd.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("listd.yaml:3:3: dns.static_zone") && e.contains("cannot read"),
+            "{e}"
+        );
+    }
+}
