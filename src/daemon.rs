@@ -205,6 +205,7 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
         shutdown: sessions_rx,
         active: active.clone(),
         per_client: Arc::default(),
+        resolver: Arc::default(),
     });
 
     let mut smtp = Vec::new();

@@ -40,6 +40,9 @@ pub enum HoldReason {
     /// has, and nothing proved that address (`sender_verification`): held
     /// until the address confirms by the token mailed to it.
     SenderUnverified(ClaimedRole),
+    /// A member's post whose From: failed its domain's DMARC check at our
+    /// intake (`require_dmarc_pass_for_members`).
+    DmarcFail,
     /// Anything else, in words.
     Other(String),
 }
@@ -63,6 +66,7 @@ impl HoldReason {
             HoldReason::Emergency => "emergency",
             HoldReason::MemberModerated => "member-moderated",
             HoldReason::SenderUnverified(_) => "sender-unverified",
+            HoldReason::DmarcFail => "dmarc-fail",
             HoldReason::Other(_) => "other",
         }
     }
@@ -98,6 +102,9 @@ impl HoldReason {
                 "unverified sender: the post claims to come from {}; it waits for that address to confirm it",
                 role.describe()
             ),
+            HoldReason::DmarcFail => {
+                "the From: address failed its domain's DMARC check: it may be forged".into()
+            }
             HoldReason::Other(s) => s.clone(),
         }
     }

@@ -11,6 +11,7 @@
 
 pub mod address;
 pub mod archive;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -18,6 +19,7 @@ pub mod daemon;
 pub mod delivery;
 pub mod digest;
 pub mod dkim;
+pub mod dns;
 pub mod fault;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -4,7 +4,8 @@
 //!
 //! - the leaves (`store`, `mime`, `address`, `handler`, `plumbing`,
 //!   `health`, `hold`, `control`, `fault`, `config`, `templates`,
-//!   `routing`, `membership`, `limits`, `archive`, `dkim`) use only leaves, and
+//!   `routing`, `membership`, `limits`, `archive`, `dkim`, `member_token`,
+//!   `dns`, `auth`) use only leaves, and
 //!   `store` and `mime` nothing of the application at all;
 //! - intake (`smtp`) uses neither the pipeline nor any handler;
 //! - the pure posting rules use only leaves;
@@ -32,6 +33,8 @@ const LEAVES: &[&str] = &[
     "archive",
     "dkim",
     "member_token",
+    "dns",
+    "auth",
 ];
 
 const HANDLERS: &[&str] = &["posts", "robot", "moderation", "digest", "delivery"];

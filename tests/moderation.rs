@@ -712,13 +712,22 @@ async fn robot_commands_reject_discard_ban_accept_forgery_and_reuse() {
 /// a null-sender post is held without telling anyone but the moderators.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_tokens_across_lists_dmarc_hook_and_the_null_sender() {
-    let w = world(&[
-        ("dev", MODS),
-        (
-            "ops",
-            "owners: [opsowner@example.org]\nmoderators: [opsmod@example.org]\n",
-        ),
-    ])
+    // example.org publishes DMARC; its mail comes from 127.0.0.1
+    let w = world_with(
+        &[
+            ("dev", MODS),
+            (
+                "ops",
+                "owners: [opsowner@example.org]\nmoderators: [opsmod@example.org]\n",
+            ),
+        ],
+        |b| {
+            b.zone(
+                "example.org TXT \"v=spf1 ip4:127.0.0.1 -all\"\n\
+                 _dmarc.example.org TXT \"v=DMARC1; p=none\"\n",
+            )
+        },
+    )
     .await;
     let eve = "eve@example.com";
     let dev = format!("dev@{DOMAIN}");
@@ -795,15 +804,16 @@ async fn replies_tokens_across_lists_dmarc_hook_and_the_null_sender() {
     assert_eq!(st, "discarded");
     assert!(distributed(&w, "x-cross").is_empty());
 
-    // the DMARC hook: a moderator's From: that our intake recorded as
-    // dmarc=fail does not count; the attempt is refused and logged
+    // DMARC: a moderator's From: whose domain publishes DMARC counts only
+    // when it passed at our intake; a forged Authentication-Results saying
+    // it passed is removed at intake and never read
     let host = w.env.config().smtp.hostname;
     let t = tok("x-dmarc");
     w.send(
         "mallory@example.com",
         &moderate(&t["approve"], "dev"),
         &format!(
-            "Authentication-Results: {host}; dmarc=fail header.from=example.org\r\n\
+            "Authentication-Results: {host}; dmarc=pass header.from=example.org\r\n\
              From: mod@example.org\r\nSubject: d\r\n\r\n\r\n"
         ),
     )

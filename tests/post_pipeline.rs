@@ -373,6 +373,7 @@ fn distribute_is_callable_for_an_approved_post() {
         &tx,
         "dev",
         &post("x@y.org", "a1@x", "approved"),
+        None,
         NOW,
     )
     .unwrap();
@@ -380,8 +381,9 @@ fn distribute_is_callable_for_an_approved_post() {
     assert_eq!(d.message_id, "a1@x");
     assert!(d.archived);
     let tx = e.conn.transaction().unwrap();
-    let err = listd::posts::distribute::distribute(&e.ctx, &tx, "gone", b"Subject: x\r\n\r\n", NOW)
-        .unwrap_err();
+    let err =
+        listd::posts::distribute::distribute(&e.ctx, &tx, "gone", b"Subject: x\r\n\r\n", None, NOW)
+            .unwrap_err();
     assert!(err.to_string().contains("gone"), "{err}");
 }
 

@@ -331,6 +331,32 @@ pub struct ListConfig {
     /// password, and no password is tried). 0: never lock.
     #[serde(default = "approved_failures_per_hour")]
     pub approved_failures_per_hour: u32,
+    /// Hold a member's post whose From: fails DMARC (as our intake checked
+    /// it) on a `members` list, instead of distributing it.
+    #[serde(default)]
+    pub require_dmarc_pass_for_members: bool,
+    /// How a post from a domain whose DMARC policy would make receivers
+    /// refuse the list's copy goes out (see [`DmarcMitigation`]).
+    #[serde(default)]
+    pub dmarc_mitigation: DmarcMitigation,
+}
+
+/// DMARC mitigation: what the list does to a post's From: so receivers do
+/// not refuse its copy (the list breaks the author's DKIM and SPF).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DmarcMitigation {
+    /// Munge the From: when the author's domain publishes `p=quarantine`
+    /// or `p=reject`, or its policy could not be looked up.
+    #[default]
+    Auto,
+    /// Munge every post's From:.
+    Always,
+    /// Never change the From:.
+    Never,
+    /// When `auto` would munge: send a new message from the list with the
+    /// post enclosed unchanged (message/rfc822).
+    Wrap,
 }
 
 fn yes() -> bool {

@@ -6,14 +6,17 @@
 //! column, and the reason. Loading collects every error instead of stopping
 //! at the first, so `listd check` can report them all.
 
+mod auth;
 mod error;
 mod list;
 pub mod schedule;
 
+pub use auth::{AuthConfig, DnsConfig};
 pub use error::{find_line_from, ConfigError, ConfigErrors};
 pub use list::{
-    Access, DigestConfig, HeaderMatch, ListConfig, NonmemberAction, OversizeAction, PostingPolicy,
-    ReplyTo, SenderVerification, SubscriptionPolicy, UnsubscribePolicy,
+    Access, DigestConfig, DmarcMitigation, HeaderMatch, ListConfig, NonmemberAction,
+    OversizeAction, PostingPolicy, ReplyTo, SenderVerification, SubscriptionPolicy,
+    UnsubscribePolicy,
 };
 
 use crate::address::Address;
@@ -41,6 +44,10 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub web: WebConfig,
     pub dkim: DkimConfig,
+    /// `dns:` — the one resolver (static zone, servers, timeouts).
+    pub dns: DnsConfig,
+    /// `auth:` — SPF/DKIM/DMARC verification at intake.
+    pub auth: AuthConfig,
     /// Where mail to `postmaster@domain` (and `<Postmaster>`) is forwarded;
     /// empty: to the owners of every list (see [`Config::postmaster_recipients`]).
     pub postmaster: Vec<String>,
@@ -72,6 +79,10 @@ struct RawConfig {
     web: WebConfig,
     #[serde(default)]
     dkim: DkimConfig,
+    #[serde(default)]
+    dns: DnsConfig,
+    #[serde(default)]
+    auth: AuthConfig,
     #[serde(default)]
     postmaster: Vec<String>,
 }
@@ -478,6 +489,9 @@ impl Config {
             k.key_file = resolve(&k.key_file);
         }
         validate_dkim(path, &text, &raw.dkim, &mut errors);
+        let mut dns = raw.dns.clone();
+        dns.load_zone(path, &text, &resolve, &mut errors);
+        auth::validate(path, &text, &raw.auth, &mut errors);
         let lists_dir = resolve(&raw.lists_dir);
         let lists = list::load_all(&lists_dir, &raw.domain, &mut errors);
 
@@ -497,6 +511,8 @@ impl Config {
             delivery: raw.delivery,
             web: raw.web,
             dkim: raw.dkim,
+            dns,
+            auth: raw.auth,
             postmaster: raw.postmaster,
             lists,
         })
@@ -542,6 +558,15 @@ impl Config {
         out
     }
 
+    /// The authserv-id our `Authentication-Results:` fields carry:
+    /// `auth.authserv_id`, else `smtp.hostname`.
+    pub fn authserv_id(&self) -> &str {
+        self.auth
+            .authserv_id
+            .as_deref()
+            .unwrap_or(&self.smtp.hostname)
+    }
+
     /// The path of the SQLite database.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("listd.db")
@@ -577,6 +602,8 @@ impl Config {
             delivery: DeliveryConfig::default(),
             web: WebConfig::default(),
             dkim: DkimConfig::default(),
+            dns: DnsConfig::default(),
+            auth: AuthConfig::default(),
             postmaster: Vec::new(),
             lists: BTreeMap::new(),
         }

@@ -38,6 +38,7 @@ pub fn check(data: &[u8]) {
         duplicate: flags & 32 != 0,
         pre_approved: flags & 64 != 0,
         verified_sender: false,
+        from_dmarc_fail: false,
         bad_approved_password: false,
         sender_rule: (flags & 128 != 0).then_some(SenderRule::Hold),
     };

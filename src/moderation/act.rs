@@ -153,7 +153,8 @@ fn release(
         ))
     })?;
     let bytes = approved::strip_any(&stored.bytes, h.reason == "bad-approved-password");
-    distribute(ctx, tx, &list.name, &bytes, now)
+    let verdict = crate::auth::stored(tx, h.message_id)?;
+    distribute(ctx, tx, &list.name, &bytes, verdict.as_ref(), now)
 }
 
 /// The one call point into the post pipeline's distribution: decorate,
@@ -163,40 +164,30 @@ fn distribute(
     tx: &Connection,
     list: &str,
     bytes: &[u8],
+    verdict: Option<&crate::auth::AuthVerdict>,
     now: i64,
 ) -> Result<(), HandlerError> {
-    let d = crate::posts::distribute::distribute(ctx, tx, list, bytes, now)?;
+    let d = crate::posts::distribute::distribute(ctx, tx, list, bytes, verdict, now)?;
     tracing::info!(%list, message_id = %d.message_id, job = d.job_id, "approved post distributed");
     Ok(())
 }
 
-/// Hook for DMARC: whether a From: address may be believed. The
-/// deliverability issue verifies DMARC at intake and records the verdict in
-/// an `Authentication-Results:` header named for our host; a From: whose
-/// domain publishes DMARC must pass it. Until that lands, a recorded
-/// `dmarc=fail` from our own host refuses the From:, and anything else is
-/// believed (no verification has happened yet).
-pub fn from_authenticated(ctx: &Ctx, m: &Message<'_>, _addr: &str) -> bool {
-    let host = ctx.config.smtp.hostname.to_ascii_lowercase();
-    for h in m.header_values("Authentication-Results") {
-        let Some(v) = h.as_text() else { continue };
-        let v = v.to_ascii_lowercase();
-        let authserv = v.split(';').next().unwrap_or("").trim();
-        if authserv == host && v.contains("dmarc=fail") {
-            return false;
-        }
-    }
-    true
+/// Whether a From: address may be believed for a moderator's act: when
+/// its domain publishes DMARC (or intake could not tell), the From: must
+/// have passed it, as intake recorded in the store (`verdict`; `None`:
+/// not checked, `auth.enabled: false`). A header in the mail is never read.
+pub fn from_authenticated(verdict: Option<&crate::auth::AuthVerdict>, addr: &str) -> bool {
+    verdict.is_none_or(|v| v.may_act_as(addr))
 }
 
 /// Who is acting: the configured moderator or owner address that this mail
 /// comes from, by envelope sender or by From: header. `Err` carries the
 /// address that claimed to act, for the log.
 pub fn authorise(
-    ctx: &Ctx,
     list: &ListConfig,
     env_from: &str,
     parsed: Option<&Message<'_>>,
+    verdict: Option<&crate::auth::AuthVerdict>,
 ) -> Result<String, String> {
     if !env_from.is_empty() && list.is_moderator(env_from) {
         return Ok(env_from.to_string());
@@ -206,7 +197,7 @@ pub fn authorise(
         for a in m.from().map(|f| f.iter()).into_iter().flatten() {
             let Some(addr) = a.address() else { continue };
             claimed.get_or_insert_with(|| addr.to_string());
-            if list.is_moderator(addr) && from_authenticated(ctx, m, addr) {
+            if list.is_moderator(addr) && from_authenticated(verdict, addr) {
                 return Ok(addr.to_string());
             }
         }
@@ -260,6 +251,7 @@ struct ByToken {
 fn by_token(
     ctx: &Ctx,
     tx: &Connection,
+    message_id: i64,
     env_from: &str,
     parsed: Option<&Message<'_>>,
     route_list: Option<&str>,
@@ -315,7 +307,10 @@ fn by_token(
     };
     let authorised = match confirmer {
         Some(sender) => Ok(sender),
-        None => authorise(ctx, list, env_from, parsed),
+        None => {
+            let verdict = crate::auth::stored(tx, message_id)?;
+            authorise(list, env_from, parsed, verdict.as_ref())
+        }
     };
     let actor = match authorised {
         Ok(a) => a,
@@ -416,6 +411,7 @@ pub fn handle_reply(
     let r = by_token(
         ctx,
         tx,
+        msg.message_id,
         &msg.env_from,
         parsed.as_ref(),
         Some(list),
@@ -467,6 +463,7 @@ pub fn command(
     let r = by_token(
         ctx,
         tx,
+        msg.message_id,
         &msg.env_from,
         parsed.as_ref(),
         msg.route.list(),

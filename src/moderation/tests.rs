@@ -688,7 +688,7 @@ fn a_forged_approval_is_refused_and_logged() {
 }
 
 #[test]
-fn the_from_header_counts_unless_our_intake_saw_dmarc_fail() {
+fn the_from_header_counts_unless_our_intake_recorded_a_dmarc_failure() {
     let mut fx = fixture(MODS);
     // envelope is a forwarding service, From: is the moderator
     let (id, toks) = held_with_tokens(&mut fx, "from", 10);
@@ -705,24 +705,46 @@ fn the_from_header_counts_unless_our_intake_saw_dmarc_fail() {
         Some("owner@example.org")
     );
 
-    let (id, toks) = held_with_tokens(&mut fx, "dmarc", 10);
-    let host = fx.ctx.config.smtp.hostname.clone();
-    let bytes = format!(
-        "Authentication-Results: {host}; dmarc=fail header.from=example.org\r\n\
-         From: owner@example.org\r\nSubject: x\r\n\r\n"
-    );
-    let rcpt = format!("dev-moderate+{}@{DOMAIN}", toks["discard"]);
-    let msg = inbound(
-        &mut fx,
-        "bounce@attacker.example",
-        &rcpt,
-        bytes.as_bytes(),
-        30,
-    );
-    let tx = fx.conn.transaction().unwrap();
-    handle_reply(&fx.ctx, &tx, &msg).unwrap();
-    tx.commit().unwrap();
-    assert_eq!(state(&fx, id).state, "held");
+    // the verdict stored with the reply decides; a header claiming a pass
+    // is not read
+    let host = fx.ctx.config.authserv_id().to_string();
+    let rcpt_of = |toks: &std::collections::HashMap<String, String>| {
+        format!("dev-moderate+{}@{DOMAIN}", toks["discard"])
+    };
+    for (dmarc, policy, acts) in [
+        ("fail", "reject", false),
+        ("temperror", "unknown", false),
+        ("none", "absent", true),
+        ("pass", "reject", true),
+    ] {
+        let (id, toks) = held_with_tokens(&mut fx, &format!("dmarc-{dmarc}"), 10);
+        let bytes = format!(
+            "Authentication-Results: {host}; dmarc=pass header.from=example.org\r\n\
+             From: owner@example.org\r\nSubject: x\r\n\r\n"
+        );
+        let msg = inbound(
+            &mut fx,
+            "bounce@attacker.example",
+            &rcpt_of(&toks),
+            bytes.as_bytes(),
+            30,
+        );
+        let row = spool::AuthRow {
+            dmarc: dmarc.into(),
+            policy: policy.into(),
+            from_domain: "example.org".into(),
+        };
+        spool::record_auth(&fx.conn, msg.message_id, &row).unwrap();
+        let tx = fx.conn.transaction().unwrap();
+        handle_reply(&fx.ctx, &tx, &msg).unwrap();
+        tx.commit().unwrap();
+        let expect = if acts { "discarded" } else { "held" };
+        assert_eq!(
+            state(&fx, id).state,
+            expect,
+            "dmarc={dmarc} policy={policy}"
+        );
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `NAME-owner@`: forwards the message to the list's owners, unchanged but
-//! for an `X-Loop: NAME-owner@domain` line on top, with the envelope sender
+//! for an `X-Loop: NAME-owner@domain` line on top and the list's DMARC
+//! mitigation (`posts::mitigate`), with the envelope sender
 //! `NAME-bounces@domain` so failures never go back to the original sender.
 //!
 //! Loop protection: a message that already carries our X-Loop is dropped
@@ -9,6 +10,7 @@
 use crate::handler::{Ctx, HandlerError, Inbound};
 use crate::mime::header_block::{self, Rewrite};
 use crate::mime::list_id;
+use crate::posts::mitigate::{self, Mitigation};
 use crate::routing::Route;
 use crate::store::outbound::{self, JobKind, NewJob};
 use rusqlite::Transaction;
@@ -67,9 +69,18 @@ pub fn forward_message(
             lc.name
         )));
     }
+    // the owners' providers check DMARC too: the list's mitigation applies
+    let verdict = crate::auth::stored(tx, msg.message_id)?;
+    let list_address = ctx.config.list_address(&lc.name);
+    let original = match mitigate::choose(lc.dmarc_mitigation, verdict.as_ref()) {
+        Mitigation::Keep => msg.bytes.clone(),
+        Mitigation::Munge => mitigate::munge(&msg.bytes, &lc.name, &list_address),
+        Mitigation::Wrap => mitigate::wrap(&msg.bytes, &lc.name, &list_address),
+    };
+    let split = header_block::split(&original);
     let mut rw = Rewrite::new();
     rw.prepend("X-Loop", loop_addr.as_bytes(), split.eol);
-    let bytes = rw.apply(&split, &msg.bytes);
+    let bytes = rw.apply(&split, &original);
     let env_from = ctx.config.list_suffix_address(&lc.name, "bounces");
     let owners: Vec<&str> = lc.owners.iter().map(String::as_str).collect();
     let job = outbound::enqueue(

@@ -41,7 +41,8 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
     if preapproval == Preapproval::BadPassword {
         crate::moderation::lockout::record_failure(ctx, tx, lc, msg.now)?;
     }
-    let (mut facts, claims) = facts(tx, lc, &view, msg)?;
+    let verdict = crate::auth::stored(tx, msg.message_id)?;
+    let (mut facts, claims) = facts(tx, lc, &view, msg, verdict.as_ref())?;
     facts.pre_approved = matches!(preapproval, Preapproval::Approved(_));
     facts.bad_approved_password = preapproval == Preapproval::BadPassword;
     let action = rules::decide(
@@ -64,7 +65,7 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
                 }
                 _ => msg.bytes.as_slice(),
             };
-            let d = distribute(ctx, tx, &lc.name, bytes, msg.now)?;
+            let d = distribute(ctx, tx, &lc.name, bytes, verdict.as_ref(), msg.now)?;
             tracing::info!(list = %lc.name, %poster, message_id = %d.message_id,
                 job = d.job_id, "post accepted and distributed");
         }
@@ -122,6 +123,7 @@ fn facts(
     lc: &ListConfig,
     view: &PostView,
     msg: &Inbound,
+    verdict: Option<&crate::auth::AuthVerdict>,
 ) -> Result<(Facts, Claims), HandlerError> {
     let mut candidates: Vec<&str> = Vec::new();
     if let Some(f) = view.from.as_deref() {
@@ -173,6 +175,14 @@ fn facts(
             claims.accepted = Some(c.to_string());
         }
     }
+    // the verdict intake stored: the From: is proven when it passed DMARC
+    // and every role above was found for that very address
+    let from = view.from.as_deref().unwrap_or("");
+    let same = |c: &Option<String>| c.as_deref().is_none_or(|c| c.eq_ignore_ascii_case(from));
+    let verified_sender = verdict.is_some_and(|v| v.proves(from))
+        && same(&claims.member)
+        && same(&claims.moderator)
+        && same(&claims.accepted);
     let facts = Facts {
         is_member,
         is_moderator,
@@ -180,7 +190,8 @@ fn facts(
         pre_approved: false,
         bad_approved_password: false,
         sender_rule,
-        verified_sender: false,
+        verified_sender,
+        from_dmarc_fail: verdict.is_some_and(|v| v.fails()),
     };
     Ok((facts, claims))
 }

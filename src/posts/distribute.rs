@@ -7,6 +7,7 @@
 //! transaction.
 
 use super::decorate::{self, Decoration};
+use super::mitigate::{self, Mitigation};
 use super::rules::DUPLICATE_WINDOW_DAYS;
 use super::template_data;
 use crate::config::ListConfig;
@@ -26,14 +27,16 @@ pub struct Distributed {
     pub footer: decorate::FooterPlacement,
 }
 
-/// Distributes an accepted (or approved) post to `list`: decorate, archive,
-/// queue the fan-out, feed the digest. `original` is the message as it was
-/// received (a held post's stored bytes). Runs in the caller's transaction.
+/// Distributes an accepted (or approved) post to `list`: DMARC mitigation
+/// (`mitigate`, by intake's stored `verdict`), decorate, archive, queue the
+/// fan-out, feed the digest. `original` is the message as it was received
+/// (a held post's stored bytes). Runs in the caller's transaction.
 pub fn distribute(
     ctx: &Ctx,
     tx: &Connection,
     list: &str,
     original: &[u8],
+    verdict: Option<&crate::auth::AuthVerdict>,
     now: i64,
 ) -> Result<Distributed, HandlerError> {
     let config = &ctx.config;
@@ -51,7 +54,21 @@ pub fn distribute(
         None
     };
     let decoration = Decoration::for_list(config, lc, footer);
-    let decorated = decorate::decorate(original, &decoration);
+    let list_address = config.list_address(&lc.name);
+    // wrapped: the new message from the list is what is decorated; munged:
+    // after decoration, so the author is added to the Reply-To it set
+    let mitigation = mitigate::choose(lc.dmarc_mitigation, verdict);
+    let wrapped;
+    let original = if mitigation == Mitigation::Wrap {
+        wrapped = mitigate::wrap(original, &lc.name, &list_address);
+        wrapped.as_slice()
+    } else {
+        original
+    };
+    let mut decorated = decorate::decorate(original, &decoration);
+    if mitigation == Mitigation::Munge {
+        decorated.bytes = mitigate::munge(&decorated.bytes, &lc.name, &list_address);
+    }
     remember_message_id(tx, &lc.name, Some(&decorated.message_id), now)?;
 
     let archived = if lc.archive {

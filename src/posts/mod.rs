@@ -6,6 +6,7 @@
 
 pub mod decorate;
 pub mod distribute;
+pub mod mitigate;
 pub mod rules;
 
 use crate::config::ListConfig;

@@ -220,11 +220,14 @@ pub struct Facts {
     pub bad_approved_password: bool,
     /// Moderation's per-sender rule, if any.
     pub sender_rule: Option<SenderRule>,
-    /// The poster's address is proven, so the roles above are believed
-    /// under `sender_verification`. Nothing sets it yet: the seam for a
-    /// DMARC-aligned DKIM pass. (A valid `Approved:` is `pre_approved`; a
-    /// confirmation by token releases the held post through moderation.)
+    /// The poster's address is proven (its From: passed DMARC at our
+    /// intake, and it is the address every role above was found for), so
+    /// the roles are believed under `sender_verification`. (A valid
+    /// `Approved:` is `pre_approved`; a confirmation by token releases the
+    /// held post through moderation.)
     pub verified_sender: bool,
+    /// The From: failed its domain's DMARC check at our intake.
+    pub from_dmarc_fail: bool,
 }
 
 /// Why a post is held: moderation's type (it stores and shows the reason).
@@ -373,6 +376,11 @@ fn decide_inner(
     };
     let allowed_by = match list.posting {
         PostingPolicy::Anyone => Ok(None),
+        PostingPolicy::Members
+            if facts.is_member && list.require_dmarc_pass_for_members && facts.from_dmarc_fail =>
+        {
+            Err(PostAction::Hold(HoldReason::DmarcFail))
+        }
         PostingPolicy::Members if facts.is_member => Ok(Some(ClaimedRole::Member)),
         PostingPolicy::Members if facts.is_moderator || accepted_sender => Ok(Some(privileged)),
         PostingPolicy::Members => Err(not_allowed(HoldReason::NonMember, "members")),
@@ -559,6 +567,50 @@ mod tests {
         let empty = PostView::from_message(None, b"1234567");
         assert_eq!(empty.size, 7);
         assert_eq!(empty.poster("env@x"), "env@x");
+    }
+
+    #[test]
+    fn a_member_failing_dmarc_is_held_only_when_the_list_requires_a_pass() {
+        let v = view(PLAIN);
+        let failing = Facts {
+            from_dmarc_fail: true,
+            ..member()
+        };
+        let strict = list("posting: members\nrequire_dmarc_pass_for_members: true");
+        let lax = list("posting: members");
+        let d = |l: &ListConfig, f: &Facts| decide(&v, "ann@example.org", l, D, 1 << 20, f);
+        assert_eq!(
+            d(&strict, &failing),
+            PostAction::Hold(HoldReason::DmarcFail)
+        );
+        assert_eq!(d(&lax, &failing), PostAction::Accept);
+        assert_eq!(d(&strict, &member()), PostAction::Accept);
+        // a valid Approved: still wins
+        let approved = Facts {
+            pre_approved: true,
+            ..failing.clone()
+        };
+        assert_eq!(d(&strict, &approved), PostAction::Accept);
+    }
+
+    #[test]
+    fn a_verified_moderator_needs_no_confirmation_on_an_announce_list() {
+        let v = view(PLAIN);
+        let l = list("posting: announce");
+        let claimed = Facts {
+            is_moderator: true,
+            ..Facts::default()
+        };
+        let d = |f: &Facts| decide(&v, "ann@example.org", &l, D, 1 << 20, f);
+        assert_eq!(
+            d(&claimed),
+            PostAction::Hold(HoldReason::SenderUnverified(ClaimedRole::Moderator))
+        );
+        let proven = Facts {
+            verified_sender: true,
+            ..claimed
+        };
+        assert_eq!(d(&proven), PostAction::Accept);
     }
 
     #[test]

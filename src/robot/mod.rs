@@ -437,6 +437,11 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
 
     let mut session =
         exec::RobotSession::new(ctx, tx, msg, sender.clone(), route_list.clone(), now);
+    session.verdict = crate::auth::stored(tx, msg.message_id)?;
+    session.sender_verified = session
+        .verdict
+        .as_ref()
+        .is_some_and(|v| v.proves(&sender.address.to_string()));
     let mut results = Vec::new();
     for line in &extracted.lines {
         let result = session.run(line)?;

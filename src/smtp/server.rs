@@ -41,6 +41,8 @@ pub struct Shared {
     pub active: Arc<Active>,
     /// Open connections per client IP.
     pub per_client: Arc<PerClient>,
+    /// The one DNS resolver, for the authentication checks.
+    pub resolver: Arc<crate::dns::ResolverSlot>,
 }
 
 /// Counts open connections per client IP, for `max_connections_per_client`
@@ -283,7 +285,8 @@ where
                 let _ = stream.shutdown().await;
                 return Ok(());
             }
-            Step::Request(Request::Store(sub)) => {
+            Step::Request(Request::Store(mut sub)) => {
+                authenticate(&config, &session.peer, &shared.resolver, &mut sub).await;
                 let r = shared.writer.submit(sub).await;
                 session.complete(Completion::Stored(r));
             }
@@ -327,6 +330,47 @@ where
             }
         }
     }
+}
+
+/// Checks SPF, DKIM and DMARC before the commit (like a milter): the
+/// message gets our `Authentication-Results:` (forged ones claiming our
+/// authserv-id removed) and the submission the verdict to store. Never
+/// refuses mail: a resolver that cannot even be built is logged and the
+/// message is spooled unchecked.
+async fn authenticate(
+    config: &Config,
+    peer: &Peer,
+    slot: &crate::dns::ResolverSlot,
+    sub: &mut super::session::Submission,
+) {
+    if !config.auth.enabled {
+        return;
+    }
+    let resolver = match slot.get(&config.dns.settings()) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, queue_id = %sub.queue_id, "no DNS resolver: message not authenticated");
+            return;
+        }
+    };
+    let settings = crate::auth::AuthSettings {
+        authserv_id: config.authserv_id(),
+        trust_upstream: config.auth.trust_upstream_authserv_id.as_deref(),
+        timeout: Duration::from_secs(config.auth.timeout_secs.max(1)),
+    };
+    let input = crate::auth::AuthInput {
+        bytes: &sub.bytes,
+        client_ip: peer.ip,
+        trusted_client: peer.trusted,
+        helo: &sub.envelope.helo,
+        mail_from: &sub.envelope.mail_from,
+    };
+    let done = crate::auth::authenticate(&resolver, &settings, &input).await;
+    let row = done.verdict.row();
+    tracing::info!(queue_id = %sub.queue_id, dmarc = %row.dmarc, policy = %row.policy,
+        from_domain = %row.from_domain, "authenticated");
+    sub.bytes = done.bytes;
+    sub.auth = Some(Box::new(row));
 }
 
 /// The time now, as the session takes it.

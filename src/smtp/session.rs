@@ -112,6 +112,9 @@ pub struct Submission {
     pub bytes: Vec<u8>,
     /// When DATA started (unix seconds).
     pub received_at: i64,
+    /// The authentication verdict to store with it (the driver fills it
+    /// in after the checks; `None`: not checked).
+    pub auth: Option<Box<crate::store::spool::AuthRow>>,
 }
 
 /// Work the driver must do before the session can go on.

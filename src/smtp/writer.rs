@@ -187,12 +187,12 @@ fn write(conn: &mut Connection, jobs: &[Job]) -> Result<Vec<i64>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut ids = Vec::with_capacity(jobs.len());
     for j in jobs {
-        ids.push(store::spool::insert_inbound(
-            &tx,
-            &j.sub.envelope,
-            &j.sub.bytes,
-            j.sub.received_at,
-        )?);
+        let id =
+            store::spool::insert_inbound(&tx, &j.sub.envelope, &j.sub.bytes, j.sub.received_at)?;
+        if let Some(a) = &j.sub.auth {
+            store::spool::record_auth(&tx, id, a)?;
+        }
+        ids.push(id);
     }
     tx.commit()?;
     Ok(ids)
@@ -219,6 +219,7 @@ mod tests {
             },
             bytes: b"Subject: x\r\n\r\nhi\r\n".to_vec(),
             received_at: 1,
+            auth: None,
         }
     }
 

@@ -96,6 +96,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "digest_due",
         include_str!("migrations/0068_digest_due.sql"),
     ),
+    (
+        69,
+        "inbound_auth",
+        include_str!("migrations/0069_inbound_auth.sql"),
+    ),
 ];
 
 static STATEMENT_HOOK: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();

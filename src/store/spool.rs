@@ -66,6 +66,43 @@ pub fn insert_inbound(conn: &Connection, env: &Envelope, bytes: &[u8], now: i64)
     Ok(id)
 }
 
+/// The authentication verdict intake recorded with an inbound message, in
+/// the store's plain terms (`auth::AuthVerdict` reads and writes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthRow {
+    /// `pass`, `fail`, `none`, `temperror` or `permerror`.
+    pub dmarc: String,
+    /// `absent`, `none`, `quarantine`, `reject` or `unknown`.
+    pub policy: String,
+    pub from_domain: String,
+}
+
+/// Records the verdict of message `id` (in the spool writer's transaction).
+pub fn record_auth(conn: &Connection, id: i64, row: &AuthRow) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE messages SET auth_dmarc = ?2, auth_policy = ?3, auth_from = ?4 WHERE id = ?1",
+    )?
+    .execute(params![id, row.dmarc, row.policy, row.from_domain])?;
+    Ok(())
+}
+
+/// The verdict recorded with message `id`, if it was checked.
+pub fn load_auth(conn: &Connection, id: i64) -> Result<Option<AuthRow>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT auth_dmarc, auth_policy, auth_from FROM messages
+             WHERE id = ?1 AND auth_dmarc IS NOT NULL",
+        )?
+        .query_row([id], |r| {
+            Ok(AuthRow {
+                dmarc: r.get(0)?,
+                policy: r.get(1)?,
+                from_domain: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+            })
+        })
+        .optional()?)
+}
+
 /// Stores a body listd itself composed (a reply, a decorated post, a digest).
 pub fn insert_outbound(conn: &Connection, env_from: &str, bytes: &[u8], now: i64) -> Result<i64> {
     let mut ins = conn.prepare_cached(

@@ -42,6 +42,7 @@ pub struct TestEnvBuilder {
     top: BTreeMap<String, String>,
     sections: BTreeMap<String, BTreeMap<String, String>>,
     lists: Vec<(String, String)>,
+    zone: String,
 }
 
 impl Default for TestEnvBuilder {
@@ -59,6 +60,7 @@ impl TestEnvBuilder {
             top: BTreeMap::new(),
             sections: BTreeMap::new(),
             lists: Vec::new(),
+            zone: String::new(),
         };
         let templates = repo_templates();
         b = b
@@ -106,9 +108,22 @@ impl TestEnvBuilder {
         self.set("lmtp", "listen", "[\"127.0.0.1:0\"]")
     }
 
+    /// The DNS the daemon sees: this static zone file's text (see
+    /// `contrib/static-zone.sample`). Without it the zone is empty: no test
+    /// ever asks the network, and every name is NXDOMAIN.
+    pub fn zone(mut self, text: &str) -> Self {
+        self.zone = text.into();
+        self
+    }
+
     /// Writes the files.
-    pub fn build(self) -> TestEnv {
+    pub fn build(mut self) -> TestEnv {
         let dir = tempfile::tempdir().expect("tempdir");
+        let dns = self.sections.entry("dns".into()).or_default();
+        if !dns.contains_key("static_zone") && !dns.contains_key("servers") {
+            std::fs::write(dir.path().join("static-zone"), &self.zone).expect("write zone");
+            dns.insert("static_zone".into(), "static-zone".into());
+        }
         let mut yaml = String::new();
         for (k, v) in &self.top {
             yaml += &format!("{k}: {v}\n");

@@ -64,10 +64,12 @@ pub struct RobotSession<'a> {
     unknown_seen: bool,
     /// Whether the sender is a member of some list here (looked up once).
     member_somewhere: Option<bool>,
-    /// The sender's address is proven, so a change it asks for in its own
-    /// name needs no confirmation. Nothing sets it yet: the seam for a
-    /// DMARC-aligned DKIM pass.
+    /// The sender's address is proven (its From: passed DMARC at our
+    /// intake), so a change it asks for in its own name needs no
+    /// confirmation.
     pub sender_verified: bool,
+    /// The verdict intake stored with the mail (`None`: not checked).
+    pub verdict: Option<crate::auth::AuthVerdict>,
 }
 
 type Res = Result<String, HandlerError>;
@@ -129,6 +131,7 @@ impl<'a> RobotSession<'a> {
             unknown_seen: false,
             member_somewhere: None,
             sender_verified: false,
+            verdict: None,
         }
     }
 
@@ -136,8 +139,12 @@ impl<'a> RobotSession<'a> {
         robot_address(&self.ctx.config, self.route_list.as_deref())
     }
 
+    /// The sender is an owner of `list`, and believed: a From: whose
+    /// domain publishes DMARC (or whose policy intake could not read) must
+    /// have passed it.
     fn is_owner(&self, list: &ListConfig) -> bool {
-        list.is_owner(&self.sender.address.to_string())
+        let addr = self.sender.address.to_string();
+        list.is_owner(&addr) && self.verdict.as_ref().is_none_or(|v| v.may_act_as(&addr))
     }
 
     fn is_member(&self, list: &ListConfig) -> Result<bool, HandlerError> {

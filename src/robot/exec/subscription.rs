@@ -69,11 +69,13 @@ impl RobotSession<'_> {
                 list.name
             ));
         }
+        // a sender whose From: passed DMARC has proven the address already
         let needs_confirmation = third
-            || matches!(
-                list.subscription,
-                SubscriptionPolicy::Confirm | SubscriptionPolicy::ConfirmThenApprove
-            );
+            || (!self.sender_verified
+                && matches!(
+                    list.subscription,
+                    SubscriptionPolicy::Confirm | SubscriptionPolicy::ConfirmThenApprove
+                ));
         if needs_confirmation {
             self.confirmation(list, TokenAction::Subscribe, &who, third)?;
             return Ok(if third {
@@ -86,7 +88,10 @@ impl RobotSession<'_> {
             });
         }
         let requested_by = self.sender.address.to_string();
-        if list.subscription == SubscriptionPolicy::Approve {
+        if matches!(
+            list.subscription,
+            SubscriptionPolicy::Approve | SubscriptionPolicy::ConfirmThenApprove
+        ) {
             return request_approval(
                 self.ctx,
                 self.conn,
@@ -130,7 +135,7 @@ impl RobotSession<'_> {
                 )
             });
         }
-        if third || list.unsubscription == UnsubscribePolicy::Confirm {
+        if third || (!self.sender_verified && list.unsubscription == UnsubscribePolicy::Confirm) {
             let who = Joining {
                 addr: &addr,
                 name: None,

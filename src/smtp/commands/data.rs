@@ -295,6 +295,7 @@ pub fn finish(s: &mut Session, reader: DataReader, _now: i64) -> Outcome {
         envelope,
         bytes: reader.body,
         received_at: reader.started,
+        auth: None,
     };
     Outcome::Request(
         Request::Store(submission),
