@@ -297,50 +297,27 @@ fn pem(label: &str, der: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mail_auth::common::parse::TxtRecordParser;
-    use mail_auth::common::verify::DomainKey as PublicKey;
-    use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters};
-    use mail_auth::{ResolverCache, Txt};
-    use std::borrow::Borrow;
-    use std::collections::HashMap;
-    use std::hash::Hash;
-    use std::sync::{Arc, Mutex};
+    use mail_auth::{AuthenticatedMessage, DkimResult};
+    use std::sync::Arc;
 
-    /// The published key records, standing in for DNS.
-    #[derive(Default)]
-    struct Zone(Mutex<HashMap<Box<str>, Txt>>);
-
-    impl Zone {
-        fn publish(&self, name: &str, txt: &str) {
-            let key = Txt::DomainKey(Arc::new(PublicKey::parse(txt.as_bytes()).unwrap()));
-            let mut m = self.0.lock().unwrap();
-            m.insert(format!("{name}.").into(), key.clone());
-            m.insert(name.into(), key);
-        }
+    /// A resolver answering from `records` (a static zone: no network).
+    fn zone(records: &[(&str, &str)]) -> crate::dns::Resolver {
+        let text: String = records
+            .iter()
+            .map(|(name, value)| format!("{name} TXT \"{value}\"\n"))
+            .collect();
+        let mut settings = crate::config::DnsConfig::default().settings();
+        settings.zone = Some(Arc::new(crate::dns::zone::parse(&text).unwrap()));
+        crate::dns::Resolver::new(&settings).unwrap()
     }
 
-    impl ResolverCache<Box<str>, Txt> for Zone {
-        fn get<Q>(&self, name: &Q) -> Option<Txt>
-        where
-            Box<str>: Borrow<Q>,
-            Q: Hash + Eq + ?Sized,
-        {
-            self.0.lock().unwrap().get(name).cloned()
-        }
-        fn remove<Q>(&self, name: &Q) -> Option<Txt>
-        where
-            Box<str>: Borrow<Q>,
-            Q: Hash + Eq + ?Sized,
-        {
-            self.0.lock().unwrap().remove(name)
-        }
-        fn insert(&self, _: Box<str>, _: Txt, _: std::time::Instant) {}
-    }
-
-    async fn verify(zone: &Zone, msg: &[u8]) -> Vec<(DkimResult, String, Vec<String>)> {
-        let auth = MessageAuthenticator::new_system_conf().unwrap();
+    async fn verify(
+        zone: &crate::dns::Resolver,
+        msg: &[u8],
+    ) -> Vec<(DkimResult, String, Vec<String>)> {
         let m = AuthenticatedMessage::parse(msg).unwrap();
-        auth.verify_dkim(Parameters::new(&m).with_txt_cache(zone))
+        zone.authenticator()
+            .verify_dkim(zone.params(&m))
             .await
             .iter()
             .map(|o| {
@@ -366,8 +343,7 @@ mod tests {
             let (path, txt) = key_file(dir.path(), algorithm);
             assert_eq!(check_key_file(&path), Ok(algorithm));
             let signer = Signer::load([("lists.example.org", "s1", path.as_path())]).unwrap();
-            let zone = Zone::default();
-            zone.publish("s1._domainkey.lists.example.org", &txt);
+            let zone = zone(&[("s1._domainkey.lists.example.org", &txt)]);
             // From ann@example.org: no key for it, so the list domain's key signs
             let signed = signer.sign(POST, "lists.example.org").unwrap();
             assert!(signed.starts_with(b"DKIM-Signature: "));
@@ -412,9 +388,10 @@ mod tests {
             ("example.org", "b", b.as_path()),
         ])
         .unwrap();
-        let zone = Zone::default();
-        zone.publish("a._domainkey.lists.example.org", &txt_a);
-        zone.publish("b._domainkey.example.org", &txt_b);
+        let zone = zone(&[
+            ("a._domainkey.lists.example.org", &txt_a),
+            ("b._domainkey.example.org", &txt_b),
+        ]);
         let lf = b"From: ann@EXAMPLE.org\nSubject: x\n\nbody  \n \t\n   \n\n";
         let signed = signer.sign(lf, "lists.example.org").unwrap();
         assert!(!signed.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'));

@@ -7,56 +7,32 @@ mod common;
 
 use common::sink::{Sink, Transaction};
 use common::{message, run_cli, send, wait_until, Listd, TestEnv, DOMAIN};
+use listd::dns::Resolver;
 use listd::store::members::DeliveryMode;
-use mail_auth::common::parse::TxtRecordParser;
-use mail_auth::common::verify::DomainKey as PublicKey;
-use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters};
-use mail_auth::{ResolverCache, Txt};
-use std::borrow::Borrow;
-use std::collections::HashMap;
-use std::hash::Hash;
+use mail_auth::{AuthenticatedMessage, DkimResult};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// The records keygen printed, standing in for DNS.
-#[derive(Default)]
-struct Zone(Mutex<HashMap<Box<str>, Txt>>);
-
-impl Zone {
-    fn publish(&self, name: &str, txt: &str) {
-        let key = Txt::DomainKey(Arc::new(PublicKey::parse(txt.as_bytes()).unwrap()));
-        let mut m = self.0.lock().unwrap();
-        m.insert(format!("{name}.").into(), key.clone());
-        m.insert(name.into(), key);
-    }
-}
-
-impl ResolverCache<Box<str>, Txt> for Zone {
-    fn get<Q>(&self, name: &Q) -> Option<Txt>
-    where
-        Box<str>: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.0.lock().unwrap().get(name).cloned()
-    }
-    fn remove<Q>(&self, name: &Q) -> Option<Txt>
-    where
-        Box<str>: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.0.lock().unwrap().remove(name)
-    }
-    fn insert(&self, _: Box<str>, _: Txt, _: std::time::Instant) {}
+/// A resolver answering from the TXT records keygen printed (a static
+/// zone: no network).
+fn zone(records: &[(String, String)]) -> Resolver {
+    let text: String = records
+        .iter()
+        .map(|(name, value)| format!("{name} TXT \"{value}\"\n"))
+        .collect();
+    let mut settings = listd::config::DnsConfig::default().settings();
+    settings.zone = Some(Arc::new(listd::dns::zone::parse(&text).unwrap()));
+    Resolver::new(&settings).unwrap()
 }
 
 /// Each signature's verdict and signing domain.
-async fn verify(zone: &Zone, msg: &[u8]) -> Vec<(DkimResult, String)> {
-    let auth = MessageAuthenticator::new_system_conf().unwrap();
+async fn verify(zone: &Resolver, msg: &[u8]) -> Vec<(DkimResult, String)> {
     let m = AuthenticatedMessage::parse(msg).unwrap();
-    auth.verify_dkim(Parameters::new(&m).with_txt_cache(zone))
+    zone.authenticator()
+        .verify_dkim(zone.params(&m))
         .await
         .iter()
         .map(|o| (o.result().clone(), o.signature().unwrap().d.clone()))
@@ -113,9 +89,10 @@ async fn posts_notices_robot_replies_and_digests_go_out_signed() {
     let keys = tempfile::tempdir().unwrap();
     let (rsa, rsa_txt) = keygen(keys.path(), DOMAIN, "rsa2026", "rsa");
     let (ed, ed_txt) = keygen(keys.path(), "example.com", "ed2026", "ed25519");
-    let zone = Zone::default();
-    zone.publish(&format!("rsa2026._domainkey.{DOMAIN}"), &rsa_txt);
-    zone.publish("ed2026._domainkey.example.com", &ed_txt);
+    let zone = zone(&[
+        (format!("rsa2026._domainkey.{DOMAIN}"), rsa_txt),
+        ("ed2026._domainkey.example.com".into(), ed_txt),
+    ]);
 
     let sink = Sink::start();
     let env = TestEnv::builder()
@@ -274,8 +251,7 @@ async fn a_signature_survives_a_real_postfix_relay() {
     };
     let keys = tempfile::tempdir().unwrap();
     let (key, txt) = keygen(keys.path(), DOMAIN, "pf", "ed25519");
-    let zone = Zone::default();
-    zone.publish(&format!("pf._domainkey.{DOMAIN}"), &txt);
+    let zone = zone(&[(format!("pf._domainkey.{DOMAIN}"), txt)]);
     let env = TestEnv::builder()
         .relay_port(postfix.addr.port())
         .set(
