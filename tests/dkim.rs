@@ -302,3 +302,71 @@ async fn a_signature_survives_a_real_postfix_relay() {
     }
     d.shutdown().await;
 }
+
+/// A personalized list: each member's copy has its own List-Unsubscribe,
+/// so each is signed on its own, and each verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_personalized_copy_is_signed_for_its_member() {
+    let keys = tempfile::tempdir().unwrap();
+    let (key, txt) = keygen(keys.path(), DOMAIN, "p1", "ed25519");
+    let zone = zone(&[(format!("p1._domainkey.{DOMAIN}"), txt)]);
+    let sink = Sink::start();
+    let env = TestEnv::builder()
+        .relay_port(sink.port())
+        .set("web", "public_url", "\"http://127.0.0.1:8080\"")
+        .set(
+            "dkim",
+            "keys",
+            &format!(
+                "[{{domain: {DOMAIN}, selector: p1, key_file: {}}}]",
+                key.display()
+            ),
+        )
+        .list("dev", "posting: members\npersonalize: true\n")
+        .build();
+    env.add_members("dev", &["a@example.net", "b@example.net"]);
+    let d = env.start().await;
+    post(d.smtp_addr(), "a@example.net", "dev", "for each", "hi").await;
+    assert!(wait_until(WAIT, || sink.transactions().len() >= 2).await);
+    let copies = sink.transactions();
+    let header = |t: &Transaction, name: &str| {
+        let split = listd::mime::header_block::split(&t.data);
+        split
+            .raw_value(&t.data, name)
+            .map(listd::mime::header_block::unfold)
+    };
+    assert_ne!(
+        header(&copies[0], "List-Unsubscribe"),
+        header(&copies[1], "List-Unsubscribe")
+    );
+    assert_ne!(dkim_signatures(&copies[0]), dkim_signatures(&copies[1]));
+    for t in &copies {
+        assert_eq!(t.rcpts.len(), 1);
+        assert!(
+            String::from_utf8_lossy(&header(t, "List-Unsubscribe").unwrap())
+                .contains("http://127.0.0.1:8080/u/")
+        );
+        assert_eq!(
+            verify(&zone, &t.data).await,
+            vec![(DkimResult::Pass, DOMAIN.to_string())]
+        );
+        // a copy with another member's link spliced in fails
+        let other = if t.rcpts == copies[0].rcpts {
+            &copies[1]
+        } else {
+            &copies[0]
+        };
+        let forged = [
+            &b"List-Unsubscribe: "[..],
+            &header(other, "List-Unsubscribe").unwrap(),
+            b"\r\n",
+            &t.data,
+        ]
+        .concat();
+        assert_ne!(
+            verify(&zone, &forged).await,
+            vec![(DkimResult::Pass, DOMAIN.to_string())]
+        );
+    }
+    d.shutdown().await;
+}
