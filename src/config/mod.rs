@@ -181,10 +181,25 @@ pub enum RelayTls {
     Tls,
 }
 
+/// Where outbound mail goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RelayMode {
+    /// To the relay MTA at `relay.host` (the default: Postfix in front).
+    #[default]
+    Relay,
+    /// Straight to each recipient domain's mail exchangers (MX, else A/AAAA).
+    Mx,
+}
+
 /// `relay:` — the MTA that delivers what listd sends.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelayConfig {
+    /// `relay` (to `host`) or `mx` (direct delivery; `host`, `tls` and AUTH unused).
+    pub mode: RelayMode,
+    /// In `mx` mode: connections open at once to one recipient domain.
+    pub mx_connections_per_domain: usize,
     pub host: String,
     pub port: u16,
     pub tls: RelayTls,
@@ -205,6 +220,8 @@ pub struct RelayConfig {
 impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
+            mode: RelayMode::Relay,
+            mx_connections_per_domain: 2,
             host: "127.0.0.1".into(),
             port: 25,
             tls: RelayTls::None,
@@ -658,6 +675,10 @@ fn validate_global(path: &Path, text: &str, raw: &RawConfig, errors: &mut Vec<Co
         ("command_deadline_secs", raw.smtp.command_deadline_secs == 0),
         ("max_recipients", raw.relay.max_recipients == 0),
         ("connections", raw.relay.connections == 0),
+        (
+            "mx_connections_per_domain",
+            raw.relay.mx_connections_per_domain == 0,
+        ),
         ("header_timeout_secs", raw.web.header_timeout_secs == 0),
     ];
     for (key, zero) in positive {

@@ -133,14 +133,52 @@ impl Relay {
     /// Opens a connection: TCP (nodelay), TLS if configured, EHLO, AUTH.
     /// An error here means the relay is unreachable or refuses us.
     pub async fn connect(&self) -> Result<RelayConn, String> {
+        self.connect_to(None).await
+    }
+
+    /// The same relay settings for one mail exchanger: `host` (its name,
+    /// for TLS and logs), reached at `ip`, with opportunistic STARTTLS
+    /// (RFC 7435: encrypt when offered, without checking the certificate,
+    /// and fall back to plain text when the handshake fails) and no AUTH.
+    pub fn for_exchanger(&self, host: &str) -> Relay {
+        Relay {
+            host: host.trim_end_matches('.').to_string(),
+            tls: RelayTls::None,
+            credentials: None,
+            ..self.clone()
+        }
+    }
+
+    /// Connects to the exchanger at `ip` ([`Relay::for_exchanger`]); STARTTLS
+    /// when offered, plain text if it fails.
+    pub async fn connect_exchanger(&self, ip: std::net::IpAddr) -> Result<RelayConn, String> {
+        match self.connect_to(Some((ip, true))).await {
+            Err(e) if e.starts_with("STARTTLS") => {
+                tracing::info!(exchanger = %self.host, %ip, error = %e, "STARTTLS failed; delivering in plain text");
+                self.connect_to(Some((ip, false))).await
+            }
+            r => r,
+        }
+    }
+
+    /// `at`: an address to reach instead of `host`, and whether to try
+    /// opportunistic STARTTLS there.
+    async fn connect_to(&self, at: Option<(std::net::IpAddr, bool)>) -> Result<RelayConn, String> {
         let t = self.timeout;
-        let tcp = tokio::time::timeout(
-            t,
-            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
-        )
-        .await
-        .map_err(|_| format!("connecting to {} timed out", self.endpoint()))?
-        .map_err(|e| format!("cannot connect to {}: {e}", self.endpoint()))?;
+        let endpoint = match at {
+            Some((ip, _)) => format!("{} [{ip}]:{}", self.host, self.port),
+            None => self.endpoint(),
+        };
+        let connecting = async {
+            match at {
+                Some((ip, _)) => tokio::net::TcpStream::connect((ip, self.port)).await,
+                None => tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await,
+            }
+        };
+        let tcp = tokio::time::timeout(t, connecting)
+            .await
+            .map_err(|_| format!("connecting to {endpoint} timed out"))?
+            .map_err(|e| format!("cannot connect to {endpoint}: {e}"))?;
         tcp.set_nodelay(true)
             .map_err(|e| format!("set_nodelay: {e}"))?;
         let stream: Box<dyn lettre::transport::smtp::client::AsyncTokioStream> = match self.tls {
@@ -154,6 +192,17 @@ impl Relay {
         .await
         .map_err(|_| format!("{} did not greet in time", self.endpoint()))?
         .map_err(|e| format!("{} refused the session: {e}", self.endpoint()))?;
+        let opportunistic = matches!(at, Some((_, true))) && conn.can_starttls();
+        if opportunistic {
+            let params = TlsParameters::builder(self.host.clone())
+                .dangerous_accept_invalid_certs(true)
+                .build()
+                .map_err(|e| format!("TLS parameters for {}: {e}", self.host))?;
+            tokio::time::timeout(t, conn.starttls(params, &self.helo))
+                .await
+                .map_err(|_| format!("STARTTLS with {endpoint} timed out"))?
+                .map_err(|e| format!("STARTTLS with {endpoint} failed: {e}"))?;
+        }
         if self.tls == RelayTls::Starttls {
             if !conn.can_starttls() {
                 conn.abort().await;

@@ -24,17 +24,19 @@
 //! Trusts the queue rows; the relay's replies are judged by `client`.
 
 pub mod client;
+pub mod mx;
 pub mod personalize;
 pub mod queue;
 pub mod retention;
 
 pub use queue::{enqueue_post, enqueue_post_message, Done, RecordStats, Work};
 
-use crate::config::Config;
+use crate::config::{Config, RelayMode};
 use crate::dkim::Signer;
 use crate::plumbing::Wakers;
 use crate::store::{self, StoreError};
 use client::{RcptResult, Relay, RelayConn};
+use mx::MxPass;
 use personalize::Personalizer;
 use queue::{JobCache, JobInfo};
 use rusqlite::Connection;
@@ -74,6 +76,8 @@ pub struct Engine {
     db: Arc<Mutex<Db>>,
     relay: Relay,
     signer: Arc<Signer>,
+    /// `relay.mode: mx`: the resolver that finds each domain's exchangers.
+    mx: Option<Arc<crate::dns::Resolver>>,
 }
 
 /// Opens the delivery worker's connection. `synchronous=NORMAL` here: in WAL
@@ -95,6 +99,13 @@ impl Engine {
         let conn = open_db(&config)?;
         let relay = Relay::from_config(&config);
         let signer = Arc::new(config.dkim_signer().map_err(StoreError::Invalid)?);
+        let mx = match config.relay.mode {
+            RelayMode::Relay => None,
+            RelayMode::Mx => Some(Arc::new(
+                crate::dns::Resolver::new(&config.dns.settings())
+                    .map_err(|e| StoreError::Invalid(format!("relay.mode mx: {e}")))?,
+            )),
+        };
         Ok(Engine {
             config,
             db: Arc::new(Mutex::new(Db {
@@ -103,6 +114,7 @@ impl Engine {
             })),
             relay,
             signer,
+            mx,
         })
     }
 
@@ -165,6 +177,13 @@ impl Engine {
         let capacity = connections * INFLIGHT_PER_CONN;
         let sem = Arc::new(Semaphore::new(connections));
         let pool: Arc<Mutex<Vec<RelayConn>>> = Arc::new(Mutex::new(Vec::new()));
+        let direct: Option<Arc<MxPass>> = self.mx.as_ref().map(|r| {
+            Arc::new(MxPass::new(
+                r.clone(),
+                self.relay.clone(),
+                self.config.relay.mx_connections_per_domain,
+            ))
+        });
         let (tx, mut rx) = mpsc::unbounded_channel::<(Done, Option<String>)>();
         let mut stats = PassStats::default();
         let mut inflight = 0usize;
@@ -204,13 +223,17 @@ impl Engine {
                         domain: self.config.domain.clone(),
                         personal: personal.clone(),
                     };
+                    let direct = direct.clone();
                     tokio::spawn(async move {
                         // a panic while sending is this unit's failure: its
                         // recipients are deferred and the pass goes on
                         let work = w.clone();
-                        let sending = std::panic::AssertUnwindSafe(send_work(
-                            w, &out_copy, &sem, &pool, &relay,
-                        ));
+                        let sending = std::panic::AssertUnwindSafe(async {
+                            match &direct {
+                                Some(mx) => send_direct(w, &out_copy, &sem, mx).await,
+                                None => send_work(w, &out_copy, &sem, &pool, &relay).await,
+                            }
+                        });
                         let out = match futures_util::FutureExt::catch_unwind(sending).await {
                             Ok(out) => out,
                             Err(_) => {
@@ -257,6 +280,9 @@ impl Engine {
         };
         for c in idle {
             c.quit().await;
+        }
+        if let Some(mx) = &direct {
+            mx.close().await;
         }
         if let Some(why) = &stats.relay_down {
             tracing::warn!(relay = %self.relay.endpoint(), reason = %why, "relay unreachable; mail stays queued");
@@ -311,6 +337,25 @@ async fn send_work(
             }
         },
     };
+    let results = deliver_on(&mut conn, &work.rcpts, &job, &body, out).await;
+    if conn.is_usable() {
+        if let Ok(mut p) = pool.lock() {
+            p.push(conn);
+        }
+    }
+    (Done { work, results }, None)
+}
+
+/// Sends `job` (`body`: as it goes out, signed) to `rcpts` over `conn`: one
+/// transaction for them all, one per recipient with VERP (streamed when
+/// the relay pipelines) or for personalized copies.
+async fn deliver_on(
+    conn: &mut RelayConn,
+    rcpts: &[String],
+    job: &JobInfo,
+    body: &Arc<[u8]>,
+    out: &Outgoing,
+) -> Vec<RcptResult> {
     crate::fault::point("delivery", &job.body);
     let verp = job.verp && !job.env_from.is_empty();
     let sender = |rcpt: &str| {
@@ -323,28 +368,62 @@ async fn send_work(
     let personal = out
         .personal
         .as_deref()
-        .and_then(|p| Some((p, p.list_of(&job)?)));
-    let results = if let Some((p, list)) = personal {
+        .and_then(|p| Some((p, p.list_of(job)?)));
+    if let Some((p, list)) = personal {
         // each recipient their own copy, made and signed as it goes out
-        one_by_one(&mut conn, &work.rcpts, sender, |rcpt| {
+        one_by_one(conn, rcpts, sender, |rcpt| {
             let copy = p.copy_for(list, &job.body, rcpt);
             out.signer.sign(&copy, &out.domain).unwrap_or(copy).into()
         })
         .await
     } else if verp {
-        if conn.can_stream(&body) {
-            let rcpts: Vec<&str> = work.rcpts.iter().map(String::as_str).collect();
-            conn.verp_stream(&rcpts, sender, &body).await
+        if conn.can_stream(body) {
+            let rcpts: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+            conn.verp_stream(&rcpts, sender, body).await
         } else {
-            one_by_one(&mut conn, &work.rcpts, sender, |_| body[..].into()).await
+            one_by_one(conn, rcpts, sender, |_| body[..].into()).await
         }
     } else {
-        let rcpts: Vec<&str> = work.rcpts.iter().map(String::as_str).collect();
-        conn.transaction(&job.env_from, &rcpts, &body).await
-    };
-    if conn.is_usable() {
-        if let Ok(mut p) = pool.lock() {
-            p.push(conn);
+        let rcpts: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+        conn.transaction(&job.env_from, &rcpts, body).await
+    }
+}
+
+/// `relay.mode: mx`: sends one unit of work straight to each recipient
+/// domain's exchangers, domain by domain (`mx`), within the pass's
+/// connection cap; a domain that cannot be reached defers (or, with no
+/// exchanger at all, fails) only its own recipients.
+async fn send_direct(
+    work: Work,
+    out: &Outgoing,
+    sem: &Semaphore,
+    mx: &MxPass,
+) -> (Done, Option<String>) {
+    let job = work.job.clone();
+    let body = signed_body(&job, &out.signer, &out.domain);
+    let _permit = sem.acquire().await;
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, rcpt) in work.rcpts.iter().enumerate() {
+        let d = mx::domain_of(rcpt);
+        match groups.iter_mut().find(|(g, _)| *g == d) {
+            Some((_, v)) => v.push(i),
+            None => groups.push((d, vec![i])),
+        }
+    }
+    let mut results = vec![RcptResult::Deferred("not sent".into()); work.rcpts.len()];
+    for (domain, idx) in groups {
+        let rcpts: Vec<String> = idx.iter().map(|&i| work.rcpts[i].clone()).collect();
+        let _slot = mx.permit(&domain).await;
+        let verdicts = match mx.connect(&domain).await {
+            Ok(mut conn) => {
+                let v = deliver_on(&mut conn, &rcpts, &job, &body, out).await;
+                mx.keep(&domain, conn);
+                v
+            }
+            Err(verdict) => vec![verdict; rcpts.len()],
+        };
+        for (i, v) in idx.into_iter().zip(verdicts) {
+            results[i] = v;
         }
     }
     (Done { work, results }, None)

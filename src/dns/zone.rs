@@ -11,7 +11,7 @@
 //!   `._domainkey.` names as DKIM keys, and `v=spf1` records as SPF; an SPF
 //!   record may not use `exists:` (a static zone cannot say which names
 //!   exist beyond its own).
-//! - `MX` — `PREFERENCE HOST`.
+//! - `MX` — `PREFERENCE HOST` (`0 .` is a null MX, RFC 7505).
 //! - `A`, `AAAA` — an address.
 //! - `PTR` — NAME is an IP address, VALUE a host name.
 //!
@@ -112,7 +112,13 @@ fn parse_line(line: &str, zone: &mut Zone) -> Result<(), String> {
             if host.is_empty() || host.contains(char::is_whitespace) {
                 return Err("MX needs `PREFERENCE HOST`".into());
             }
-            zone.mx.entry(name).or_default().push((pref, fqdn(host)?));
+            // `.`: the null MX of RFC 7505 (the domain takes no mail)
+            let host = if host == "." {
+                ".".to_string()
+            } else {
+                fqdn(host)?
+            };
+            zone.mx.entry(name).or_default().push((pref, host));
         }
         "A" => {
             let ip: Ipv4Addr = value
