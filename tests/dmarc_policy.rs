@@ -2,7 +2,9 @@
 //! in-process daemon (static zone, no network; the relay is the capturing
 //! sink, output parsed with mail-parser): a member's post failing DMARC is
 //! held when the list requires a pass; on an announce list a forged owner
-//! From: is held for confirmation while a DMARC-pass one is distributed.
+//! From: is held for confirmation while a DMARC-pass one is distributed;
+//! each mitigation mode, on direct posts, owner forwards, approved held
+//! posts and the digest.
 
 mod auth_support;
 mod common;
@@ -325,6 +327,99 @@ async fn the_robot_needs_no_confirmation_from_a_dmarc_pass() {
             .any(|t| t.rcpts.iter().any(|r| r == "eve@good.example")
                 && String::from_utf8_lossy(&t.data).contains("confirm")),
         "eve is asked to confirm"
+    );
+    d.shutdown().await;
+}
+
+/// Mitigation on the other paths to distribution: a held post approved by
+/// a moderator, and the digest that encloses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_held_post_and_its_digest_are_mitigated_too() {
+    let sink = Sink::start();
+    let env = TestEnv::builder()
+        .relay_port(sink.port())
+        .zone(
+            "strict.example TXT \"v=spf1 ip4:127.0.0.1 -all\"\n\
+             _dmarc.strict.example TXT \"v=DMARC1; p=reject\"\n",
+        )
+        .list(
+            "dev",
+            "posting: members\nnonmember_posts: hold\nmoderators: [m@mod.example]\ndigest:\n  enabled: true\n  schedule: none\n",
+        )
+        .build();
+    env.add_members("dev", &["r@reader.example"]);
+    env.add_members_mode(
+        "dev",
+        &["d@reader.example"],
+        listd::store::members::DeliveryMode::DigestMime,
+    );
+    let d = env.start().await;
+    let to = format!("dev@{DOMAIN}");
+    send(
+        d.smtp_addr(),
+        "alice@strict.example",
+        &[&to],
+        &message(
+            "Alice Example <alice@strict.example>",
+            &to,
+            "held-strict",
+            "hello",
+        ),
+    )
+    .await
+    .expect(250);
+    assert!(wait_until(WAIT, || held_reason(&env, "held-strict").is_some()).await);
+    let id: i64 = env
+        .store()
+        .query_row(
+            "SELECT id FROM held WHERE subject = 'held-strict'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let (code, _, err) = common::run_cli(&env, &["held", "approve", &id.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    settle(&env).await;
+    let c = copy_of(&sink, "r@reader.example", "held-strict");
+    assert_eq!(
+        from_of(&c),
+        (
+            Some("Alice Example via dev".to_string()),
+            Some(format!("dev@{DOMAIN}"))
+        )
+    );
+    // the digest encloses the post as distributed: munged
+    let (code, _, err) = common::run_cli(&env, &["digest", "send", "dev"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        wait_until(WAIT, || sink
+            .transactions()
+            .iter()
+            .any(|t| t.rcpts.iter().any(|r| r == "d@reader.example")))
+        .await
+    );
+    let digest = sink
+        .transactions()
+        .into_iter()
+        .find(|t| t.rcpts.iter().any(|r| r == "d@reader.example"))
+        .unwrap();
+    let m = MessageParser::default().parse(&digest.data).unwrap();
+    let post = m
+        .parts
+        .iter()
+        .find_map(|p| match &p.body {
+            mail_parser::PartType::Message(n)
+                if n.subject() == Some("[dev] held-strict")
+                    || n.subject().is_some_and(|s| s.contains("held-strict")) =>
+            {
+                Some(n)
+            }
+            _ => None,
+        })
+        .expect("the post in the digest");
+    assert_eq!(
+        post.from().unwrap().first().unwrap().address.as_deref(),
+        Some(format!("dev@{DOMAIN}").as_str())
     );
     d.shutdown().await;
 }
