@@ -423,3 +423,65 @@ async fn an_approved_held_post_and_its_digest_are_mitigated_too() {
     );
     d.shutdown().await;
 }
+
+/// An owner's command by mail counts only with a DMARC pass when the
+/// owner's domain publishes DMARC: a forged owner `From:` gets no roster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_command_from_a_dmarc_domain_needs_a_pass() {
+    let sink = Sink::start();
+    let env = TestEnv::builder()
+        .relay_port(sink.port())
+        .zone(
+            "strict.example TXT \"v=spf1 ip4:127.0.0.1 -all\"\n\
+             _dmarc.strict.example TXT \"v=DMARC1; p=reject\"\n",
+        )
+        .list("dev", "owners: [o@strict.example]\nwho: owners\n")
+        .build();
+    env.add_members("dev", &["r@reader.example"]);
+    let d = env.start().await;
+    let req = format!("dev-request@{DOMAIN}");
+    // forged: the envelope is elsewhere, no signature: DMARC fails
+    send(
+        d.smtp_addr(),
+        "x@evil.example",
+        &[&req],
+        &message("o@strict.example", &req, "forged", "who dev"),
+    )
+    .await
+    .expect(250);
+    settle(&env).await;
+    let replies = |sink: &Sink| -> Vec<String> {
+        sink.transactions()
+            .into_iter()
+            .filter(|t| t.rcpts.iter().any(|r| r == "o@strict.example"))
+            .map(|t| String::from_utf8_lossy(&t.data).into_owned())
+            .collect()
+    };
+    assert_eq!(
+        replies(&sink).len(),
+        1,
+        "the robot answers the claimed owner"
+    );
+    assert!(
+        !replies(&sink)[0].contains("r@reader.example"),
+        "a forged owner gets no roster:\n{}",
+        replies(&sink)[0]
+    );
+    // the real owner: SPF passes for the envelope, aligned with From:
+    send(
+        d.smtp_addr(),
+        "o@strict.example",
+        &[&req],
+        &message("o@strict.example", &req, "real", "who dev"),
+    )
+    .await
+    .expect(250);
+    settle(&env).await;
+    assert!(wait_until(WAIT, || replies(&sink).len() == 2).await);
+    assert!(
+        replies(&sink)[1].contains("r@reader.example"),
+        "{}",
+        replies(&sink)[1]
+    );
+    d.shutdown().await;
+}
