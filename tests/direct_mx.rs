@@ -173,3 +173,52 @@ async fn an_unreachable_exchanger_defers_only_its_domain() {
     );
     d.shutdown().await;
 }
+
+/// An exchanger that offers STARTTLS gets it (opportunistic TLS; the
+/// self-signed certificate is not checked): a private Postfix as the MX,
+/// relaying to the sink, notes the TLS session in its `Received:`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exchanger_offering_starttls_gets_an_encrypted_session() {
+    let sink = Sink::start();
+    let postfix = match common::postfix::PrivatePostfix::start_tls(Some(sink.addr())) {
+        Ok(p) => p,
+        Err(why) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipped: no private Postfix ({why}); install postfix to run this test");
+            return;
+        }
+        Err(why) => panic!("CI needs Postfix for this test: {why}"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let zone = dir.path().join("zone");
+    std::fs::write(
+        &zone,
+        "tls.example MX 10 mx.tls.example\nmx.tls.example A 127.0.0.1\n",
+    )
+    .unwrap();
+    let env = TestEnv::builder()
+        .set("relay", "mode", "mx")
+        .set("relay", "port", &postfix.addr.port().to_string())
+        .set("dns", "static_zone", &zone.display().to_string())
+        .list("dev", "posting: members\n")
+        .build();
+    env.add_members("dev", &["u@tls.example"]);
+    let d = env.start().await;
+    let list = format!("dev@{DOMAIN}");
+    send(
+        d.smtp_addr(),
+        "u@tls.example",
+        &[&list],
+        &message("u@tls.example", &list, "encrypted", "x"),
+    )
+    .await
+    .expect(250);
+    assert!(
+        wait_until(Duration::from_secs(60), || sink.delivered_count() == 1).await,
+        "Postfix did not relay the post"
+    );
+    let t = &sink.transactions()[0];
+    let received = String::from_utf8_lossy(&t.data);
+    let first = received.split("\r\n").take(4).collect::<Vec<_>>().join(" ");
+    assert!(first.contains("using TLS"), "{first}");
+    d.shutdown().await;
+}

@@ -194,8 +194,10 @@ impl Relay {
         .map_err(|e| format!("{} refused the session: {e}", self.endpoint()))?;
         let opportunistic = matches!(at, Some((_, true))) && conn.can_starttls();
         if opportunistic {
+            // opportunistic (RFC 7435): any certificate, any name
             let params = TlsParameters::builder(self.host.clone())
                 .dangerous_accept_invalid_certs(true)
+                .dangerous_accept_invalid_hostnames(true)
                 .build()
                 .map_err(|e| format!("TLS parameters for {}: {e}", self.host))?;
             tokio::time::timeout(t, conn.starttls(params, &self.helo))

@@ -31,6 +31,16 @@ pub struct PrivatePostfix {
 impl PrivatePostfix {
     /// Starts it, or says why it could not (not installed, not root).
     pub fn start(relay: Option<SocketAddr>) -> Result<PrivatePostfix, String> {
+        Self::start_with(relay, false)
+    }
+
+    /// The same, with `smtpd` offering STARTTLS (a self-signed certificate
+    /// made with `openssl`) and noting the TLS session in its `Received:`.
+    pub fn start_tls(relay: Option<SocketAddr>) -> Result<PrivatePostfix, String> {
+        Self::start_with(relay, true)
+    }
+
+    fn start_with(relay: Option<SocketAddr>, tls: bool) -> Result<PrivatePostfix, String> {
         use std::os::unix::fs::PermissionsExt;
         let postfix = find(&["/usr/sbin/postfix"]).ok_or("postfix is not installed")?;
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -50,6 +60,34 @@ impl PrivatePostfix {
         if !chown.success() {
             return Err("cannot chown the data directory to postfix (not root?)".into());
         }
+        let tls_cf = if tls {
+            let (key, cert) = (p.join("etc/key.pem"), p.join("etc/cert.pem"));
+            let made = Command::new("openssl")
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                ])
+                .args(["-subj", "/CN=postfix.test.example", "-keyout"])
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map_err(|e| format!("openssl: {e}"))?;
+            if !made.success() {
+                return Err("openssl could not make a certificate".into());
+            }
+            format!(
+                "smtpd_tls_security_level = may\n\
+                 smtpd_tls_cert_file = {}\n\
+                 smtpd_tls_key_file = {}\n\
+                 smtpd_tls_received_header = yes\n",
+                cert.display(),
+                key.display()
+            )
+        } else {
+            String::new()
+        };
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
@@ -66,7 +104,8 @@ impl PrivatePostfix {
              relay_domains = lists.example.org\n\
              {transport}\
              smtpd_recipient_restrictions = permit_mynetworks, reject\n\
-             smtp_tls_security_level = none\n",
+             smtp_tls_security_level = none\n\
+             {tls_cf}",
             q = p.join("queue").display(),
             d = p.join("data").display(),
             transport = match relay {
@@ -95,6 +134,7 @@ impl PrivatePostfix {
              retry unix - - n - - error\n\
              discard unix - - n - - discard\n\
              smtp unix - - n - - smtp\n\
+             tlsmgr unix - - n 1000? 1 tlsmgr\n\
              anvil unix - - n - 1 anvil\n\
              scache unix - - n - 1 scache\n"
         );
