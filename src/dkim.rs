@@ -306,9 +306,15 @@ mod tests {
             .iter()
             .map(|(name, value)| format!("{name} TXT \"{value}\"\n"))
             .collect();
-        let mut settings = crate::config::DnsConfig::default().settings();
-        settings.zone = Some(Arc::new(crate::dns::zone::parse(&text).unwrap()));
-        crate::dns::Resolver::new(&settings).unwrap()
+        crate::dns::Resolver::new(&crate::dns::DnsSettings {
+            zone: Some(Arc::new(crate::dns::zone::parse(&text).unwrap())),
+            servers: Vec::new(),
+            timeout: std::time::Duration::from_secs(1),
+            attempts: 1,
+            cache_entries: 100,
+            max_ttl: std::time::Duration::from_secs(60),
+        })
+        .unwrap()
     }
 
     async fn verify(
