@@ -37,11 +37,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    /// (`why` is not an error `source`: the message says it once, and
+    /// `{:#}` would say it twice.)
+    #[error("cannot listen on {addr}: {why}")]
+    Bind { addr: String, why: std::io::Error },
     #[error("{}: {source}", path.display())]
     Store { path: PathBuf, source: StoreError },
     #[error(transparent)]
@@ -167,21 +166,21 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
         for spec in specs {
             let b = server::bind(spec, proto)
                 .await
-                .map_err(|source| DaemonError::Bind {
+                .map_err(|why| DaemonError::Bind {
                     addr: spec.clone(),
-                    source,
+                    why,
                 })?;
             bound.push((b, proto));
         }
     }
 
     let web_listener = match &config.web.listen {
-        Some(spec) => Some(Arc::new(crate::web::bind(spec).await.map_err(
-            |source| DaemonError::Bind {
+        Some(spec) => Some(Arc::new(crate::web::bind(spec).await.map_err(|why| {
+            DaemonError::Bind {
                 addr: spec.clone(),
-                source,
-            },
-        )?)),
+                why,
+            }
+        })?)),
         None => None,
     };
     if let Some(w) = config.web.public_url_warning() {
@@ -227,9 +226,9 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
         w.delivery.notify_one();
         w.digest.notify_one();
     })
-    .map_err(|source| DaemonError::Bind {
+    .map_err(|why| DaemonError::Bind {
         addr: crate::control::path(&config.data_dir).display().to_string(),
-        source,
+        why,
     })?;
     listeners.push(control);
 

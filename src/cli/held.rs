@@ -53,7 +53,7 @@ pub struct ActArgs {
     /// Act on every post held for this list.
     #[arg(long, value_name = "LIST")]
     pub all: Option<String>,
-    /// Reason sent to the poster (reject) and recorded.
+    /// Why: recorded with the decision; on reject also sent to the poster (approve and discard tell no one).
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
 }

@@ -17,7 +17,9 @@ use std::path::Path;
 pub enum MembersCmd {
     /// Add members; `-` reads addresses from stdin, one a line.
     Add {
+        /// The list's name (see `listd lists`).
         list: String,
+        /// Addresses to add: `ann@example.org` or `Ann Example <ann@example.org>`; `-` reads them from stdin.
         #[arg(required = true, value_name = "ADDR")]
         addresses: Vec<String>,
         /// each, digest (MIME), plain (RFC 1153 digest), nomail

@@ -32,7 +32,7 @@ pub fn run(path: &Path, args: ServeArgs) -> CliResult {
             tracing::info!("SMTP on {a}");
         }
         for a in daemon.lmtp_addrs() {
-            tracing::info!("LMTP on {a:?}");
+            tracing::info!("LMTP on {a}");
         }
         while let Signal::Reload = signals.wait().await {
             reload(&daemon, path);

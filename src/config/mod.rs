@@ -486,7 +486,9 @@ impl Config {
             ConfigErrors(vec![ConfigError::new(
                 path,
                 None,
-                format!("cannot read: {e}"),
+                format!(
+                    "cannot read: {e} (name the configuration with --config PATH or ${CONFIG_ENV})"
+                ),
             )])
         })?;
         let raw: RawConfig = serde_yaml_ng::from_str(&text)

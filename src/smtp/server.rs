@@ -133,6 +133,16 @@ pub enum Bound {
     Unix(PathBuf),
 }
 
+impl std::fmt::Display for Bound {
+    /// `127.0.0.1:2424`, or `unix:/path/to/socket`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bound::Tcp(a) => write!(f, "{a}"),
+            Bound::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
 /// Binds `host:port` or, for LMTP, an absolute unix socket path (a stale
 /// socket file is replaced).
 pub async fn bind(spec: &str, proto: Protocol) -> std::io::Result<(Listener, Bound)> {
