@@ -625,3 +625,71 @@ fn a_switch_before_the_fan_out_reached_the_member_loses_nothing() {
     let want: Vec<(String, Vec<String>)> = vec![("ann@example.org".into(), vec!["queued".into()])];
     assert_eq!(got, want);
 }
+
+/// A digest carries the same List-* fields as the list's posts, and
+/// `X-Loop`; every header line listd writes in it fits in 78 characters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digests_carry_the_posts_list_fields_folded() {
+    let sink = Sink::start();
+    let env = TestEnv::builder()
+        .relay_port(sink.port())
+        .set("web", "archive_url", "https://lists.example.org/archive")
+        .list(
+            "dev",
+            "description: A rather long description of the development list, to fold\nposting: members\ndigest:\n  enabled: true\n  schedule: none\n",
+        )
+        .build();
+    add(&env, "dev", "each@example.org", DeliveryMode::Each);
+    add(&env, "dev", "mime@example.org", DeliveryMode::DigestMime);
+    add(&env, "dev", "plain@example.org", DeliveryMode::DigestPlain);
+    let d = env.start().await;
+    let to = format!("dev@{DOMAIN}");
+    common::send(
+        d.smtp_addr(),
+        "each@example.org",
+        &[&to],
+        &common::message("each@example.org", &to, "a post", "text"),
+    )
+    .await
+    .expect(250);
+    assert!(wait_until(Duration::from_secs(20), || sink.delivered_count() >= 1).await);
+    let (code, _, err) = run_cli(&env, &["digest", "send", "dev"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(wait_until(Duration::from_secs(20), || sink.delivered_count() >= 3).await);
+    let txs = sink.transactions();
+    let to_ = |r: &str| txs.iter().find(|t| t.rcpts[0] == r).unwrap().data.clone();
+    let post = to_("each@example.org");
+    let field = |m: &[u8], name: &str| -> Option<String> {
+        let split = listd::mime::header_block::split(m);
+        split.raw_value(m, name).map(|v| {
+            String::from_utf8_lossy(&listd::mime::header_block::unfold(v))
+                .trim()
+                .to_string()
+        })
+    };
+    for digest in [to_("mime@example.org"), to_("plain@example.org")] {
+        for name in [
+            "List-Id",
+            "List-Help",
+            "List-Subscribe",
+            "List-Unsubscribe",
+            "List-Post",
+            "List-Owner",
+            "List-Archive",
+        ] {
+            assert!(field(&post, name).is_some(), "{name} on the post");
+            assert_eq!(field(&digest, name), field(&post, name), "{name}");
+        }
+        assert_eq!(field(&digest, "X-Loop"), Some(to.clone()));
+        // the header block, and the digest's own MIME part headers
+        let text = String::from_utf8_lossy(&digest).into_owned();
+        let head = &text[..text.find("\r\n\r\n").unwrap()];
+        for line in head.split("\r\n").chain(
+            text.split("\r\n")
+                .filter(|l| l.starts_with("Content-Type: multipart/")),
+        ) {
+            assert!(line.len() <= 78, "{} chars: {line}", line.len());
+        }
+    }
+    d.shutdown().await;
+}

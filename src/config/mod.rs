@@ -390,6 +390,23 @@ pub fn bad_public_url(url: &str) -> Option<String> {
     }
 }
 
+/// A list's RFC 2369 / 2919 / 8058 field values ([`Config::list_fields`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListFields {
+    /// `description <NAME.domain>`.
+    pub id: String,
+    pub help: String,
+    pub subscribe: String,
+    pub unsubscribe: String,
+    /// Whether `List-Unsubscribe-Post: List-Unsubscribe=One-Click` goes with it.
+    pub one_click: bool,
+    pub post: String,
+    pub owner: String,
+    pub archive: Option<String>,
+    /// The `X-Loop` value: the list's address.
+    pub loop_address: String,
+}
+
 /// `dkim:` — the keys listd signs its outgoing mail with.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -545,6 +562,43 @@ impl Config {
     /// `NAME@domain`.
     pub fn list_address(&self, name: &str) -> String {
         format!("{name}@{}", self.domain)
+    }
+
+    /// The RFC 2369 / 2919 / 8058 field values every message of `list`
+    /// carries, posts and digests alike (unfolded).
+    pub fn list_fields(&self, list: &ListConfig) -> ListFields {
+        let name = &list.name;
+        let addr = |suffix: &str| self.list_suffix_address(name, suffix);
+        let list_address = self.list_address(name);
+        let mut unsubscribe = format!("<mailto:{}>", addr("leave"));
+        let one_click = if let Some(u) = &self.web.unsubscribe_url {
+            unsubscribe = format!("<{}/{name}>, {unsubscribe}", u.trim_end_matches('/'));
+            u.starts_with("https://")
+        } else {
+            false
+        };
+        ListFields {
+            id: crate::mime::list_id::field_value(
+                &list.description,
+                &crate::mime::list_id::id(name, &self.domain),
+            ),
+            help: format!("<mailto:{}?subject=help>", addr("request")),
+            subscribe: format!("<mailto:{}>", addr("join")),
+            unsubscribe,
+            one_click,
+            post: if list.posting == PostingPolicy::Announce {
+                "NO".to_string()
+            } else {
+                format!("<mailto:{list_address}>")
+            },
+            owner: format!("<mailto:{}>", addr("owner")),
+            archive: self
+                .web
+                .archive_url
+                .as_ref()
+                .map(|u| format!("<{}/{name}/>", u.trim_end_matches('/'))),
+            loop_address: list_address,
+        }
     }
 
     /// `NAME-SUFFIX@domain`, e.g. `dev-request@lists.example.org`.

@@ -198,10 +198,11 @@ fn assemble(
     let size: usize = enclosed.iter().map(|e| e.len() + inner.len() + 8).sum();
     let mut out = Vec::with_capacity(size + front.len() + footer.len() + 2048);
     for (name, value) in d.headers {
+        let value = header_block::fold_str(value, name.len(), "\r\n");
         out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
     }
     out.extend_from_slice(
-        format!("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"{outer}\"\r\n")
+        format!("MIME-Version: 1.0\r\nContent-Type: multipart/mixed;\r\n boundary=\"{outer}\"\r\n")
             .as_bytes(),
     );
     if let Some(c) = outer_cte {
@@ -219,7 +220,7 @@ fn assemble(
     if !enclosed.is_empty() {
         out.extend_from_slice(format!("\r\n--{outer}\r\n").as_bytes());
         out.extend_from_slice(
-            format!("Content-Type: multipart/digest; boundary=\"{inner}\"\r\n").as_bytes(),
+            format!("Content-Type: multipart/digest;\r\n boundary=\"{inner}\"\r\n").as_bytes(),
         );
         if let Some(c) = cte {
             out.extend_from_slice(format!("Content-Transfer-Encoding: {c}\r\n").as_bytes());

@@ -32,6 +32,7 @@
 
 use super::item::Item;
 use super::text::{front_matter, Digest};
+use crate::mime::header_block;
 use crate::mime::lines::crlf;
 use crate::mime::transfer::encode_text;
 
@@ -119,6 +120,7 @@ pub fn build(d: &Digest<'_>, items: &[Item<'_>]) -> Vec<u8> {
     let enc = encode_text(&crlf(&body(d, items)));
     let mut out = Vec::with_capacity(enc.body.len() + 1024);
     for (name, value) in d.headers {
+        let value = header_block::fold_str(value, name.len(), "\r\n");
         out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
     }
     out.extend_from_slice(

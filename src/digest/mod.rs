@@ -36,7 +36,7 @@ mod seal;
 pub mod text;
 
 use crate::config::schedule::Schedule;
-use crate::config::{Config, DigestConfig, ListConfig, PostingPolicy};
+use crate::config::{Config, DigestConfig, ListConfig};
 use crate::handler::Ctx;
 use crate::store::members::DeliveryMode;
 use crate::store::{self, StoreError};
@@ -450,8 +450,9 @@ pub fn status(conn: &Connection, list: &ListConfig, now: i64) -> Result<Status, 
 }
 
 /// The digest's own header fields: From the list's request address, To and
-/// Reply-To the list, the Subject `NAME Digest, Vol V, Issue I`, and the
-/// list's List-* fields (RFC 2369, RFC 2919).
+/// Reply-To the list, the Subject `NAME Digest, Vol V, Issue I`, the list's
+/// List-* fields exactly as its posts carry them, and `X-Loop` (values
+/// unfolded: the builders fold them).
 pub fn digest_headers(
     config: &Config,
     list: &ListConfig,
@@ -464,19 +465,13 @@ pub fn digest_headers(
     let domain = &config.domain;
     let request = config.list_suffix_address(name, "request");
     let post = config.list_address(name);
-    let list_id = crate::mime::header_block::fold_str(
-        &crate::mime::list_id::field_value(
-            &list.description,
-            &crate::mime::list_id::id(name, domain),
-        ),
-        "List-Id".len(),
-        "\r\n",
-    );
+    // the same List-* fields as the list's posts
+    let f = config.list_fields(list);
     let mut h = vec![
         ("Date".to_string(), encode::rfc5322_date(now)),
-        ("From".to_string(), request.clone()),
+        ("From".to_string(), request),
         ("To".to_string(), post.clone()),
-        ("Reply-To".to_string(), post.clone()),
+        ("Reply-To".to_string(), post),
         ("Subject".to_string(), text::title(name, volume, issue)),
         (
             "Message-ID".to_string(),
@@ -485,38 +480,23 @@ pub fn digest_headers(
                 Alphanumeric.sample_string(&mut rand::rng(), 16)
             ),
         ),
-        ("List-Id".to_string(), list_id),
-        (
-            "List-Post".to_string(),
-            if list.posting == PostingPolicy::Announce {
-                "NO (only moderators post to this list)".to_string()
-            } else {
-                format!("<mailto:{post}>")
-            },
-        ),
-        (
-            "List-Help".to_string(),
-            format!("<mailto:{request}?subject=help>"),
-        ),
-        (
-            "List-Subscribe".to_string(),
-            format!("<mailto:{request}?subject=subscribe>"),
-        ),
-        (
-            "List-Unsubscribe".to_string(),
-            format!("<mailto:{request}?subject=unsubscribe>"),
-        ),
-        (
-            "List-Owner".to_string(),
-            format!("<mailto:{}>", config.list_suffix_address(name, "owner")),
-        ),
+        ("List-Id".to_string(), f.id),
+        ("List-Help".to_string(), f.help),
+        ("List-Subscribe".to_string(), f.subscribe),
+        ("List-Unsubscribe".to_string(), f.unsubscribe),
     ];
-    if let Some(url) = &config.web.archive_url {
+    if f.one_click {
         h.push((
-            "List-Archive".to_string(),
-            format!("<{}/{name}/>", url.trim_end_matches('/')),
+            "List-Unsubscribe-Post".to_string(),
+            "List-Unsubscribe=One-Click".to_string(),
         ));
     }
+    h.push(("List-Post".to_string(), f.post));
+    h.push(("List-Owner".to_string(), f.owner));
+    if let Some(a) = f.archive {
+        h.push(("List-Archive".to_string(), a));
+    }
+    h.push(("X-Loop".to_string(), f.loop_address));
     h.push(("Precedence".to_string(), "list".to_string()));
     h
 }

@@ -18,10 +18,10 @@
 //! decoration settings; trusts nothing in the message bytes (any input gives
 //! a well-formed output, no panic).
 
-use crate::config::{Config, ListConfig, PostingPolicy, ReplyTo};
+use crate::config::{Config, ListConfig, ReplyTo};
 use crate::mime::header_block::{self, Rewrite, Split};
 use crate::mime::leaves::leaves;
-use crate::mime::{encoded_word, lines, list_id, multipart_close, qp, transfer};
+use crate::mime::{encoded_word, lines, multipart_close, qp, transfer};
 use mail_parser::{MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
@@ -73,36 +73,19 @@ const OWNED_HEADERS: &[&str] = &[
 impl Decoration {
     /// The decoration of `list` under `config`, with an already rendered footer.
     pub fn for_list(config: &Config, list: &ListConfig, footer: Option<String>) -> Decoration {
-        let name = &list.name;
-        let addr = |suffix: &str| config.list_suffix_address(name, suffix);
-        let list_address = config.list_address(name);
-        let list_id = list_id::field_value(&list.description, &list_id::id(name, &config.domain));
-        let mut unsubscribe = format!("<mailto:{}>", addr("leave"));
-        let one_click = if let Some(u) = &config.web.unsubscribe_url {
-            unsubscribe = format!("<{}/{name}>, {unsubscribe}", u.trim_end_matches('/'));
-            u.starts_with("https://")
-        } else {
-            false
-        };
+        let list_address = config.list_address(&list.name);
+        let f = config.list_fields(list);
         Decoration {
             domain: config.domain.clone(),
-            list_id,
-            list_help: format!("<mailto:{}?subject=help>", addr("request")),
-            list_subscribe: format!("<mailto:{}>", addr("join")),
-            list_unsubscribe: unsubscribe,
-            one_click,
-            list_post: if list.posting == PostingPolicy::Announce {
-                "NO".to_string()
-            } else {
-                format!("<mailto:{list_address}>")
-            },
-            list_owner: format!("<mailto:{}>", addr("owner")),
-            list_archive: config
-                .web
-                .archive_url
-                .as_ref()
-                .map(|u| format!("<{}/{name}/>", u.trim_end_matches('/'))),
-            loop_address: list_address.clone(),
+            list_id: f.id,
+            list_help: f.help,
+            list_subscribe: f.subscribe,
+            list_unsubscribe: f.unsubscribe,
+            one_click: f.one_click,
+            list_post: f.post,
+            list_owner: f.owner,
+            list_archive: f.archive,
+            loop_address: f.loop_address,
             subject_prefix: list.subject_prefix.trim().to_string(),
             reply_to: match &list.reply_to {
                 ReplyTo::None => None,
