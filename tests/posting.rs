@@ -818,3 +818,42 @@ fn check_warns_about_missing_post_templates() {
     );
     assert!(!err.contains("list `plain`"), "{err}");
 }
+
+/// A post without `Date:` (RFC 5322 requires one) is distributed and
+/// archived with the time listd sent it; a dated post keeps its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_without_a_date_goes_out_and_is_archived_with_one() {
+    let sink = Sink::start();
+    let env = TestEnv::builder()
+        .relay_port(sink.port())
+        .list("dev", "posting: members\narchive: true\n")
+        .build();
+    env.add_members("dev", &["ann@example.org"]);
+    let d = env.start().await;
+    let to = format!("dev@{DOMAIN}");
+    let before = listd::store::now();
+    send(
+        d.smtp_addr(),
+        "ann@example.org",
+        &[&to],
+        &format!("From: ann@example.org\r\nTo: {to}\r\nSubject: undated\r\n\r\nno date\r\n"),
+    )
+    .await
+    .expect(250);
+    assert!(wait_until(Duration::from_secs(20), || sink.delivered_count() == 1).await);
+    let copy = sink.transactions()[0].data.clone();
+    let m = MessageParser::default().parse(&copy).unwrap();
+    let date = m.date().expect("a Date: on the copy").to_timestamp();
+    assert!(
+        (before - 5..=listd::store::now() + 5).contains(&date),
+        "{date}"
+    );
+    let (code, mbox, err) = common::run_cli(&env, &["archive", "export", "dev"]);
+    assert_eq!(code, 0, "{err}");
+    let archived = mbox
+        .split("\nFrom ")
+        .find(|p| p.contains("Subject: undated"))
+        .unwrap();
+    assert!(archived.contains("\nDate: "), "{archived}");
+    d.shutdown().await;
+}

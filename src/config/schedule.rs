@@ -175,9 +175,19 @@ pub fn utc(now: i64) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp(now, 0).unwrap_or_default()
 }
 
+/// `Mon, 03 Jun 2024 06:00:00 +0000` for `now` (UTC): an RFC 5322 date.
+pub fn rfc5322(now: i64) -> String {
+    utc(now).format("%a, %d %b %Y %H:%M:%S +0000").to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_are_rfc5322() {
+        assert_eq!(rfc5322(1_717_394_400), "Mon, 03 Jun 2024 06:00:00 +0000");
+    }
 
     // 2024-06-03 was a Monday.
     const MON_2024_06_03: i64 = 1_717_372_800;

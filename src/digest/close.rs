@@ -321,7 +321,7 @@ fn render_texts(
         "volume": volume,
         "issue": issue,
         "title": text::title(&list.name, volume, issue),
-        "date": encode::rfc5322_date(now),
+        "date": crate::config::schedule::rfc5322(now),
         "posts": posts,
     });
     (

@@ -1,16 +1,9 @@
-//! Byte-level helpers for the mail the digest writes: the RFC 5322 date
-//! and the search for a boundary string inside the parts. The MIME
+//! Byte-level helpers for the mail the digest writes: the search for a
+//! boundary string inside the parts, and fresh boundaries. The MIME
 //! encodings themselves (encoded words, transfer encodings, line ends) are
 //! `crate::mime`'s.
 //!
 //! Pure functions; they trust nothing about the text they are given.
-
-/// `Mon, 03 Jun 2024 06:00:00 +0000` for `now` (UTC).
-pub fn rfc5322_date(now: i64) -> String {
-    crate::config::schedule::utc(now)
-        .format("%a, %d %b %Y %H:%M:%S +0000")
-        .to_string()
-}
 
 /// Whether `needle` occurs anywhere in `hay`.
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -30,14 +23,6 @@ pub fn random_boundary() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn date_is_rfc5322() {
-        assert_eq!(
-            rfc5322_date(1_717_394_400),
-            "Mon, 03 Jun 2024 06:00:00 +0000"
-        );
-    }
 
     #[test]
     fn boundaries_are_random_and_safe() {

@@ -468,7 +468,7 @@ pub fn digest_headers(
     // the same List-* fields as the list's posts
     let f = config.list_fields(list);
     let mut h = vec![
-        ("Date".to_string(), encode::rfc5322_date(now)),
+        ("Date".to_string(), crate::config::schedule::rfc5322(now)),
         ("From".to_string(), request),
         ("To".to_string(), post.clone()),
         ("Reply-To".to_string(), post),

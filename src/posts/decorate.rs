@@ -1,7 +1,7 @@
 //! Decoration of an accepted post: the RFC 2369 / 2919 / 8058 list headers,
 //! `Precedence: list`, `X-Loop`, the subject prefix (never doubled, RFC 2047
-//! aware), the Reply-To policy, a missing Message-ID, and the optional
-//! footer.
+//! aware), the Reply-To policy, a missing Message-ID or Date, and the
+//! optional footer.
 //!
 //! Works on the raw bytes: header fields are removed, replaced or appended
 //! through `header_block`; every other field and every body byte passes
@@ -50,6 +50,9 @@ pub struct Decoration {
     pub reply_to: Option<String>,
     /// The rendered footer text, if the list has one.
     pub footer: Option<String>,
+    /// The `Date:` a post without one gets (RFC 5322 requires it): the
+    /// time listd distributes it; `None` adds none.
+    pub date: Option<String>,
 }
 
 /// Headers listd owns on a distributed post: any copy in the incoming
@@ -87,6 +90,7 @@ impl Decoration {
             list_archive: f.archive,
             loop_address: f.loop_address,
             subject_prefix: list.subject_prefix.trim().to_string(),
+            date: None,
             reply_to: match &list.reply_to {
                 ReplyTo::None => None,
                 ReplyTo::List => Some(list_address.clone()),
@@ -212,6 +216,17 @@ fn decorate_with(original: &[u8], d: &Decoration, footer: Option<&str>) -> Decor
             id
         }
     };
+
+    // Date (RFC 5322 §3.6: every message has one)
+    if let Some(date) = &d.date {
+        let has_date = split
+            .raw_value(original, "Date")
+            .is_some_and(|v| !header_block::unfold(v).trim_ascii().is_empty());
+        if !has_date {
+            rw.remove_all(&split, original, "Date");
+            rw.append("Date", date.as_bytes(), eol);
+        }
+    }
 
     // Subject
     if !d.subject_prefix.is_empty() {
@@ -1078,6 +1093,44 @@ Approved: secret\r\nReply-To: ann@example.org\r\n\r\nbody line\r\n"
         let m = format!("{m}\r\n");
         let d = decorate(m.as_bytes(), &deco(Some("f\n")));
         assert_eq!(d.footer, FooterPlacement::Appended);
+    }
+
+    #[test]
+    fn a_post_without_a_date_gets_one_and_one_with_a_date_keeps_it() {
+        let mut d = deco(None);
+        d.date = Some("Mon, 03 Jun 2024 06:00:00 +0000".into());
+        let m = "From: a@example.org\r\nSubject: s\r\n\r\nbody\r\n";
+        let out = decorate(m.as_bytes(), &d);
+        let p = MessageParser::default().parse(&out.bytes).unwrap();
+        assert_eq!(p.date().unwrap().to_timestamp(), 1_717_394_400);
+        assert!(p.message_id().is_some(), "and a Message-ID");
+        let dated = format!("Date: Tue, 04 Jun 2024 06:00:00 +0000\r\n{m}");
+        let out = decorate(dated.as_bytes(), &d);
+        let split = header_block::split(&out.bytes);
+        assert_eq!(split.find(&out.bytes, "Date").count(), 1);
+        assert_eq!(
+            MessageParser::default()
+                .parse(&out.bytes)
+                .unwrap()
+                .date()
+                .unwrap()
+                .to_timestamp(),
+            1_717_480_800
+        );
+        // an empty Date: is none
+        let empty = format!("Date: \r\n{m}");
+        let out = decorate(empty.as_bytes(), &d);
+        assert_eq!(
+            header_block::split(&out.bytes)
+                .find(&out.bytes, "Date")
+                .count(),
+            1
+        );
+        assert!(MessageParser::default()
+            .parse(&out.bytes)
+            .unwrap()
+            .date()
+            .is_some());
     }
 
     #[test]

@@ -53,7 +53,8 @@ pub fn distribute(
     } else {
         None
     };
-    let decoration = Decoration::for_list(config, lc, footer);
+    let mut decoration = Decoration::for_list(config, lc, footer);
+    decoration.date = Some(crate::config::schedule::rfc5322(now));
     let list_address = config.list_address(&lc.name);
     // wrapped: the new message from the list is what is decorated; munged:
     // after decoration, so the author is added to the Reply-To it set
