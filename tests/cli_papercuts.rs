@@ -1,6 +1,7 @@
 //! The command line's small courtesies, on the real binary: one error
 //! message for a busy port, listeners logged in one format, a hint when no
-//! configuration is found, and `--help` that describes every argument.
+//! configuration is found, `--help` that describes every argument, and a
+//! bulk add that welcomes only when asked.
 
 mod common;
 
@@ -85,4 +86,55 @@ fn help_describes_every_argument() {
     let (code, out, _) = run_cli(&env, &["held", "discard", "--help"]);
     assert_eq!(code, 0);
     assert!(out.contains("approve and discard tell no one"), "{out}");
+}
+
+/// `members add --welcome` sends what a confirmed subscription sends; without
+/// it the owner's bulk add sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_add_welcomes_only_when_asked() {
+    let sink = common::sink::Sink::start();
+    let env = TestEnv::builder()
+        .relay_port(sink.port())
+        .list("dev", "owners: [owner@example.org]\nnotify_owners: true\n")
+        .build();
+    let (code, out, err) = run_cli(&env, &["members", "add", "dev", "quiet@example.org"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 added"), "{out}");
+    let (code, out, err) = run_cli(
+        &env,
+        &[
+            "members",
+            "add",
+            "dev",
+            "Wendy <wendy@example.org>",
+            "--welcome",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("2 welcome and notice mails queued"), "{out}");
+    let d = env.start().await;
+    assert!(common::wait_until(Duration::from_secs(20), || sink.delivered_count() >= 2).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let to: Vec<String> = sink
+        .transactions()
+        .iter()
+        .flat_map(|t| t.rcpts.clone())
+        .collect();
+    assert!(to.contains(&"wendy@example.org".to_string()), "{to:?}");
+    assert!(to.contains(&"owner@example.org".to_string()), "{to:?}");
+    assert!(!to.contains(&"quiet@example.org".to_string()), "{to:?}");
+    let welcome = sink
+        .transactions()
+        .into_iter()
+        .find(|t| t.rcpts == ["wendy@example.org"])
+        .unwrap();
+    let m = mail_parser::MessageParser::default()
+        .parse(&welcome.data)
+        .unwrap();
+    assert!(
+        m.subject().unwrap().to_lowercase().contains("welcome"),
+        "{:?}",
+        m.subject()
+    );
+    d.shutdown().await;
 }

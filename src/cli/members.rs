@@ -25,6 +25,9 @@ pub enum MembersCmd {
         /// each, digest (MIME), plain (RFC 1153 digest), nomail
         #[arg(long, default_value = "each")]
         mode: String,
+        /// Send each new member the list's welcome (and the owners their notice, if the list asks for one), as a confirmed subscription does. Without it, nothing is sent.
+        #[arg(long)]
+        welcome: bool,
     },
     /// Remove members; `-` reads addresses from stdin, one a line.
     Remove {
@@ -169,33 +172,77 @@ pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
             list,
             addresses,
             mode,
+            welcome,
         } => {
             let list = list_of(&list)?;
             let mode = parse_mode(&mode)?;
             let inputs = inputs(&addresses)?;
             let now = crate::store::now();
             let (mut added, mut already) = (0usize, 0usize);
-            let held = config.list(&list).is_some_and(|l| l.moderate_new_members);
+            let lc = config
+                .list(&list)
+                .ok_or_else(|| anyhow::anyhow!("no such list `{list}`"))?
+                .clone();
+            // with --welcome, each member is added the way the robot adds a
+            // confirmed subscriber: the welcome, the owners' notice
+            let ctx = if welcome {
+                Some(crate::handler::Ctx {
+                    templates: std::sync::Arc::new(crate::templates::Templates::for_config(
+                        &config,
+                    )?),
+                    config: std::sync::Arc::new(config.clone()),
+                })
+            } else {
+                None
+            };
             let tx = conn.transaction()?;
+            let mut mails = Vec::new();
+            let mut welcomed = 0;
             let bad = each_address(&inputs, |_, name, a, _| {
-                if members::add_new(
-                    &tx,
-                    &list,
-                    &a.to_string(),
-                    &a.key(),
-                    name.as_deref(),
-                    mode,
-                    held,
-                    now,
-                )? {
+                let new = match &ctx {
+                    Some(ctx) => {
+                        let who = crate::robot::exec::roster::Joining {
+                            addr: &a,
+                            name: name.as_deref(),
+                            mode,
+                        };
+                        let new = crate::robot::exec::roster::add_member(
+                            ctx, &tx, &lc, &who, now, &mut mails,
+                        )?;
+                        // queued as it goes: a bulk add holds no more than a
+                        // thousand mails in memory
+                        if mails.len() >= 1000 {
+                            let batch = std::mem::take(&mut mails);
+                            welcomed += crate::robot::send(ctx, &tx, batch, None, now)?;
+                        }
+                        new
+                    }
+                    None => members::add_new(
+                        &tx,
+                        &list,
+                        &a.to_string(),
+                        &a.key(),
+                        name.as_deref(),
+                        mode,
+                        lc.moderate_new_members,
+                        now,
+                    )?,
+                };
+                if new {
                     added += 1;
                 } else {
                     already += 1;
                 }
                 Ok(())
             })?;
+            if let Some(ctx) = &ctx {
+                welcomed += crate::robot::send(ctx, &tx, mails, None, now)?;
+            }
             tx.commit()?;
             println!("{list}: {added} added, {already} already members, {bad} invalid");
+            if welcome {
+                println!("{list}: {welcomed} welcome and notice mails queued");
+            }
             if bad > 0 {
                 anyhow::bail!("{bad} invalid address(es) skipped");
             }
