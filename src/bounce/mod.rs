@@ -94,7 +94,9 @@ pub fn receive(
             (Some(a), Some(_)) => member_of(tx, list, a)?,
             _ => None,
         };
-        record(reading, addr.as_deref())?;
+        // the row keeps what the report says; the tag is kept beside it
+        let said = reading.recipient.as_deref().or(reading.original.as_deref());
+        record(reading, said)?;
         match (member, lc) {
             (Some(m), Some(lc)) => {
                 apply(
