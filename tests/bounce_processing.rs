@@ -443,3 +443,42 @@ async fn the_relays_own_5xx_scores_like_a_dsn() {
     assert_eq!(is_disabled(&env, "erin@example.org"), Some(false));
     assert!(score_of(&env, "bob@example.org").is_none());
 }
+
+#[test]
+fn the_cli_shows_bounces_lists_disabled_members_and_enables_them() {
+    let env = env_with(None, &[("threshold", "1")]);
+    let (ann, bob) = ("ann@example.org", "bob@example.org");
+    env.add_members("dev", &[ann, bob]);
+    feed_at(
+        &env,
+        &verp_rcpt(ann),
+        &sample_text("postfix-user-unknown.eml"),
+        T0,
+    );
+    let (code, out, err) = run_cli(&env, &["bounces", "dev"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 member(s) with bounces"), "{out}");
+    assert!(
+        out.contains(ann) && out.contains("disabled") && out.contains("probes 1/3"),
+        "{out}"
+    );
+    assert!(out.contains("hard\t5.1.1\tann@example.org"), "{out}");
+
+    let (code, out, _) = run_cli(&env, &["members", "list", "dev", "--disabled"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(ann) && out.contains("score=1 "), "{out}");
+    assert!(!out.contains(bob), "only the disabled: {out}");
+    let (_, all, _) = run_cli(&env, &["members", "list", "dev"]);
+    assert!(all.contains(bob));
+
+    let (code, out, _) = run_cli(&env, &["members", "enable", "dev", ann, "carl@example.org"]);
+    assert_eq!(code, 1, "carl is no member");
+    assert!(out.contains("1 enabled, 1 not members"), "{out}");
+    assert_eq!(is_disabled(&env, ann), Some(false));
+    assert!(score_of(&env, ann).is_none());
+    let (_, out, _) = run_cli(&env, &["members", "list", "dev", "--disabled"]);
+    assert!(out.trim().is_empty(), "{out}");
+    let (code, _, err) = run_cli(&env, &["bounces", "nolist"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no such list"), "{err}");
+}
