@@ -25,7 +25,6 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{cpu_secs, env_u64, free_port, reply, Daemon};
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -216,9 +215,8 @@ fn main() {
     });
     let accepted_in = t0.elapsed();
     // processed: every DSN has its `bounces` row
-    let conn = Arc::new(
-        rusqlite::Connection::open(dir.path().join("data/listd.db")).expect("open for reading"),
-    );
+    let conn =
+        rusqlite::Connection::open(dir.path().join("data/listd.db")).expect("open for reading");
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let n: i64 = conn
