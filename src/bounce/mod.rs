@@ -430,3 +430,23 @@ fn probe(ctx: &Ctx, tx: &Connection, s: &Score, now: i64) -> Result<Action, Hand
     }
     Ok(action)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::verp_address;
+
+    #[test]
+    fn verp_tags() {
+        assert_eq!(
+            verp_address("ann=example.org").as_deref(),
+            Some("ann@example.org")
+        );
+        assert_eq!(
+            verp_address("a=b=example.org").as_deref(),
+            Some("a=b@example.org")
+        );
+        assert_eq!(verp_address("nodomain"), None);
+        assert_eq!(verp_address("x=localhost"), None);
+        assert_eq!(verp_address("=example.org"), None);
+    }
+}

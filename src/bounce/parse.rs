@@ -478,6 +478,36 @@ mod tests {
     }
 
     #[test]
+    fn a_dsn_names_each_recipient() {
+        let m = "From: MAILER-DAEMON@relay.example\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nfailed\r\n\
+--b\r\nContent-Type: message/delivery-status\r\n\r\n\
+Reporting-MTA: dns; relay.example\r\n\r\n\
+Final-Recipient: rfc822; bob@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+Diagnostic-Code: smtp; 550 5.1.1 no such\r\n user\r\n\r\n\
+Final-Recipient: rfc822; <cat@example.org>\r\nAction: delayed\r\nStatus: 4.4.1\r\n\r\n\
+--b--\r\n";
+        let r = read(m.as_bytes());
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert_eq!(r[0].recipient.as_deref(), Some("bob@example.org"));
+        assert_eq!(r[0].diagnostic.as_deref(), Some("550 5.1.1 no such user"));
+        assert_eq!(
+            (r[0].kind, r[0].status.as_deref()),
+            (Kind::Hard, Some("5.1.1"))
+        );
+        assert_eq!(r[1].recipient.as_deref(), Some("cat@example.org"));
+        assert_eq!(r[1].kind, Kind::Delayed);
+        let junk = read(b"garbage");
+        assert_eq!(junk.len(), 1);
+        assert_eq!(
+            (junk[0].kind, junk[0].recipient.as_deref()),
+            (Kind::Unrecognised, None)
+        );
+        assert_eq!(read(b"")[0].kind, Kind::Unrecognised);
+    }
+
+    #[test]
     fn line_addresses() {
         assert_eq!(line_address("<bob@x.org>:").as_deref(), Some("bob@x.org"));
         assert_eq!(

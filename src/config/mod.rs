@@ -727,6 +727,28 @@ fn validate_global(path: &Path, text: &str, raw: &RawConfig, errors: &mut Vec<Co
         ),
         ("header_timeout_secs", raw.web.header_timeout_secs == 0),
     ];
+    // a threshold of 0 would disable a member on any bounce, NaN never
+    let b = &raw.bounce;
+    if !(b.threshold > 0.0 && b.threshold.is_finite()) {
+        errors.push(ConfigError::new(
+            path,
+            at("threshold:"),
+            format!(
+                "bounce.threshold must be a number greater than 0, not {}",
+                b.threshold
+            ),
+        ));
+    }
+    if !(b.soft_weight >= 0.0 && b.soft_weight.is_finite()) {
+        errors.push(ConfigError::new(
+            path,
+            at("soft_weight:"),
+            format!(
+                "bounce.soft_weight must be 0 or more, not {}",
+                b.soft_weight
+            ),
+        ));
+    }
     for (key, zero) in positive {
         if zero {
             errors.push(ConfigError::new(
