@@ -482,3 +482,24 @@ fn the_cli_shows_bounces_lists_disabled_members_and_enables_them() {
     assert_eq!(code, 1);
     assert!(err.contains("no such list"), "{err}");
 }
+
+#[test]
+fn a_dsn_without_verp_scores_each_member_it_names_up_to_a_cap() {
+    let env = env_with(None, &[]);
+    let who: Vec<String> = (0..101).map(|i| format!("u{i:03}@example.org")).collect();
+    let refs: Vec<&str> = who.iter().map(String::as_str).collect();
+    env.add_members("dev", &refs);
+    let mut dsn = String::from(
+        "From: MAILER-DAEMON@relay.example.org\nSubject: Undelivered Mail\nMIME-Version: 1.0\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"X\"\n\n\
+         --X\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; relay.example.org\n",
+    );
+    for w in &who {
+        dsn += &format!("\nFinal-Recipient: rfc822; {w}\nAction: failed\nStatus: 5.1.1\n");
+    }
+    dsn += "\n--X--\n";
+    feed_at(&env, &format!("dev-bounces@{D}"), &dsn, T0);
+    assert_eq!(env.count("bounce_scores", "score = 1.0"), 100);
+    assert!(score_of(&env, &who[0]).is_some());
+    assert!(score_of(&env, &who[100]).is_none(), "past the cap");
+}

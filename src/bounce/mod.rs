@@ -36,6 +36,10 @@ pub const T_OWNER: &str = "bounce-owner";
 /// Queue events and due probes handled per transaction.
 const PASS_ROWS: usize = 200;
 
+/// Recipients scored from one bounce without a VERP tag (a relay's DSN
+/// names at most one batch; a forged one gets no further).
+const MAX_NAMED: usize = 100;
+
 /// Decodes a VERP tag `user=example.org` into `user@example.org`.
 pub fn verp_address(tag: &str) -> Option<String> {
     let (local, domain) = tag.rsplit_once('=')?;
@@ -113,7 +117,10 @@ pub fn receive(
         }
         return Ok(());
     }
-    for b in &readings {
+    if readings.len() > MAX_NAMED {
+        tracing::warn!(%list, named = readings.len(), "bounce names too many recipients; only the first {MAX_NAMED} are read");
+    }
+    for b in readings.iter().take(MAX_NAMED) {
         // Original-Recipient is what we sent to; Final-Recipient may be
         // where it was forwarded
         let mut member = None;
@@ -162,6 +169,7 @@ pub fn apply(
         &Facts {
             event: Event::Bounce(kind),
             member: true,
+            disabled: m.disabled,
             score: old.as_ref(),
             now,
         },
@@ -380,7 +388,8 @@ fn probe(ctx: &Ctx, tx: &Connection, s: &Score, now: i64) -> Result<Action, Hand
         &ctx.config.bounce,
         &Facts {
             event: Event::Tick,
-            member: member.as_ref().is_some_and(|m| m.disabled),
+            member: member.is_some(),
+            disabled: member.as_ref().is_some_and(|m| m.disabled),
             score: Some(s),
             now,
         },

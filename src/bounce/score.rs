@@ -24,6 +24,9 @@ pub struct Facts<'a> {
     pub event: Event,
     /// Whether the address is a member of the list.
     pub member: bool,
+    /// Whether that member is disabled now (its flag, not the score row,
+    /// which may outlive a re-enable or a re-subscription).
+    pub disabled: bool,
     /// Its score row, if it ever bounced.
     pub score: Option<&'a Score>,
     pub now: i64,
@@ -83,10 +86,9 @@ pub fn decide(cfg: &BounceConfig, f: &Facts<'_>) -> Action {
     if !f.member {
         return Action::Ignore(Ignore::NotAMember);
     }
-    let disabled = f.score.is_some_and(|s| s.disabled_at.is_some());
     match f.event {
         Event::Tick => match f.score {
-            Some(s) if disabled && s.next_probe_at.is_some_and(|t| t <= f.now) => {
+            Some(s) if f.disabled && s.next_probe_at.is_some_and(|t| t <= f.now) => {
                 if s.probes < cfg.probes {
                     Action::Probe { n: s.probes + 1 }
                 } else {
@@ -102,7 +104,7 @@ pub fn decide(cfg: &BounceConfig, f: &Facts<'_>) -> Action {
                 Kind::Policy => return Action::Ignore(Ignore::Policy),
                 _ => return Action::Ignore(Ignore::NotABounce),
             };
-            if disabled {
+            if f.disabled {
                 return Action::Ignore(Ignore::AlreadyDisabled);
             }
             if f.score.and_then(|s| s.last_day) == Some(day(f.now)) {
@@ -128,6 +130,7 @@ mod tests {
         Facts {
             event,
             member: true,
+            disabled: score.is_some_and(|s| s.disabled_at.is_some()),
             score,
             now,
         }
@@ -205,6 +208,20 @@ mod tests {
         assert_eq!(
             decide(&c, &facts(Event::Bounce(Kind::Hard), Some(&s), T)),
             Action::Ignore(Ignore::AlreadyDisabled)
+        );
+        // re-enabled (or back after leaving) while the row still says
+        // disabled: its bounces count again and no probe goes out
+        let back = |event| Facts {
+            disabled: false,
+            ..facts(event, Some(&s), T + 7 * 86_400)
+        };
+        assert_eq!(
+            decide(&c, &back(Event::Bounce(Kind::Hard))),
+            Action::Count { score: 1.0 }
+        );
+        assert_eq!(
+            decide(&c, &back(Event::Tick)),
+            Action::Ignore(Ignore::NothingDue)
         );
     }
 }
