@@ -98,9 +98,8 @@ pub fn receive(
             (Some(a), Some(_)) => member_of(tx, list, a)?,
             _ => None,
         };
-        // the row keeps what the report says; the tag is kept beside it
-        let said = reading.recipient.as_deref().or(reading.original.as_deref());
-        record(reading, said)?;
+        // the row names the member the tag names, as listd sent it
+        record(reading, addr.as_deref())?;
         match (member, lc) {
             (Some(m), Some(lc)) => {
                 apply(
