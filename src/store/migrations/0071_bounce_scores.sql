@@ -21,6 +21,7 @@ INSERT INTO bounces_new(id, list, message_id, tag, recipient, status, diagnostic
 DROP TABLE bounces;
 ALTER TABLE bounces_new RENAME TO bounces;
 CREATE INDEX bounces_by_list ON bounces(list, recipient);
+CREATE INDEX bounces_by_list_id ON bounces(list, id);  -- `listd bounces`: the newest first
 CREATE INDEX bounces_by_message ON bounces(message_id);
 CREATE INDEX bounces_body_by_age ON bounces(received_at) WHERE message_id IS NOT NULL;
 
