@@ -37,7 +37,14 @@ const LEAVES: &[&str] = &[
     "auth",
 ];
 
-const HANDLERS: &[&str] = &["posts", "robot", "moderation", "digest", "delivery"];
+const HANDLERS: &[&str] = &[
+    "posts",
+    "robot",
+    "moderation",
+    "digest",
+    "delivery",
+    "bounce",
+];
 
 fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {

@@ -516,3 +516,41 @@ fn a_zero_command_deadline_is_refused_and_the_slow_client_keys_load() {
     let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn bounce_keys_load_and_a_bad_threshold_is_refused() {
+    let dir = setup(
+        "domain: lists.example.org\nbounce:\n  threshold: 0\n  soft_weight: -1\n",
+        &[],
+    );
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("listd.yaml:3:3: bounce.threshold must be a number greater than 0, not 0"),
+        "{e}"
+    );
+    assert!(
+        e.contains("listd.yaml:4:3: bounce.soft_weight must be 0 or more"),
+        "{e}"
+    );
+    let dir = setup(
+        "domain: lists.example.org\nbounce:\n  threshold: 3.5\n  probes: 2\n  probe_interval_days: 5\n  \
+         stale_days: 10\n  retain_days: 0\n  policy_report_after: 0\n  soft_weight: 0.25\n",
+        &[],
+    );
+    let config = listd::config::Config::load(&dir.path().join("listd.yaml")).unwrap();
+    assert_eq!(config.bounce.threshold, 3.5);
+    assert_eq!(
+        (config.bounce.probes, config.bounce.probe_interval_days),
+        (2, 5)
+    );
+    assert_eq!(
+        (config.bounce.stale_days, config.bounce.retain_days),
+        (10, 0)
+    );
+    assert_eq!(config.bounce.soft_weight, 0.25);
+    let dir = setup("domain: lists.example.org\nbounce:\n  treshold: 3\n", &[]);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
+    assert_eq!(o.status.code(), Some(1), "unknown keys are refused");
+}

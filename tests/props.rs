@@ -56,6 +56,31 @@ proptest! {
     }
 
     #[test]
+    fn bounces_read_any_bytes(data in any::<Vec<u8>>()) {
+        fuzzing::bounce::check(&data);
+    }
+
+    #[test]
+    fn bounces_read_dsn_like_text(
+        lines in proptest::collection::vec(prop_oneof![
+            Just("Final-Recipient: rfc822; a@b.example"),
+            Just("Original-Recipient: rfc822;<é@x.example>"),
+            Just("Final-Recipient: x400; junk"),
+            Just("Action: failed"),
+            Just("Action: delayed"),
+            Just("Status: 5.1.1"),
+            Just("Status: 5.7.999999"),
+            Just("Diagnostic-Code: smtp; 550 5.1.10 no"),
+            Just(" continued é"),
+            Just(""),
+            Just(":"),
+            Just("€€€"),
+        ], 0..24),
+    ) {
+        fuzzing::bounce::check(lines.join("\r\n").as_bytes());
+    }
+
+    #[test]
     fn robot_extracts_from_command_like_text(
         subject in subject(),
         lines in prop::collection::vec(
@@ -298,7 +323,8 @@ proptest! {
 fn fuzz_seeds_and_regressions_pass() {
     let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
     type Check = fn(&[u8]);
-    let targets: [(&str, Check); 7] = [
+    let targets: [(&str, Check); 8] = [
+        ("bounce_parse", fuzzing::bounce::check),
         ("smtp_session", smtp::check),
         ("robot_parse", robot::check),
         ("decorate", decorate::check),

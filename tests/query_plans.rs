@@ -2,7 +2,8 @@
 //! is an index seek. The in-process daemon is driven over real SMTP through
 //! every handler (a robot subscription and its confirmation, posts fanned
 //! out to members and a digest, a held post approved by a moderator's reply,
-//! the owners' alias, a VERP bounce, EXPN) while `store::trace_statements`
+//! the owners' alias, a VERP bounce that disables its member, the
+//! bounce pass, EXPN) while `store::trace_statements`
 //! records each statement its connections run. Each is then explained with
 //! `EXPLAIN QUERY PLAN`, and the test fails on a `SCAN` of any table that
 //! grows with history.
@@ -36,6 +37,8 @@ const GROWING: &[&str] = &[
     "digest_issues",
     "digest_jobs",
     "bounces",
+    "bounce_scores",
+    "bounce_events",
     "mod_log",
     "rate_events",
     "robot_replies",
@@ -58,6 +61,10 @@ const ALLOWED: &[(&str, &str)] = &[
         "walks ids in time order and stops at the first recent row: each row it reads but one is deleted",
     ),
     ("SELECT COUNT(*) FROM members WHERE address = ", "this test's own check"),
+    (
+        "SELECT COUNT(*) FROM bounce_scores WHERE disabled_at",
+        "this test's own check",
+    ),
     ("SELECT COUNT(*) FROM incoming WHERE state = ", "this test's own check"),
     ("-- ", "a trigger's trace line"),
 ];
@@ -109,6 +116,8 @@ async fn every_statement_on_the_message_path_is_an_index_seek() {
     let env = TestEnv::builder()
         .relay_port(sink.port())
         .set("smtp", "trusted_networks", "[\"127.0.0.0/8\"]")
+        // one hard bounce disables: the disable path (notices, token) runs too
+        .set("bounce", "threshold", "1")
         .list(
             "dev",
             "owners: [owner@example.org]\nposting: members\nverp: true\nexpn: anyone\ndigest:\n  max_messages: 1\n",
@@ -264,6 +273,13 @@ async fn every_statement_on_the_message_path_is_an_index_seek() {
     )
     .await
     .expect(250);
+    assert!(
+        wait_until(WAIT, || env
+            .count("bounce_scores", "disabled_at IS NOT NULL")
+            == 1)
+        .await,
+        "the VERP bounce did not disable the member"
+    );
     let mut c = SmtpClient::connect_ehlo(addr).await;
     c.cmd(&format!("EXPN {list}")).await.expect(250);
     c.quit().await;

@@ -1,5 +1,5 @@
-//! `listd members add|remove|list|mode|moderate`: membership from the
-//! command line.
+//! `listd members add|remove|list|mode|moderate|enable`: membership from
+//! the command line.
 //! Addresses come from arguments or, with `-`, from stdin one a line
 //! (`Name <addr>` and bare addresses both work); a progress bar shows on a
 //! terminal for bulk work. Bad addresses are reported with their line and
@@ -36,7 +36,20 @@ pub enum MembersCmd {
         addresses: Vec<String>,
     },
     /// Print the members: address, mode, flags.
-    List { list: String },
+    List {
+        list: String,
+        /// Only the members disabled by bounces, with their score, since
+        /// when, and the probes sent.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// Re-enable delivery to members disabled by bounces (their bounce
+    /// score is forgotten).
+    Enable {
+        list: String,
+        #[arg(required = true, value_name = "ADDR")]
+        addresses: Vec<String>,
+    },
     /// Change how members get the list: each, digest (MIME), plain (RFC 1153
     /// digest) or nomail.
     Mode {
@@ -298,15 +311,49 @@ pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
                 |tx, a| Ok(members::set_moderation(tx, &list, &a.key(), flag)?),
             )?;
         }
-        MembersCmd::List { list } => {
+        MembersCmd::Enable { list, addresses } => {
+            let list = list_of(&list)?;
+            change_members(
+                &mut conn,
+                &list,
+                &addresses,
+                ("enabled", "enabled"),
+                |tx, a| Ok(crate::store::bounces::enable(tx, &list, &a.key())?),
+            )?;
+        }
+        MembersCmd::List { list, disabled } => {
             let list = list_of(&list)?;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             let mut err = None;
+            let mut store_err = None;
             members::for_each(&conn, &list, |m| {
                 use std::io::Write;
+                if disabled && !m.disabled {
+                    return true;
+                }
                 let mut flags = String::new();
                 if m.disabled {
                     flags.push_str(" disabled");
+                }
+                if disabled {
+                    match crate::store::bounces::score(
+                        &conn,
+                        &list,
+                        &crate::address::address_key(&m.address),
+                    ) {
+                        Ok(Some(s)) => flags.push_str(&format!(
+                            " score={} since={} probes={}/{}",
+                            s.score,
+                            super::bounces::date(s.disabled_at),
+                            s.probes,
+                            config.bounce.probes
+                        )),
+                        Ok(None) => {}
+                        Err(e) => {
+                            store_err = Some(e);
+                            return false;
+                        }
+                    }
                 }
                 if let Some(f) = m.moderation {
                     flags.push_str(" moderation=");
@@ -322,6 +369,9 @@ pub fn run(path: &Path, cmd: MembersCmd) -> CliResult {
                 }
                 true
             })?;
+            if let Some(e) = store_err {
+                return Err(e.into());
+            }
             if let Some(e) = err {
                 // a closed pipe (`| head`) is not an error worth a message
                 if e.kind() != std::io::ErrorKind::BrokenPipe {

@@ -3,6 +3,7 @@
 //! Exit codes: 0 ok, 1 error, 2 usage (clap's own).
 
 mod archive;
+mod bounces;
 mod check;
 mod digest;
 mod dkim;
@@ -43,6 +44,13 @@ pub enum Command {
     /// Add, remove or list members; change their delivery mode or moderation flag.
     #[command(subcommand)]
     Members(members::MembersCmd),
+    /// Bounces: the members that bounced (score, disabled, probes) and the newest recorded bounces.
+    Bounces {
+        list: String,
+        /// How many recorded bounces to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// The hold queue: list, show, approve/reject/discard; accept and ban lists.
     Held(held::HeldArgs),
     /// Read a password on stdin and print its argon2 hash (for `moderator_password`).
@@ -104,6 +112,7 @@ pub fn main() -> i32 {
         Command::Check => check::run(&path),
         Command::Lists => check::lists(&path),
         Command::Members(cmd) => members::run(&path, cmd),
+        Command::Bounces { list, limit } => bounces::run(&path, &list, limit),
         Command::Held(a) => held::run(&path, a, crate::store::now()),
         Command::HashPassword => held::hash_password(),
         Command::Queue { action } => queue::run(&path, action),

@@ -42,6 +42,8 @@ pub struct Config {
     pub relay: RelayConfig,
     pub robot: RobotConfig,
     pub delivery: DeliveryConfig,
+    /// `bounce:` — bounce scoring, disabling, probes and removal.
+    pub bounce: BounceConfig,
     pub web: WebConfig,
     pub dkim: DkimConfig,
     /// `dns:` — the one resolver (static zone, servers, timeouts).
@@ -75,6 +77,8 @@ struct RawConfig {
     robot: RobotConfig,
     #[serde(default)]
     delivery: DeliveryConfig,
+    #[serde(default)]
+    bounce: BounceConfig,
     #[serde(default)]
     web: WebConfig,
     #[serde(default)]
@@ -316,6 +320,46 @@ impl Default for DeliveryConfig {
     }
 }
 
+/// `bounce:` — what bounces do to a member: a hard bounce (5.1.x) counts
+/// 1.0, any other 1.0 × `soft_weight`, at most one a day; at `threshold`
+/// the member is disabled, probed `probes` times every `probe_interval_days`
+/// and then removed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BounceConfig {
+    /// The score at which a member is disabled (gets no mail).
+    pub threshold: f64,
+    /// What a soft bounce (not a bad mailbox: full, a 4xx given up) counts.
+    pub soft_weight: f64,
+    /// A score with no bounce for this many days starts again from 0.
+    pub stale_days: u32,
+    /// Notices with a re-enable token a disabled member gets before removal
+    /// (the first at disabling); 0 removes at the first due probe.
+    pub probes: u32,
+    /// Days between two probes, and from the last probe to removal.
+    pub probe_interval_days: u32,
+    /// Days a bounce's body is kept (0: kept as long as the row); the row
+    /// and the score stay.
+    pub retain_days: u32,
+    /// Spam/policy refusals on one list within a day that make a report to
+    /// the owners (at most one report a day; 0: never).
+    pub policy_report_after: u32,
+}
+
+impl Default for BounceConfig {
+    fn default() -> Self {
+        BounceConfig {
+            threshold: 5.0,
+            soft_weight: 0.5,
+            stale_days: 7,
+            probes: 3,
+            probe_interval_days: 7,
+            retain_days: 30,
+            policy_report_after: 3,
+        }
+    }
+}
+
 /// `web:` — the HTTP listener (one-click unsubscribe, `/healthz`) and the
 /// public URLs advertised in list headers.
 #[derive(Debug, Clone, Deserialize)]
@@ -545,6 +589,7 @@ impl Config {
             relay: raw.relay,
             robot: raw.robot,
             delivery: raw.delivery,
+            bounce: raw.bounce,
             web: raw.web,
             dkim: raw.dkim,
             dns,
@@ -673,6 +718,7 @@ impl Config {
             relay: RelayConfig::default(),
             robot: RobotConfig::default(),
             delivery: DeliveryConfig::default(),
+            bounce: BounceConfig::default(),
             web: WebConfig::default(),
             dkim: DkimConfig::default(),
             dns: DnsConfig::default(),
@@ -737,6 +783,28 @@ fn validate_global(path: &Path, text: &str, raw: &RawConfig, errors: &mut Vec<Co
         ),
         ("header_timeout_secs", raw.web.header_timeout_secs == 0),
     ];
+    // a threshold of 0 would disable a member on any bounce, NaN never
+    let b = &raw.bounce;
+    if !(b.threshold > 0.0 && b.threshold.is_finite()) {
+        errors.push(ConfigError::new(
+            path,
+            at("threshold:"),
+            format!(
+                "bounce.threshold must be a number greater than 0, not {}",
+                b.threshold
+            ),
+        ));
+    }
+    if !(b.soft_weight >= 0.0 && b.soft_weight.is_finite()) {
+        errors.push(ConfigError::new(
+            path,
+            at("soft_weight:"),
+            format!(
+                "bounce.soft_weight must be 0 or more, not {}",
+                b.soft_weight
+            ),
+        ));
+    }
     for (key, zero) in positive {
         if zero {
             errors.push(ConfigError::new(

@@ -14,6 +14,9 @@
 //!   `digest_issues` row stays as the record);
 //! - message bodies nothing refers to any more.
 //!
+//! Bounce bodies are let go after `bounce.retain_days` (the `bounces` row
+//! stays as the event, its `message_id` cleared), whatever `retain_days` says.
+//!
 //! The newest row of `jobs` and of `messages` is always kept, so SQLite
 //! never hands out a deleted id again (a loose link such as
 //! `digest_entries.job_id`, or a cached job, can never meet a new row under
@@ -50,6 +53,8 @@ const FINISHED_JOBS: &str = "SELECT id, done_at FROM jobs INDEXED BY jobs_done_b
 /// What a clean-up deleted.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Purged {
+    /// Bounces whose bodies were let go (`bounce.retain_days`).
+    pub bounce_bodies: u64,
     pub held: u64,
     pub digest_entries: u64,
     pub digest_jobs: u64,
@@ -121,6 +126,18 @@ pub fn cutoff(config: &Config, now: i64) -> Option<i64> {
 /// Runs the whole clean-up at `now`, one short transaction per step.
 pub fn purge(conn: &mut Connection, config: &Config, now: i64) -> Result<Purged> {
     let mut out = Purged::default();
+    // bounce bodies after `bounce.retain_days` (the rows stay as events);
+    // the bodies then go below with the other unreferenced ones
+    if config.bounce.retain_days > 0 {
+        let before = now - i64::from(config.bounce.retain_days) * 86_400;
+        loop {
+            let n = crate::store::bounces::release_bodies(conn, before, STEP)?;
+            out.bounce_bodies += n as u64;
+            if n < STEP {
+                break;
+            }
+        }
+    }
     let Some(before) = cutoff(config, now) else {
         return Ok(out);
     };
@@ -417,11 +434,18 @@ mod tests {
             params![digest_job, digest_body],
         )
         .unwrap();
-        // a recorded bounce
+        // an old recorded bounce: its body goes, its row stays
+        let old_bounce_in = inbound(&conn, "done", T0);
+        conn.execute(
+            "INSERT INTO bounces(list, message_id, env_from, received_at) VALUES ('dev', ?1, '', ?2)",
+            params![old_bounce_in, T0],
+        )
+        .unwrap();
+        // a recorded bounce, young enough for `bounce.retain_days`
         let bounce_in = inbound(&conn, "done", T0);
         conn.execute(
             "INSERT INTO bounces(list, message_id, env_from, received_at) VALUES ('dev', ?1, '', ?2)",
-            params![bounce_in, T0],
+            params![bounce_in, now - DAY],
         )
         .unwrap();
 
@@ -447,6 +471,7 @@ mod tests {
             (digest_post_msg, false),
             (digest_body, false),
             (bounce_in, false),
+            (old_bounce_in, true),
         ] {
             assert_eq!(!exists(&conn, "messages", id), gone, "message {id}");
         }
@@ -482,15 +507,24 @@ mod tests {
         assert_eq!(
             p,
             Purged {
+                bounce_bodies: 1,
                 jobs: 3, // old_job, old_post, the digest post's job, not the digest job
                 held: 0,
                 digest_entries: 0,
                 digest_jobs: 0,
                 batches: 2,
                 job_rcpts: 4,
-                incoming: 3, // old_in, held_in, bounce_in
-                messages: 3,
+                incoming: 4, // old_in, held_in, bounce_in, old_bounce_in
+                messages: 4,
             }
+        );
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT COUNT(*) FROM bounces WHERE message_id IS NULL AND received_at = 1700000000"
+            ),
+            1,
+            "the old bounce's row stays, without its body"
         );
         // a second run finds nothing more; once the hold is gone its body goes too
         assert_eq!(purge(&mut conn, &config, now).unwrap(), Purged::default());

@@ -369,13 +369,33 @@ fn mark(
 }
 
 /// Drains everything due now, in batches; returns how many rows were handled.
+/// Then runs the bounce pass ([`bounce_pass`]).
 pub fn drain(ctx: &Ctx, conn: &mut Connection, now: i64) -> Result<usize, StoreError> {
     let mut n = 0;
     loop {
         match process_batch(ctx, conn, now, BATCH_ROWS)? {
-            0 => return Ok(n),
+            0 => break,
             k => n += k,
         }
+    }
+    bounce_pass(ctx, conn, now);
+    Ok(n)
+}
+
+/// Scores the outbound queue's refusals and sends the bounce probes due
+/// (`crate::bounce::pass`); a failure is logged and retried next time.
+pub fn bounce_pass(ctx: &Ctx, conn: &mut Connection, now: i64) {
+    match crate::bounce::pass(ctx, conn, now) {
+        Ok(s) if s != crate::bounce::PassStats::default() => {
+            tracing::info!(
+                events = s.events,
+                probes = s.probes,
+                removed = s.removed,
+                "bounce pass"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "bounce pass failed"),
     }
 }
 
@@ -406,7 +426,11 @@ pub async fn run(
             let mut guard = c
                 .lock()
                 .map_err(|_| StoreError::Invalid("pipeline connection poisoned".into()))?;
-            process_batch(&ctx2, &mut guard, store::now(), BATCH_ROWS)
+            let n = process_batch(&ctx2, &mut guard, store::now(), BATCH_ROWS)?;
+            if n == 0 {
+                bounce_pass(&ctx2, &mut guard, store::now());
+            }
+            Ok::<usize, StoreError>(n)
         })
         .await
         .map_err(|e| StoreError::Invalid(format!("pipeline task: {e}")))?;

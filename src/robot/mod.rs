@@ -47,6 +47,9 @@ pub const TEMPLATES: &[&str] = &[
     "owner-notice",
     "refusal",
     "archive-get",
+    // rendered for bounce processing (`crate::bounce`)
+    "bounce-disabled",
+    "bounce-owner",
 ];
 
 /// Robot templates that exist neither in the site set nor as an override of

@@ -4,6 +4,7 @@
 //! Knows nothing of SMTP or MIME. Trusts its callers to pass checked values;
 //! trusts nothing it reads back beyond the schema's CHECK constraints.
 
+pub mod bounces;
 pub mod members;
 pub mod outbound;
 pub mod rate;
@@ -100,6 +101,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         69,
         "inbound_auth",
         include_str!("migrations/0069_inbound_auth.sql"),
+    ),
+    (
+        71,
+        "bounce_scores",
+        include_str!("migrations/0071_bounce_scores.sql"),
     ),
 ];
 

@@ -157,6 +157,20 @@ impl RobotSession<'_> {
         if no_digest(list, mode) {
             return Ok(format!("The {} list has no digest.", list.name));
         }
+        // a confirmed (or verified) `set` proves the mailbox works again:
+        // a member disabled by bounces gets mail again
+        let reenabled =
+            before.disabled && crate::store::bounces::enable(self.conn, &list.name, &addr.key())?;
+        if reenabled {
+            tracing::info!(list = %list.name, address = %addr, "delivery re-enabled by the member");
+        }
+        if before.mode == mode && reenabled {
+            return Ok(format!(
+                "Delivery of {} to {addr} is re-enabled: {addr} gets {} again.",
+                list.name,
+                mode_text(mode)
+            ));
+        }
         if before.mode == mode {
             return Ok(format!(
                 "{addr} already gets {} from {}.",
