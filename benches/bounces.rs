@@ -113,7 +113,7 @@ Content-Type: message/delivery-status\r\n\
 Reporting-MTA: dns; mx.example.net\r\n\
 \r\n\
 Final-Recipient: rfc822; {rcpt}\r\n\
-Action: failed\r\n\
+BounceAction: failed\r\n\
 Status: 5.1.1\r\n\
 Diagnostic-Code: smtp; 550 5.1.1 <{rcpt}>: User unknown\r\n\
 \r\n\

@@ -24,9 +24,9 @@ use crate::store::bounces::{self, NewBounce, Score};
 use crate::store::members::{self, Member};
 use crate::store::outbound::JobKind;
 use crate::store::rate::{self, Budget};
-use parse::{Bounce, Kind};
+use parse::{Bounce, BounceKind};
 use rusqlite::{Connection, TransactionBehavior};
-use score::{Action, Event, Facts, Ignore};
+use score::{BounceAction, BounceEvent, BounceFacts, IgnoreBounce};
 use serde_json::json;
 
 /// Templates bounce processing renders.
@@ -157,16 +157,16 @@ pub fn apply(
     tx: &Connection,
     list: &ListConfig,
     m: &Member,
-    kind: Kind,
+    kind: BounceKind,
     status: Option<&str>,
     now: i64,
-) -> Result<Action, HandlerError> {
+) -> Result<BounceAction, HandlerError> {
     let key = crate::address::address_key(&m.address);
     let old = bounces::score(tx, &list.name, &key)?;
     let action = score::decide(
         &ctx.config.bounce,
-        &Facts {
-            event: Event::Bounce(kind),
+        &BounceFacts {
+            event: BounceEvent::Bounce(kind),
             member: true,
             disabled: m.disabled,
             score: old.as_ref(),
@@ -185,8 +185,8 @@ pub fn apply(
         ..Score::default()
     };
     match action {
-        Action::Count { score } => bounces::put_score(tx, &counted(score))?,
-        Action::Disable { score } => {
+        BounceAction::Count { score } => bounces::put_score(tx, &counted(score))?,
+        BounceAction::Disable { score } => {
             let interval = i64::from(ctx.config.bounce.probe_interval_days.max(1)) * 86_400;
             bounces::put_score(
                 tx,
@@ -205,11 +205,13 @@ pub fn apply(
             ));
             crate::robot::send(ctx, tx, mails, None, now)?;
         }
-        Action::Ignore(Ignore::Policy) => policy_refusal(ctx, tx, list, &m.address, status, now)?,
-        Action::Ignore(why) => {
+        BounceAction::IgnoreBounce(IgnoreBounce::Policy) => {
+            policy_refusal(ctx, tx, list, &m.address, status, now)?
+        }
+        BounceAction::IgnoreBounce(why) => {
             tracing::debug!(list = %list.name, address = %m.address, ?why, "bounce not counted")
         }
-        Action::Probe { .. } | Action::Remove => {}
+        BounceAction::Probe { .. } | BounceAction::Remove => {}
     }
     Ok(action)
 }
@@ -352,9 +354,9 @@ pub fn pass(ctx: &Ctx, conn: &mut Connection, now: i64) -> Result<PassStats, Han
             };
             let status = parse::find_status(&e.reason);
             let kind = match e.kind.as_str() {
-                "expired" => Kind::Soft,
+                "expired" => BounceKind::Soft,
                 _ => match parse::classify(Some("failed"), status.as_deref(), &e.reason) {
-                    Kind::Unrecognised => Kind::Soft,
+                    BounceKind::Unrecognised => BounceKind::Soft,
                     k => k,
                 },
             };
@@ -363,8 +365,8 @@ pub fn pass(ctx: &Ctx, conn: &mut Connection, now: i64) -> Result<PassStats, Han
         let due = bounces::probes_due(&tx, now, PASS_ROWS)?;
         for s in &due {
             match probe(ctx, &tx, s, now)? {
-                Action::Probe { .. } => stats.probes += 1,
-                Action::Remove => stats.removed += 1,
+                BounceAction::Probe { .. } => stats.probes += 1,
+                BounceAction::Remove => stats.removed += 1,
                 _ => {}
             }
         }
@@ -377,7 +379,7 @@ pub fn pass(ctx: &Ctx, conn: &mut Connection, now: i64) -> Result<PassStats, Han
 }
 
 /// A disabled member's due probe: another notice, or removal.
-fn probe(ctx: &Ctx, tx: &Connection, s: &Score, now: i64) -> Result<Action, HandlerError> {
+fn probe(ctx: &Ctx, tx: &Connection, s: &Score, now: i64) -> Result<BounceAction, HandlerError> {
     let lc = ctx.config.list(&s.list);
     let member = match lc {
         Some(_) => members::get(tx, &s.list, &s.address_key)?,
@@ -385,8 +387,8 @@ fn probe(ctx: &Ctx, tx: &Connection, s: &Score, now: i64) -> Result<Action, Hand
     };
     let action = score::decide(
         &ctx.config.bounce,
-        &Facts {
-            event: Event::Tick,
+        &BounceFacts {
+            event: BounceEvent::Tick,
             member: member.is_some(),
             disabled: member.as_ref().is_some_and(|m| m.disabled),
             score: Some(s),
@@ -398,7 +400,7 @@ fn probe(ctx: &Ctx, tx: &Connection, s: &Score, now: i64) -> Result<Action, Hand
         return Ok(action);
     };
     match action {
-        Action::Probe { n } => {
+        BounceAction::Probe { n } => {
             let interval = i64::from(ctx.config.bounce.probe_interval_days.max(1)) * 86_400;
             bounces::put_score(
                 tx,
@@ -411,7 +413,7 @@ fn probe(ctx: &Ctx, tx: &Connection, s: &Score, now: i64) -> Result<Action, Hand
             let mail = member_notice(ctx, tx, lc, &m, n, now)?;
             crate::robot::send(ctx, tx, vec![mail], None, now)?;
         }
-        Action::Remove => {
+        BounceAction::Remove => {
             members::remove(tx, &s.list, &s.address_key)?;
             bounces::clear_score(tx, &s.list, &s.address_key)?;
             tracing::warn!(list = %s.list, address = %m.address, "member removed after unanswered bounce probes");

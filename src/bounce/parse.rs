@@ -13,7 +13,7 @@ use mail_parser::{Message, MessageParser, MimeHeaders};
 
 /// What a bounce says about one recipient, or what the mail is instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum BounceKind {
     /// The mailbox or address is bad (5.1.x, 5.2.1, "user unknown"): 1.0.
     Hard,
     /// Any other permanent failure, or a 4xx given up: `soft_weight`.
@@ -31,28 +31,28 @@ pub enum Kind {
     Unrecognised,
 }
 
-impl Kind {
+impl BounceKind {
     pub fn as_str(self) -> &'static str {
         match self {
-            Kind::Hard => "hard",
-            Kind::Soft => "soft",
-            Kind::Policy => "policy",
-            Kind::Delayed => "delayed",
-            Kind::AutoReply => "autoreply",
-            Kind::BounceOfBounce => "bounce_of_bounce",
-            Kind::Unrecognised => "unrecognised",
+            BounceKind::Hard => "hard",
+            BounceKind::Soft => "soft",
+            BounceKind::Policy => "policy",
+            BounceKind::Delayed => "delayed",
+            BounceKind::AutoReply => "autoreply",
+            BounceKind::BounceOfBounce => "bounce_of_bounce",
+            BounceKind::Unrecognised => "unrecognised",
         }
     }
 
-    pub fn parse(s: &str) -> Option<Kind> {
+    pub fn parse(s: &str) -> Option<BounceKind> {
         [
-            Kind::Hard,
-            Kind::Soft,
-            Kind::Policy,
-            Kind::Delayed,
-            Kind::AutoReply,
-            Kind::BounceOfBounce,
-            Kind::Unrecognised,
+            BounceKind::Hard,
+            BounceKind::Soft,
+            BounceKind::Policy,
+            BounceKind::Delayed,
+            BounceKind::AutoReply,
+            BounceKind::BounceOfBounce,
+            BounceKind::Unrecognised,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -60,14 +60,17 @@ impl Kind {
 
     /// Whether this is a delivery failure at all (hard, soft or policy).
     pub fn is_failure(self) -> bool {
-        matches!(self, Kind::Hard | Kind::Soft | Kind::Policy)
+        matches!(
+            self,
+            BounceKind::Hard | BounceKind::Soft | BounceKind::Policy
+        )
     }
 }
 
 /// One recipient a bounce names (or the mail as a whole, recipient None).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bounce {
-    pub kind: Kind,
+    pub kind: BounceKind,
     /// `Final-Recipient`, or the address a plain-text bounce names.
     pub recipient: Option<String>,
     /// `Original-Recipient`: the address listd sent to, if the MTA kept it.
@@ -78,7 +81,7 @@ pub struct Bounce {
 }
 
 impl Bounce {
-    fn whole(kind: Kind, status: Option<String>, diagnostic: Option<String>) -> Bounce {
+    fn whole(kind: BounceKind, status: Option<String>, diagnostic: Option<String>) -> Bounce {
         Bounce {
             kind,
             recipient: None,
@@ -125,38 +128,38 @@ const HARD_PHRASES: &[&str] = &[
 
 /// Classifies one failure from its DSN `Action` (if any), its status code
 /// and its text (diagnostic or reason lines).
-pub fn classify(action: Option<&str>, status: Option<&str>, text: &str) -> Kind {
+pub fn classify(action: Option<&str>, status: Option<&str>, text: &str) -> BounceKind {
     let action = action.map(|a| a.trim().to_ascii_lowercase());
     match action.as_deref() {
-        Some("delayed") => return Kind::Delayed,
-        Some("delivered" | "relayed" | "expanded") => return Kind::Unrecognised,
+        Some("delayed") => return BounceKind::Delayed,
+        Some("delivered" | "relayed" | "expanded") => return BounceKind::Unrecognised,
         _ => {}
     }
     let lower = text.to_ascii_lowercase();
     let status = status.map(str::trim).unwrap_or("");
     if status.starts_with("5.7.") || status.starts_with("4.7.") {
-        return Kind::Policy;
+        return BounceKind::Policy;
     }
     if status.starts_with("5.1.") || status == "5.2.1" {
-        return Kind::Hard;
+        return BounceKind::Hard;
     }
     if POLICY_PHRASES.iter().any(|p| lower.contains(p)) {
-        return Kind::Policy;
+        return BounceKind::Policy;
     }
     if status.starts_with("5.") {
-        return Kind::Soft;
+        return BounceKind::Soft;
     }
     if status.starts_with("4.") && action.is_none() {
         // a 4xx the sender has not given up on
-        return Kind::Delayed;
+        return BounceKind::Delayed;
     }
     if HARD_PHRASES.iter().any(|p| lower.contains(p)) {
-        return Kind::Hard;
+        return BounceKind::Hard;
     }
     if status.starts_with("4.") || action.as_deref() == Some("failed") {
-        return Kind::Soft;
+        return BounceKind::Soft;
     }
-    Kind::Unrecognised
+    BounceKind::Unrecognised
 }
 
 /// The first enhanced status code (`[245].d{1,3}.d{1,3}`) in `text`.
@@ -196,10 +199,10 @@ pub fn find_status(text: &str) -> Option<String> {
 /// with no recipient saying what the mail is.
 pub fn read(bytes: &[u8]) -> Vec<Bounce> {
     let Some(m) = MessageParser::default().parse(bytes) else {
-        return vec![Bounce::whole(Kind::Unrecognised, None, None)];
+        return vec![Bounce::whole(BounceKind::Unrecognised, None, None)];
     };
     if returns_a_report(&m) {
-        return vec![Bounce::whole(Kind::BounceOfBounce, None, None)];
+        return vec![Bounce::whole(BounceKind::BounceOfBounce, None, None)];
     }
     if let Some(found) = dsn(&m) {
         if !found.is_empty() {
@@ -212,13 +215,13 @@ pub fn read(bytes: &[u8]) -> Vec<Bounce> {
         return found;
     }
     if is_auto_reply(&m) {
-        return vec![Bounce::whole(Kind::AutoReply, None, None)];
+        return vec![Bounce::whole(BounceKind::AutoReply, None, None)];
     }
     // something else sent to the bounce address: judged by its text alone
     let status = find_status(&text);
     let kind = match classify(None, status.as_deref(), &text) {
-        k if k.is_failure() || k == Kind::Delayed => k,
-        _ => Kind::Unrecognised,
+        k if k.is_failure() || k == BounceKind::Delayed => k,
+        _ => BounceKind::Unrecognised,
     };
     vec![Bounce::whole(kind, status, None)]
 }
@@ -393,7 +396,7 @@ fn plain_text(text: &str) -> Vec<Bounce> {
             let status = find_status(&reason);
             let kind = match classify(None, status.as_deref(), &reason) {
                 // a listed failed recipient with no telling text: soft
-                Kind::Unrecognised | Kind::Delayed => Kind::Soft,
+                BounceKind::Unrecognised | BounceKind::Delayed => BounceKind::Soft,
                 k => k,
             };
             let diagnostic = reason
@@ -464,17 +467,32 @@ mod tests {
 
     #[test]
     fn classification() {
-        assert_eq!(classify(Some("failed"), Some("5.1.1"), ""), Kind::Hard);
-        assert_eq!(classify(Some("failed"), Some("5.2.2"), "full"), Kind::Soft);
-        assert_eq!(classify(Some("failed"), Some("5.7.1"), ""), Kind::Policy);
+        assert_eq!(
+            classify(Some("failed"), Some("5.1.1"), ""),
+            BounceKind::Hard
+        );
+        assert_eq!(
+            classify(Some("failed"), Some("5.2.2"), "full"),
+            BounceKind::Soft
+        );
+        assert_eq!(
+            classify(Some("failed"), Some("5.7.1"), ""),
+            BounceKind::Policy
+        );
         assert_eq!(
             classify(Some("failed"), Some("5.0.0"), "rejected as spam"),
-            Kind::Policy
+            BounceKind::Policy
         );
-        assert_eq!(classify(Some("delayed"), Some("4.4.7"), ""), Kind::Delayed);
-        assert_eq!(classify(None, Some("4.2.2"), ""), Kind::Delayed);
-        assert_eq!(classify(None, None, "Sorry, no mailbox here"), Kind::Hard);
-        assert_eq!(classify(None, None, "hello"), Kind::Unrecognised);
+        assert_eq!(
+            classify(Some("delayed"), Some("4.4.7"), ""),
+            BounceKind::Delayed
+        );
+        assert_eq!(classify(None, Some("4.2.2"), ""), BounceKind::Delayed);
+        assert_eq!(
+            classify(None, None, "Sorry, no mailbox here"),
+            BounceKind::Hard
+        );
+        assert_eq!(classify(None, None, "hello"), BounceKind::Unrecognised);
     }
 
     #[test]
@@ -494,17 +512,17 @@ Final-Recipient: rfc822; <cat@example.org>\r\nAction: delayed\r\nStatus: 4.4.1\r
         assert_eq!(r[0].diagnostic.as_deref(), Some("550 5.1.1 no such user"));
         assert_eq!(
             (r[0].kind, r[0].status.as_deref()),
-            (Kind::Hard, Some("5.1.1"))
+            (BounceKind::Hard, Some("5.1.1"))
         );
         assert_eq!(r[1].recipient.as_deref(), Some("cat@example.org"));
-        assert_eq!(r[1].kind, Kind::Delayed);
+        assert_eq!(r[1].kind, BounceKind::Delayed);
         let junk = read(b"garbage");
         assert_eq!(junk.len(), 1);
         assert_eq!(
             (junk[0].kind, junk[0].recipient.as_deref()),
-            (Kind::Unrecognised, None)
+            (BounceKind::Unrecognised, None)
         );
-        assert_eq!(read(b"")[0].kind, Kind::Unrecognised);
+        assert_eq!(read(b"")[0].kind, BounceKind::Unrecognised);
     }
 
     #[test]

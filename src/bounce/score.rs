@@ -5,23 +5,23 @@
 //!
 //! Trusts its facts; uses only the configuration.
 
-use super::parse::Kind;
+use super::parse::BounceKind;
 use crate::config::BounceConfig;
 use crate::store::bounces::Score;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
+pub enum BounceEvent {
     /// A bounce of this kind for the member.
-    Bounce(Kind),
+    Bounce(BounceKind),
     /// Time passed (a disabled member's probe may be due).
     Tick,
 }
 
 /// Everything the decision looks at.
 #[derive(Debug, Clone, Copy)]
-pub struct Facts<'a> {
-    pub event: Event,
+pub struct BounceFacts<'a> {
+    pub event: BounceEvent,
     /// Whether the address is a member of the list.
     pub member: bool,
     /// Whether that member is disabled now (its flag, not the score row,
@@ -34,7 +34,7 @@ pub struct Facts<'a> {
 
 /// Why nothing changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ignore {
+pub enum IgnoreBounce {
     NotAMember,
     /// Not a delivery failure (delay, auto-reply, unrecognised, bounce of a bounce).
     NotABounce,
@@ -50,8 +50,8 @@ pub enum Ignore {
 
 /// What to do.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Action {
-    Ignore(Ignore),
+pub enum BounceAction {
+    IgnoreBounce(IgnoreBounce),
     /// Count the bounce: the new score.
     Count {
         score: f64,
@@ -82,39 +82,39 @@ pub fn current(cfg: &BounceConfig, s: &Score, now: i64) -> f64 {
 }
 
 /// The decision.
-pub fn decide(cfg: &BounceConfig, f: &Facts<'_>) -> Action {
+pub fn decide(cfg: &BounceConfig, f: &BounceFacts<'_>) -> BounceAction {
     if !f.member {
-        return Action::Ignore(Ignore::NotAMember);
+        return BounceAction::IgnoreBounce(IgnoreBounce::NotAMember);
     }
     match f.event {
-        Event::Tick => match f.score {
+        BounceEvent::Tick => match f.score {
             Some(s) if f.disabled && s.next_probe_at.is_some_and(|t| t <= f.now) => {
                 if s.probes < cfg.probes {
-                    Action::Probe { n: s.probes + 1 }
+                    BounceAction::Probe { n: s.probes + 1 }
                 } else {
-                    Action::Remove
+                    BounceAction::Remove
                 }
             }
-            _ => Action::Ignore(Ignore::NothingDue),
+            _ => BounceAction::IgnoreBounce(IgnoreBounce::NothingDue),
         },
-        Event::Bounce(kind) => {
+        BounceEvent::Bounce(kind) => {
             let weight = match kind {
-                Kind::Hard => 1.0,
-                Kind::Soft => cfg.soft_weight,
-                Kind::Policy => return Action::Ignore(Ignore::Policy),
-                _ => return Action::Ignore(Ignore::NotABounce),
+                BounceKind::Hard => 1.0,
+                BounceKind::Soft => cfg.soft_weight,
+                BounceKind::Policy => return BounceAction::IgnoreBounce(IgnoreBounce::Policy),
+                _ => return BounceAction::IgnoreBounce(IgnoreBounce::NotABounce),
             };
             if f.disabled {
-                return Action::Ignore(Ignore::AlreadyDisabled);
+                return BounceAction::IgnoreBounce(IgnoreBounce::AlreadyDisabled);
             }
             if f.score.and_then(|s| s.last_day) == Some(day(f.now)) {
-                return Action::Ignore(Ignore::CountedToday);
+                return BounceAction::IgnoreBounce(IgnoreBounce::CountedToday);
             }
             let score = f.score.map_or(0.0, |s| current(cfg, s, f.now)) + weight;
             if score >= cfg.threshold {
-                Action::Disable { score }
+                BounceAction::Disable { score }
             } else {
-                Action::Count { score }
+                BounceAction::Count { score }
             }
         }
     }
@@ -126,8 +126,8 @@ mod tests {
 
     const T: i64 = 1_700_000_000;
 
-    fn facts(event: Event, score: Option<&Score>, now: i64) -> Facts<'_> {
-        Facts {
+    fn facts(event: BounceEvent, score: Option<&Score>, now: i64) -> BounceFacts<'_> {
+        BounceFacts {
             event,
             member: true,
             disabled: score.is_some_and(|s| s.disabled_at.is_some()),
@@ -139,23 +139,29 @@ mod tests {
     #[test]
     fn hard_soft_policy_and_non_bounces() {
         let c = BounceConfig::default();
-        let d = |k| decide(&c, &facts(Event::Bounce(k), None, T));
-        assert_eq!(d(Kind::Hard), Action::Count { score: 1.0 });
-        assert_eq!(d(Kind::Soft), Action::Count { score: 0.5 });
-        assert_eq!(d(Kind::Policy), Action::Ignore(Ignore::Policy));
+        let d = |k| decide(&c, &facts(BounceEvent::Bounce(k), None, T));
+        assert_eq!(d(BounceKind::Hard), BounceAction::Count { score: 1.0 });
+        assert_eq!(d(BounceKind::Soft), BounceAction::Count { score: 0.5 });
+        assert_eq!(
+            d(BounceKind::Policy),
+            BounceAction::IgnoreBounce(IgnoreBounce::Policy)
+        );
         for k in [
-            Kind::Delayed,
-            Kind::AutoReply,
-            Kind::Unrecognised,
-            Kind::BounceOfBounce,
+            BounceKind::Delayed,
+            BounceKind::AutoReply,
+            BounceKind::Unrecognised,
+            BounceKind::BounceOfBounce,
         ] {
-            assert_eq!(d(k), Action::Ignore(Ignore::NotABounce));
+            assert_eq!(d(k), BounceAction::IgnoreBounce(IgnoreBounce::NotABounce));
         }
-        let stranger = Facts {
+        let stranger = BounceFacts {
             member: false,
-            ..facts(Event::Bounce(Kind::Hard), None, T)
+            ..facts(BounceEvent::Bounce(BounceKind::Hard), None, T)
         };
-        assert_eq!(decide(&c, &stranger), Action::Ignore(Ignore::NotAMember));
+        assert_eq!(
+            decide(&c, &stranger),
+            BounceAction::IgnoreBounce(IgnoreBounce::NotAMember)
+        );
     }
 
     #[test]
@@ -167,19 +173,19 @@ mod tests {
             last_bounce_at: Some(T),
             ..Score::default()
         };
-        let hard = Event::Bounce(Kind::Hard);
+        let hard = BounceEvent::Bounce(BounceKind::Hard);
         assert_eq!(
             decide(&c, &facts(hard, Some(&s), T + 60)),
-            Action::Ignore(Ignore::CountedToday)
+            BounceAction::IgnoreBounce(IgnoreBounce::CountedToday)
         );
         assert_eq!(
             decide(&c, &facts(hard, Some(&s), T + 86_400)),
-            Action::Disable { score: 5.0 }
+            BounceAction::Disable { score: 5.0 }
         );
         // 7 days without a bounce: from 0 again
         assert_eq!(
             decide(&c, &facts(hard, Some(&s), T + 7 * 86_400)),
-            Action::Count { score: 1.0 }
+            BounceAction::Count { score: 1.0 }
         );
     }
 
@@ -193,35 +199,38 @@ mod tests {
             ..Score::default()
         };
         assert_eq!(
-            decide(&c, &facts(Event::Tick, Some(&s), T + 86_400)),
-            Action::Ignore(Ignore::NothingDue)
+            decide(&c, &facts(BounceEvent::Tick, Some(&s), T + 86_400)),
+            BounceAction::IgnoreBounce(IgnoreBounce::NothingDue)
         );
         assert_eq!(
-            decide(&c, &facts(Event::Tick, Some(&s), T + 7 * 86_400)),
-            Action::Probe { n: 2 }
+            decide(&c, &facts(BounceEvent::Tick, Some(&s), T + 7 * 86_400)),
+            BounceAction::Probe { n: 2 }
         );
         s.probes = 3;
         assert_eq!(
-            decide(&c, &facts(Event::Tick, Some(&s), T + 7 * 86_400)),
-            Action::Remove
+            decide(&c, &facts(BounceEvent::Tick, Some(&s), T + 7 * 86_400)),
+            BounceAction::Remove
         );
         assert_eq!(
-            decide(&c, &facts(Event::Bounce(Kind::Hard), Some(&s), T)),
-            Action::Ignore(Ignore::AlreadyDisabled)
+            decide(
+                &c,
+                &facts(BounceEvent::Bounce(BounceKind::Hard), Some(&s), T)
+            ),
+            BounceAction::IgnoreBounce(IgnoreBounce::AlreadyDisabled)
         );
         // re-enabled (or back after leaving) while the row still says
         // disabled: its bounces count again and no probe goes out
-        let back = |event| Facts {
+        let back = |event| BounceFacts {
             disabled: false,
             ..facts(event, Some(&s), T + 7 * 86_400)
         };
         assert_eq!(
-            decide(&c, &back(Event::Bounce(Kind::Hard))),
-            Action::Count { score: 1.0 }
+            decide(&c, &back(BounceEvent::Bounce(BounceKind::Hard))),
+            BounceAction::Count { score: 1.0 }
         );
         assert_eq!(
-            decide(&c, &back(Event::Tick)),
-            Action::Ignore(Ignore::NothingDue)
+            decide(&c, &back(BounceEvent::Tick)),
+            BounceAction::IgnoreBounce(IgnoreBounce::NothingDue)
         );
     }
 }

@@ -5,7 +5,7 @@
 //! read is one token with an `@`; every status is a whole enhanced code
 //! that reads back to itself; a kind round-trips through its name.
 
-use crate::bounce::parse::{self, Kind};
+use crate::bounce::parse::{self, BounceKind};
 
 /// `data` as a mail, and wrapped as a DSN's delivery-status part.
 pub fn check(data: &[u8]) {
@@ -21,7 +21,7 @@ fn check_mail(data: &[u8]) {
     let read = parse::read(data);
     assert!(!read.is_empty(), "no reading");
     for b in read {
-        assert_eq!(Kind::parse(b.kind.as_str()), Some(b.kind));
+        assert_eq!(BounceKind::parse(b.kind.as_str()), Some(b.kind));
         for a in [&b.recipient, &b.original].into_iter().flatten() {
             assert!(a.contains('@'), "recipient without @: {a:?}");
             assert!(!a.chars().any(char::is_whitespace), "recipient {a:?}");
