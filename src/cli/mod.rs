@@ -8,6 +8,7 @@ mod check;
 mod digest;
 mod dkim;
 mod held;
+mod lists;
 mod members;
 mod progress;
 mod queue;
@@ -39,8 +40,11 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Validate listd.yaml, every list and the templates; exit 1 on any error.
     Check,
-    /// Show the configured lists with their member counts.
-    Lists,
+    /// Show the configured lists with their member counts; `create`, `get`, `set` and `unset` a list's settings.
+    Lists {
+        #[command(subcommand)]
+        cmd: Option<lists::ListsCmd>,
+    },
     /// Add, remove or list members; change their delivery mode or moderation flag.
     #[command(subcommand)]
     Members(members::MembersCmd),
@@ -110,7 +114,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Serve(args) => serve::run(&path, args),
         Command::Check => check::run(&path),
-        Command::Lists => check::lists(&path),
+        Command::Lists { cmd } => lists::run(&path, cmd),
         Command::Members(cmd) => members::run(&path, cmd),
         Command::Bounces { list, limit } => bounces::run(&path, &list, limit),
         Command::Held(a) => held::run(&path, a, crate::store::now()),

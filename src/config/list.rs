@@ -2,12 +2,12 @@
 
 use super::error::{find_line, ConfigError};
 use crate::address::Address;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Who may subscribe, and how.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum SubscriptionPolicy {
     Open,
@@ -19,7 +19,7 @@ pub enum SubscriptionPolicy {
 }
 
 /// Whether unsubscribing needs a confirmation from the address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum UnsubscribePolicy {
     Open,
@@ -28,7 +28,7 @@ pub enum UnsubscribePolicy {
 }
 
 /// Who may post.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum PostingPolicy {
     Anyone,
@@ -40,7 +40,7 @@ pub enum PostingPolicy {
 
 /// What happens to a post from a non-member on a `members` list
 /// (and from a non-moderator on an `announce` list).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum NonmemberAction {
     #[default]
@@ -50,7 +50,7 @@ pub enum NonmemberAction {
 }
 
 /// What happens to a post larger than the list's `max_message_size`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum OversizeAction {
     /// Held for the moderators (Mailman's `max-size` rule).
@@ -65,7 +65,7 @@ pub enum OversizeAction {
 /// `header` field whose value matches `pattern` is held as a suspicious
 /// header. The pattern is a regular expression, matched case-insensitively
 /// anywhere in the unfolded value (and in its RFC 2047-decoded text).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderMatch {
     pub header: String,
@@ -110,7 +110,7 @@ impl HeaderMatch {
 
 /// Whether a post that is let through only because of the address it
 /// claims (From: or envelope) must prove that address (`sender_verification`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SenderVerification {
     /// Believe the claimed address (the default for lists other than announce).
@@ -127,7 +127,7 @@ pub enum SenderVerification {
 }
 
 /// Who may see the membership (EXPN over SMTP, `who` by email).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Access {
     #[default]
@@ -145,6 +145,16 @@ pub enum ReplyTo {
     None,
     List,
     Address(String),
+}
+
+impl Serialize for ReplyTo {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            ReplyTo::None => "none",
+            ReplyTo::List => "list",
+            ReplyTo::Address(a) => a,
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for ReplyTo {
@@ -165,7 +175,7 @@ impl<'de> Deserialize<'de> for ReplyTo {
 }
 
 /// The `digest:` map of a list.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DigestConfig {
     pub enabled: bool,
@@ -212,7 +222,7 @@ impl Default for DigestConfig {
 }
 
 /// The settings of one list.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListConfig {
     /// The list's name, from its file name (not a YAML key).
@@ -343,7 +353,7 @@ pub struct ListConfig {
 
 /// DMARC mitigation: what the list does to a post's From: so receivers do
 /// not refuse its copy (the list breaks the author's DKIM and SPF).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum DmarcMitigation {
     /// Munge the From: when the author's domain publishes `p=quarantine`

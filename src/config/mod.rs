@@ -7,11 +7,13 @@
 //! at the first, so `listd check` can report them all.
 
 mod auth;
+mod edit;
 mod error;
 mod list;
 pub mod schedule;
 
 pub use auth::{AuthConfig, DnsConfig};
+pub use edit::{edit_list_key, parse_setting_value, EditedListFile};
 pub use error::{find_line_from, ConfigError, ConfigErrors};
 pub use list::{
     Access, DigestConfig, DmarcMitigation, HeaderMatch, ListConfig, NonmemberAction,
