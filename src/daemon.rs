@@ -144,6 +144,8 @@ pub struct DaemonHandle {
     listeners: Vec<JoinHandle<()>>,
     writer: WriterHandle,
     workers: Vec<JoinHandle<()>>,
+    /// `reload` datagrams on the control socket (`listd lists set`).
+    reload_requests: Arc<tokio::sync::Notify>,
 }
 
 /// Starts the daemon on `config`.
@@ -221,10 +223,15 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
     drop(shared);
 
     let w = wakers.clone();
-    let control = crate::control::listen(&config.data_dir, move || {
-        w.pipeline.notify_one();
-        w.delivery.notify_one();
-        w.digest.notify_one();
+    let reload_requests = Arc::new(tokio::sync::Notify::new());
+    let asked = reload_requests.clone();
+    let control = crate::control::listen(&config.data_dir, move |req| match req {
+        crate::control::ControlRequest::Wake => {
+            w.pipeline.notify_one();
+            w.delivery.notify_one();
+            w.digest.notify_one();
+        }
+        crate::control::ControlRequest::Reload => asked.notify_one(),
     })
     .map_err(|why| DaemonError::Bind {
         addr: crate::control::path(&config.data_dir).display().to_string(),
@@ -277,10 +284,17 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
         listeners,
         writer: writer_handle,
         workers,
+        reload_requests,
     })
 }
 
 impl DaemonHandle {
+    /// Returns when the control socket asks for a reload (`listd lists
+    /// create|set|unset`); `listd serve` then reloads as on SIGHUP.
+    pub async fn reload_requested(&self) {
+        self.reload_requests.notified().await
+    }
+
     /// The first SMTP address (panics if the config has no `smtp.listen`).
     pub fn smtp_addr(&self) -> SocketAddr {
         *self

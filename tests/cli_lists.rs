@@ -46,6 +46,7 @@ async fn an_owner_creates_a_list_sets_it_up_and_a_post_goes_out() {
         "News: weekly, # not a comment",
     ]);
     assert!(out.contains("created news@lists.example.org"), "{out}");
+    assert!(out.contains("no daemon is running on"), "{out}");
     ok(&["lists", "set", "news", "posting", "anyone"]);
     ok(&[
         "lists",
@@ -230,4 +231,67 @@ fn create_never_replaces_a_list_and_checks_name_and_owners() {
     let (code, out, _) = run_cli(&env, &["lists"]);
     assert_eq!(code, 0);
     assert!(out.contains("two@lists.example.org"), "{out}");
+}
+
+/// `MAIL FROM SIZE=size` then `RCPT TO:<LIST@lists.example.org>` on a fresh
+/// connection: the RCPT reply code.
+async fn rcpt_code(addr: std::net::SocketAddr, list: &str, size: usize) -> u16 {
+    let mut c = SmtpClient::connect_ehlo(addr).await;
+    c.cmd(&format!("MAIL FROM:<ann@example.org> SIZE={size}"))
+        .await
+        .expect(250);
+    let code = c
+        .cmd(&format!("RCPT TO:<{list}@lists.example.org>"))
+        .await
+        .code;
+    c.quit().await;
+    code
+}
+
+/// Polls `rcpt_code` until it answers `want` (10 s at most).
+async fn rcpt_becomes(addr: std::net::SocketAddr, list: &str, size: usize, want: u16) -> bool {
+    for _ in 0..200 {
+        if rcpt_code(addr, list, size).await == want {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_running_serve_takes_a_new_list_and_a_change_without_a_signal() {
+    let port = free_port();
+    let env = TestEnv::builder()
+        .set("smtp", "listen", &format!("[\"127.0.0.1:{port}\"]"))
+        .build();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let _serve = spawn_serve(&env);
+    wait_listening(addr).await;
+    assert_eq!(rcpt_code(addr, "news", 5000).await, 550);
+
+    let (code, out, err) = run_cli(
+        &env,
+        &["lists", "create", "news", "--owner", "owner@example.org"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("the running daemon was asked to reload"),
+        "{out}"
+    );
+    assert!(
+        rcpt_becomes(addr, "news", 5000, 250).await,
+        "news is served"
+    );
+
+    for (key, value) in [("max_message_size", "1000"), ("oversize_posts", "reject")] {
+        let (code, out, err) = run_cli(&env, &["lists", "set", "news", key, value]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("asked to reload"), "{out}");
+    }
+    assert!(
+        rcpt_becomes(addr, "news", 5000, 552).await,
+        "the new size limit refuses a declared 5000 bytes"
+    );
+    assert_eq!(rcpt_code(addr, "news", 500).await, 250);
 }

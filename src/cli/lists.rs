@@ -2,7 +2,8 @@
 //! Trusts the operator who can write `lists_dir` (that is the privilege);
 //! trusts nothing in the values: every change is checked as `listd check`
 //! would before the file is replaced, and a file that changed meanwhile is
-//! not overwritten.
+//! not overwritten. A running daemon is then asked to reload (the control
+//! socket), and refuses the files as SIGHUP would if they have errors.
 
 use super::{list_name, load_config, CliResult};
 use crate::config::{edit_list_key, parse_setting_value, ListConfig};
@@ -85,7 +86,7 @@ fn create(path: &Path, name: &str, owners: &[String], description: &str) -> CliR
     let _ = std::fs::remove_file(&tmp);
     linked.with_context(|| format!("{}", file.display()))?;
     println!("created {} ({})", config.list_address(name), file.display());
-    println!("a running daemon serves it after a reload (SIGHUP)");
+    ask_reload(&config);
     Ok(())
 }
 
@@ -155,8 +156,21 @@ fn edit(path: &Path, list: &str, key: &str, value: Option<Result<Value, String>>
         Some(_) => println!("{name}: {key} set"),
         None => println!("{name}: {key} unset (its default applies)"),
     }
-    println!("a running daemon applies it after a reload (SIGHUP)");
+    ask_reload(&config);
     Ok(())
+}
+
+/// Asks a daemon running on this data directory to re-read its
+/// configuration, and says whether one was there.
+fn ask_reload(config: &crate::config::Config) {
+    if crate::control::reload(&config.data_dir) {
+        println!("the running daemon was asked to reload");
+    } else {
+        println!(
+            "no daemon is running on {}; it applies at the next start",
+            config.data_dir.display()
+        );
+    }
 }
 
 /// Checks a list file's text as loading would, reporting every error.

@@ -1,5 +1,6 @@
 //! `listd serve`: run the daemon until SIGTERM or SIGINT, then stop
-//! gracefully (finish transactions in flight) and exit 0. SIGHUP re-reads
+//! gracefully (finish transactions in flight) and exit 0. SIGHUP, or a
+//! `reload` on the control socket (`listd lists create|set|unset`), re-reads
 //! the configuration, lists and templates without stopping.
 //!
 //! Logging goes through `tracing` to stderr; the filter is `--log-level`,
@@ -34,8 +35,17 @@ pub fn run(path: &Path, args: ServeArgs) -> CliResult {
         for a in daemon.lmtp_addrs() {
             tracing::info!("LMTP on {a}");
         }
-        while let Signal::Reload = signals.wait().await {
-            reload(&daemon, path);
+        loop {
+            tokio::select! {
+                s = signals.wait() => match s {
+                    Signal::Stop => break,
+                    Signal::Reload => reload(&daemon, path),
+                },
+                () = daemon.reload_requested() => {
+                    tracing::info!("reload asked on the control socket");
+                    reload(&daemon, path);
+                }
+            }
         }
         daemon.shutdown().await;
         anyhow::Ok(())
