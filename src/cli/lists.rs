@@ -173,13 +173,17 @@ fn ask_reload(config: &crate::config::Config) {
     }
 }
 
-/// Checks a list file's text as loading would, reporting every error.
+/// Checks a list file's text as loading would, reporting every error (with
+/// lines of the text as it would have been written).
 fn check_list_text(file: &Path, name: &str, text: &str) -> CliResult {
     match ListConfig::parse(file, name, text) {
         Ok(_) => Ok(()),
         Err(errors) => {
             let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-            bail!("nothing written:\n{}", lines.join("\n"))
+            bail!(
+                "nothing written; the file would read:\n{}",
+                lines.join("\n")
+            )
         }
     }
 }
