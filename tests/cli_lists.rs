@@ -177,6 +177,10 @@ fn a_bad_change_writes_nothing_and_says_why() {
         (vec!["digest.schedule", "sometimes"], "nothing written"),
         (vec!["posting.x", "1"], "not a map"),
         (vec!["subject_prefix", "[dev"], "use --string"),
+        (
+            vec!["subject_prefix", "[dev]"],
+            "`--string` sets it as text",
+        ),
     ] {
         let mut argv = vec!["lists", "set", "dev"];
         argv.extend(&args);

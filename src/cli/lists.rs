@@ -130,7 +130,13 @@ fn edit(path: &Path, list: &str, key: &str, value: Option<Result<Value, String>>
         .and_then(|s| s.to_str())
         .unwrap_or(&name)
         .to_string();
-    check_list_text(&file, &stem, &edited.text)?;
+    check_list_text(&file, &stem, &edited.text).map_err(|e| match &value {
+        Some(v) if !v.is_string() => e.context(format!(
+            "VALUE was read as YAML ({}); `--string` sets it as text",
+            serde_yaml_ng::to_string(v).unwrap_or_default().trim_end()
+        )),
+        _ => e,
+    })?;
     if edited.text == before {
         println!("{name}: {key} unchanged");
         return Ok(());
