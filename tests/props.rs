@@ -56,6 +56,26 @@ proptest! {
     }
 
     #[test]
+    fn authentication_results_fields_read_any_bytes(data in any::<Vec<u8>>()) {
+        fuzzing::auth::check(&data);
+    }
+
+    #[test]
+    fn authentication_results_fields_read_header_like_text(
+        lines in prop::collection::vec(
+            "(Authentication-Results: ?(\\([a-z ]*\\) ?)?(lists\\.example\\.org|LISTS\\.EXAMPLE\\.ORG|mx\\.example\\.org|x)[; ]*(spf|dkim|dmarc)=(pass|fail) ?|Received: from x|From: a@b\\.c| folded|)",
+            0..8,
+        ),
+    ) {
+        fuzzing::auth::check(format!("{}\r\n\r\nbody", lines.join("\r\n")).as_bytes());
+    }
+
+    #[test]
+    fn the_zone_parser_reads_any_text(data in any::<Vec<u8>>()) {
+        fuzzing::auth::check_zone(&data);
+    }
+
+    #[test]
     fn bounces_read_any_bytes(data in any::<Vec<u8>>()) {
         fuzzing::bounce::check(&data);
     }
@@ -323,7 +343,9 @@ proptest! {
 fn fuzz_seeds_and_regressions_pass() {
     let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
     type Check = fn(&[u8]);
-    let targets: [(&str, Check); 8] = [
+    let targets: [(&str, Check); 10] = [
+        ("auth_fields", fuzzing::auth::check),
+        ("dns_zone", fuzzing::auth::check_zone),
         ("bounce_parse", fuzzing::bounce::check),
         ("smtp_session", smtp::check),
         ("robot_parse", robot::check),

@@ -15,7 +15,7 @@
 //! nothing in the message or the envelope.
 
 mod check;
-mod fields;
+pub mod fields;
 mod verdict;
 
 pub use check::{authenticate, AuthInput, AuthSettings, Authenticated};

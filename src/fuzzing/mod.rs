@@ -8,6 +8,7 @@
 //! only thing built here. Not part of the daemon's behaviour.
 
 pub mod address;
+pub mod auth;
 pub mod bounce;
 pub mod decorate;
 pub mod digest;

@@ -1,0 +1,3 @@
+//! Authentication-Results fields at intake; see `listd::fuzzing::auth`.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| listd::fuzzing::auth::check(data));
