@@ -370,3 +370,53 @@ async fn each_personalized_copy_is_signed_for_its_member() {
     }
     d.shutdown().await;
 }
+
+/// A relay without 8BITMIME: an 8-bit post goes out in 7 bits, converted
+/// before it is signed, so every copy (batched and personalized) verifies
+/// and reads as posted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_to_a_7bit_relay_are_converted_then_signed() {
+    let keys = tempfile::tempdir().unwrap();
+    let (key, txt) = keygen(keys.path(), DOMAIN, "s7", "ed25519");
+    let zone = zone(&[(format!("s7._domainkey.{DOMAIN}"), txt)]);
+    let sink = Sink::start();
+    sink.without_8bitmime();
+    let env = TestEnv::builder()
+        .relay_port(sink.port())
+        .set("web", "public_url", "\"http://127.0.0.1:8080\"")
+        .set(
+            "dkim",
+            "keys",
+            &format!(
+                "[{{domain: {DOMAIN}, selector: s7, key_file: {}}}]",
+                key.display()
+            ),
+        )
+        .list("dev", "posting: members\n")
+        .list("pers", "posting: members\npersonalize: true\n")
+        .build();
+    env.add_members("dev", &["a@example.net", "b@example.net"]);
+    env.add_members("pers", &["a@example.net", "b@example.net"]);
+    let d = env.start().await;
+    let text = "Gr\u{fc}\u{df}e aus K\u{f6}ln, caf\u{e9} = 1";
+    post(d.smtp_addr(), "a@example.net", "dev", "batched", text).await;
+    post(d.smtp_addr(), "a@example.net", "pers", "personal", text).await;
+    assert!(wait_until(WAIT, || sink.transactions().len() >= 3).await);
+    let sent = sink.transactions();
+    assert_eq!(sent.iter().map(|t| t.rcpts.len()).sum::<usize>(), 4);
+    for t in &sent {
+        let shown = String::from_utf8_lossy(&t.data);
+        assert!(t.data.is_ascii(), "{shown}");
+        assert_eq!(t.mail_params, "", "{shown}");
+        let m = mail_parser::MessageParser::default()
+            .parse(&t.data)
+            .unwrap();
+        assert!(m.body_text(0).unwrap().contains(text), "{shown}");
+        assert_eq!(
+            verify(&zone, &t.data).await,
+            vec![(DkimResult::Pass, DOMAIN.to_string())],
+            "{shown}"
+        );
+    }
+    d.shutdown().await;
+}

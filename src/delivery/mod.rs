@@ -24,6 +24,7 @@
 //! Trusts the queue rows; the relay's replies are judged by `client`.
 
 pub mod client;
+pub mod hello;
 pub mod mx;
 pub mod personalize;
 pub mod queue;
@@ -369,11 +370,31 @@ async fn deliver_on(
         .personal
         .as_deref()
         .and_then(|p| Some((p, p.list_of(job)?)));
+    // a relay without 8BITMIME gets the 7-bit form, signed after the
+    // conversion so the signature holds (RFC 6376 §5.3)
+    let seven = !conn.takes_8bit() && !job.body.is_ascii();
+    let finish = |copy: Vec<u8>| -> Vec<u8> {
+        let copy = if seven {
+            crate::mime::seven_bit::to_seven_bit(&copy).into_owned()
+        } else {
+            copy
+        };
+        out.signer.sign(&copy, &out.domain).unwrap_or(copy)
+    };
+    let converted: Arc<[u8]>;
+    let body = if seven && personal.is_none() {
+        converted = finish(job.body.to_vec()).into();
+        if !converted.is_ascii() {
+            tracing::warn!("the relay lacks 8BITMIME and the message keeps 8-bit header fields; sending it as it is");
+        }
+        &converted
+    } else {
+        body
+    };
     if let Some((p, list)) = personal {
         // each recipient their own copy, made and signed as it goes out
         one_by_one(conn, rcpts, sender, |rcpt| {
-            let copy = p.copy_for(list, &job.body, rcpt);
-            out.signer.sign(&copy, &out.domain).unwrap_or(copy).into()
+            finish(p.copy_for(list, &job.body, rcpt)).into()
         })
         .await
     } else if verp {

@@ -1,0 +1,211 @@
+//! The 7-bit form of a message, for a relay that does not offer 8BITMIME
+//! (RFC 6152 §3: such a server must not be sent 8-bit data; the client
+//! converts it). Each leaf part whose body holds 8-bit bytes under `7bit`,
+//! `8bit`, `binary` or no Content-Transfer-Encoding is re-encoded: text as
+//! quoted-printable, anything else as base64; an enclosed message is
+//! converted the same way, and an `8bit`/`binary` label on a multipart or an
+//! enclosed message becomes `7bit`. Every other byte passes through.
+//!
+//! Trusts nothing: any bytes, any parse (read with mail-parser's offsets),
+//! never panics. Bytes it cannot place in a part (8-bit header fields, a
+//! preamble) are left as they are; [`to_seven_bit`] says whether the result
+//! is all ASCII.
+
+use super::header_block::{split, Rewrite};
+use super::{qp, transfer};
+use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use std::borrow::Cow;
+
+/// How deep enclosed messages are followed.
+const MAX_DEPTH: usize = 8;
+
+/// `raw` with every 8-bit body re-encoded in 7 bits; `raw` itself when it
+/// is already ASCII or does not parse.
+pub fn to_seven_bit(raw: &[u8]) -> Cow<'_, [u8]> {
+    convert(raw, 0)
+}
+
+fn convert(raw: &[u8], depth: usize) -> Cow<'_, [u8]> {
+    if raw.is_ascii() || depth > MAX_DEPTH {
+        return Cow::Borrowed(raw);
+    }
+    let Some(m) = MessageParser::default().parse(raw) else {
+        return Cow::Borrowed(raw);
+    };
+    let edits = edits(&m, raw, depth);
+    if edits.is_empty() {
+        return Cow::Borrowed(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 4);
+    let mut pos = 0;
+    for (start, end, bytes) in edits {
+        if start < pos || end > raw.len() || start > end {
+            continue; // overlapping or out of range: leave that part alone
+        }
+        out.extend_from_slice(&raw[pos..start]);
+        out.extend_from_slice(&bytes);
+        pos = end;
+    }
+    out.extend_from_slice(&raw[pos..]);
+    Cow::Owned(out)
+}
+
+/// Whether a Content-Transfer-Encoding lets the body hold raw bytes
+/// (absent means 7bit, which 8-bit bytes break all the same).
+fn carries_raw(cte: Option<&str>) -> bool {
+    match cte.map(|c| c.trim().to_ascii_lowercase()) {
+        None => true,
+        Some(c) => matches!(c.as_str(), "7bit" | "8bit" | "binary"),
+    }
+}
+
+/// The replacements, as (start, end, bytes) in `raw`, sorted by start.
+fn edits(m: &Message<'_>, raw: &[u8], depth: usize) -> Vec<(usize, usize, Vec<u8>)> {
+    let mut out = Vec::new();
+    for part in &m.parts {
+        let (h, b, e) = (
+            part.raw_header_offset() as usize,
+            part.raw_body_offset() as usize,
+            part.raw_end_offset() as usize,
+        );
+        if h > b || b > e || e > raw.len() {
+            continue;
+        }
+        let cte = part.content_transfer_encoding();
+        if !carries_raw(cte) {
+            continue;
+        }
+        let header = &raw[h..b];
+        let body = &raw[b..e];
+        match &part.body {
+            PartType::Multipart(_) => {
+                if cte.is_some_and(|c| !c.trim().eq_ignore_ascii_case("7bit")) {
+                    out.push((h, b, relabel(header, "7bit")));
+                }
+            }
+            PartType::Message(_) => {
+                if let Cow::Owned(inner) = convert(body, depth + 1) {
+                    let mut whole = relabel(header, "7bit");
+                    whole.extend_from_slice(&inner);
+                    out.push((h, e, whole));
+                }
+            }
+            PartType::Text(_) | PartType::Html(_) => {
+                if !body.is_ascii() {
+                    let mut whole = relabel(header, "quoted-printable");
+                    whole.extend_from_slice(&qp::encode(body, eol_of(header)));
+                    out.push((h, e, whole));
+                }
+            }
+            PartType::Binary(_) | PartType::InlineBinary(_) => {
+                if !body.is_ascii() {
+                    let mut whole = relabel(header, "base64");
+                    whole.extend_from_slice(&transfer::base64_encode_lines(body, eol_of(header)));
+                    out.push((h, e, whole));
+                }
+            }
+        }
+    }
+    out.sort_by_key(|(s, _, _)| *s);
+    out
+}
+
+fn eol_of(header: &[u8]) -> &'static str {
+    split(header).eol
+}
+
+/// The header block `header` (ended by its empty line) with its
+/// Content-Transfer-Encoding set to `cte`.
+fn relabel(header: &[u8], cte: &str) -> Vec<u8> {
+    let s = split(header);
+    let mut rw = Rewrite::new();
+    let mut found = s.find(header, "Content-Transfer-Encoding");
+    match found.next() {
+        Some(i) => rw.replace(i, "Content-Transfer-Encoding", cte.as_bytes(), s.eol),
+        None => rw.append("Content-Transfer-Encoding", cte.as_bytes(), s.eol),
+    }
+    let rest: Vec<usize> = found.collect();
+    for i in rest {
+        rw.remove(i);
+    }
+    let mut out = rw.header_bytes(&s, header);
+    out.extend_from_slice(s.eol.as_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(b: &[u8]) -> Message<'_> {
+        MessageParser::default().parse(b).unwrap()
+    }
+
+    #[test]
+    fn ascii_and_unparsable_pass_through() {
+        let m = b"Subject: x\r\n\r\nplain\r\n";
+        assert!(matches!(to_seven_bit(m), Cow::Borrowed(_)));
+        assert!(matches!(to_seven_bit(b""), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_one_part_text_becomes_quoted_printable() {
+        let m = "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nh\u{e9}llo = w\u{f6}rld\r\n.dot\r\n";
+        let out = to_seven_bit(m.as_bytes());
+        assert!(out.is_ascii(), "{}", String::from_utf8_lossy(&out));
+        let p = parse(&out);
+        assert_eq!(
+            p.parts[0].content_transfer_encoding(),
+            Some("quoted-printable")
+        );
+        assert_eq!(
+            p.body_text(0).unwrap(),
+            "h\u{e9}llo = w\u{f6}rld\r\n.dot\r\n"
+        );
+        assert_eq!(p.subject(), Some("x"));
+    }
+
+    #[test]
+    fn multipart_parts_keep_their_contents() {
+        let bin: Vec<u8> = (0u8..=255).collect();
+        let mut m = b"Subject: y\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\npre\r\n--b1\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\ncaf\xe9\r\n--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n".to_vec();
+        m.extend_from_slice(&bin);
+        m.extend_from_slice(b"\r\n--b1\r\nContent-Type: text/plain\r\n\r\nascii\r\n--b1--\r\n");
+        let before = parse(&m);
+        let leaves_before = crate::mime::leaves::leaves(&before);
+        let out = to_seven_bit(&m);
+        assert!(out.is_ascii(), "{}", String::from_utf8_lossy(&out));
+        let after = parse(&out);
+        assert_eq!(crate::mime::leaves::leaves(&after), leaves_before);
+        assert_eq!(after.body_text(0).unwrap(), "caf\u{e9}");
+        let s = String::from_utf8_lossy(&out);
+        assert!(
+            s.contains("Content-Transfer-Encoding: 7bit\r\n\r\npre"),
+            "{s}"
+        );
+        assert!(s.contains("\r\n--b1\r\nContent-Type: text/plain\r\n\r\nascii\r\n--b1--"));
+    }
+
+    #[test]
+    fn an_enclosed_message_is_converted_inside() {
+        let m = "Subject: z\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: 8bit\r\n\r\nSubject: inner\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\u{fc}ber\r\n--b--\r\n";
+        let out = to_seven_bit(m.as_bytes());
+        assert!(out.is_ascii(), "{}", String::from_utf8_lossy(&out));
+        let after = parse(&out);
+        let inner = after.attachment(0).and_then(|a| a.message()).unwrap();
+        assert_eq!(inner.body_text(0).unwrap(), "\u{fc}ber");
+        assert_eq!(inner.subject(), Some("inner"));
+    }
+
+    #[test]
+    fn encoded_parts_and_8bit_headers_are_left_alone() {
+        // already quoted-printable: not touched even with a stray 8-bit byte
+        let m = "Subject: \u{e9}t\u{e9}\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nd\u{e9}j\u{e0}\r\n";
+        assert!(matches!(to_seven_bit(m.as_bytes()), Cow::Borrowed(_)));
+        // an 8-bit header stays; the body is converted
+        let m = "Subject: \u{e9}t\u{e9}\r\n\r\n\u{e9}t\u{e9}\r\n";
+        let out = to_seven_bit(m.as_bytes());
+        assert!(!out.is_ascii());
+        assert!(out.ends_with(b"\r\n\r\n=C3=A9t=C3=A9\r\n"));
+    }
+}
