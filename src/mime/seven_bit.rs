@@ -92,8 +92,17 @@ fn edits(m: &Message<'_>, raw: &[u8], depth: usize) -> Vec<(usize, usize, Vec<u8
             }
             PartType::Text(_) | PartType::Html(_) => {
                 if !body.is_ascii() {
-                    let mut whole = relabel(header, "quoted-printable");
-                    whole.extend_from_slice(&qp::encode(body, eol_of(header)));
+                    let eol = eol_of(header);
+                    let encoded = qp::encode(body, eol);
+                    let whole = if soft_breaks_safe(&encoded) {
+                        [relabel(header, "quoted-printable"), encoded].concat()
+                    } else {
+                        [
+                            relabel(header, "base64"),
+                            transfer::base64_encode_lines(body, eol),
+                        ]
+                        .concat()
+                    };
                     out.push((h, e, whole));
                 }
             }
@@ -108,6 +117,22 @@ fn edits(m: &Message<'_>, raw: &[u8], depth: usize) -> Vec<(usize, usize, Vec<u8
     }
     out.sort_by_key(|(s, _, _)| *s);
     out
+}
+
+/// Whether quoted-printable text can stand inside a multipart: no soft
+/// line break may start a line with `--`, which could read as a boundary
+/// (the original line did not start there). Such text goes as base64,
+/// whose alphabet has no `-`.
+fn soft_breaks_safe(encoded: &[u8]) -> bool {
+    let mut after_soft_break = false;
+    for line in encoded.split(|&c| c == b'\n') {
+        if after_soft_break && line.starts_with(b"--") {
+            return false;
+        }
+        // `=` ends a line only as a soft break (a literal `=` is `=3D`)
+        after_soft_break = line.strip_suffix(b"\r").unwrap_or(line).ends_with(b"=");
+    }
+    true
 }
 
 fn eol_of(header: &[u8]) -> &'static str {
@@ -184,6 +209,33 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("\r\n--b1\r\nContent-Type: text/plain\r\n\r\nascii\r\n--b1--"));
+    }
+
+    #[test]
+    fn a_soft_break_never_makes_a_boundary() {
+        // wherever the soft break falls, the outer boundary `--zz` (text
+        // in the inner multipart's part: mail-parser looks only for the
+        // innermost boundary, as strict readers would not) never starts a line
+        for pad in 60..80 {
+            let m = format!(
+                "Content-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nContent-Type: multipart/mixed; boundary=in\r\n\r\n--in\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\u{e9}{}--zz--\r\nend\r\n--in--\r\n--zz--\r\n",
+                "x".repeat(pad)
+            );
+            let before = crate::mime::leaves::leaves(&parse(m.as_bytes()));
+            let out = to_seven_bit(m.as_bytes());
+            assert!(out.is_ascii());
+            let after = crate::mime::leaves::leaves(&parse(&out));
+            assert_eq!(after, before, "pad {pad}");
+            // a strict reader (RFC 2046) sees delimiters only at line starts
+            let delimiters = |b: &[u8]| {
+                b.split(|&c| c == b'\n')
+                    .filter(|l| l.starts_with(b"--zz"))
+                    .count()
+            };
+            assert_eq!(delimiters(&out), delimiters(m.as_bytes()), "pad {pad}");
+        }
+        assert!(soft_breaks_safe(b"a=\r\n-b\r\n--c\r\n"));
+        assert!(!soft_breaks_safe(b"a=\r\n--zz\r\n"));
     }
 
     #[test]
