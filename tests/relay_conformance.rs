@@ -27,9 +27,10 @@ fn ascii_message() -> Vec<u8> {
     b"From: listd <majordomo@lists.example.org>\r\nTo: someone\r\nSubject: plain\r\nMessage-ID: <plain@lists.example.org>\r\n\r\nHello.\r\n.leading dot\r\n".to_vec()
 }
 
-/// A multipart message with a UTF-8 text part and an 8-bit binary part.
+/// A multipart message with a UTF-8 Subject, a UTF-8 text part and an
+/// 8-bit binary part.
 fn eight_bit_message() -> Vec<u8> {
-    let mut m = "From: listd <majordomo@lists.example.org>\r\nTo: someone\r\nSubject: eight\r\nMessage-ID: <eight@lists.example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"zz\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n--zz\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGr\u{fc}\u{df}e aus K\u{f6}ln = 1\r\n.leading dot\r\n--zz\r\nContent-Type: application/octet-stream\r\n\r\n".as_bytes().to_vec();
+    let mut m = "From: listd <majordomo@lists.example.org>\r\nTo: someone\r\nSubject: eight \u{fc}ber caf\u{e9}\r\nMessage-ID: <eight@lists.example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"zz\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n--zz\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGr\u{fc}\u{df}e aus K\u{f6}ln = 1\r\n.leading dot\r\n--zz\r\nContent-Type: application/octet-stream\r\n\r\n".as_bytes().to_vec();
     m.extend((0u8..=255).filter(|b| *b != b'\r' && *b != b'\n'));
     m.extend_from_slice(b"\r\n--zz--\r\n");
     m
@@ -191,4 +192,27 @@ async fn an_8bitmime_relay_gets_the_message_as_queued() {
     assert_eq!(t.len(), 1);
     assert_eq!(t[0].data, eight_bit_message());
     assert_eq!(t[0].mail_params, " BODY=8BITMIME");
+}
+
+#[tokio::test]
+async fn an_8bit_address_field_to_a_7bit_relay_goes_as_it_is_with_bodies_converted() {
+    let sink = Sink::start();
+    sink.without_8bitmime();
+    let dir = tempfile::tempdir().unwrap();
+    let config = Arc::new(config_for(dir.path(), sink.addr(), true));
+    let m =
+        "From: Jos\u{e9} <jose@example.org>\r\nTo: someone\r\nSubject: s\r\n\r\nd\u{e9}j\u{e0}\r\n";
+    enqueue(&config, &["a@example.org"], m.as_bytes(), false);
+    let stats = delivery::deliver_due(config.clone(), T0).await.unwrap();
+    assert!(stats.relay_down.is_none(), "{:?}", stats.relay_down);
+    let t = sink.transactions();
+    assert_eq!(t.len(), 1, "not held back");
+    assert_eq!(t[0].mail_params, "");
+    let (first, rest) = t[0]
+        .data
+        .split_at(t[0].data.iter().position(|&c| c == b'\n').unwrap());
+    assert_eq!(first, "From: Jos\u{e9} <jose@example.org>\r".as_bytes());
+    assert!(rest.is_ascii(), "{}", String::from_utf8_lossy(rest));
+    assert_eq!(reader_view(&t[0].data), reader_view(m.as_bytes()));
+    assert_eq!(states(&config), ["sent"]);
 }

@@ -4,15 +4,17 @@
 //! `8bit`, `binary` or no Content-Transfer-Encoding is re-encoded: text as
 //! quoted-printable, anything else as base64; an enclosed message is
 //! converted the same way, and an `8bit`/`binary` label on a multipart or an
-//! enclosed message becomes `7bit`. Every other byte passes through.
+//! enclosed message becomes `7bit`. UTF-8 text in an unstructured field
+//! (Subject, Comments, Content-Description) becomes RFC 2047 encoded words.
+//! Every other byte passes through.
 //!
 //! Trusts nothing: any bytes, any parse (read with mail-parser's offsets),
-//! never panics. Bytes it cannot place in a part (8-bit header fields, a
-//! preamble) are left as they are; [`to_seven_bit`] says whether the result
-//! is all ASCII.
+//! never panics. What it cannot convert (8-bit address fields or
+//! parameters, a field in an unknown 8-bit charset, a preamble) is left as
+//! it is: the caller checks whether the result is all ASCII.
 
-use super::header_block::{split, Rewrite};
-use super::{qp, transfer};
+use super::header_block::{fold, split, unfold_text, Rewrite};
+use super::{encoded_word, qp, transfer};
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use std::borrow::Cow;
 
@@ -72,46 +74,44 @@ fn edits(m: &Message<'_>, raw: &[u8], depth: usize) -> Vec<(usize, usize, Vec<u8
             continue;
         }
         let cte = part.content_transfer_encoding();
-        if !carries_raw(cte) {
-            continue;
-        }
         let header = &raw[h..b];
         let body = &raw[b..e];
-        match &part.body {
+        let eol = eol_of(header);
+        // the new label and body, if they change
+        let (label, new_body): (Option<&str>, Option<Vec<u8>>) = match &part.body {
+            _ if !carries_raw(cte) => (None, None),
             PartType::Multipart(_) => {
-                if cte.is_some_and(|c| !c.trim().eq_ignore_ascii_case("7bit")) {
-                    out.push((h, b, relabel(header, "7bit")));
-                }
+                let relabel = cte.is_some_and(|c| !c.trim().eq_ignore_ascii_case("7bit"));
+                (relabel.then_some("7bit"), None)
             }
-            PartType::Message(_) => {
-                if let Cow::Owned(inner) = convert(body, depth + 1) {
-                    let mut whole = relabel(header, "7bit");
-                    whole.extend_from_slice(&inner);
-                    out.push((h, e, whole));
-                }
-            }
+            PartType::Message(_) => match convert(body, depth + 1) {
+                Cow::Owned(inner) => (Some("7bit"), Some(inner)),
+                Cow::Borrowed(_) => (None, None),
+            },
+            _ if body.is_ascii() => (None, None),
             PartType::Text(_) | PartType::Html(_) => {
-                if !body.is_ascii() {
-                    let eol = eol_of(header);
-                    let encoded = qp::encode(body, eol);
-                    let whole = if soft_breaks_safe(&encoded) {
-                        [relabel(header, "quoted-printable"), encoded].concat()
-                    } else {
-                        [
-                            relabel(header, "base64"),
-                            transfer::base64_encode_lines(body, eol),
-                        ]
-                        .concat()
-                    };
-                    out.push((h, e, whole));
+                let encoded = qp::encode(body, eol);
+                if soft_breaks_safe(&encoded) {
+                    (Some("quoted-printable"), Some(encoded))
+                } else {
+                    (
+                        Some("base64"),
+                        Some(transfer::base64_encode_lines(body, eol)),
+                    )
                 }
             }
-            PartType::Binary(_) | PartType::InlineBinary(_) => {
-                if !body.is_ascii() {
-                    let mut whole = relabel(header, "base64");
-                    whole.extend_from_slice(&transfer::base64_encode_lines(body, eol_of(header)));
-                    out.push((h, e, whole));
-                }
+            PartType::Binary(_) | PartType::InlineBinary(_) => (
+                Some("base64"),
+                Some(transfer::base64_encode_lines(body, eol)),
+            ),
+        };
+        let new_header = rewrite_header(header, label);
+        match (new_header, new_body) {
+            (None, None) => {}
+            (Some(nh), None) => out.push((h, b, nh)),
+            (nh, Some(nb)) => {
+                let nh = nh.unwrap_or_else(|| header.to_vec());
+                out.push((h, e, [nh, nb].concat()));
             }
         }
     }
@@ -139,23 +139,49 @@ fn eol_of(header: &[u8]) -> &'static str {
     split(header).eol
 }
 
+/// Unstructured fields whose 8-bit text is written as RFC 2047 encoded
+/// words (address fields and parameters are left as they are).
+const UNSTRUCTURED: [&str; 3] = ["Subject", "Comments", "Content-Description"];
+
 /// The header block `header` (ended by its empty line) with its
-/// Content-Transfer-Encoding set to `cte`.
-fn relabel(header: &[u8], cte: &str) -> Vec<u8> {
+/// Content-Transfer-Encoding set to `cte` (if given) and its unstructured
+/// UTF-8 fields as encoded words; `None` when nothing changes.
+fn rewrite_header(header: &[u8], cte: Option<&str>) -> Option<Vec<u8>> {
     let s = split(header);
     let mut rw = Rewrite::new();
-    let mut found = s.find(header, "Content-Transfer-Encoding");
-    match found.next() {
-        Some(i) => rw.replace(i, "Content-Transfer-Encoding", cte.as_bytes(), s.eol),
-        None => rw.append("Content-Transfer-Encoding", cte.as_bytes(), s.eol),
+    if let Some(cte) = cte {
+        let mut found = s.find(header, "Content-Transfer-Encoding");
+        match found.next() {
+            Some(i) => rw.replace(i, "Content-Transfer-Encoding", cte.as_bytes(), s.eol),
+            None => rw.append("Content-Transfer-Encoding", cte.as_bytes(), s.eol),
+        }
+        let rest: Vec<usize> = found.collect();
+        for i in rest {
+            rw.remove(i);
+        }
     }
-    let rest: Vec<usize> = found.collect();
-    for i in rest {
-        rw.remove(i);
+    for name in UNSTRUCTURED {
+        let found: Vec<usize> = s.find(header, name).collect();
+        for i in found {
+            let raw = &header[s.fields[i].value.clone()];
+            if raw.is_ascii() {
+                continue;
+            }
+            // raw bytes in another charset cannot be named: left as they are
+            let Ok(text) = std::str::from_utf8(raw) else {
+                continue;
+            };
+            let text = unfold_text(text.as_bytes());
+            let words = encoded_word::encode(text.trim(), name.len() + 2);
+            rw.replace(i, name, &fold(words.as_bytes(), name.len(), s.eol), s.eol);
+        }
+    }
+    if rw.is_empty() {
+        return None;
     }
     let mut out = rw.header_bytes(&s, header);
     out.extend_from_slice(s.eol.as_bytes());
-    out
+    Some(out)
 }
 
 #[cfg(test)]
@@ -250,14 +276,27 @@ mod tests {
     }
 
     #[test]
-    fn encoded_parts_and_8bit_headers_are_left_alone() {
-        // already quoted-printable: not touched even with a stray 8-bit byte
-        let m = "Subject: \u{e9}t\u{e9}\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nd\u{e9}j\u{e0}\r\n";
-        assert!(matches!(to_seven_bit(m.as_bytes()), Cow::Borrowed(_)));
-        // an 8-bit header stays; the body is converted
-        let m = "Subject: \u{e9}t\u{e9}\r\n\r\n\u{e9}t\u{e9}\r\n";
+    fn unstructured_fields_become_encoded_words_and_the_rest_stays() {
+        let long = "\u{e9}t\u{e9} ".repeat(20);
+        let m = format!("From: Jos\u{e9} <j@example.org>\r\nSubject: {long}\r\nComments: caf\u{e9}\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nd=C3=A9j=C3=A0\r\n");
         let out = to_seven_bit(m.as_bytes());
+        let p = parse(&out);
+        assert_eq!(p.subject(), Some(long.trim()));
+        assert_eq!(
+            p.header_raw("Comments")
+                .map(str::trim)
+                .map(|c| c.starts_with("=?utf-8?")),
+            Some(true)
+        );
+        let s = split(&out);
+        assert!(s.raw_values(&out, "Subject").iter().all(|v| v.is_ascii()));
+        assert!(out.split(|&c| c == b'\n').all(|l| l.len() <= 78), "folded");
+        // the address field stays 8-bit: the caller sees the result is not ASCII
         assert!(!out.is_ascii());
-        assert!(out.ends_with(b"\r\n\r\n=C3=A9t=C3=A9\r\n"));
+        assert!(out.starts_with("From: Jos\u{e9} <j@example.org>\r\n".as_bytes()));
+        assert!(out.ends_with(b"\r\n\r\nd=C3=A9j=C3=A0\r\n"));
+        // an unknown 8-bit charset cannot be named: left alone
+        let m = b"Subject: caf\xe9\r\n\r\nbody\r\n";
+        assert!(matches!(to_seven_bit(m), Cow::Borrowed(_)));
     }
 }
