@@ -5,7 +5,9 @@
 //! We make the TCP stream ourselves (TCP_NODELAY, else each transaction
 //! stalls on Nagle + delayed ACK), then hand it to lettre; `starttls` and
 //! implicit TLS (`tls`) go through lettre's rustls support, AUTH through
-//! lettre's mechanisms. Every call is bounded by `relay.timeout_secs`.
+//! lettre's mechanisms. Every call is bounded by `relay.timeout_secs`. A
+//! relay that answers EHLO with 5xx is reached again with HELO
+//! (`super::hello`) and used without extensions.
 //!
 //! Trusts the relay's replies only as SMTP codes: 2xx/3xx go on, 4xx defers
 //! the recipients it concerns, 5xx fails them; anything else (a dropped

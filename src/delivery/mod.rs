@@ -9,6 +9,7 @@
 //!   `listd queue` summary.
 //! - `client`: one relay connection driven with lettre's connection-level
 //!   API, one verdict per recipient.
+//! - `hello`: EHLO, or HELO for a relay that refuses EHLO.
 //! - `retention`: deletes finished queue rows and unreferenced bodies after
 //!   `delivery.retain_days`.
 //! - `personalize`: each member's own copy of a `personalize: true` list's
@@ -20,6 +21,8 @@
 //! transaction so the connections never wait on the database for long. A
 //! relay that cannot be reached leaves everything queued (no attempt is
 //! counted) and the worker retries the relay with its own short backoff.
+//! A relay without 8BITMIME gets the 7-bit form of an 8-bit message
+//! (`crate::mime::seven_bit`), made before the DKIM signature.
 //!
 //! Trusts the queue rows; the relay's replies are judged by `client`.
 
@@ -385,7 +388,7 @@ async fn deliver_on(
     let body = if seven && personal.is_none() {
         converted = finish(job.body.to_vec()).into();
         if !converted.is_ascii() {
-            tracing::warn!("the relay lacks 8BITMIME and the message keeps 8-bit header fields; sending it as it is");
+            tracing::warn!("the relay lacks 8BITMIME and the message keeps 8-bit bytes listd cannot convert (address fields, parameters); sending it as it is");
         }
         &converted
     } else {
