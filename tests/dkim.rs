@@ -370,3 +370,110 @@ async fn each_personalized_copy_is_signed_for_its_member() {
     }
     d.shutdown().await;
 }
+
+/// A relay without 8BITMIME: an 8-bit post goes out in 7 bits, converted
+/// before it is signed, so every copy (batched and personalized) verifies
+/// and reads as posted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_to_a_7bit_relay_are_converted_then_signed() {
+    let keys = tempfile::tempdir().unwrap();
+    let (key, txt) = keygen(keys.path(), DOMAIN, "s7", "ed25519");
+    let zone = zone(&[(format!("s7._domainkey.{DOMAIN}"), txt)]);
+    let sink = Sink::start();
+    sink.without_8bitmime();
+    let env = TestEnv::builder()
+        .relay_port(sink.port())
+        .set("web", "public_url", "\"http://127.0.0.1:8080\"")
+        .set(
+            "dkim",
+            "keys",
+            &format!(
+                "[{{domain: {DOMAIN}, selector: s7, key_file: {}}}]",
+                key.display()
+            ),
+        )
+        .list("dev", "posting: members\n")
+        .list("pers", "posting: members\npersonalize: true\n")
+        .build();
+    env.add_members("dev", &["a@example.net", "b@example.net"]);
+    env.add_members("pers", &["a@example.net", "b@example.net"]);
+    let d = env.start().await;
+    let text = "Gr\u{fc}\u{df}e aus K\u{f6}ln, caf\u{e9} = 1";
+    post(d.smtp_addr(), "a@example.net", "dev", "batched", text).await;
+    post(d.smtp_addr(), "a@example.net", "pers", "personal", text).await;
+    assert!(wait_until(WAIT, || sink.transactions().len() >= 3).await);
+    let sent = sink.transactions();
+    assert_eq!(sent.iter().map(|t| t.rcpts.len()).sum::<usize>(), 4);
+    for t in &sent {
+        let shown = String::from_utf8_lossy(&t.data);
+        assert!(t.data.is_ascii(), "{shown}");
+        assert_eq!(t.mail_params, "", "{shown}");
+        let m = mail_parser::MessageParser::default()
+            .parse(&t.data)
+            .unwrap();
+        assert!(m.body_text(0).unwrap().contains(text), "{shown}");
+        assert_eq!(
+            verify(&zone, &t.data).await,
+            vec![(DkimResult::Pass, DOMAIN.to_string())],
+            "{shown}"
+        );
+    }
+    d.shutdown().await;
+}
+
+/// A real Postfix that takes only HELO (EHLO gets 502): listd falls back to
+/// HELO, sends the 7-bit form of an 8-bit post (no extension, so no
+/// 8BITMIME), and the signature survives the relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_8bit_post_through_a_helo_only_postfix_arrives_signed_in_7bit() {
+    let sink = Sink::start();
+    let postfix = match common::postfix::PrivatePostfix::start_helo_only(Some(sink.addr())) {
+        Ok(p) => p,
+        Err(why) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipped: no private Postfix ({why}); install postfix to run this test");
+            return;
+        }
+        Err(why) => panic!("CI needs Postfix for this test: {why}"),
+    };
+    let keys = tempfile::tempdir().unwrap();
+    let (key, txt) = keygen(keys.path(), DOMAIN, "old", "ed25519");
+    let zone = zone(&[(format!("old._domainkey.{DOMAIN}"), txt)]);
+    let env = TestEnv::builder()
+        .relay_port(postfix.addr.port())
+        .set(
+            "dkim",
+            "keys",
+            &format!(
+                "[{{domain: {DOMAIN}, selector: old, key_file: {}}}]",
+                key.display()
+            ),
+        )
+        .list("dev", "posting: members\nsubject_prefix: '[dev]'\n")
+        .build();
+    env.add_members("dev", &["a@example.net"]);
+    let d = env.start().await;
+    let text = "Gr\u{fc}\u{df}e aus K\u{f6}ln";
+    post(d.smtp_addr(), "a@example.net", "dev", "old relay", text).await;
+    assert!(
+        wait_until(Duration::from_secs(60), || !sink.transactions().is_empty()).await,
+        "Postfix did not relay the post"
+    );
+    let t = &sink.transactions()[0];
+    let shown = String::from_utf8_lossy(&t.data);
+    // Postfix notes the protocol: SMTP after HELO, ESMTP after EHLO
+    let received = shown.lines().next().unwrap_or_default().to_string()
+        + shown.lines().nth(1).unwrap_or_default()
+        + shown.lines().nth(2).unwrap_or_default();
+    assert!(received.contains("with SMTP id"), "{shown}");
+    assert!(t.data.is_ascii(), "{shown}");
+    let m = mail_parser::MessageParser::default()
+        .parse(&t.data)
+        .unwrap();
+    assert!(m.body_text(0).unwrap().contains(text), "{shown}");
+    assert_eq!(
+        verify(&zone, &t.data).await,
+        vec![(DkimResult::Pass, DOMAIN.to_string())],
+        "{shown}"
+    );
+    d.shutdown().await;
+}

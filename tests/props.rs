@@ -256,6 +256,21 @@ proptest! {
         decorate::run(m.as_bytes(), list, footer, &Facts::default());
     }
 
+    /// The 7-bit form keeps every leaf part (see `listd::fuzzing::seven_bit`).
+    #[test]
+    fn seven_bit_form_keeps_leaf_parts(head in headers(), body in body(), lf in any::<bool>()) {
+        let mut m = head + &body;
+        if lf {
+            m = m.replace("\r\n", "\n");
+        }
+        fuzzing::seven_bit::run(m.as_bytes());
+    }
+
+    #[test]
+    fn seven_bit_form_survives_any_bytes(data in any::<Vec<u8>>()) {
+        fuzzing::seven_bit::check(&data);
+    }
+
     #[test]
     fn decoration_and_rules_survive_any_bytes(data in any::<Vec<u8>>()) {
         decorate::check(&data);
@@ -343,7 +358,7 @@ proptest! {
 fn fuzz_seeds_and_regressions_pass() {
     let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
     type Check = fn(&[u8]);
-    let targets: [(&str, Check); 10] = [
+    let targets: [(&str, Check); 11] = [
         ("auth_fields", fuzzing::auth::check),
         ("dns_zone", fuzzing::auth::check_zone),
         ("bounce_parse", fuzzing::bounce::check),
@@ -353,6 +368,7 @@ fn fuzz_seeds_and_regressions_pass() {
         ("digest", digest::check),
         ("address", fuzzing::address::check),
         ("member_token", fuzzing::member_token::check),
+        ("seven_bit", fuzzing::seven_bit::check),
         ("mbox", |b| {
             let dir = tempfile::tempdir().unwrap();
             mbox::check(b.get(1..).unwrap_or_default(), Some(dir.path()));

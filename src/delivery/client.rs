@@ -5,18 +5,22 @@
 //! We make the TCP stream ourselves (TCP_NODELAY, else each transaction
 //! stalls on Nagle + delayed ACK), then hand it to lettre; `starttls` and
 //! implicit TLS (`tls`) go through lettre's rustls support, AUTH through
-//! lettre's mechanisms. Every call is bounded by `relay.timeout_secs`.
+//! lettre's mechanisms. Every call is bounded by `relay.timeout_secs`. A
+//! relay that answers EHLO with 5xx is reached again with HELO
+//! (`super::hello`) and used without extensions.
 //!
 //! Trusts the relay's replies only as SMTP codes: 2xx/3xx go on, 4xx defers
 //! the recipients it concerns, 5xx fails them; anything else (a dropped
 //! connection, garbage, a timeout) breaks the connection and defers what was
 //! not yet accepted.
 
+use super::hello::{Hello, HelloStream};
 use crate::config::{Config, RelayTls};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::{ClientId, Extension};
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// The verdict for one recipient of one delivery attempt.
@@ -162,8 +166,27 @@ impl Relay {
     }
 
     /// `at`: an address to reach instead of `host`, and whether to try
-    /// opportunistic STARTTLS there.
+    /// opportunistic STARTTLS there. Opens with EHLO; a server that answers
+    /// EHLO with 5xx is reached again and greeted with HELO, and the session
+    /// then uses no extension ([`super::hello`]).
     async fn connect_to(&self, at: Option<(std::net::IpAddr, bool)>) -> Result<RelayConn, String> {
+        match self.session(at, Hello::Ehlo).await {
+            Err(Opening::EhloRefused(why)) => {
+                tracing::info!(relay = %self.endpoint(), reply = %why, "EHLO refused; trying HELO");
+                self.session(at, Hello::Helo)
+                    .await
+                    .map_err(|e| format!("{} (after EHLO was refused: {why})", e.text()))
+            }
+            r => r.map_err(|e| e.text().to_string()),
+        }
+    }
+
+    /// One session opened with `hello`.
+    async fn session(
+        &self,
+        at: Option<(std::net::IpAddr, bool)>,
+        hello: Hello,
+    ) -> Result<RelayConn, Opening> {
         let t = self.timeout;
         let endpoint = match at {
             Some((ip, _)) => format!("{} [{ip}]:{}", self.host, self.port),
@@ -185,13 +208,23 @@ impl Relay {
             RelayTls::Tls => Box::new(tls::wrap(tcp, &self.host, t).await?),
             _ => Box::new(tcp),
         };
-        let mut conn = tokio::time::timeout(
+        let (stream, wrote) = HelloStream::new(stream, hello);
+        let opened = tokio::time::timeout(
             t,
-            AsyncSmtpConnection::connect_with_transport(stream, &self.helo),
+            AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.helo),
         )
         .await
-        .map_err(|_| format!("{} did not greet in time", self.endpoint()))?
-        .map_err(|e| format!("{} refused the session: {e}", self.endpoint()))?;
+        .map_err(|_| format!("{} did not greet in time", self.endpoint()))?;
+        let mut conn = match opened {
+            Ok(c) => c,
+            // a 5xx after we wrote: the reply to EHLO, not the greeting
+            Err(e) if hello == Hello::Ehlo && wrote.load(Ordering::Relaxed) && e.is_permanent() => {
+                return Err(Opening::EhloRefused(e.to_string()));
+            }
+            Err(e) => {
+                return Err(format!("{} refused the session: {e}", self.endpoint()).into());
+            }
+        };
         let opportunistic = matches!(at, Some((_, true))) && conn.can_starttls();
         if opportunistic {
             // opportunistic (RFC 7435): any certificate, any name
@@ -211,7 +244,8 @@ impl Relay {
                 return Err(format!(
                     "relay.tls is starttls but {} does not offer STARTTLS",
                     self.endpoint()
-                ));
+                )
+                .into());
             }
             let params = TlsParameters::new(self.host.clone())
                 .map_err(|e| format!("TLS parameters for {}: {e}", self.host))?;
@@ -228,23 +262,24 @@ impl Relay {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     conn.abort().await;
-                    return Err(format!("AUTH with {} failed: {e}", self.endpoint()));
+                    return Err(format!("AUTH with {} failed: {e}", self.endpoint()).into());
                 }
-                Err(_) => return Err(format!("AUTH with {} timed out", self.endpoint())),
+                Err(_) => return Err(format!("AUTH with {} timed out", self.endpoint()).into()),
             }
         }
         let eightbit = conn.server_info().supports_feature(Extension::EightBitMime);
         let smtputf8 = conn.server_info().supports_feature(Extension::SmtpUtfEight);
         // lettre's ServerInfo does not keep PIPELINING (RFC 2920): ask again
+        // (after HELO there is no extension to ask about)
         let helo = self.helo.to_string();
-        let pipelining = match tokio::time::timeout(t, conn.command(Line("EHLO ", &helo, ""))).await
-        {
-            Ok(Ok(resp)) => resp
-                .message()
-                .any(|l| l.split_whitespace().next() == Some("PIPELINING")),
-            Ok(Err(e)) => return Err(format!("EHLO to {} failed: {e}", self.endpoint())),
-            Err(_) => return Err(format!("EHLO to {} timed out", self.endpoint())),
-        };
+        let pipelining = hello == Hello::Ehlo
+            && match tokio::time::timeout(t, conn.command(Line("EHLO ", &helo, ""))).await {
+                Ok(Ok(resp)) => resp
+                    .message()
+                    .any(|l| l.split_whitespace().next() == Some("PIPELINING")),
+                Ok(Err(e)) => return Err(format!("EHLO to {} failed: {e}", self.endpoint()).into()),
+                Err(_) => return Err(format!("EHLO to {} timed out", self.endpoint()).into()),
+            };
         Ok(RelayConn {
             conn,
             timeout: t,
@@ -253,6 +288,27 @@ impl Relay {
             pipelining: pipelining && self.pipelining,
             broken: false,
         })
+    }
+}
+
+/// Why a session did not open: the server refused EHLO (try HELO), or
+/// anything else (the text says what).
+enum Opening {
+    EhloRefused(String),
+    Failed(String),
+}
+
+impl Opening {
+    fn text(&self) -> &str {
+        match self {
+            Opening::EhloRefused(t) | Opening::Failed(t) => t,
+        }
+    }
+}
+
+impl From<String> for Opening {
+    fn from(t: String) -> Opening {
+        Opening::Failed(t)
     }
 }
 
@@ -281,6 +337,11 @@ fn sendable(addr: &str) -> bool {
 }
 
 impl RelayConn {
+    /// Whether the server offered 8BITMIME (else it gets 7-bit data only).
+    pub fn takes_8bit(&self) -> bool {
+        self.eightbit
+    }
+
     /// Whether the connection can carry another transaction.
     pub fn is_usable(&self) -> bool {
         !self.broken && !self.conn.has_broken()

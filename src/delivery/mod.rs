@@ -9,6 +9,7 @@
 //!   `listd queue` summary.
 //! - `client`: one relay connection driven with lettre's connection-level
 //!   API, one verdict per recipient.
+//! - `hello`: EHLO, or HELO for a relay that refuses EHLO.
 //! - `retention`: deletes finished queue rows and unreferenced bodies after
 //!   `delivery.retain_days`.
 //! - `personalize`: each member's own copy of a `personalize: true` list's
@@ -20,10 +21,13 @@
 //! transaction so the connections never wait on the database for long. A
 //! relay that cannot be reached leaves everything queued (no attempt is
 //! counted) and the worker retries the relay with its own short backoff.
+//! A relay without 8BITMIME gets the 7-bit form of an 8-bit message
+//! (`crate::mime::seven_bit`), made before the DKIM signature.
 //!
 //! Trusts the queue rows; the relay's replies are judged by `client`.
 
 pub mod client;
+pub mod hello;
 pub mod mx;
 pub mod personalize;
 pub mod queue;
@@ -369,11 +373,31 @@ async fn deliver_on(
         .personal
         .as_deref()
         .and_then(|p| Some((p, p.list_of(job)?)));
+    // a relay without 8BITMIME gets the 7-bit form, signed after the
+    // conversion so the signature holds (RFC 6376 §5.3)
+    let seven = !conn.takes_8bit() && !job.body.is_ascii();
+    let finish = |copy: Vec<u8>| -> Vec<u8> {
+        let copy = if seven {
+            crate::mime::seven_bit::to_seven_bit(&copy).into_owned()
+        } else {
+            copy
+        };
+        out.signer.sign(&copy, &out.domain).unwrap_or(copy)
+    };
+    let converted: Arc<[u8]>;
+    let body = if seven && personal.is_none() {
+        converted = finish(job.body.to_vec()).into();
+        if !converted.is_ascii() {
+            tracing::warn!("the relay lacks 8BITMIME and the message keeps 8-bit bytes listd cannot convert (address fields, parameters); sending it as it is");
+        }
+        &converted
+    } else {
+        body
+    };
     if let Some((p, list)) = personal {
         // each recipient their own copy, made and signed as it goes out
         one_by_one(conn, rcpts, sender, |rcpt| {
-            let copy = p.copy_for(list, &job.body, rcpt);
-            out.signer.sign(&copy, &out.domain).unwrap_or(copy).into()
+            finish(p.copy_for(list, &job.body, rcpt)).into()
         })
         .await
     } else if verp {

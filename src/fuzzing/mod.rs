@@ -15,6 +15,7 @@ pub mod digest;
 pub mod mbox;
 pub mod member_token;
 pub mod robot;
+pub mod seven_bit;
 pub mod smtp;
 
 use crate::config::{Config, ListConfig};

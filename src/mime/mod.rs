@@ -1,7 +1,8 @@
 //! Mail format primitives, each said once: the raw header block (split,
 //! rewrite, unfold, fold), line ends, quoted-printable, RFC 2047 encoded
-//! words, phrases, the other transfer encodings and charsets, and List-Id /
-//! X-Loop values.
+//! words, phrases, the other transfer encodings and charsets, the 7-bit
+//! form of a message for a relay without 8BITMIME, and List-Id / X-Loop
+//! values.
 //!
 //! A leaf: it imports nothing of the application (no config, store or
 //! pipeline), only the mail crates. Trusts nothing in its input: every
@@ -16,4 +17,5 @@ pub mod list_id;
 pub mod multipart_close;
 pub mod phrase;
 pub mod qp;
+pub mod seven_bit;
 pub mod transfer;

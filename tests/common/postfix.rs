@@ -31,16 +31,27 @@ pub struct PrivatePostfix {
 impl PrivatePostfix {
     /// Starts it, or says why it could not (not installed, not root).
     pub fn start(relay: Option<SocketAddr>) -> Result<PrivatePostfix, String> {
-        Self::start_with(relay, false)
+        Self::start_with(relay, false, false)
+    }
+
+    /// The same, playing an RFC 821 server: a command filter turns EHLO
+    /// into an unknown verb (502), so only HELO opens a session, and then
+    /// with no extension (no 8BITMIME).
+    pub fn start_helo_only(relay: Option<SocketAddr>) -> Result<PrivatePostfix, String> {
+        Self::start_with(relay, false, true)
     }
 
     /// The same, with `smtpd` offering STARTTLS (a self-signed certificate
     /// made with `openssl`) and noting the TLS session in its `Received:`.
     pub fn start_tls(relay: Option<SocketAddr>) -> Result<PrivatePostfix, String> {
-        Self::start_with(relay, true)
+        Self::start_with(relay, true, false)
     }
 
-    fn start_with(relay: Option<SocketAddr>, tls: bool) -> Result<PrivatePostfix, String> {
+    fn start_with(
+        relay: Option<SocketAddr>,
+        tls: bool,
+        helo_only: bool,
+    ) -> Result<PrivatePostfix, String> {
         use std::os::unix::fs::PermissionsExt;
         let postfix = find(&["/usr/sbin/postfix"]).ok_or("postfix is not installed")?;
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -88,6 +99,13 @@ impl PrivatePostfix {
         } else {
             String::new()
         };
+        let helo_cf = if helo_only {
+            let filter = p.join("etc/command_filter");
+            std::fs::write(&filter, "/^EHLO(.*)$/ XEHLO$1\n").map_err(|e| e.to_string())?;
+            format!("smtpd_command_filter = regexp:{}\n", filter.display())
+        } else {
+            String::new()
+        };
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
@@ -105,7 +123,7 @@ impl PrivatePostfix {
              {transport}\
              smtpd_recipient_restrictions = permit_mynetworks, reject\n\
              smtp_tls_security_level = none\n\
-             {tls_cf}",
+             {tls_cf}{helo_cf}",
             q = p.join("queue").display(),
             d = p.join("data").display(),
             transport = match relay {

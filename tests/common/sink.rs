@@ -6,6 +6,10 @@
 //! NOOP, QUIT), and records every completed transaction: its MAIL FROM, its
 //! accepted RCPTs and its DATA bytes (dot-unstuffed, without the final dot).
 //!
+//! It can also play an older server: one that answers EHLO (or HELO too)
+//! with 502, or one that does not offer 8BITMIME (it then refuses
+//! `BODY=8BITMIME` with 555, as it does any MAIL parameter after HELO).
+//!
 //! It can be told to answer chosen recipients with a 4xx/5xx reply (always,
 //! or N times then accept), to fail the next N DATA commands, to refuse
 //! connections with a greeting like `421`, or to be down (not listening:
@@ -33,6 +37,8 @@ pub struct Transaction {
     pub rcpts: Vec<String>,
     /// The message as received: dot-unstuffed, CRLF line ends, no final dot.
     pub data: Vec<u8>,
+    /// What followed the reverse-path on the MAIL line (e.g. " BODY=8BITMIME").
+    pub mail_params: String,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +64,13 @@ struct State {
     drop_at_data: u32,
     /// DATA bytes received in transactions that got an error at the end.
     failed_data: usize,
+    /// Answer EHLO / HELO with 502.
+    refuse_ehlo: bool,
+    refuse_helo: bool,
+    /// Leave 8BITMIME (and SMTPUTF8) out of the EHLO reply.
+    seven_bit: bool,
+    /// The hello verb of each EHLO/HELO received, in order.
+    hellos: Vec<String>,
 }
 
 /// A running sink. Dropping it stops it.
@@ -203,6 +216,23 @@ impl Sink {
         lock(&self.state).auth = Some((user.to_string(), pass.to_string()));
     }
 
+    /// Answers EHLO with 502 (an RFC 821 server); `helo_too`: HELO as well.
+    pub fn refuse_ehlo(&self, helo_too: bool) {
+        let mut s = lock(&self.state);
+        s.refuse_ehlo = true;
+        s.refuse_helo = helo_too;
+    }
+
+    /// Stops offering 8BITMIME and SMTPUTF8 (a 7-bit relay).
+    pub fn without_8bitmime(&self) {
+        lock(&self.state).seven_bit = true;
+    }
+
+    /// Each EHLO or HELO verb received so far, in order.
+    pub fn hellos(&self) -> Vec<String> {
+        lock(&self.state).hellos.clone()
+    }
+
     /// Completed transactions so far.
     pub fn transactions(&self) -> Vec<Transaction> {
         lock(&self.state).transactions.clone()
@@ -297,6 +327,8 @@ async fn session(sock: tokio::net::TcpStream, st: Arc<Mutex<State>>) -> std::io:
     let mut from: Option<String> = None;
     let mut rcpts: Vec<String> = Vec::new();
     let mut authed = false;
+    let mut esmtp = false;
+    let mut mail_params = String::new();
     let mut out = Vec::<u8>::new();
     loop {
         // flush replies when no more pipelined input is buffered
@@ -318,17 +350,35 @@ async fn session(sock: tokio::net::TcpStream, st: Arc<Mutex<State>>) -> std::io:
         };
         let need_auth = lock(&st).auth.is_some() && !authed;
         match verb.as_str() {
-            "EHLO" => {
-                let auth = if lock(&st).auth.is_some() {
-                    "250-AUTH PLAIN\r\n"
-                } else {
-                    ""
+            "EHLO" | "HELO" => {
+                let (refused, seven_bit, auth) = {
+                    let mut s = lock(&st);
+                    s.hellos.push(verb.clone());
+                    let refused = if verb == "EHLO" {
+                        s.refuse_ehlo
+                    } else {
+                        s.refuse_helo
+                    };
+                    (refused, s.seven_bit, s.auth.is_some())
                 };
-                out.extend_from_slice(
-                    format!("250-sink.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n{auth}250-SIZE 0\r\n250 ENHANCEDSTATUSCODES\r\n").as_bytes(),
-                );
+                if refused {
+                    out.extend_from_slice(b"502 5.5.1 command not implemented\r\n");
+                } else if verb == "HELO" {
+                    esmtp = false;
+                    out.extend_from_slice(b"250 sink.test\r\n");
+                } else {
+                    esmtp = true;
+                    let auth = if auth { "250-AUTH PLAIN\r\n" } else { "" };
+                    let eight = if seven_bit {
+                        ""
+                    } else {
+                        "250-8BITMIME\r\n250-SMTPUTF8\r\n"
+                    };
+                    out.extend_from_slice(
+                        format!("250-sink.test\r\n250-PIPELINING\r\n{eight}{auth}250-SIZE 0\r\n250 ENHANCEDSTATUSCODES\r\n").as_bytes(),
+                    );
+                }
             }
-            "HELO" => out.extend_from_slice(b"250 sink.test\r\n"),
             "AUTH" => {
                 let mut parts = arg.split_whitespace();
                 let mech = parts.next().unwrap_or("").to_ascii_uppercase();
@@ -352,10 +402,18 @@ async fn session(sock: tokio::net::TcpStream, st: Arc<Mutex<State>>) -> std::io:
             }
             "MAIL" if need_auth => out.extend_from_slice(b"530 5.7.0 authentication required\r\n"),
             "MAIL" => {
+                let params = arg.rsplit_once('>').map_or("", |(_, p)| p).to_string();
+                let eight_ok = esmtp && !lock(&st).seven_bit;
+                let refused_param = params
+                    .split_whitespace()
+                    .any(|p| !esmtp || (!eight_ok && p.to_ascii_uppercase().starts_with("BODY=8")));
                 if from.is_some() {
                     out.extend_from_slice(b"503 5.5.1 nested MAIL\r\n");
+                } else if refused_param {
+                    out.extend_from_slice(b"555 5.5.4 MAIL parameter not supported\r\n");
                 } else if let Some(a) = angle(arg) {
                     from = Some(a);
+                    mail_params = params;
                     out.extend_from_slice(b"250 2.1.0 ok\r\n");
                 } else {
                     out.extend_from_slice(b"501 5.5.4 syntax: MAIL FROM:<address>\r\n");
@@ -445,6 +503,7 @@ async fn session(sock: tokio::net::TcpStream, st: Arc<Mutex<State>>) -> std::io:
                             mail_from: from.take().unwrap_or_default(),
                             rcpts: std::mem::take(&mut rcpts),
                             data,
+                            mail_params: std::mem::take(&mut mail_params),
                         });
                         out.extend_from_slice(b"250 2.0.0 queued\r\n");
                     }
