@@ -30,11 +30,17 @@ pub fn check(data: &[u8]) {
             .filter(|&i| authserv_id(&b[s.fields[i].value.clone()]) != OURS)
             .count()
     };
-    assert_eq!(others(&out, &split), others(data, &before), "a foreign field went");
+    assert_eq!(
+        others(&out, &split),
+        others(data, &before),
+        "a foreign field went"
+    );
     // removing ours again and adding it again is where we started
     let again = replace_ours(&out, OURS, Some(&ours_field));
     assert_eq!(
-        header_block::split(&again).find(&again, "Authentication-Results").count(),
+        header_block::split(&again)
+            .find(&again, "Authentication-Results")
+            .count(),
         split.find(&out, "Authentication-Results").count()
     );
 }
