@@ -55,8 +55,13 @@ pub fn replace_ours(bytes: &[u8], ours: &str, add: Option<&str>) -> Vec<u8> {
         Some(f) if bytes[f.name.clone()].eq_ignore_ascii_case(b"Received") => f.end - f.start,
         _ => 0,
     };
-    let mut v = Vec::with_capacity(out.len() + add.len());
+    let mut v = Vec::with_capacity(out.len() + add.len() + 2);
     v.extend_from_slice(&out[..at.min(out.len())]);
+    // a first field without a line end (the message stops there) would
+    // take ours into its value
+    if !v.is_empty() && !v.ends_with(b"\n") {
+        v.extend_from_slice(b"\r\n");
+    }
     v.extend_from_slice(add.as_bytes());
     v.extend_from_slice(&out[at.min(out.len())..]);
     v
@@ -138,6 +143,17 @@ fn parse_dmarc(v: &str) -> AuthVerdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the fuzzer (fuzz/seeds/auth_fields/regress_unended_*): a
+    /// message that stops inside its first field took our field into it.
+    #[test]
+    fn our_field_after_an_unended_first_field_is_a_field_of_its_own() {
+        let ours = "Authentication-Results: lists.example.org; spf=pass\r\n";
+        let out = replace_ours(b"Received: x", "lists.example.org", Some(ours));
+        assert_eq!(out, format!("Received: x\r\n{ours}").into_bytes());
+        let split = header_block::split(&out);
+        assert_eq!(split.find(&out, AR).count(), 1);
+    }
 
     const OURS: &str = "Received: from x by lists.example.org\r\n";
 
