@@ -413,10 +413,11 @@ async fn deliver_on(
     }
 }
 
-/// `relay.mode: mx`: sends one unit of work straight to each recipient
-/// domain's exchangers, domain by domain (`mx`), within the pass's
-/// connection cap; a domain that cannot be reached defers (or, with no
-/// exchanger at all, fails) only its own recipients.
+/// `relay.mode: mx`: sends one unit of work straight to its domain's
+/// exchangers (`mx`), within the pass's connection cap. The queue already
+/// groups a unit's recipients by domain (`Work::domain`), so a domain that
+/// cannot be reached defers (or, with no exchanger at all, fails) only its
+/// own recipients.
 async fn send_direct(
     work: Work,
     out: &Outgoing,
@@ -426,30 +427,16 @@ async fn send_direct(
     let job = work.job.clone();
     let body = signed_body(&job, &out.signer, &out.domain);
     let _permit = sem.acquire().await;
-    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
-    for (i, rcpt) in work.rcpts.iter().enumerate() {
-        let d = mx::domain_of(rcpt);
-        match groups.iter_mut().find(|(g, _)| *g == d) {
-            Some((_, v)) => v.push(i),
-            None => groups.push((d, vec![i])),
+    let domain = work.domain.trim_end_matches('.').to_string();
+    let _slot = mx.permit(&domain).await;
+    let results = match mx.connect(&domain).await {
+        Ok(mut conn) => {
+            let v = deliver_on(&mut conn, &work.rcpts, &job, &body, out).await;
+            mx.keep(&domain, conn);
+            v
         }
-    }
-    let mut results = vec![RcptResult::Deferred("not sent".into()); work.rcpts.len()];
-    for (domain, idx) in groups {
-        let rcpts: Vec<String> = idx.iter().map(|&i| work.rcpts[i].clone()).collect();
-        let _slot = mx.permit(&domain).await;
-        let verdicts = match mx.connect(&domain).await {
-            Ok(mut conn) => {
-                let v = deliver_on(&mut conn, &rcpts, &job, &body, out).await;
-                mx.keep(&domain, conn);
-                v
-            }
-            Err(verdict) => vec![verdict; rcpts.len()],
-        };
-        for (i, v) in idx.into_iter().zip(verdicts) {
-            results[i] = v;
-        }
-    }
+        Err(verdict) => vec![verdict; work.rcpts.len()],
+    };
     (Done { work, results }, None)
 }
 

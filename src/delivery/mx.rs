@@ -33,13 +33,6 @@ pub enum MxRoute {
     NoExchanger,
 }
 
-/// The domain part of an address, lower-cased ("" when there is none).
-pub fn domain_of(rcpt: &str) -> String {
-    rcpt.rsplit_once('@')
-        .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
-        .unwrap_or_default()
-}
-
 /// Looks up `domain`'s route.
 pub async fn route(resolver: &Resolver, domain: &str) -> Result<MxRoute, String> {
     let mx = resolver
@@ -228,12 +221,5 @@ mod tests {
         );
         assert_eq!(route(&r, "null.example").await, Ok(MxRoute::NullMx));
         assert_eq!(route(&r, "nowhere.example").await, Ok(MxRoute::NoExchanger));
-    }
-
-    #[test]
-    fn the_domain_of_an_address() {
-        assert_eq!(domain_of("a@Example.ORG."), "example.org");
-        assert_eq!(domain_of("a@b@c.example"), "c.example");
-        assert_eq!(domain_of("postmaster"), "");
     }
 }
