@@ -298,7 +298,6 @@ fn pem(label: &str, der: &[u8]) -> String {
 mod tests {
     use super::*;
     use mail_auth::{AuthenticatedMessage, DkimResult};
-    use std::sync::Arc;
 
     /// A resolver answering from `records` (a static zone: no network).
     fn zone(records: &[(&str, &str)]) -> crate::dns::Resolver {
@@ -306,15 +305,8 @@ mod tests {
             .iter()
             .map(|(name, value)| format!("{name} TXT \"{value}\"\n"))
             .collect();
-        crate::dns::Resolver::new(&crate::dns::DnsSettings {
-            zone: Some(Arc::new(crate::dns::zone::parse(&text).unwrap())),
-            servers: Vec::new(),
-            timeout: std::time::Duration::from_secs(1),
-            attempts: 1,
-            cache_entries: 100,
-            max_ttl: std::time::Duration::from_secs(60),
-        })
-        .unwrap()
+        let zone = crate::dns::zone::parse(&text).unwrap();
+        crate::dns::Resolver::new(&crate::dns::DnsSettings::zone_only(zone)).unwrap()
     }
 
     async fn verify(

@@ -11,7 +11,6 @@ use listd::dns::Resolver;
 use listd::store::members::DeliveryMode;
 use mail_auth::{AuthenticatedMessage, DkimResult};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -23,9 +22,8 @@ fn zone(records: &[(String, String)]) -> Resolver {
         .iter()
         .map(|(name, value)| format!("{name} TXT \"{value}\"\n"))
         .collect();
-    let mut settings = listd::config::DnsConfig::default().settings();
-    settings.zone = Some(Arc::new(listd::dns::zone::parse(&text).unwrap()));
-    Resolver::new(&settings).unwrap()
+    let zone = listd::dns::zone::parse(&text).unwrap();
+    Resolver::new(&listd::dns::DnsSettings::zone_only(zone)).unwrap()
 }
 
 /// Each signature's verdict and signing domain.

@@ -195,9 +195,8 @@ mod tests {
     use super::*;
 
     fn resolver(zone: &str) -> Resolver {
-        let mut settings = crate::config::DnsConfig::default().settings();
-        settings.zone = Some(Arc::new(crate::dns::zone::parse(zone).unwrap()));
-        Resolver::new(&settings).unwrap()
+        let zone = crate::dns::zone::parse(zone).unwrap();
+        Resolver::new(&crate::dns::DnsSettings::zone_only(zone)).unwrap()
     }
 
     #[tokio::test]

@@ -43,6 +43,21 @@ pub struct DnsSettings {
     pub max_ttl: Duration,
 }
 
+impl DnsSettings {
+    /// Settings that answer from `zone` only, never the network, with the
+    /// configuration's default timeouts and cache bounds.
+    pub fn zone_only(zone: Zone) -> DnsSettings {
+        DnsSettings {
+            zone: Some(Arc::new(zone)),
+            servers: Vec::new(),
+            timeout: Duration::from_secs(2),
+            attempts: 2,
+            cache_entries: 10_000,
+            max_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
 impl PartialEq for DnsSettings {
     fn eq(&self, o: &Self) -> bool {
         let same_zone = match (&self.zone, &o.zone) {
