@@ -101,7 +101,7 @@ fn approve_token(notice: &[u8]) -> String {
         .parse(notice)
         .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
         .expect("notice text");
-    let at = text.find("dev-moderate+").expect("an action address") + "dev-moderate+".len();
+    let at = text.find("dev-moderate+").expect("the Reply-To address") + "dev-moderate+".len();
     text[at..at + 32].to_string()
 }
 
@@ -171,7 +171,7 @@ fn round(ctx: &Ctx, conn: &mut Connection, held: usize, actions: usize, now: i64
     for tok in &tokens {
         let rcpt = format!("dev-moderate+{tok}@{DOMAIN}");
         let route = listd::routing::route(&ctx.config, &rcpt).expect("route");
-        let bytes = b"From: mod@example.org\r\nSubject: Re: held\r\n\r\nok\r\n".to_vec();
+        let bytes = b"From: mod@example.org\r\nSubject: Re: held\r\n\r\napprove\r\n".to_vec();
         let mid = store_inbound(conn, "mod@example.org", None, &bytes, now);
         let msg = Inbound {
             incoming_id: 0,

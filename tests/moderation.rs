@@ -1476,3 +1476,116 @@ async fn forged_owner_on_an_announce_list_waits_for_the_real_owner() {
     assert!(confirmation(&w, ann, "member-news").is_empty());
     assert_eq!(w.notice("mod@example.org", "member-news").rcpts.len(), 2);
 }
+
+/// The notice's Reply-To: the reply token's address, which is none of the
+/// five per-action addresses.
+fn reply_to(notice: &Transaction, list: &str) -> String {
+    let m = parse(&notice.data);
+    let addr = m
+        .reply_to()
+        .and_then(|r| r.first())
+        .and_then(|a| a.address())
+        .expect("the notice has a Reply-To")
+        .to_string();
+    assert!(addr.starts_with(&format!("{list}-moderate+")), "{addr}");
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_reply_to_the_notice_acts_by_its_first_word() {
+    let w = world(&[("dev", MODS)]).await;
+    let eve = "eve@example.com";
+    let dev = format!("dev@{DOMAIN}");
+    for s in ["r-reject", "r-approve", "r-wrong-token"] {
+        w.send(eve, &dev, &post(eve, "dev", s, "", "please post me\r\n"))
+            .await;
+    }
+    let n = w.notice("mod@example.org", "r-reject");
+    let reply_addr = reply_to(&n, "dev");
+    let toks = tokens(&n.data, "dev");
+    assert!(
+        toks.values().all(|t| !reply_addr.contains(t.as_str())),
+        "the Reply-To is its own token"
+    );
+    assert!(text(&n.data).contains(&reply_addr), "the notice names it");
+    let reply = |from: &str, subj: &str, body: &str| {
+        format!(
+            "From: {from}\r\nTo: {reply_addr}\r\nSubject: Re: {subj}\r\n\
+             Message-ID: <{}@example.org>\r\n\r\n{body}",
+            common::rand_token()
+        )
+    };
+
+    // a reply that names no action does nothing, and says what to write
+    w.send(
+        "mod@example.org",
+        &reply_addr,
+        &reply(
+            "mod@example.org",
+            "r1",
+            "Looks like spam to me?\r\n\r\n> A post to dev is held\r\n",
+        ),
+    )
+    .await;
+    let a = w.to("mod@example.org", "Re: r1");
+    assert_eq!(a.len(), 1, "one answer");
+    let t = text(&a[0].data);
+    assert!(t.contains("nothing was done"), "{t}");
+    assert!(t.contains("approve, accept"), "{t}");
+    assert_eq!(w.held("r-reject").2, "held");
+
+    // someone who is not a moderator cannot use the Reply-To address
+    w.send(eve, &reply_addr, &reply(eve, "r2", "approve\r\n"))
+        .await;
+    assert_eq!(w.held("r-reject").2, "held");
+    assert!(distributed(&w, "r-reject").is_empty());
+
+    // "reject" rejects, and the rest of the line is the reason
+    w.send(
+        "mod@example.org",
+        &reply_addr,
+        &reply(
+            "mod@example.org",
+            "r3",
+            "Reject: off topic here, try the users list\r\n\r\nOn Monday the list wrote:\r\n> held\r\n",
+        ),
+    )
+    .await;
+    assert_eq!(w.held("r-reject").2, "rejected");
+    assert!(distributed(&w, "r-reject").is_empty());
+    let rej = w.to(eve, "was rejected");
+    assert_eq!(rej.len(), 1);
+    let t = text(&rej[0].data);
+    assert!(t.contains("off topic here, try the users list"), "{t}");
+    assert!(!t.contains("Reject:"), "the verb is not the reason: {t}");
+
+    // "approve" on another post's Reply-To distributes it
+    let n2 = w.notice("mod@example.org", "r-approve");
+    let addr2 = reply_to(&n2, "dev");
+    w.send(
+        "mod@example.org",
+        &addr2,
+        &format!("From: mod@example.org\r\nTo: {addr2}\r\nSubject: Re: r4\r\n\r\nApprove.\r\n"),
+    )
+    .await;
+    assert_eq!(distributed(&w, "r-approve").len(), 1);
+    assert_eq!(w.held("r-approve").2, "approved");
+
+    // a per-action address never does what the reply's first word refuses
+    let t3 = tokens(&w.notice("mod@example.org", "r-wrong-token").data, "dev");
+    w.send(
+        "mod@example.org",
+        &moderate(&t3["approve"], "dev"),
+        "From: mod@example.org\r\nSubject: Re: r5\r\n\r\nreject, not for this list\r\n",
+    )
+    .await;
+    assert_eq!(w.held("r-wrong-token").2, "held");
+    let a = w.to("mod@example.org", "Re: r5");
+    assert_eq!(a.len(), 1);
+    assert!(
+        text(&a[0].data).contains("this token is for `approve`, not `reject`"),
+        "{}",
+        text(&a[0].data)
+    );
+    w.daemon.shutdown().await;
+}

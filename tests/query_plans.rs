@@ -230,7 +230,7 @@ async fn every_statement_on_the_message_path_is_an_index_seek() {
         .and_then(|m| m.body_text(0).map(|b| b.into_owned()))
         .unwrap_or_default();
     let approve = text
-        .split(|c: char| c.is_whitespace() || c == '<' || c == '>')
+        .split(|c: char| c.is_whitespace() || "<>()".contains(c))
         .find(|w| w.starts_with("mod-moderate+") && w.contains('@'))
         .expect("a moderate address in the notice")
         .to_string();

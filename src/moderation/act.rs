@@ -237,6 +237,55 @@ pub fn reply_note(m: &Message<'_>) -> Option<String> {
     }
 }
 
+/// What a plain reply must say when its first word names no action.
+pub const REPLY_HELP: &str = "nothing was done: start your reply with one word: \
+approve, accept (approve, and accept this sender from now on), reject (then the \
+reason, which the poster is sent), discard, or ban";
+
+/// What a mail asked of a token, besides presenting it.
+#[derive(Debug, Clone, Copy)]
+enum Asked {
+    /// A robot command (`approve TOKEN`): its verb must be the token's action.
+    Command(ModAction),
+    /// A reply to the token's address: the action its first word names, if any.
+    Reply(Option<ModAction>),
+}
+
+impl Asked {
+    fn named(self) -> Option<ModAction> {
+        match self {
+            Asked::Command(v) | Asked::Reply(Some(v)) => Some(v),
+            Asked::Reply(None) => None,
+        }
+    }
+}
+
+/// Splits a reply's own text into the action its first word names and the
+/// rest, the reason: `reject: off topic` is (Reject, "off topic"). Text
+/// whose first word names no action is all reason, with no action.
+pub fn reply_verb(note: Option<&str>) -> (Option<ModAction>, Option<String>) {
+    let Some(text) = note.map(str::trim_start) else {
+        return (None, None);
+    };
+    let end = text.find(|c: char| c.is_whitespace()).unwrap_or(text.len());
+    let (word, rest) = text.split_at(end);
+    let word = word.trim_end_matches(['.', ':', ',', '!', ';']);
+    let verb = match word.to_ascii_lowercase().as_str() {
+        "approved" => Some(ModAction::Approve),
+        "rejected" => Some(ModAction::Reject),
+        "discarded" => Some(ModAction::Discard),
+        "confirm" | "confirmed" => None,
+        w => ModAction::parse(w),
+    };
+    match verb {
+        Some(v) => {
+            let rest = rest.trim();
+            (Some(v), (!rest.is_empty()).then(|| rest.to_string()))
+        }
+        None => (None, Some(text.to_string())),
+    }
+}
+
 /// The result of acting by token.
 struct ByToken {
     /// The list, when the token resolved to one.
@@ -255,7 +304,7 @@ fn by_token(
     env_from: &str,
     parsed: Option<&Message<'_>>,
     route_list: Option<&str>,
-    verb: Option<ModAction>,
+    asked: Asked,
     presented: &str,
     note: Option<&str>,
     now: i64,
@@ -273,7 +322,7 @@ fn by_token(
                 l,
                 None,
                 &claimed,
-                verb.map_or("reply", ModAction::as_str),
+                asked.named().map_or("reply", ModAction::as_str),
                 "unknown-token",
                 now,
             )?;
@@ -293,16 +342,18 @@ fn by_token(
             line: format!("list `{}` is no longer configured", row.list),
         });
     };
-    let Some(action) = ModAction::parse(&row.action) else {
-        return Err(HandlerError::Corrupt(format!(
-            "token bound to unknown action `{}`",
-            row.action
-        )));
+    // a reply token is bound to no action: the reply's first word names it
+    let bound = if row.action == super::REPLY_TOKEN {
+        None
+    } else {
+        Some(ModAction::parse(&row.action).ok_or_else(|| {
+            HandlerError::Corrupt(format!("token bound to unknown action `{}`", row.action))
+        })?)
     };
     // a confirmation token went only to the address the post claims: holding
     // it is the proof, whoever the reply says it is from
-    let confirmer = match action {
-        ModAction::Confirm => held::get(tx, row.held_id)?.map(|h| h.sender),
+    let confirmer = match bound {
+        Some(ModAction::Confirm) => held::get(tx, row.held_id)?.map(|h| h.sender),
         _ => None,
     };
     let authorised = match confirmer {
@@ -320,11 +371,11 @@ fn by_token(
                 &list.name,
                 Some(row.held_id),
                 &claimed,
-                action.as_str(),
+                &row.action,
                 "refused",
                 now,
             )?;
-            tracing::warn!(list = %list.name, held = row.held_id, sender = %claimed, action = action.as_str(),
+            tracing::warn!(list = %list.name, held = row.held_id, sender = %claimed, action = %row.action,
                 "moderation refused: sender is not a moderator or owner of the list");
             return Ok(ByToken {
                 list: Some(list.name.clone()),
@@ -336,19 +387,39 @@ fn by_token(
             });
         }
     };
-    if let Some(v) = verb {
-        if v != action {
+    let action = match (bound, asked.named()) {
+        // the poster's reply to a confirmation is free text
+        (Some(ModAction::Confirm), _) if matches!(asked, Asked::Reply(_)) => ModAction::Confirm,
+        (Some(a), Some(v)) if v != a => {
             return Ok(ByToken {
                 list: Some(list.name.clone()),
                 actor: Some(actor),
                 line: format!(
                     "this token is for `{}`, not `{}`: nothing was done",
-                    action.as_str(),
+                    a.as_str(),
                     v.as_str()
                 ),
+            })
+        }
+        (Some(a), _) => a,
+        (None, Some(v)) if v != ModAction::Confirm => v,
+        (None, _) => {
+            held::log(
+                tx,
+                &list.name,
+                Some(row.held_id),
+                &actor,
+                "reply",
+                "no-action-named",
+                now,
+            )?;
+            return Ok(ByToken {
+                list: Some(list.name.clone()),
+                actor: Some(actor),
+                line: REPLY_HELP.into(),
             });
         }
-    }
+    };
     let outcome = act(ctx, tx, row.held_id, action, &actor, note, now)?;
     match &outcome {
         ActOutcome::Done(_) => held::use_token(tx, &token::hash(&tok), &actor, now)?,
@@ -407,7 +478,7 @@ pub fn handle_reply(
         tracing::info!(%list, sender = %who, "moderation reply from an automaton or the null sender ignored");
         return Ok(());
     }
-    let note = parsed.as_ref().and_then(reply_note);
+    let (verb, note) = reply_verb(parsed.as_ref().and_then(reply_note).as_deref());
     let r = by_token(
         ctx,
         tx,
@@ -415,7 +486,7 @@ pub fn handle_reply(
         &msg.env_from,
         parsed.as_ref(),
         Some(list),
-        None,
+        Asked::Reply(verb),
         token,
         note.as_deref(),
         now,
@@ -467,7 +538,7 @@ pub fn command(
         &msg.env_from,
         parsed.as_ref(),
         msg.route.list(),
-        Some(action),
+        Asked::Command(action),
         token,
         Some(rest),
         msg.now,

@@ -208,20 +208,31 @@ pub fn missing_templates(
     .collect()
 }
 
-/// Creates one token per action for a held post; returns them in clear
-/// (only their hashes are stored).
-fn issue_tokens(
-    conn: &Connection,
-    list: &str,
-    held_id: i64,
-) -> Result<Vec<(ModAction, String)>, HandlerError> {
-    let mut out = Vec::with_capacity(ModAction::ALL.len());
-    for a in ModAction::ALL {
+/// The tokens minted for one held post, in clear (only their hashes are
+/// stored): one per action for the notice's addresses and commands, and the
+/// reply token of its Reply-To, which acts by the reply's first word.
+pub struct HeldTokens {
+    pub actions: Vec<(ModAction, String)>,
+    pub reply: String,
+}
+
+/// What a `reply` token is bound to in `mod_tokens.action`: no action of its
+/// own; the moderator's reply names it.
+pub const REPLY_TOKEN: &str = "reply";
+
+/// Creates the tokens of a held post.
+fn issue_tokens(conn: &Connection, list: &str, held_id: i64) -> Result<HeldTokens, HandlerError> {
+    let mint = |action: &str| -> Result<String, HandlerError> {
         let t = token::generate().map_err(HandlerError::Temporary)?;
-        held::insert_token(conn, &token::hash(&t), list, held_id, a.as_str())?;
-        out.push((a, t));
+        held::insert_token(conn, &token::hash(&t), list, held_id, action)?;
+        Ok(t)
+    };
+    let mut actions = Vec::with_capacity(ModAction::ALL.len());
+    for a in ModAction::ALL {
+        actions.push((a, mint(a.as_str())?));
     }
-    Ok(out)
+    let reply = mint(REPLY_TOKEN)?;
+    Ok(HeldTokens { actions, reply })
 }
 
 /// Whether posts from `addr` to `list` skip moderation (a moderator chose

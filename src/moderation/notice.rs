@@ -370,7 +370,7 @@ pub fn moderators(
     reason: &HoldReason,
     summary: &PostSummary,
     size: i64,
-    tokens: &[(ModAction, String)],
+    tokens: &super::HeldTokens,
     original: &[u8],
     now: i64,
 ) -> Result<Option<i64>, HandlerError> {
@@ -384,11 +384,12 @@ pub fn moderators(
         return Ok(None);
     }
     let actions: Vec<ActionLine> = tokens
+        .actions
         .iter()
         .map(|(a, t)| ActionLine {
             action: a.as_str(),
             description: a.describe(),
-            address: format!("{}-moderate+{t}@{}", list.name, ctx.config.domain),
+            address: moderate_address(ctx, list, t),
             command: match a {
                 ModAction::Reject => format!("reject {t} [reason]"),
                 _ => format!("{} {t}", a.as_str()),
@@ -408,6 +409,7 @@ pub fn moderators(
         "excerpt": summary.excerpt,
         "hold_days": list.hold_days,
         "actions": actions,
+        "reply_address": moderate_address(ctx, list, &tokens.reply),
     });
     let text = ctx.templates.render(Some(&list.name), T_NOTICE, &data)?;
     send(
@@ -425,10 +427,16 @@ pub fn moderators(
             text,
             attach: Some(original),
             in_reply_to: None,
-            reply_to: None,
+            reply_to: Some(moderate_address(ctx, list, &tokens.reply)),
         },
         now,
     )
+}
+
+/// `NAME-moderate+TOKEN@domain`, where a moderator's mail acts on a held post.
+fn moderate_address(ctx: &Ctx, list: &ListConfig, token: &str) -> String {
+    ctx.config
+        .list_suffix_address(&list.name, &format!("moderate+{token}"))
 }
 
 /// Tells the poster that the post awaits moderation.
@@ -646,7 +654,7 @@ pub fn sender_confirm(
     now: i64,
 ) -> Result<Option<i64>, HandlerError> {
     let c = &ctx.config;
-    let confirm_address = format!("{}-moderate+{token}@{}", list.name, c.domain);
+    let confirm_address = moderate_address(ctx, list, token);
     let data = serde_json::json!({
         "list": list.name,
         "list_address": c.list_address(&list.name),

@@ -239,7 +239,8 @@ fn hold_stores_a_reference_and_notifies_each_moderator_and_the_poster() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    assert_eq!(stored.len(), 5);
+    // five per-action tokens and the Reply-To's reply token
+    assert_eq!(stored.len(), 6);
     for t in toks.values() {
         assert!(stored.contains(&token::hash(t)));
         assert!(!stored.iter().any(|s| s == t.as_bytes()));
@@ -985,4 +986,32 @@ fn action_queries_use_indexes() {
             );
         }
     }
+}
+
+#[test]
+fn reply_verb_reads_the_first_word_only() {
+    use super::act::reply_verb;
+    assert_eq!(reply_verb(None), (None, None));
+    assert_eq!(
+        reply_verb(Some("approve")),
+        (Some(ModAction::Approve), None)
+    );
+    assert_eq!(
+        reply_verb(Some("  Reject: off topic\nsorry")),
+        (Some(ModAction::Reject), Some("off topic\nsorry".into()))
+    );
+    assert_eq!(
+        reply_verb(Some("Approved!")),
+        (Some(ModAction::Approve), None)
+    );
+    assert_eq!(reply_verb(Some("BAN")), (Some(ModAction::Ban), None));
+    // a verb later in the text is not an action
+    assert_eq!(
+        reply_verb(Some("please do not approve")),
+        (None, Some("please do not approve".into()))
+    );
+    // "confirm" is the poster's word, never a moderator's action
+    assert_eq!(reply_verb(Some("confirm")), (None, Some("confirm".into())));
+    // no byte offset inside a multi-byte character
+    assert_eq!(reply_verb(Some("ré")), (None, Some("ré".into())));
 }

@@ -107,6 +107,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "bounce_scores",
         include_str!("migrations/0071_bounce_scores.sql"),
     ),
+    (
+        74,
+        "moderation_reply_token",
+        include_str!("migrations/0074_moderation_reply_token.sql"),
+    ),
 ];
 
 static STATEMENT_HOOK: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
