@@ -235,10 +235,21 @@ async fn digest_members_get_the_digest_instead_of_each_post() {
             .iter()
             .find(|t| subject_of(&t.data) == subject)
             .unwrap_or_else(|| panic!("no post to ann with subject {subject:?}"));
-        assert_eq!(
-            inner.raw_message(),
-            &post.data[..],
-            "the digest holds the post as distributed"
+        // the post as distributed, without the list's footer: ann's copy is
+        // the digest's part with the footer appended to its one text body
+        let raw = inner.raw_message();
+        let kept = raw.strip_suffix(b"\r\n").unwrap_or(raw);
+        assert!(
+            post.data.starts_with(kept),
+            "the digest holds the post as distributed, up to the footer"
+        );
+        assert!(
+            contains(&post.data, LIST_FOOTER),
+            "ann's copy has the footer"
+        );
+        assert!(
+            !contains(raw, LIST_FOOTER),
+            "no footer inside the digest's copy"
         );
         seen.push(subject);
     }
@@ -251,11 +262,41 @@ async fn digest_members_get_the_digest_instead_of_each_post() {
         ],
         "both posts, once each"
     );
+    // each digest ends with its one footer; the list footer is in neither
+    for d in [&dig[0].data, &pl[0].data] {
+        assert!(!contains(d, LIST_FOOTER), "{}", String::from_utf8_lossy(d));
+        assert_eq!(
+            String::from_utf8_lossy(d)
+                .matches("To leave the list or change how you get it")
+                .count(),
+            1
+        );
+    }
     let p = MessageParser::default().parse(&pl[0].data).unwrap();
     let body = p.body_text(0).unwrap();
     assert!(body.contains("1. [dev] first (ann@example.org)"), "{body}");
     assert!(body.contains("2. [dev] second (ann@example.org)"), "{body}");
+    // the archive keeps the posts without the footer too
+    let mbox = std::fs::read_dir(env.config().data_dir.join("archive/dev"))
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect::<Vec<_>>()
+        .concat();
+    assert_eq!(
+        String::from_utf8_lossy(&mbox)
+            .matches("[dev] first")
+            .count(),
+        1
+    );
+    assert!(!contains(&mbox, LIST_FOOTER));
     daemon.shutdown().await;
+}
+
+/// The site `footer` template's own line.
+const LIST_FOOTER: &[u8] = b"To unsubscribe, send a message to";
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// A post held for moderation is not in the digest; approving it

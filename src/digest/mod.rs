@@ -286,6 +286,18 @@ pub fn accumulate_job(
     }
 }
 
+/// [`accumulate`] for a post stored apart from its fan-out job `job_id`
+/// (the post without the list's footer).
+pub fn accumulate_post(
+    tx: &Connection,
+    list: &ListConfig,
+    message_id: i64,
+    job_id: i64,
+    now: i64,
+) -> Result<Option<Trigger>, StoreError> {
+    record(tx, list, message_id, Some(job_id), now)
+}
+
 /// Closes the issues posts marked due (the count or size trigger fired),
 /// each list in its own transaction: what the worker does when the pipeline
 /// wakes it. Errors are logged per list (the posts stay pending and due;

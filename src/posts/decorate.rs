@@ -131,6 +131,10 @@ pub struct Decorated {
     /// The close delimiters appended to the post's bytes before the footer
     /// part (empty unless it left a multipart open).
     pub closed: Vec<u8>,
+    /// When a footer was placed: the post decorated the same way without
+    /// it, which the archive and the digests keep (one footer per digest,
+    /// none in a thread of archived posts), as Mailman does.
+    pub without_footer: Option<Vec<u8>>,
 }
 
 /// Decorates `original` (a complete message) for distribution.
@@ -152,7 +156,10 @@ pub fn decorate(original: &[u8], d: &Decoration) -> Decorated {
     // (decoration's header block before it) is what the footer must keep
     let mut plain = decorate_with(original, d, None);
     if reads_back_whole(&plain.bytes, &out, d.footer.as_deref().unwrap_or_default()) {
-        return out;
+        return Decorated {
+            without_footer: Some(plain.bytes),
+            ..out
+        };
     }
     tracing::debug!(
         message_id = %out.message_id,
@@ -289,6 +296,7 @@ fn decorate_with(original: &[u8], d: &Decoration, footer: Option<&str>) -> Decor
         message_id,
         footer,
         closed,
+        without_footer: None,
     }
 }
 

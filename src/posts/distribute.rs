@@ -71,6 +71,11 @@ pub fn distribute(
         decorated.bytes = mitigate::munge(&decorated.bytes, &lc.name, &list_address);
     }
     remember_message_id(tx, &lc.name, Some(&decorated.message_id), now)?;
+    // the archive and the digests keep the post without the list's footer
+    let kept = decorated
+        .without_footer
+        .as_deref()
+        .unwrap_or(&decorated.bytes);
 
     let archived = if lc.archive {
         match crate::archive::archive_post(
@@ -78,7 +83,7 @@ pub fn distribute(
             tx,
             &lc.name,
             &config.domain,
-            &decorated.bytes,
+            kept,
             now,
         ) {
             Ok(crate::archive::Appended::Added { .. }) => true,
@@ -96,9 +101,18 @@ pub fn distribute(
     let job_id = crate::delivery::enqueue_post(tx, config, &lc.name, &decorated.bytes, now)?;
 
     // The digest keeps the post as distributed: the fan-out job's stored
-    // copy. A trigger that fires only marks the issue due; the digest
-    // worker closes it after this transaction commits.
-    crate::digest::accumulate_job(tx, lc, job_id, now)?;
+    // copy, or, when that carries a footer, the copy without it (the digest
+    // has one footer of its own). A trigger that fires only marks the issue
+    // due; the digest worker closes it after this transaction commits.
+    match &decorated.without_footer {
+        Some(kept) if lc.digest.enabled => {
+            let id = crate::store::spool::insert_outbound(tx, "", kept, now)?;
+            crate::digest::accumulate_post(tx, lc, id, job_id, now)?;
+        }
+        _ => {
+            crate::digest::accumulate_job(tx, lc, job_id, now)?;
+        }
+    }
 
     Ok(Distributed {
         message_id: decorated.message_id,
