@@ -188,6 +188,20 @@ pub fn yaml_str(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// A daemon whose domain and hostname are `domain`, with these lists.
+pub fn site_named(domain: &str, lists: &[(&str, &str)], trusted: bool) -> TestEnv {
+    let mut b = TestEnv::builder()
+        .global("domain", domain)
+        .set("smtp", "hostname", domain);
+    if !trusted {
+        b = b.set("smtp", "trusted_networks", "[]");
+    }
+    for (name, yaml) in lists {
+        b = b.list(name, yaml);
+    }
+    b.build()
+}
+
 /// A temp dir holding a configuration, and what tests do with it.
 pub struct TestEnv {
     pub dir: tempfile::TempDir,

@@ -71,6 +71,8 @@ struct State {
     seven_bit: bool,
     /// The hello verb of each EHLO/HELO received, in order.
     hellos: Vec<String>,
+    /// EHLO answered with these bytes as they are (a malformed server).
+    ehlo_raw: Option<String>,
 }
 
 /// A running sink. Dropping it stops it.
@@ -228,6 +230,12 @@ impl Sink {
         lock(&self.state).seven_bit = true;
     }
 
+    /// Answers EHLO with `raw` as it is, however malformed: the seeds' T6
+    /// server, whose `250 HELP` final line comes before more `250-` lines.
+    pub fn answer_ehlo_raw(&self, raw: &str) {
+        lock(&self.state).ehlo_raw = Some(raw.to_string());
+    }
+
     /// Each EHLO or HELO verb received so far, in order.
     pub fn hellos(&self) -> Vec<String> {
         lock(&self.state).hellos.clone()
@@ -351,7 +359,7 @@ async fn session(sock: tokio::net::TcpStream, st: Arc<Mutex<State>>) -> std::io:
         let need_auth = lock(&st).auth.is_some() && !authed;
         match verb.as_str() {
             "EHLO" | "HELO" => {
-                let (refused, seven_bit, auth) = {
+                let (refused, seven_bit, auth, raw) = {
                     let mut s = lock(&st);
                     s.hellos.push(verb.clone());
                     let refused = if verb == "EHLO" {
@@ -359,9 +367,13 @@ async fn session(sock: tokio::net::TcpStream, st: Arc<Mutex<State>>) -> std::io:
                     } else {
                         s.refuse_helo
                     };
-                    (refused, s.seven_bit, s.auth.is_some())
+                    let raw = s.ehlo_raw.clone().filter(|_| verb == "EHLO");
+                    (refused, s.seven_bit, s.auth.is_some(), raw)
                 };
-                if refused {
+                if let Some(raw) = raw {
+                    esmtp = true;
+                    out.extend_from_slice(raw.as_bytes());
+                } else if refused {
                     out.extend_from_slice(b"502 5.5.1 command not implemented\r\n");
                 } else if verb == "HELO" {
                     esmtp = false;
