@@ -419,6 +419,25 @@ fn run(name: &str, seed: Option<&Path>, p: &Params) -> Figures {
         "  SQLite bytes/post by table and index: {}",
         shown.join(", ")
     );
+    // what the daemon's hourly clean-up leaves once `retain_incoming_hours`
+    // have passed: the received copies go, the decorated one stays
+    let config = listd::config::Config::load(&dir.join("listd.yaml")).expect("config");
+    let later = listd::store::now() + 3600 * (config.delivery.retain_incoming_hours as i64 + 1);
+    let mut conn = listd::store::open(&db).expect("open");
+    let purged = listd::delivery::retention::purge(&mut conn, &config, later).expect("purge");
+    let live = |t: &BTreeMap<String, i64>| t.values().sum::<i64>() as f64;
+    let tables_purged = table_bytes(&db);
+    println!(
+        "  after the clean-up {}h on ({} received bodies freed): SQLite {:.0} bytes/post in use \
+         (messages {:.0}), mbox {:.0}",
+        config.delivery.retain_incoming_hours + 1,
+        purged.messages,
+        (live(&tables_purged) - live(&tables_before)) / n,
+        (tables_purged.get("messages").copied().unwrap_or(0)
+            - tables_before.get("messages").copied().unwrap_or(0)) as f64
+            / n,
+        grew_mbox / n
+    );
     Figures { end_to_end: e2e }
 }
 

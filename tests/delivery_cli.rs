@@ -150,8 +150,9 @@ async fn queue_purge_deletes_old_finished_rows_and_bodies() {
     assert!(code == 0, "{err}");
     assert!(
         out.contains(
-            "more than 10 days ago: 1 jobs, 0 batches, 2 recipient rows, 0 incoming rows, \
-             0 held posts, 0 digest entries, 0 digest bodies' records, 1 message bodies"
+            "more than 10 days ago: 1 jobs, 0 batches, 2 recipient rows, 0 incoming rows \
+             (after 1 hours), 0 held posts, 0 digest entries, 0 digest bodies' records, \
+             1 message bodies"
         ),
         "{out}"
     );
@@ -230,4 +231,79 @@ async fn the_daemon_cleans_up_old_finished_rows_at_start() {
     );
     assert_eq!(rows(&config, "SELECT COUNT(*) FROM messages"), 1);
     daemon.shutdown().await;
+}
+
+/// A distributed post keeps one body in the database once
+/// `retain_incoming_hours` have passed: the received copy and its incoming
+/// row go, the decorated copy its delivery used stays until `retain_days`;
+/// a held post keeps its received copy, and the archive keeps the post.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn received_bodies_go_after_retain_incoming_hours() {
+    use common::{send, wait_until, TestEnv, DOMAIN};
+    let sink = Sink::start();
+    let env = TestEnv::builder()
+        .relay_port(sink.port())
+        .list("dev", "posting: members\nowners: [owner@example.org]\n")
+        .build();
+    env.add_members("dev", &["ann@example.org", "bob@example.org"]);
+    let daemon = env.start().await;
+    let list = format!("dev@{DOMAIN}");
+    for (from, subject) in [("ann@example.org", "kept"), ("eve@example.com", "held")] {
+        send(
+            daemon.smtp_addr(),
+            from,
+            &[&list],
+            &common::message(from, &list, subject, "hello"),
+        )
+        .await
+        .expect(250);
+    }
+    assert!(
+        wait_until(std::time::Duration::from_secs(30), || {
+            env.count("incoming", "state <> 'done'") == 0
+                && env.count("jobs", "state <> 'done'") == 0
+        })
+        .await
+    );
+    daemon.shutdown().await;
+    let config = env.config();
+    let count = |sql: &str| -> i64 {
+        let conn = store::open(&config.db_path()).unwrap();
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    };
+    let held_body = "SELECT COUNT(*) FROM messages m JOIN held h ON h.message_id = m.id";
+    assert_eq!(
+        count("SELECT COUNT(*) FROM messages WHERE direction = 'in'"),
+        2
+    );
+    assert_eq!(count(held_body), 1);
+    let out_before = count("SELECT COUNT(*) FROM messages WHERE direction = 'out'");
+
+    let mut conn = store::open(&config.db_path()).unwrap();
+    let now = store::now();
+    // within the hour nothing goes
+    let p = listd::delivery::retention::purge(&mut conn, &config, now + 1800).unwrap();
+    assert_eq!((p.incoming, p.messages), (0, 0));
+    // two hours on: the distributed post's received copy and rows are gone
+    let p = listd::delivery::retention::purge(&mut conn, &config, now + 2 * 3600).unwrap();
+    assert_eq!(p.messages, 1, "{p:?}");
+    assert!(p.incoming >= 1, "{p:?}");
+    assert_eq!(
+        count("SELECT COUNT(*) FROM messages WHERE direction = 'in'"),
+        1
+    );
+    assert_eq!(count(held_body), 1, "the held post keeps its body");
+    assert_eq!(
+        count("SELECT COUNT(*) FROM messages WHERE direction = 'out'"),
+        out_before,
+        "what listd wrote waits for retain_days"
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM archive_index"), 1);
+    // `retain_incoming_hours` is never later than `retain_days: 0` (keep all)
+    let mut keep = config.clone();
+    keep.delivery.retain_days = 0;
+    assert_eq!(
+        listd::delivery::retention::incoming_cutoff(&keep, now),
+        None
+    );
 }

@@ -90,13 +90,17 @@ pub fn run(path: &Path, cmd: Option<QueueCmd>) -> CliResult {
             let p = retention::purge(&mut conn, &config, now)?;
             println!(
                 "deleted, finished more than {} days ago: {} jobs, {} batches, {} recipient rows, \
-                 {} incoming rows, {} held posts, {} digest entries, {} digest bodies' records, \
-                 {} message bodies",
+                 {} incoming rows (after {} hours), {} held posts, {} digest entries, \
+                 {} digest bodies' records, {} message bodies",
                 config.delivery.retain_days,
                 p.jobs,
                 p.batches,
                 p.job_rcpts,
                 p.incoming,
+                config
+                    .delivery
+                    .retain_incoming_hours
+                    .min(config.delivery.retain_days * 24),
                 p.held,
                 p.digest_entries,
                 p.digest_jobs,

@@ -309,6 +309,11 @@ pub struct DeliveryConfig {
     /// Finished queue rows and the bodies nothing refers to any more are
     /// deleted this many days after they finished (0: keep everything).
     pub retain_days: u64,
+    /// Finished incoming rows, and the received bodies only they refer to,
+    /// go sooner: this many hours after they finished (never later than
+    /// `retain_days`). A distributed post then keeps one copy in the
+    /// database, the decorated one its delivery uses.
+    pub retain_incoming_hours: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -318,6 +323,7 @@ impl Default for DeliveryConfig {
             retry_max_secs: 1800,
             give_up_hours: 120,
             retain_days: 30,
+            retain_incoming_hours: 1,
         }
     }
 }

@@ -5,14 +5,15 @@
 //! - finished (`done`) outbound jobs: their batches and recipient rows go,
 //!   and the job row itself unless another table still refers to it (a
 //!   digest issue's `digest_jobs` row keeps its job row, not its recipients);
-//! - `done` rows of the incoming queue (`corrupt` ones are kept for the
-//!   operator);
+//! - `done` rows of the incoming queue, sooner: `delivery.retain_incoming_hours`
+//!   after they finished (`corrupt` ones are kept for the operator);
 //! - held posts a moderator (or expiry) decided, with their action tokens
 //!   (`mod_log` keeps the history);
 //! - the entries of digest issues closed before then, and their digests'
 //!   `digest_jobs` rows once those digests are delivered (the
 //!   `digest_issues` row stays as the record);
-//! - message bodies nothing refers to any more.
+//! - message bodies nothing refers to any more (received ones as soon as
+//!   their incoming rows are gone).
 //!
 //! Bounce bodies are let go after `bounce.retain_days` (the `bounces` row
 //! stays as the event, its `message_id` cleared), whatever `retain_days` says.
@@ -123,6 +124,13 @@ pub fn cutoff(config: &Config, now: i64) -> Option<i64> {
     }
 }
 
+/// The cut-off for finished incoming rows and received bodies: the later of
+/// `retain_incoming_hours` and [`cutoff`]. None: keep everything.
+pub fn incoming_cutoff(config: &Config, now: i64) -> Option<i64> {
+    let hours = now - (config.delivery.retain_incoming_hours as i64).saturating_mul(3600);
+    cutoff(config, now).map(|days| days.max(hours))
+}
+
 /// Runs the whole clean-up at `now`, one short transaction per step.
 pub fn purge(conn: &mut Connection, config: &Config, now: i64) -> Result<Purged> {
     let mut out = Purged::default();
@@ -138,7 +146,8 @@ pub fn purge(conn: &mut Connection, config: &Config, now: i64) -> Result<Purged>
             }
         }
     }
-    let Some(before) = cutoff(config, now) else {
+    let (Some(before), Some(before_in)) = (cutoff(config, now), incoming_cutoff(config, now))
+    else {
         return Ok(out);
     };
     // decided held posts, with their tokens; then old digest issues' rows.
@@ -212,7 +221,7 @@ pub fn purge(conn: &mut Connection, config: &Config, now: i64) -> Result<Purged>
         }
         tx.commit()?;
     }
-    // finished incoming rows
+    // finished incoming rows, after `retain_incoming_hours`
     let incoming_kept_by = unreferenced(conn, "incoming", &[], "i.id")?;
     out.incoming = delete_in_steps(
         conn,
@@ -222,9 +231,10 @@ pub fn purge(conn: &mut Connection, config: &Config, now: i64) -> Result<Purged>
                  WHERE i.state = 'done' AND i.updated_at < ?1{incoming_kept_by}
                  ORDER BY i.id LIMIT ?2)"
         ),
-        before,
+        before_in,
     )?;
-    // bodies nothing refers to any more, oldest first
+    // bodies nothing refers to any more, oldest first: received ones after
+    // `retain_incoming_hours`, those listd wrote after `retain_days`
     let msg_kept_by = unreferenced(conn, "messages", &[], "?1")?;
     let mut after = 0i64;
     loop {
@@ -232,9 +242,10 @@ pub fn purge(conn: &mut Connection, config: &Config, now: i64) -> Result<Purged>
         let ids: Vec<i64> = tx
             .prepare_cached(
                 "SELECT id FROM messages WHERE id > ?1 AND received_at < ?2
+                   AND received_at < CASE direction WHEN 'in' THEN ?2 ELSE ?4 END
                    AND id < (SELECT MAX(id) FROM messages) ORDER BY id LIMIT ?3",
             )?
-            .query_map(params![after, before, STEP as i64], |r| r.get(0))?
+            .query_map(params![after, before_in, STEP as i64, before], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         let Some(&last) = ids.last() else {
             break;
@@ -385,9 +396,11 @@ mod tests {
         let (old_job, old_job_msg) = finished_job(&conn, T0);
         let (old_post, old_post_msg) = finished_post(&mut conn, &config, T0);
         let old_in = inbound(&conn, "done", T0);
-        // young and finished: stays
+        // young and finished: stays, but a received body goes after
+        // `retain_incoming_hours` (1)
         let (young_job, young_msg) = finished_job(&conn, now - DAY);
         let young_in = inbound(&conn, "done", now - DAY);
+        let fresh_in = inbound(&conn, "done", now - 1800);
         // old but unfinished: a job still retrying, a corrupt inbound row
         let job = outbound::NewJob {
             list: None,
@@ -465,7 +478,8 @@ mod tests {
             (old_post_msg, true),
             (old_in, true),
             (young_msg, false),
-            (young_in, false),
+            (young_in, true),
+            (fresh_in, false),
             (corrupt_in, false),
             (held_in, false),
             (digest_post_msg, false),
@@ -495,7 +509,7 @@ mod tests {
         assert_eq!(
             count(&conn, "SELECT COUNT(*) FROM incoming WHERE state = 'done'"),
             1,
-            "only the young done row is left"
+            "only the fresh done row is left"
         );
         assert_eq!(
             count(
@@ -514,8 +528,9 @@ mod tests {
                 digest_jobs: 0,
                 batches: 2,
                 job_rcpts: 4,
-                incoming: 4, // old_in, held_in, bounce_in, old_bounce_in
-                messages: 4,
+                // old_in, young_in, held_in, bounce_in, old_bounce_in
+                incoming: 5,
+                messages: 5,
             }
         );
         assert_eq!(
