@@ -12,6 +12,8 @@
 //! - `hello`: EHLO, or HELO for a relay that refuses EHLO.
 //! - `retention`: deletes finished queue rows and unreferenced bodies after
 //!   `delivery.retain_days`.
+//! - `dsn`: the one report (RFC 3464) a job that gave up on recipients
+//!   sends, and the multipart/report format rejection notices share.
 //! - `personalize`: each member's own copy of a `personalize: true` list's
 //!   post (their one-click unsubscribe link), made as it is sent.
 //!
@@ -27,6 +29,7 @@
 //! Trusts the queue rows; the relay's replies are judged by `client`.
 
 pub mod client;
+pub mod dsn;
 pub mod hello;
 pub mod mx;
 pub mod personalize;

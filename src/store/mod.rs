@@ -107,6 +107,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "bounce_scores",
         include_str!("migrations/0071_bounce_scores.sql"),
     ),
+    (
+        73,
+        "delivery_reports",
+        include_str!("migrations/0073_delivery_reports.sql"),
+    ),
 ];
 
 static STATEMENT_HOOK: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
