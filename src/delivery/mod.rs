@@ -227,7 +227,10 @@ impl Engine {
                         (sem.clone(), pool.clone(), self.relay.clone(), tx.clone());
                     let out_copy = Outgoing {
                         signer: self.signer.clone(),
-                        domain: self.config.domain.clone(),
+                        domain: match w.job.list.as_deref() {
+                            Some(l) => self.config.list_domain(l).to_string(),
+                            None => self.config.domain.clone(),
+                        },
                         personal: personal.clone(),
                     };
                     let direct = direct.clone();
@@ -315,7 +318,8 @@ fn signed_body(job: &JobInfo, signer: &Signer, domain: &str) -> Arc<[u8]> {
 /// headers (`personalize`), then the DKIM signature.
 struct Outgoing {
     signer: Arc<Signer>,
-    /// The site domain: whose key signs when the From domain has none.
+    /// The job's list domain (the site's without a list): whose key signs
+    /// when the From domain has none.
     domain: String,
     personal: Option<Arc<Personalizer>>,
 }

@@ -181,7 +181,7 @@ fn build(
     now: i64,
     report: Option<(&DeliveryStatus<'_>, Option<&[u8]>)>,
 ) -> Result<Vec<u8>, HandlerError> {
-    let domain = &ctx.config.domain;
+    let domain = ctx.config.list_domain(&o.list.name);
     let from = ctx.config.list_suffix_address(&o.list.name, "owner");
     let msgid = format!(
         "listd.mod.{}.{now}@{domain}",
@@ -408,7 +408,9 @@ pub fn moderators(
         .map(|(a, t)| ActionLine {
             action: a.as_str(),
             description: a.describe(),
-            address: format!("{}-moderate+{t}@{}", list.name, ctx.config.domain),
+            address: ctx
+                .config
+                .list_suffix_address(&list.name, &format!("moderate+{t}")),
             command: match a {
                 ModAction::Reject => format!("reject {t} [reason]"),
                 _ => format!("{} {t}", a.as_str()),
@@ -530,7 +532,7 @@ pub fn poster_rejected(
         None => "550 5.7.1 rejected by a moderator".to_string(),
     };
     let status = DeliveryStatus {
-        reporting_domain: &ctx.config.domain,
+        reporting_domain: ctx.config.list_domain(&list.name),
         arrival: Some(held.held_at),
         recipients: vec![RecipientStatus {
             recipient: ctx.config.list_address(&list.name),
@@ -687,7 +689,7 @@ pub fn sender_confirm(
     now: i64,
 ) -> Result<Option<i64>, HandlerError> {
     let c = &ctx.config;
-    let confirm_address = format!("{}-moderate+{token}@{}", list.name, c.domain);
+    let confirm_address = c.list_suffix_address(&list.name, &format!("moderate+{token}"));
     let data = serde_json::json!({
         "list": list.name,
         "list_address": c.list_address(&list.name),

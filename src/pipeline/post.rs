@@ -50,7 +50,7 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
         &view,
         &msg.env_from,
         lc,
-        &ctx.config.domain,
+        ctx.config.list_domain(&lc.name),
         ctx.config.smtp.max_message_size,
         &facts,
     );
@@ -248,7 +248,9 @@ fn reject_notice(
         ))
         .message_id(format!(
             "listd.reject.{}.{}@{}",
-            msg.incoming_id, msg.now, c.domain
+            msg.incoming_id,
+            msg.now,
+            c.list_domain(&lc.name)
         ))
         .header(
             "Auto-Submitted",
@@ -266,7 +268,7 @@ fn reject_notice(
     // policy's code and text are its status; the post's header block is
     // quoted only to a member of some list here
     let status = DeliveryStatus {
-        reporting_domain: &c.domain,
+        reporting_domain: c.list_domain(&lc.name),
         arrival: Some(msg.received_at),
         recipients: vec![RecipientStatus {
             recipient: msg.rcpt.clone(),

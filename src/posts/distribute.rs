@@ -77,7 +77,7 @@ pub fn distribute(
             &config.data_dir,
             tx,
             &lc.name,
-            &config.domain,
+            config.list_domain(&lc.name),
             &decorated.bytes,
             now,
         ) {

@@ -204,7 +204,7 @@ pub fn expiry_text(config: &Config, now: i64) -> String {
 /// The data every template sees, plus `extra` merged in.
 pub fn template_data(config: &Config, list: Option<&ListConfig>, extra: Value) -> Value {
     let mut v = json!({
-        "domain": config.domain,
+        "domain": list.map_or(config.domain.as_str(), |l| config.list_domain(&l.name)),
         "robot": site_robot(config),
         "robot_address": robot_address(config, list.map(|l| l.name.as_str())),
         "expiry_days": config.robot.token_expiry_days.max(1),
@@ -296,7 +296,10 @@ pub fn send(
             } else {
                 "auto-generated"
             },
-            domain: &config.domain,
+            domain: m
+                .list
+                .as_deref()
+                .map_or(config.domain.as_str(), |l| config.list_domain(l)),
             now,
             attachment: m.attachment.as_ref(),
         })
@@ -380,7 +383,9 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
         .as_ref()
         .map(loops::LoopHeaders::from_message)
         .unwrap_or_default();
-    if let loops::Verdict::Drop(why) = loops::check(&config.domain, &msg.env_from, &headers) {
+    if let loops::Verdict::Drop(why) =
+        loops::check(&config.served_domains(), &msg.env_from, &headers)
+    {
         tracing::info!(incoming = msg.incoming_id, route = msg.route.kind(), reason = %why, "command mail not answered (loop rules)");
         return Ok(());
     }

@@ -243,7 +243,8 @@ fn human_text(config: &Config, c: &Composed<'_>, subject: &str) -> String {
     text
 }
 
-/// The report as a message: From `postmaster@`, Auto-Submitted, the
+/// The report as a message: From `postmaster@` the list's domain,
+/// Auto-Submitted, the
 /// original's Message-ID as In-Reply-To.
 fn compose(config: &Config, c: &Composed<'_>, now: i64) -> Result<Vec<u8>> {
     let parsed = mail_parser::MessageParser::default().parse_headers(c.original);
@@ -261,7 +262,9 @@ fn compose(config: &Config, c: &Composed<'_>, now: i64) -> Result<Vec<u8>> {
         .as_ref()
         .and_then(|m| m.message_id())
         .map(str::to_string);
-    let domain = &config.domain;
+    let domain = c
+        .list
+        .map_or(config.domain.as_str(), |l| config.list_domain(l));
     let status = DeliveryStatus {
         reporting_domain: domain,
         arrival: Some(c.arrival),
@@ -279,7 +282,7 @@ fn compose(config: &Config, c: &Composed<'_>, now: i64) -> Result<Vec<u8>> {
     let mut b = mail_builder::MessageBuilder::new()
         .from((
             "Mail Delivery System".to_string(),
-            config.postmaster_address(),
+            format!("postmaster@{domain}"),
         ))
         .to(c.to_header)
         .subject(subject_line)

@@ -144,6 +144,10 @@ pub fn vrfy(s: &mut Session, arg: &str) -> Outcome {
         Err(RouteError::Relay) => {
             Reply::new(550, Some("5.7.1"), format!("<{full}> is not served here"))
         }
+        Err(e @ RouteError::OtherDomain { .. }) => {
+            let (status, text) = e.refusal(&full);
+            Reply::new(550, Some(status), text)
+        }
     })
 }
 
@@ -165,7 +169,11 @@ pub fn expn(s: &mut Session, arg: &str) -> Outcome {
     let unknown = || Outcome::Reply(Reply::new(550, Some("5.1.1"), "No such list"));
     let name = if arg.contains('@') {
         match Address::parse(arg) {
-            Ok(a) if a.domain().eq_ignore_ascii_case(&s.config.domain) => {
+            Ok(a)
+                if a.domain().eq_ignore_ascii_case(
+                    s.config.list_domain(&a.local().to_ascii_lowercase()),
+                ) =>
+            {
                 a.local().to_ascii_lowercase()
             }
             _ => return unknown(),
