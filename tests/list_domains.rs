@@ -107,6 +107,22 @@ async fn each_list_is_served_at_its_own_domain_only() {
         assert_eq!((r.code, r.status()), (code, Some(status)), "{rcpt}: {r:?}");
         assert!(r.text().contains(&text), "{rcpt}: {r:?}");
     }
+    c.cmd("RSET").await.expect(250);
+    // VRFY (127.0.0.1 is trusted): a bare name is taken at its list's domain
+    for (arg, code, text) in [
+        ("dev", 250, format!("<dev@{NET}>")),
+        ("dev-request", 250, format!("<dev-request@{NET}>")),
+        ("ops", 250, format!("<ops@{DOMAIN}>")),
+        (
+            &format!("dev@{DOMAIN}")[..],
+            550,
+            format!("no list `dev` at {DOMAIN}"),
+        ),
+    ] {
+        let r = c.cmd(&format!("VRFY {arg}")).await;
+        assert_eq!(r.code, code, "{arg}: {r:?}");
+        assert!(r.text().contains(&text), "{arg}: {r:?}");
+    }
     c.quit().await;
     daemon.shutdown().await;
 }

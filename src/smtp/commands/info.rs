@@ -132,7 +132,11 @@ pub fn vrfy(s: &mut Session, arg: &str) -> Outcome {
     let full = if addr.contains('@') {
         addr.to_string()
     } else {
-        format!("{addr}@{}", s.config.domain)
+        // a bare local part is taken at its list's domain
+        let list = routing::route_local(addr, |n| s.config.lists.contains_key(n))
+            .and_then(|r| r.list().map(str::to_string));
+        let domain = list.map_or(s.config.domain.as_str(), |l| s.config.list_domain(&l));
+        format!("{addr}@{domain}")
     };
     Outcome::Reply(match routing::route(&s.config, &full) {
         Ok(_) => Reply::new(250, Some("2.1.5"), format!("<{full}>")),
