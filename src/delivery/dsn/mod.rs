@@ -123,7 +123,7 @@ pub fn on_job_done(tx: &Connection, config: &Config, job_id: i64, now: i64) -> R
         .query_row(params![job.message_id, ORIGINAL_PREFIX], |r| r.get(0))
         .optional()?
         .unwrap_or_default();
-    let bytes = compose(
+    let bytes = match compose(
         config,
         &Composed {
             job_id,
@@ -136,7 +136,14 @@ pub fn on_job_done(tx: &Connection, config: &Config, job_id: i64, now: i64) -> R
             original: &original,
         },
         now,
-    )?;
+    ) {
+        Ok(b) => b,
+        Err(e) => {
+            // never let a report stop the queue: the job stays done
+            tracing::warn!(job = job_id, error = %e, "building a delivery report failed; not sent");
+            return Ok(None);
+        }
+    };
     let rcpt_refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
     let id = outbound::enqueue(
         tx,
@@ -246,7 +253,7 @@ fn human_text(config: &Config, c: &Composed<'_>, subject: &str) -> String {
 /// The report as a message: From `postmaster@` the list's domain,
 /// Auto-Submitted, the
 /// original's Message-ID as In-Reply-To.
-fn compose(config: &Config, c: &Composed<'_>, now: i64) -> Result<Vec<u8>> {
+fn compose(config: &Config, c: &Composed<'_>, now: i64) -> std::io::Result<Vec<u8>> {
     let parsed = mail_parser::MessageParser::default().parse_headers(c.original);
     let subject = parsed
         .as_ref()
@@ -297,5 +304,4 @@ fn compose(config: &Config, c: &Composed<'_>, now: i64) -> Result<Vec<u8>> {
     }
     b.body(report::report_part(text, &status, Some(c.original)))
         .write_to_vec()
-        .map_err(|e| crate::store::StoreError::Invalid(format!("building a delivery report: {e}")))
 }
