@@ -4,7 +4,7 @@
 //!
 //! It streams members straight from SQLite cursors and never collects the
 //! membership. A member whose address is itself a local list
-//! (`NAME@config.domain`, in any case: `Dev@LISTS.example.org` is `dev`) is
+//! (`NAME@` the list's domain, in any case: `Dev@LISTS.example.org` is `dev`) is
 //! expanded in its place, recursively; a list met
 //! again on its own path is a cycle (logged and skipped), a list met again on
 //! another path is simply not expanded twice. The lists reached are merged
@@ -64,12 +64,10 @@ pub struct ExpandReport {
 /// The list name an address refers to, if it is one of our lists.
 pub fn local_list<'c>(config: &'c Config, address_key: &str) -> Option<&'c str> {
     let (local, domain) = address_key.rsplit_once('@')?;
-    if !domain.eq_ignore_ascii_case(&config.domain) {
-        return None;
-    }
     config
         .lists
         .get_key_value(&local.to_ascii_lowercase())
+        .filter(|(k, _)| domain.eq_ignore_ascii_case(config.list_domain(k)))
         .map(|(k, _)| k.as_str())
 }
 
@@ -93,7 +91,7 @@ pub fn reachable_lists(
         // names and domains are ASCII
         let keys = chunk
             .iter()
-            .map(|n| format!("{n}@{}", config.domain).to_ascii_lowercase());
+            .map(|n| config.list_address(n).to_ascii_lowercase());
         let mut rows = stmt.query(params_from_iter(keys))?;
         while let Some(r) = rows.next()? {
             let parent: String = r.get(0)?;
@@ -360,6 +358,27 @@ mod tests {
         let report = expand(&conn, &config, "top", &ExpandOptions::default(), |_| false).unwrap();
         assert!(!report.complete);
         assert_eq!(report.last_key.as_deref(), Some("a@x.org"));
+    }
+
+    #[test]
+    fn a_nested_list_is_its_address_at_its_own_domain_only() {
+        let (_d, config, conn) = setup_yaml(&[
+            ("all", ""),
+            ("dev", "domain: lists.example.net\n"),
+            ("ops", ""),
+        ]);
+        assert_eq!(local_list(&config, "dev@lists.example.net"), Some("dev"));
+        assert_eq!(local_list(&config, "dev@lists.example.org"), None);
+        assert_eq!(local_list(&config, "ops@lists.example.net"), None);
+        add(&conn, "all", "dev@lists.example.net", DeliveryMode::Each);
+        add(&conn, "all", "ops@lists.example.net", DeliveryMode::Each);
+        add(&conn, "dev", "a@x.org", DeliveryMode::Each);
+        add(&conn, "ops", "b@x.org", DeliveryMode::Each);
+        // dev is expanded; ops@.net is no list of ours, just an address
+        assert_eq!(
+            collect(&conn, &config, "all", &ExpandOptions::default()),
+            ["a@x.org", "ops@lists.example.net"]
+        );
     }
 
     #[test]

@@ -105,19 +105,61 @@ impl Route {
 /// Why a recipient is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteError {
-    /// Not our domain: we never relay (550 5.7.1).
+    /// Not a domain we serve: we never relay (550 5.7.1).
     Relay,
-    /// Our domain, but no such list or service address (550 5.1.1).
+    /// A domain we serve, but no such list or service address (550 5.1.1).
     Unknown,
+    /// An address of list `list`, but at a domain that is not the list's
+    /// (550 5.1.1): `dev@lists.example.net` when `dev` is at `.org`.
+    OtherDomain { list: String, domain: String },
 }
 
-/// Routes a recipient (`local@domain`, brackets already stripped).
+/// Routes a recipient (`local@domain`, brackets already stripped). The
+/// domain must be one listd serves (`Config::served_domains`); a list's
+/// addresses route only at the list's own domain; `postmaster@` at every
+/// served domain, `majordomo@` at the site's `domain` only.
 pub fn route(config: &Config, rcpt: &str) -> Result<Route, RouteError> {
     let addr = crate::address::Address::parse(rcpt).map_err(|_| RouteError::Unknown)?;
-    if !addr.domain().eq_ignore_ascii_case(&config.domain) {
+    let domain = addr.domain();
+    if !config.serves_domain(domain) {
         return Err(RouteError::Relay);
     }
-    route_local(addr.local(), |name| config.lists.contains_key(name)).ok_or(RouteError::Unknown)
+    let here = |name: &str| {
+        config.lists.contains_key(name) && config.list_domain(name).eq_ignore_ascii_case(domain)
+    };
+    match route_local(addr.local(), here) {
+        Some(Route::Majordomo) if !domain.eq_ignore_ascii_case(&config.domain) => {
+            Err(RouteError::Unknown)
+        }
+        Some(r) => Ok(r),
+        None => match route_local(addr.local(), |n| config.lists.contains_key(n))
+            .as_ref()
+            .and_then(Route::list)
+        {
+            Some(list) => Err(RouteError::OtherDomain {
+                list: list.to_string(),
+                domain: domain.to_ascii_lowercase(),
+            }),
+            None => Err(RouteError::Unknown),
+        },
+    }
+}
+
+impl RouteError {
+    /// The SMTP refusal for `address`: (enhanced status, text).
+    pub fn refusal(&self, address: &str) -> (&'static str, String) {
+        match self {
+            RouteError::Relay => (
+                "5.7.1",
+                format!("Relaying denied: <{address}> is not served here"),
+            ),
+            RouteError::Unknown => ("5.1.1", format!("<{address}>: no such list or address")),
+            RouteError::OtherDomain { list, domain } => (
+                "5.1.1",
+                format!("<{address}>: no list `{list}` at {domain}"),
+            ),
+        }
+    }
 }
 
 /// Routes a local part given a predicate that says whether a list exists.

@@ -554,3 +554,54 @@ fn bounce_keys_load_and_a_bad_threshold_is_refused() {
     let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
     assert_eq!(o.status.code(), Some(1), "unknown keys are refused");
 }
+
+#[test]
+fn the_same_list_name_in_two_domains_is_refused_with_both_domains() {
+    let dir = setup(
+        GLOBAL,
+        &[
+            ("dev.yaml", "description: a\n"),
+            ("dev.yml", "description: b\ndomain: lists.example.net\n"),
+        ],
+    );
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("dev.yml:2:1: duplicate list `dev` (at lists.example.net): already defined in ")
+            && e.contains(
+                "dev.yaml (at lists.example.org); list names are unique across all domains"
+            ),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_list_domain_is_validated_and_its_postmaster_cannot_loop() {
+    let dir = setup(
+        GLOBAL,
+        &[("dev.yaml", "description: a\ndomain: \"not a domain\"\n")],
+    );
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("dev.yaml:2:1: domain: `not a domain` is not a valid domain name"),
+        "{e}"
+    );
+    let dir = setup(
+        &format!("{GLOBAL}postmaster: [postmaster@Lists.Example.NET]\n"),
+        &[("dev.yaml", "domain: lists.example.net\n")],
+    );
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("listd.yaml:4:") && e.contains("own postmaster address at a list domain"),
+        "{e}"
+    );
+    // a good list domain checks clean
+    let dir = setup(GLOBAL, &[("dev.yaml", "domain: Lists.Example.NET\n")]);
+    let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

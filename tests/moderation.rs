@@ -621,6 +621,23 @@ async fn robot_commands_reject_discard_ban_accept_forgery_and_reuse() {
         rt.contains("Please ask on the users list.") && !rt.contains("c-reject"),
         "{rt}"
     );
+    // a delivery report on the list address, from the null sender; no
+    // header block quoted to a non-member
+    assert_eq!(rej[0].mail_from, "");
+    let m = parse(&rej[0].data);
+    let ct = m.content_type().unwrap();
+    assert_eq!((ct.ctype(), ct.subtype()), ("multipart", Some("report")));
+    assert_eq!(ct.attribute("report-type"), Some("delivery-status"));
+    assert_eq!(m.parts.len(), 3, "text/plain and the status only");
+    let status = String::from_utf8_lossy(m.parts[2].contents()).into_owned();
+    assert!(
+        status.contains(&format!(
+            "Final-Recipient: rfc822; dev@{DOMAIN}\r\nAction: failed\r\nStatus: 5.7.1\r\n\
+             Diagnostic-Code: smtp; 550 5.7.1 rejected by a moderator: Please ask on the users list.\r\n"
+        )),
+        "{status}"
+    );
+    assert!(!status.contains("c-reject"), "{status}");
 
     // discard by reply: silent
     let t = tok("c-discard");

@@ -204,6 +204,35 @@ async fn each_posting_policy() {
         let body = m.body_text(0).unwrap();
         assert!(body.contains("may post"), "{body}");
         assert_eq!(body.contains(subject), quoted, "{body}");
+        // a delivery report (RFC 3464) on the list address: the human
+        // text, the status, and the post's header block only when quoted
+        let ct = m.content_type().unwrap();
+        assert_eq!((ct.ctype(), ct.subtype()), ("multipart", Some("report")));
+        assert_eq!(ct.attribute("report-type"), Some("delivery-status"));
+        let types: Vec<String> = m.parts[1..]
+            .iter()
+            .map(|p| {
+                let c = p.content_type().unwrap();
+                format!("{}/{}", c.ctype(), c.subtype().unwrap_or(""))
+            })
+            .collect();
+        let mut want = vec!["text/plain", "message/delivery-status"];
+        if quoted {
+            want.push("text/rfc822-headers");
+        }
+        assert_eq!(types, want);
+        let status = String::from_utf8_lossy(m.parts[2].contents()).into_owned();
+        assert!(
+            status.starts_with(&format!("Reporting-MTA: dns; {DOMAIN}\r\nArrival-Date: "))
+                && status.contains(&format!(
+                    "\r\n\r\nFinal-Recipient: rfc822; {list}@{DOMAIN}\r\nAction: failed\r\nStatus: 5.7.1\r\nDiagnostic-Code: smtp; 550 5.7.1 "
+                )),
+            "{status}"
+        );
+        if quoted {
+            let h = String::from_utf8_lossy(m.parts[3].contents()).into_owned();
+            assert!(h.contains(subject) && h.contains("Received: "), "{h}");
+        }
     }
     // the discard sent nothing to anyone about it
     assert!(sink

@@ -277,7 +277,7 @@ fn member_notice(
             .max(config.bounce.probe_interval_days),
         now,
     )?;
-    let confirm_address = format!("{}-confirm+{token}@{}", list.name, config.domain);
+    let confirm_address = config.list_suffix_address(&list.name, &format!("confirm+{token}"));
     Ok(Mail {
         to: To::One(m.address.clone()),
         list: Some(list.name.clone()),

@@ -162,38 +162,7 @@ pub fn classify(action: Option<&str>, status: Option<&str>, text: &str) -> Bounc
     BounceKind::Unrecognised
 }
 
-/// The first enhanced status code (`[245].d{1,3}.d{1,3}`) in `text`.
-pub fn find_status(text: &str) -> Option<String> {
-    let b = text.as_bytes();
-    let digits = |mut i: usize| {
-        let s = i;
-        while i < b.len() && b[i].is_ascii_digit() && i - s < 3 {
-            i += 1;
-        }
-        (i > s).then_some(i)
-    };
-    for i in 0..b.len() {
-        if !matches!(b[i], b'2' | b'4' | b'5') || b.get(i + 1) != Some(&b'.') {
-            continue;
-        }
-        if i > 0 && (b[i - 1].is_ascii_digit() || b[i - 1] == b'.') {
-            continue;
-        }
-        let Some(j) = digits(i + 2) else { continue };
-        if b.get(j) != Some(&b'.') {
-            continue;
-        }
-        let Some(k) = digits(j + 1) else { continue };
-        let next_is_part = b.get(k).is_some_and(|c| c.is_ascii_digit())
-            || (b.get(k) == Some(&b'.') && b.get(k + 1).is_some_and(|c| c.is_ascii_digit()));
-        if next_is_part {
-            continue;
-        }
-        // all ASCII: i..k are char boundaries
-        return Some(text[i..k].to_string());
-    }
-    None
-}
+pub use crate::mime::status::find_status;
 
 /// Reads a bounce mail: one entry per recipient it names, or one entry
 /// with no recipient saying what the mail is.
@@ -453,17 +422,6 @@ fn is_auto_reply(m: &Message<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn status_codes_are_found_only_whole() {
-        assert_eq!(find_status("550 5.1.1 <a@b.c>").as_deref(), Some("5.1.1"));
-        assert_eq!(find_status("(#5.1.10)").as_deref(), Some("5.1.10"));
-        assert_eq!(find_status("host 10.5.1.1 said no"), None);
-        assert_eq!(find_status("version 5.1.1.2"), None);
-        assert_eq!(find_status("ends 4.2.2."), Some("4.2.2".into()));
-        assert_eq!(find_status("é5.1.1é").as_deref(), Some("5.1.1"));
-        assert_eq!(find_status(""), None);
-    }
 
     #[test]
     fn classification() {

@@ -60,7 +60,7 @@ pub fn run(path: &Path, cmd: ArchiveCmd) -> CliResult {
             let target = crate::archive::ImportTarget {
                 data_dir: &config.data_dir,
                 list: &list,
-                domain: &config.domain,
+                domain: config.list_domain(&list),
                 now: crate::store::now(),
                 batch: 500,
             };

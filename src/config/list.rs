@@ -231,6 +231,11 @@ pub struct ListConfig {
     /// The file this came from.
     #[serde(skip)]
     pub path: PathBuf,
+    /// The domain of every address the list owns (`NAME@DOMAIN`,
+    /// `NAME-request@DOMAIN`, ...); unset: the site's `domain`. Read it
+    /// through `Config::list_domain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
     #[serde(default)]
     pub description: String,
     /// Listed by `lists` and the web; a private list is not advertised.
@@ -469,6 +474,16 @@ impl ListConfig {
         if let Some(reason) = bad_list_name(name) {
             errors.push(ConfigError::new(path, None, reason));
         }
+        if let Some(d) = &mut list.domain {
+            *d = d.trim().to_ascii_lowercase();
+            if d.contains(['@', '<', '>']) || Address::parse(&format!("x@{d}")).is_err() {
+                errors.push(ConfigError::new(
+                    path,
+                    at("domain:"),
+                    format!("domain: `{d}` is not a valid domain name"),
+                ));
+            }
+        }
         for (key, addrs) in [
             ("owners", &list.owners),
             ("moderators", &list.moderators),
@@ -596,7 +611,7 @@ pub fn bad_list_name(name: &str) -> Option<String> {
 /// Loads every `*.yaml` / `*.yml` file in `dir`. A list defined twice is an error.
 pub(super) fn load_all(
     dir: &Path,
-    _domain: &str,
+    domain: &str,
     errors: &mut Vec<ConfigError>,
 ) -> BTreeMap<String, ListConfig> {
     let mut lists: BTreeMap<String, ListConfig> = BTreeMap::new();
@@ -636,18 +651,24 @@ pub(super) fn load_all(
                 continue;
             }
         };
+        let parsed = ListConfig::parse(&path, &stem, &text);
         if let Some(prev) = lists.get(&name) {
+            // names are the store's keys: unique across every list domain
+            let dom = |d: Option<&str>| d.unwrap_or(domain).to_string();
+            let this = parsed.as_ref().ok().and_then(|l| l.domain.as_deref());
             errors.push(ConfigError::new(
                 &path,
-                Some((1, 1)),
+                Some(find_line(&text, "domain:").unwrap_or((1, 1))),
                 format!(
-                    "duplicate list `{name}`: already defined in {}",
-                    prev.path.display()
+                    "duplicate list `{name}` (at {}): already defined in {} (at {}); list names are unique across all domains",
+                    dom(this),
+                    prev.path.display(),
+                    dom(prev.domain.as_deref()),
                 ),
             ));
             continue;
         }
-        match ListConfig::parse(&path, &stem, &text) {
+        match parsed {
             Ok(l) => {
                 lists.insert(name, l);
             }

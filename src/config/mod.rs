@@ -582,6 +582,25 @@ impl Config {
         auth::validate(path, &text, &raw.auth, &mut errors);
         let lists_dir = resolve(&raw.lists_dir);
         let lists = list::load_all(&lists_dir, &raw.domain, &mut errors);
+        for a in &raw.postmaster {
+            let own = Address::parse(a).is_ok_and(|addr| {
+                addr.local().eq_ignore_ascii_case("postmaster")
+                    && lists.values().any(|l| {
+                        l.domain
+                            .as_deref()
+                            .is_some_and(|d| d.eq_ignore_ascii_case(addr.domain()))
+                    })
+            });
+            if own {
+                errors.push(ConfigError::new(
+                    path,
+                    error::find_line(&text, a).or_else(|| error::find_line(&text, "postmaster:")),
+                    format!(
+                        "postmaster: `{a}` is listd's own postmaster address at a list domain; forwarding to it would loop (name a mailbox elsewhere)"
+                    ),
+                ));
+            }
+        }
 
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
@@ -612,9 +631,36 @@ impl Config {
         self.lists.get(&name.to_ascii_lowercase())
     }
 
-    /// `NAME@domain`.
+    /// The domain of list `name`'s addresses: its own `domain:`, else the
+    /// site's `domain` (also for a name that is no list).
+    pub fn list_domain(&self, name: &str) -> &str {
+        self.list(name)
+            .and_then(|l| l.domain.as_deref())
+            .unwrap_or(&self.domain)
+    }
+
+    /// Every domain listd receives mail for: the site's `domain` first,
+    /// then each list domain, each once.
+    pub fn served_domains(&self) -> Vec<&str> {
+        let mut out = vec![self.domain.as_str()];
+        for d in self.lists.values().filter_map(|l| l.domain.as_deref()) {
+            if !out.contains(&d) {
+                out.push(d);
+            }
+        }
+        out
+    }
+
+    /// Whether listd receives mail for `domain` (any case).
+    pub fn serves_domain(&self, domain: &str) -> bool {
+        self.served_domains()
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(domain))
+    }
+
+    /// `NAME@domain`, at the list's domain.
     pub fn list_address(&self, name: &str) -> String {
-        format!("{name}@{}", self.domain)
+        format!("{name}@{}", self.list_domain(name))
     }
 
     /// The RFC 2369 / 2919 / 8058 field values every message of `list`
@@ -633,7 +679,7 @@ impl Config {
         ListFields {
             id: crate::mime::list_id::field_value(
                 &list.description,
-                &crate::mime::list_id::id(name, &self.domain),
+                &crate::mime::list_id::id(name, self.list_domain(name)),
             ),
             help: format!("<mailto:{}?subject=help>", addr("request")),
             subscribe: format!("<mailto:{}>", addr("join")),
@@ -654,9 +700,10 @@ impl Config {
         }
     }
 
-    /// `NAME-SUFFIX@domain`, e.g. `dev-request@lists.example.org`.
+    /// `NAME-SUFFIX@domain` at the list's domain, e.g.
+    /// `dev-request@lists.example.org`.
     pub fn list_suffix_address(&self, name: &str, suffix: &str) -> String {
-        format!("{name}-{suffix}@{}", self.domain)
+        format!("{name}-{suffix}@{}", self.list_domain(name))
     }
 
     /// `postmaster@domain`, the RFC 5321 §4.5.1 address every site accepts.

@@ -12,6 +12,8 @@
 //! - `hello`: EHLO, or HELO for a relay that refuses EHLO.
 //! - `retention`: deletes finished queue rows and unreferenced bodies after
 //!   `delivery.retain_days`.
+//! - `dsn`: the one report (RFC 3464) a job that gave up on recipients
+//!   sends, and the multipart/report format rejection notices share.
 //! - `personalize`: each member's own copy of a `personalize: true` list's
 //!   post (their one-click unsubscribe link), made as it is sent.
 //!
@@ -27,6 +29,7 @@
 //! Trusts the queue rows; the relay's replies are judged by `client`.
 
 pub mod client;
+pub mod dsn;
 pub mod hello;
 pub mod mx;
 pub mod personalize;
@@ -224,7 +227,10 @@ impl Engine {
                         (sem.clone(), pool.clone(), self.relay.clone(), tx.clone());
                     let out_copy = Outgoing {
                         signer: self.signer.clone(),
-                        domain: self.config.domain.clone(),
+                        domain: match w.job.list.as_deref() {
+                            Some(l) => self.config.list_domain(l).to_string(),
+                            None => self.config.domain.clone(),
+                        },
                         personal: personal.clone(),
                     };
                     let direct = direct.clone();
@@ -312,7 +318,8 @@ fn signed_body(job: &JobInfo, signer: &Signer, domain: &str) -> Arc<[u8]> {
 /// headers (`personalize`), then the DKIM signature.
 struct Outgoing {
     signer: Arc<Signer>,
-    /// The site domain: whose key signs when the From domain has none.
+    /// The job's list domain (the site's without a list): whose key signs
+    /// when the From domain has none.
     domain: String,
     personal: Option<Arc<Personalizer>>,
 }

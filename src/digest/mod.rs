@@ -474,7 +474,7 @@ pub fn digest_headers(
 ) -> Vec<(String, String)> {
     use rand::distr::{Alphanumeric, SampleString};
     let name = &list.name;
-    let domain = &config.domain;
+    let domain = config.list_domain(name);
     let request = config.list_suffix_address(name, "request");
     let post = config.list_address(name);
     // the same List-* fields as the list's posts

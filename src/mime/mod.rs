@@ -1,8 +1,8 @@
 //! Mail format primitives, each said once: the raw header block (split,
 //! rewrite, unfold, fold), line ends, quoted-printable, RFC 2047 encoded
 //! words, phrases, the other transfer encodings and charsets, the 7-bit
-//! form of a message for a relay without 8BITMIME, and List-Id / X-Loop
-//! values.
+//! form of a message for a relay without 8BITMIME, List-Id / X-Loop
+//! values and enhanced status codes.
 //!
 //! A leaf: it imports nothing of the application (no config, store or
 //! pipeline), only the mail crates. Trusts nothing in its input: every
@@ -18,4 +18,5 @@ pub mod multipart_close;
 pub mod phrase;
 pub mod qp;
 pub mod seven_bit;
+pub mod status;
 pub mod transfer;

@@ -14,6 +14,7 @@
 use super::held::Held;
 use super::{HoldReason, ModAction};
 use crate::config::ListConfig;
+use crate::delivery::dsn::report::{report_part, DeliveryStatus, RecipientStatus};
 use crate::handler::{Ctx, HandlerError};
 use crate::store::outbound::{self, JobKind, NewJob};
 use crate::store::rate::{self, Budget};
@@ -171,9 +172,16 @@ pub(super) struct Outgoing<'a> {
     pub reply_to: Option<String>,
 }
 
-/// Builds the message bytes.
-fn build(ctx: &Ctx, o: &Outgoing<'_>, now: i64) -> Result<Vec<u8>, HandlerError> {
-    let domain = &ctx.config.domain;
+/// Builds the message bytes; with `report`, the text goes out as a
+/// multipart/report (`crate::delivery::dsn::report`) instead of plain text
+/// or an attachment.
+fn build(
+    ctx: &Ctx,
+    o: &Outgoing<'_>,
+    now: i64,
+    report: Option<(&DeliveryStatus<'_>, Option<&[u8]>)>,
+) -> Result<Vec<u8>, HandlerError> {
+    let domain = ctx.config.list_domain(&o.list.name);
     let from = ctx.config.list_suffix_address(&o.list.name, "owner");
     let msgid = format!(
         "listd.mod.{}.{now}@{domain}",
@@ -193,9 +201,10 @@ fn build(ctx: &Ctx, o: &Outgoing<'_>, now: i64) -> Result<Vec<u8>, HandlerError>
     if let Some(r) = &o.reply_to {
         b = b.reply_to(r.clone());
     }
-    let b = match o.attach {
-        None => b.text_body(o.text.clone()),
-        Some(original) => {
+    let b = match (report, o.attach) {
+        (Some((status, headers)), _) => b.body(report_part(o.text.clone(), status, headers)),
+        (None, None) => b.text_body(o.text.clone()),
+        (None, Some(original)) => {
             // A boundary that cannot occur in the attached original.
             let boundary = loop {
                 let candidate = format!(
@@ -264,17 +273,28 @@ pub(super) fn send(
     if o.to.is_empty() {
         return Ok(None);
     }
-    let bytes = build(ctx, o, now)?;
+    let bytes = build(ctx, o, now, None)?;
     let env_from = ctx.config.list_suffix_address(&o.list.name, "bounces");
+    queue(tx, o, &env_from, &bytes, now)
+}
+
+/// Queues built `bytes` for `o.to` with envelope sender `env_from`.
+fn queue(
+    tx: &Connection,
+    o: &Outgoing<'_>,
+    env_from: &str,
+    bytes: &[u8],
+    now: i64,
+) -> Result<Option<i64>, HandlerError> {
     let rcpts: Vec<&str> = o.to.iter().map(String::as_str).collect();
     let job = outbound::enqueue(
         tx,
         &NewJob {
             list: Some(&o.list.name),
             kind: JobKind::Notice,
-            env_from: &env_from,
+            env_from,
             verp: false,
-            bytes: &bytes,
+            bytes,
         },
         &rcpts,
         now,
@@ -496,23 +516,44 @@ pub fn poster_rejected(
         "held_at": fmt_time(held.held_at),
     });
     let text = ctx.templates.render(Some(&list.name), T_REJECTED, &data)?;
-    send_to_poster(
-        ctx,
-        tx,
-        &Outgoing {
-            list,
-            to: vec![to.to_string()],
-            subject: format!(
-                "Your post to {} was rejected",
-                ctx.config.list_address(&list.name)
-            ),
-            text,
-            attach: None,
-            in_reply_to: None,
-            reply_to: None,
-        },
-        now,
-    )
+    if !poster_may_be_told(ctx, tx, &list.name, to, now)? {
+        return Ok(None);
+    }
+    let o = Outgoing {
+        list,
+        to: vec![to.to_string()],
+        subject: format!(
+            "Your post to {} was rejected",
+            ctx.config.list_address(&list.name)
+        ),
+        text,
+        attach: None,
+        in_reply_to: None,
+        reply_to: None,
+    };
+    // a report on the list address, as for a policy rejection; the post's
+    // header block only to a member of some list (a poster is a claim)
+    let diagnostic = match reason.map(str::trim).filter(|r| !r.is_empty()) {
+        Some(r) => format!("550 5.7.1 rejected by a moderator: {r}"),
+        None => "550 5.7.1 rejected by a moderator".to_string(),
+    };
+    let status = DeliveryStatus {
+        reporting_domain: ctx.config.list_domain(&list.name),
+        arrival: Some(held.held_at),
+        recipients: vec![RecipientStatus {
+            recipient: ctx.config.list_address(&list.name),
+            status: "5.7.1".into(),
+            diagnostic: Some(("smtp", diagnostic)),
+            last_attempt: None,
+        }],
+    };
+    let member = crate::store::members::is_member_anywhere(tx, &crate::address::address_key(to))?;
+    let original = match member {
+        true => crate::store::spool::load(tx, held.message_id)?.map(|m| m.bytes),
+        false => None,
+    };
+    let bytes = build(ctx, &o, now, Some((&status, original.as_deref())))?;
+    queue(tx, &o, "", &bytes, now)
 }
 
 /// Tells the poster that the post expired unmoderated.

@@ -1015,3 +1015,52 @@ fn reply_verb_reads_the_first_word_only() {
     // no byte offset inside a multi-byte character
     assert_eq!(reply_verb(Some("ré")), (None, Some("ré".into())));
 }
+
+#[test]
+fn a_rejected_members_post_is_reported_with_its_header_block_from_the_null_sender() {
+    let mut fx = fixture(MODS);
+    // alice is a member of some list here, so her post's header is quoted
+    crate::store::members::add(
+        &fx.conn,
+        "other",
+        "alice@example.net",
+        "alice@example.net",
+        None,
+        crate::store::members::DeliveryMode::Each,
+        1,
+    )
+    .unwrap();
+    let (id, _) = held_with_tokens(&mut fx, "quoted-reject", 10);
+    let before = last_job_id(&fx.conn);
+    let tx = fx.conn.transaction().unwrap();
+    let o = act(
+        &fx.ctx,
+        &tx,
+        id,
+        ModAction::Reject,
+        "cli:root",
+        Some("off topic"),
+        20,
+    )
+    .unwrap();
+    assert!(matches!(o, ActOutcome::Done(_)), "{o:?}");
+    tx.commit().unwrap();
+    let jobs = jobs_after(&fx.conn, before);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        (jobs[0].kind.as_str(), jobs[0].env_from.as_str()),
+        ("notice", "")
+    );
+    let m = MessageParser::default().parse(&jobs[0].bytes).unwrap();
+    let ct = m.content_type().unwrap();
+    assert_eq!(ct.attribute("report-type"), Some("delivery-status"));
+    assert_eq!(m.parts.len(), 4, "text, status, header block");
+    let status = String::from_utf8_lossy(m.parts[2].contents()).into_owned();
+    assert!(
+        status.contains("Status: 5.7.1\r\nDiagnostic-Code: smtp; 550 5.7.1 rejected by a moderator: off topic\r\n"),
+        "{status}"
+    );
+    let headers = String::from_utf8_lossy(m.parts[3].contents()).into_owned();
+    assert!(headers.contains("quoted-reject"), "{headers}");
+    assert!(m.body_text(0).unwrap().contains("off topic"));
+}

@@ -11,6 +11,7 @@
 //! row written and every mail queued here commits with the incoming row.
 
 use crate::config::ListConfig;
+use crate::delivery::dsn::report::{report_part, DeliveryStatus, RecipientStatus};
 use crate::handler::{Ctx, HandlerError, Inbound};
 use crate::moderation::{ClaimedRole, HoldReason, Preapproval};
 use crate::posts::distribute::{distribute, remember_message_id, seen_recently};
@@ -49,7 +50,7 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
         &view,
         &msg.env_from,
         lc,
-        &ctx.config.domain,
+        ctx.config.list_domain(&lc.name),
         ctx.config.smtp.max_message_size,
         &facts,
     );
@@ -196,7 +197,8 @@ fn facts(
     Ok((facts, claims))
 }
 
-/// Queues the rejection notice to the envelope sender (never to `<>`:
+/// Queues the rejection notice, a multipart/report (`report_part`), to the
+/// envelope sender with the null reverse-path (never to `<>`:
 /// `rules::decide` turns those into discards), within its mailbox's daily
 /// poster notice budget. The post's Subject, Message-ID and header are
 /// quoted only to a member of some list here: anyone else may be a forged
@@ -246,7 +248,9 @@ fn reject_notice(
         ))
         .message_id(format!(
             "listd.reject.{}.{}@{}",
-            msg.incoming_id, msg.now, c.domain
+            msg.incoming_id,
+            msg.now,
+            c.list_domain(&lc.name)
         ))
         .header(
             "Auto-Submitted",
@@ -260,20 +264,24 @@ fn reject_notice(
     if let Some(id) = view.message_id.as_deref().filter(|_| quote) {
         b = b.in_reply_to(id.to_string()).references(id.to_string());
     }
-    let b = if quote {
-        let split = crate::mime::header_block::split(&msg.bytes);
-        let headers = String::from_utf8_lossy(&msg.bytes[..split.header_end]).to_string();
-        b.body(mail_builder::mime::MimePart::new(
-            "multipart/mixed",
-            vec![
-                mail_builder::mime::MimePart::new("text/plain", body),
-                mail_builder::mime::MimePart::new("text/rfc822-headers", headers)
-                    .transfer_encoding("8bit"),
-            ],
-        ))
-    } else {
-        b.text_body(body)
+    // a report on the list address, as an MTA refusing it would send: the
+    // policy's code and text are its status; the post's header block is
+    // quoted only to a member of some list here
+    let status = DeliveryStatus {
+        reporting_domain: c.list_domain(&lc.name),
+        arrival: Some(msg.received_at),
+        recipients: vec![RecipientStatus {
+            recipient: msg.rcpt.clone(),
+            status: crate::mime::status::of_reply(&format!("{code} {text}")),
+            diagnostic: Some(("smtp", format!("{code} {text}"))),
+            last_attempt: None,
+        }],
     };
+    let b = b.body(report_part(
+        body,
+        &status,
+        quote.then_some(msg.bytes.as_slice()),
+    ));
     let notice = b
         .write_to_vec()
         .map_err(|e| HandlerError::Temporary(format!("building the rejection notice: {e}")))?;

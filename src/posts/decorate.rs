@@ -79,7 +79,7 @@ impl Decoration {
         let list_address = config.list_address(&list.name);
         let f = config.list_fields(list);
         Decoration {
-            domain: config.domain.clone(),
+            domain: config.list_domain(&list.name).to_string(),
             list_id: f.id,
             list_help: f.help,
             list_subscribe: f.subscribe,

@@ -82,7 +82,7 @@ pub fn distribute(
             &config.data_dir,
             tx,
             &lc.name,
-            &config.domain,
+            config.list_domain(&lc.name),
             kept,
             now,
         ) {

@@ -18,7 +18,7 @@ pub fn template_data(ctx: &Ctx, lc: &ListConfig) -> serde_json::Value {
     serde_json::json!({
         "list": lc.name,
         "description": lc.description,
-        "domain": c.domain,
+        "domain": c.list_domain(&lc.name),
         "list_address": c.list_address(&lc.name),
         "request_address": c.list_suffix_address(&lc.name, "request"),
         "join_address": c.list_suffix_address(&lc.name, "join"),

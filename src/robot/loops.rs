@@ -97,9 +97,19 @@ pub fn machine_sender(addr: &str) -> Option<String> {
     None
 }
 
-/// Decides whether a mail may be answered. `domain` is our domain: mail
-/// carrying a List-Id or X-Loop of ours is our own mail coming back.
-pub fn check(domain: &str, env_from: &str, h: &LoopHeaders) -> Verdict {
+/// Decides whether a mail may be answered. `domains` are the domains we
+/// serve (`Config::served_domains`): mail carrying a List-Id or X-Loop of
+/// any of them, or sent from one, is our own mail coming back.
+pub fn check(domains: &[&str], env_from: &str, h: &LoopHeaders) -> Verdict {
+    for d in domains {
+        if let v @ Verdict::Drop(_) = check_one(d, env_from, h) {
+            return v;
+        }
+    }
+    check_one(domains.first().copied().unwrap_or(""), env_from, h)
+}
+
+fn check_one(domain: &str, env_from: &str, h: &LoopHeaders) -> Verdict {
     if env_from.trim().is_empty() || env_from.trim() == "<>" {
         return Verdict::Drop("null envelope sender <>".into());
     }
@@ -165,7 +175,7 @@ mod tests {
     #[test]
     fn answers_a_person() {
         assert_eq!(
-            check("lists.example.org", "ann@example.org", &h()),
+            check(&["lists.example.org"], "ann@example.org", &h()),
             Verdict::Answer
         );
         let mut x = h();
@@ -174,9 +184,30 @@ mod tests {
         x.list_id.push("Other list <other.example.net>".into());
         x.x_loop.push("robot@example.net".into());
         assert_eq!(
-            check("lists.example.org", "ann@example.org", &x),
+            check(&["lists.example.org"], "ann@example.org", &x),
             Verdict::Answer
         );
+    }
+
+    #[test]
+    fn mail_from_or_about_any_served_domain_is_our_own() {
+        let ds = ["lists.example.org", "lists.example.net"];
+        let mut x = h();
+        assert_eq!(check(&ds, "ann@example.org", &x), Verdict::Answer);
+        x.list_id.push("Dev <dev.lists.example.net>".into());
+        assert!(matches!(
+            check(&ds, "ann@example.org", &x),
+            Verdict::Drop(_)
+        ));
+        assert_eq!(
+            check(&ds[..1], "ann@example.org", &x),
+            Verdict::Answer,
+            "a domain not served is someone else's"
+        );
+        assert!(matches!(
+            check(&ds, "dev-bounces@lists.example.net", &h()),
+            Verdict::Drop(_)
+        ));
     }
 
     #[test]
@@ -185,7 +216,7 @@ mod tests {
         let drop = |env: &str, f: &dyn Fn(&mut LoopHeaders)| {
             let mut x = h();
             f(&mut x);
-            matches!(check(d, env, &x), Verdict::Drop(_))
+            matches!(check(&[d], env, &x), Verdict::Drop(_))
         };
         assert!(drop("", &|_| {}));
         assert!(drop("<>", &|_| {}));

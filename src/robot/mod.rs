@@ -69,11 +69,14 @@ pub struct Identity {
     pub name: Option<String>,
 }
 
-/// The command mail a reply answers (for In-Reply-To / References).
+/// The command mail a reply answers (for In-Reply-To / References), and
+/// who sent it: the one address a delivery report about the robot's mail
+/// may go to (`crate::delivery::dsn`).
 #[derive(Debug, Clone, Default)]
 pub struct Origin {
     pub message_id: Option<String>,
     pub references: Vec<String>,
+    pub requester: Option<String>,
 }
 
 impl Origin {
@@ -86,6 +89,7 @@ impl Origin {
         Origin {
             message_id: m.message_id().map(str::to_string),
             references,
+            requester: None,
         }
     }
 }
@@ -200,7 +204,7 @@ pub fn expiry_text(config: &Config, now: i64) -> String {
 /// The data every template sees, plus `extra` merged in.
 pub fn template_data(config: &Config, list: Option<&ListConfig>, extra: Value) -> Value {
     let mut v = json!({
-        "domain": config.domain,
+        "domain": list.map_or(config.domain.as_str(), |l| config.list_domain(&l.name)),
         "robot": site_robot(config),
         "robot_address": robot_address(config, list.map(|l| l.name.as_str())),
         "expiry_days": config.robot.token_expiry_days.max(1),
@@ -292,13 +296,16 @@ pub fn send(
             } else {
                 "auto-generated"
             },
-            domain: &config.domain,
+            domain: m
+                .list
+                .as_deref()
+                .map_or(config.domain.as_str(), |l| config.list_domain(l)),
             now,
             attachment: m.attachment.as_ref(),
         })
         .map_err(|e| HandlerError::Temporary(format!("composing a robot reply: {e}")))?;
         let rcpt_refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
-        outbound::enqueue(
+        let job = outbound::enqueue(
             conn,
             &NewJob {
                 list: m.list.as_deref(),
@@ -310,6 +317,11 @@ pub fn send(
             &rcpt_refs,
             now,
         )?;
+        // mail to one address was asked for by the command's sender: it
+        // hears if that mail cannot be delivered (owners' mail: no one)
+        if let (To::One(_), Some(r)) = (&m.to, origin.and_then(|o| o.requester.as_deref())) {
+            outbound::set_requester(conn, job, r)?;
+        }
         tracing::info!(to = %to_header, template = m.template, list = ?m.list, "robot mail queued");
         queued += 1;
     }
@@ -371,7 +383,9 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
         .as_ref()
         .map(loops::LoopHeaders::from_message)
         .unwrap_or_default();
-    if let loops::Verdict::Drop(why) = loops::check(&config.domain, &msg.env_from, &headers) {
+    if let loops::Verdict::Drop(why) =
+        loops::check(&config.served_domains(), &msg.env_from, &headers)
+    {
         tracing::info!(incoming = msg.incoming_id, route = msg.route.kind(), reason = %why, "command mail not answered (loop rules)");
         return Ok(());
     }
@@ -379,10 +393,13 @@ pub fn handle(ctx: &Ctx, tx: &Transaction<'_>, msg: &Inbound) -> Result<(), Hand
         tracing::info!(incoming = msg.incoming_id, env_from = %msg.env_from, "command mail has no usable sender address; dropped");
         return Ok(());
     };
-    let origin = parsed
-        .as_ref()
-        .map(Origin::from_message)
-        .unwrap_or_default();
+    let origin = Origin {
+        requester: Some(sender.address.to_string()),
+        ..parsed
+            .as_ref()
+            .map(Origin::from_message)
+            .unwrap_or_default()
+    };
 
     if oversize {
         tracing::info!(

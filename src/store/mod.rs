@@ -108,6 +108,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         include_str!("migrations/0071_bounce_scores.sql"),
     ),
     (
+        73,
+        "delivery_reports",
+        include_str!("migrations/0073_delivery_reports.sql"),
+    ),
+    (
         74,
         "moderation_reply_token",
         include_str!("migrations/0074_moderation_reply_token.sql"),

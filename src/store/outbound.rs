@@ -129,6 +129,14 @@ pub fn enqueue(conn: &Connection, job: &NewJob<'_>, rcpts: &[&str], now: i64) ->
     Ok(job_id)
 }
 
+/// Records who asked for job `job_id` (a robot command's sender): where a
+/// report goes if its delivery fails.
+pub fn set_requester(conn: &Connection, job_id: i64, requester: &str) -> Result<()> {
+    conn.prepare_cached("UPDATE jobs SET requester = ?2 WHERE id = ?1")?
+        .execute(params![job_id, requester])?;
+    Ok(())
+}
+
 /// Counts of outbound recipients by state, for `listd queue`.
 pub fn rcpt_counts(conn: &Connection) -> Result<Vec<(String, i64)>> {
     let mut stmt =

@@ -6,7 +6,7 @@
 //! Trusts `crate::membership` for the expansion (nested lists, dedupe,
 //! cycles) and the job row for the list and cursor.
 
-use super::finish_if_done;
+use super::finish_job;
 use crate::config::Config;
 use crate::membership::{self as expand, ExpandOptions};
 use crate::store::Result;
@@ -128,7 +128,7 @@ pub fn expand_chunk(
             "fan-out job names a list that no longer exists; nothing to expand"
         );
         tx.execute("UPDATE jobs SET expanded = 1 WHERE id = ?1", [job_id])?;
-        finish_if_done(tx, job_id, now)?;
+        finish_job(tx, config, job_id, now)?;
         return Ok(0);
     };
     let opts = ExpandOptions {
@@ -166,7 +166,7 @@ pub fn expand_chunk(
         ])?;
     tracing::debug!(job = job_id, list = %list, recipients = report.emitted, batches, complete, "expanded");
     if complete {
-        finish_if_done(tx, job_id, now)?;
+        finish_job(tx, config, job_id, now)?;
     }
     Ok(report.emitted)
 }

@@ -215,6 +215,17 @@ pub fn sync(
     Ok((stats, works))
 }
 
+/// Marks a job done when it is fully expanded and nothing of it is
+/// pending, and queues the delivery report its failures call for
+/// (`crate::delivery::dsn`), in the same transaction.
+pub fn finish_job(conn: &Connection, config: &Config, job_id: i64, now: i64) -> Result<bool> {
+    if !finish_if_done(conn, job_id, now)? {
+        return Ok(false);
+    }
+    crate::delivery::dsn::on_job_done(conn, config, job_id, now)?;
+    Ok(true)
+}
+
 /// Marks a job done when it is fully expanded and nothing of it is pending.
 pub fn finish_if_done(conn: &Connection, job_id: i64, now: i64) -> Result<bool> {
     let n = conn

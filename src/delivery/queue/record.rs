@@ -6,7 +6,7 @@
 //!
 //! Trusts the verdicts as `client` judged them from the relay's replies.
 
-use super::{finish_if_done, Done, JobCache, JobInfo, RecordStats, Source};
+use super::{finish_job, Done, JobCache, JobInfo, RecordStats, Source};
 use crate::config::Config;
 use crate::delivery::client::RcptResult;
 use crate::store::Result;
@@ -70,7 +70,7 @@ pub fn record(
         }
     }
     for job in touched {
-        if finish_if_done(tx, job, now)? {
+        if finish_job(tx, config, job, now)? {
             stats.jobs_done += 1;
             cache.forget(job);
         }
@@ -87,6 +87,8 @@ struct Verdict {
     reply: Option<String>,
     /// A bounce event to record: (kind, reason).
     bounce: Option<(&'static str, String)>,
+    /// Given up after `delivery.give_up_hours` (its report says 4.4.7).
+    timed_out: bool,
 }
 
 impl Verdict {
@@ -122,6 +124,7 @@ fn verdict(
         next_attempt,
         reply: reply.map(str::to_string),
         bounce: None,
+        timed_out: false,
     };
     match res {
         RcptResult::Sent => {
@@ -145,6 +148,7 @@ fn verdict(
             tracing::info!(job = job.id, %rcpt, %why, "recipient given up");
             Verdict {
                 bounce: Some(("expired", why.clone())),
+                timed_out: true,
                 ..v("failed", attempts + 1, now, Some(&why))
             }
         }
@@ -177,7 +181,7 @@ fn record_rcpt(
     let v = verdict(config, job, attempts, rcpt, res, now, stats);
     tx.prepare_cached(
         "UPDATE job_rcpts SET state = ?2, attempts = ?3, next_attempt = ?4, last_reply = ?5,
-         updated_at = ?6 WHERE id = ?1",
+         updated_at = ?6, timed_out = ?7 WHERE id = ?1",
     )?
     .execute(params![
         id,
@@ -185,7 +189,8 @@ fn record_rcpt(
         v.attempts,
         v.next_attempt,
         v.reply,
-        now
+        now,
+        v.timed_out as i64
     ])?;
     v.record_bounce(tx, job, rcpt, now)
 }
@@ -243,8 +248,9 @@ fn record_batch(
     // otherwise the batch is done; whatever was not sent gets its own row
     let mut sent = 0i64;
     let mut ins = tx.prepare_cached(
-        "INSERT INTO job_rcpts(job_id, rcpt, domain, state, attempts, next_attempt, last_reply, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO job_rcpts(job_id, rcpt, domain, state, attempts, next_attempt, last_reply,
+         updated_at, timed_out)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     for (rcpt, res) in d.work.rcpts.iter().zip(results) {
         let v = verdict(config, job, attempts, rcpt, res, now, stats);
@@ -260,7 +266,8 @@ fn record_batch(
             v.attempts,
             v.next_attempt,
             v.reply,
-            now
+            now,
+            v.timed_out as i64
         ])?;
         v.record_bounce(tx, job, rcpt, now)?;
     }

@@ -62,7 +62,7 @@ impl RobotSession<'_> {
             config.robot.token_expiry_days,
             self.now,
         )?;
-        let confirm_address = format!("{}-confirm+{token}@{}", list.name, config.domain);
+        let confirm_address = config.list_suffix_address(&list.name, &format!("confirm+{token}"));
         let template = match action {
             TokenAction::Subscribe => "confirm-subscribe",
             TokenAction::OwnerAdd | TokenAction::OwnerRemove => "confirm-owner",

@@ -102,7 +102,7 @@ pub fn parse_target(config: &Config, rest: &str) -> Result<(Address, Option<Stri
         _ => (rest, None),
     };
     let a = Address::parse(addr).map_err(|e| format!("`{addr}` is not a valid address: {e}."))?;
-    if a.domain().eq_ignore_ascii_case(&config.domain) {
+    if config.serves_domain(a.domain()) {
         return Err(format!(
             "`{a}` is an address of this list server; it cannot be subscribed by mail."
         ));
@@ -217,16 +217,17 @@ impl<'a> RobotSession<'a> {
         }
         let config = &self.ctx.config;
         let lc = a.to_ascii_lowercase();
-        let list = lc.split_once('@').map_or(
-            lc.as_str(),
-            |(l, d)| {
-                if d == config.domain {
-                    l
-                } else {
-                    ""
-                }
-            },
-        );
+        let list =
+            lc.split_once('@').map_or(
+                lc.as_str(),
+                |(l, d)| {
+                    if d == config.list_domain(l) {
+                        l
+                    } else {
+                        ""
+                    }
+                },
+            );
         let token = token_word(a);
         let option = lc
             .split_once('=')

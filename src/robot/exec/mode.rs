@@ -206,7 +206,7 @@ impl RobotSession<'_> {
                 json!({"address": addr.to_string(), "mode": mode.as_str(),
                        "mode_text": mode_text(mode), "before": before.mode.as_str(),
                        "before_text": mode_text(before.mode), "token": undo,
-                       "undo_address": format!("{}-confirm+{undo}@{}", list.name, config.domain),
+                       "undo_address": config.list_suffix_address(&list.name, &format!("confirm+{undo}")),
                        "expires": crate::robot::expiry_text(&config, self.now)}),
             ),
             kind: JobKind::Reply,

@@ -132,7 +132,11 @@ pub fn vrfy(s: &mut Session, arg: &str) -> Outcome {
     let full = if addr.contains('@') {
         addr.to_string()
     } else {
-        format!("{addr}@{}", s.config.domain)
+        // a bare local part is taken at its list's domain
+        let list = routing::route_local(addr, |n| s.config.lists.contains_key(n))
+            .and_then(|r| r.list().map(str::to_string));
+        let domain = list.map_or(s.config.domain.as_str(), |l| s.config.list_domain(&l));
+        format!("{addr}@{domain}")
     };
     Outcome::Reply(match routing::route(&s.config, &full) {
         Ok(_) => Reply::new(250, Some("2.1.5"), format!("<{full}>")),
@@ -143,6 +147,10 @@ pub fn vrfy(s: &mut Session, arg: &str) -> Outcome {
         ),
         Err(RouteError::Relay) => {
             Reply::new(550, Some("5.7.1"), format!("<{full}> is not served here"))
+        }
+        Err(e @ RouteError::OtherDomain { .. }) => {
+            let (status, text) = e.refusal(&full);
+            Reply::new(550, Some(status), text)
         }
     })
 }
@@ -165,7 +173,11 @@ pub fn expn(s: &mut Session, arg: &str) -> Outcome {
     let unknown = || Outcome::Reply(Reply::new(550, Some("5.1.1"), "No such list"));
     let name = if arg.contains('@') {
         match Address::parse(arg) {
-            Ok(a) if a.domain().eq_ignore_ascii_case(&s.config.domain) => {
+            Ok(a)
+                if a.domain().eq_ignore_ascii_case(
+                    s.config.list_domain(&a.local().to_ascii_lowercase()),
+                ) =>
+            {
                 a.local().to_ascii_lowercase()
             }
             _ => return unknown(),

@@ -8,7 +8,7 @@
 //! `<Postmaster>` are always accepted (RFC 5321 §4.5.1).
 
 use super::Outcome;
-use crate::routing::{self, Route, RouteError};
+use crate::routing::{self, Route};
 use crate::smtp::reply::{self, Reply};
 use crate::smtp::session::{Rcpt, Session, Transaction};
 use smtp_proto::Request;
@@ -73,16 +73,10 @@ pub fn rcpt(s: &mut Session, line: &str) -> Outcome {
             }
             accept(tx, address, route)
         }
-        Err(RouteError::Relay) => Outcome::Reply(Reply::new(
-            550,
-            Some("5.7.1"),
-            format!("Relaying denied: <{address}> is not served here"),
-        )),
-        Err(RouteError::Unknown) => Outcome::Reply(Reply::new(
-            550,
-            Some("5.1.1"),
-            format!("<{address}>: no such list or address"),
-        )),
+        Err(e) => {
+            let (status, text) = e.refusal(&address);
+            Outcome::Reply(Reply::new(550, Some(status), text))
+        }
     }
 }
 
