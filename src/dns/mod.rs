@@ -115,7 +115,11 @@ impl Resolver {
         let mut opts = ResolverOpts::default();
         opts.timeout = settings.timeout;
         opts.attempts = settings.attempts.max(1);
-        opts.cache_size = 0;
+        // answers are cached above, in `cache`, which mail-auth fills only
+        // with what it found; "no such record" (RFC 2308) is cached here,
+        // bounded like the rest, so a sender whose domain publishes no SPF
+        // or DMARC does not cost a query per message
+        negative_cache(&mut opts, settings);
         let auth = match (&settings.zone, settings.servers.is_empty()) {
             // no name servers at all: even a query that slipped past the
             // zone would fail, never reach the network
@@ -144,7 +148,7 @@ impl Resolver {
                     .timeout
                     .min(sys.timeout.max(Duration::from_millis(100)));
                 sys.attempts = opts.attempts;
-                sys.cache_size = 0;
+                negative_cache(&mut sys, settings);
                 MessageAuthenticator::new(config, sys)
             }
         }
@@ -240,6 +244,21 @@ impl Resolver {
         }
     }
 }
+
+/// Resolver options that cache negative answers (NXDOMAIN, no data) for
+/// their SOA's negative TTL, at least a minute and at most `max_ttl`, in at
+/// most `cache_entries` entries. Positive answers expire from this cache at
+/// once: [`Cache`] keeps them.
+fn negative_cache(opts: &mut ResolverOpts, settings: &DnsSettings) {
+    opts.cache_size = settings.cache_entries as u64;
+    opts.negative_min_ttl = Some(NEGATIVE_MIN_TTL.min(settings.max_ttl));
+    opts.negative_max_ttl = Some(settings.max_ttl);
+    opts.positive_max_ttl = Some(Duration::ZERO);
+}
+
+/// The shortest time a negative answer is cached (RFC 2308 §5 leaves it to
+/// the resolver; a minute spares a burst from one sender).
+const NEGATIVE_MIN_TTL: Duration = Duration::from_secs(60);
 
 /// "No such record" is an empty answer; anything else is a failure.
 fn none_or_failure<T>(e: Error) -> Result<Vec<T>, DnsFailure> {
