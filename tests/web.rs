@@ -288,7 +288,7 @@ async fn a_get_changes_nothing_and_bad_tokens_and_bodies_are_refused() {
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!(
             "List-Unsubscribe=One-Click&pad={}",
-            "x".repeat(8192)
+            "x".repeat(listd::web::MAX_BODY)
         ))
         .send()
         .await

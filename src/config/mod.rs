@@ -388,6 +388,16 @@ pub struct WebConfig {
     /// Seconds a client has to send a request's head (slowloris); then the
     /// connection is closed.
     pub header_timeout_secs: u64,
+    /// Site admins of the web admin and the API: every list, every action.
+    pub admins: Vec<String>,
+    /// Days a web login session lasts.
+    pub session_days: u32,
+    /// `POST /login` attempts per address per hour (0: no limit).
+    pub login_per_address_per_hour: u32,
+    /// `POST /login` attempts per client IP per hour (0: no limit).
+    pub login_per_ip_per_hour: u32,
+    /// Subscribe requests from the web form per client IP per hour (0: no limit).
+    pub subscribe_per_ip_per_hour: u32,
 }
 
 impl Default for WebConfig {
@@ -399,11 +409,24 @@ impl Default for WebConfig {
             public_url: None,
             token_grace_days: 30,
             header_timeout_secs: 10,
+            admins: Vec::new(),
+            session_days: 7,
+            login_per_address_per_hour: 5,
+            login_per_ip_per_hour: 30,
+            subscribe_per_ip_per_hour: 10,
         }
     }
 }
 
 impl WebConfig {
+    /// Whether `addr` is one of `admins`.
+    pub fn is_admin(&self, addr: &str) -> bool {
+        let k = crate::address::address_key(addr);
+        self.admins
+            .iter()
+            .any(|a| crate::address::address_key(a) == k)
+    }
+
     /// The warning a loopback `http://` `public_url` deserves, if it is one.
     pub fn public_url_warning(&self) -> Option<String> {
         let u = self.public_url.as_deref()?;
@@ -837,6 +860,7 @@ fn validate_global(path: &Path, text: &str, raw: &RawConfig, errors: &mut Vec<Co
             raw.relay.mx_connections_per_domain == 0,
         ),
         ("header_timeout_secs", raw.web.header_timeout_secs == 0),
+        ("session_days", raw.web.session_days == 0),
     ];
     // a threshold of 0 would disable a member on any bounce, NaN never
     let b = &raw.bounce;
@@ -915,6 +939,15 @@ fn validate_global(path: &Path, text: &str, raw: &RawConfig, errors: &mut Vec<Co
                 path,
                 at(l),
                 format!("web.listen `{l}` is not host:port (like 127.0.0.1:8080)"),
+            ));
+        }
+    }
+    for a in &raw.web.admins {
+        if crate::address::Address::parse(a).is_err() {
+            errors.push(ConfigError::new(
+                path,
+                at(a),
+                format!("web.admins: `{a}` is not an email address"),
             ));
         }
     }
