@@ -288,14 +288,41 @@ pub fn act(
 }
 
 /// Starts a subscription from the web form: at most
-/// `web.subscribe_per_ip_per_hour` per client IP, then the robot's double
-/// opt-in (a confirmation mailed to the address; nothing else changes).
+/// `web.subscribe_per_ip_per_hour` attempts per client IP (refused ones
+/// count too), then the robot's double opt-in (a confirmation mailed to the
+/// address; nothing else changes).
 pub fn subscribe(
     ctx: &Ctx,
     conn: &mut Connection,
     list: &str,
     address: &str,
     client_ip: &str,
+    now: i64,
+) -> ServiceResult<SubscribeStart> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let budget = [Budget::hourly(
+        format!("web-subscribe:{client_ip}"),
+        ctx.config.web.subscribe_per_ip_per_hour,
+    )];
+    let out = if rate::take(&tx, &budget, now)?.is_some() {
+        Err(ServiceError::RateLimited(
+            "too many subscribe requests from your network; try again in an hour".into(),
+        ))
+    } else {
+        start(ctx, &tx, list, address, now)
+    };
+    if let Err(ServiceError::Store(e)) = out {
+        return Err(ServiceError::Store(e));
+    }
+    tx.commit()?;
+    out
+}
+
+fn start(
+    ctx: &Ctx,
+    conn: &Connection,
+    list: &str,
+    address: &str,
     now: i64,
 ) -> ServiceResult<SubscribeStart> {
     let l = ctx
@@ -306,18 +333,7 @@ pub fn subscribe(
     let addr = Address::parse(address.trim()).map_err(|_| {
         ServiceError::BadRequest(format!("`{}` is not an email address", address.trim()))
     })?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let budget = [Budget::hourly(
-        format!("web-subscribe:{client_ip}"),
-        ctx.config.web.subscribe_per_ip_per_hour,
-    )];
-    if rate::take(&tx, &budget, now)?.is_some() {
-        tx.commit()?;
-        return Err(ServiceError::RateLimited(
-            "too many subscribe requests from your network; try again in an hour".into(),
-        ));
-    }
-    let started = crate::robot::exec::start_subscription(ctx, &tx, l, &addr, now)?;
-    tx.commit()?;
-    Ok(started)
+    Ok(crate::robot::exec::start_subscription(
+        ctx, conn, l, &addr, now,
+    )?)
 }
