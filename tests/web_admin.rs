@@ -10,10 +10,9 @@
 mod common;
 mod web_support;
 
-use common::sink::{Sink, Transaction};
+use common::sink::Sink;
 use common::*;
 use listd::daemon::DaemonHandle;
-use mail_parser::MessageParser;
 use serde_json::{json, Value};
 use web_support::*;
 
@@ -40,43 +39,6 @@ async fn admin_site(sink: &Sink, web: &[(&str, &str)]) -> (TestEnv, DaemonHandle
     env.add_members(LIST, &[MEMBER]);
     let d = env.start().await;
     (env, d, format!("http://127.0.0.1:{port}"))
-}
-
-fn subject_of(t: &Transaction) -> String {
-    MessageParser::default()
-        .parse(&t.data)
-        .and_then(|m| m.subject().map(str::to_string))
-        .unwrap_or_default()
-}
-
-fn text_of(t: &Transaction) -> String {
-    MessageParser::default()
-        .parse(&t.data)
-        .and_then(|m| m.body_text(0).map(|b| b.into_owned()))
-        .unwrap_or_default()
-}
-
-/// Mail the sink got for `rcpt` whose subject contains `needle`.
-fn mails_to(sink: &Sink, rcpt: &str, needle: &str) -> Vec<Transaction> {
-    sink.transactions()
-        .into_iter()
-        .filter(|t| {
-            t.rcpts.iter().any(|r| r.eq_ignore_ascii_case(rcpt)) && subject_of(t).contains(needle)
-        })
-        .collect()
-}
-
-async fn wait_mail(sink: &Sink, rcpt: &str, needle: &str, n: usize) -> Vec<Transaction> {
-    let ok = wait_until(WAIT, || mails_to(sink, rcpt, needle).len() >= n).await;
-    assert!(
-        ok,
-        "no `{needle}` mail for {rcpt}: {:?}",
-        sink.transactions()
-            .iter()
-            .map(|t| (t.rcpts.clone(), subject_of(t)))
-            .collect::<Vec<_>>()
-    );
-    mails_to(sink, rcpt, needle)
 }
 
 /// POSTs a form; (status, body, headers).
@@ -110,16 +72,6 @@ async fn get_with(url: &str, cookie: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-/// The login link in the `n`th login mail to `addr`.
-async fn login_link(sink: &Sink, addr: &str, n: usize) -> String {
-    let mails = wait_mail(sink, addr, "login link", n).await;
-    let text = text_of(&mails[n - 1]);
-    text.split_whitespace()
-        .find(|w| w.contains("/login/"))
-        .unwrap_or_else(|| panic!("no link in {text}"))
-        .to_string()
-}
-
 /// Logs `addr` in by the emailed link; returns the `Cookie` header value.
 async fn login(sink: &Sink, base: &str, addr: &str) -> String {
     let before = mails_to(sink, addr, "login link").len();
@@ -136,25 +88,6 @@ async fn login(sink: &Sink, base: &str, addr: &str) -> String {
 fn csrf_of(page: &str) -> String {
     let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
     page[at..].split('"').next().unwrap().to_string()
-}
-
-/// Sends a post from STRANGER to dev and waits until it is held; its id.
-async fn hold(env: &TestEnv, d: &DaemonHandle, subject: &str, body: &str) -> i64 {
-    send(
-        d.smtp_addr(),
-        STRANGER,
-        &[&format!("{LIST}@{DOMAIN}")],
-        &message(STRANGER, &format!("{LIST}@{DOMAIN}"), subject, body),
-    )
-    .await
-    .expect(250);
-    let q = format!("subject = '{subject}' AND state = 'held'");
-    assert!(wait_until(WAIT, || env.count("held", &q) == 1).await);
-    env.store()
-        .query_row("SELECT id FROM held WHERE subject = ?1", [subject], |r| {
-            r.get(0)
-        })
-        .unwrap()
 }
 
 fn state_of(env: &TestEnv, id: i64) -> (String, Option<String>) {
@@ -174,6 +107,7 @@ async fn a_moderator_logs_in_by_emailed_link_and_approves_a_held_post() {
     let id = hold(
         &env,
         &d,
+        STRANGER,
         "needs a look",
         "<script>alert(1)</script> & more\r\n",
     )
@@ -367,7 +301,7 @@ async fn login_requests_are_rate_limited_per_address_and_per_ip() {
 async fn every_form_checks_csrf_and_the_queue_is_for_moderators() {
     let sink = Sink::start();
     let (env, d, base) = admin_site(&sink, &[]).await;
-    let id = hold(&env, &d, "csrf target", "hi\r\n").await;
+    let id = hold(&env, &d, STRANGER, "csrf target", "hi\r\n").await;
     let url = format!("{base}/moderate");
 
     // a member has a session, but moderates nothing
@@ -416,9 +350,9 @@ async fn every_form_checks_csrf_and_the_queue_is_for_moderators() {
 async fn a_bulk_action_acts_on_the_checked_posts_and_a_reject_tells_the_poster() {
     let sink = Sink::start();
     let (env, d, base) = admin_site(&sink, &[]).await;
-    let a = hold(&env, &d, "bulk one", "1\r\n").await;
-    let b = hold(&env, &d, "bulk two", "2\r\n").await;
-    let c = hold(&env, &d, "keep me", "3\r\n").await;
+    let a = hold(&env, &d, STRANGER, "bulk one", "1\r\n").await;
+    let b = hold(&env, &d, STRANGER, "bulk two", "2\r\n").await;
+    let c = hold(&env, &d, STRANGER, "keep me", "3\r\n").await;
     let cookie = login(&sink, &base, "admin@example.org").await;
     let url = format!("{base}/moderate");
     let (_, page) = get_with(&url, &cookie).await;
@@ -463,7 +397,10 @@ async fn a_bulk_action_acts_on_the_checked_posts_and_a_reject_tells_the_poster()
         &[("csrf", &csrf), ("do", &format!("promote:{c}"))],
     )
     .await;
-    assert!(page.contains("unknown action &#x60;promote&#x60;"), "{page}");
+    assert!(
+        page.contains("unknown action &#x60;promote&#x60;"),
+        "{page}"
+    );
     let (status, _, _) = post_form(
         &url,
         Some(&cookie),
@@ -546,8 +483,8 @@ async fn api(method: &str, url: &str, token: Option<&str>, body: Option<Value>) 
 async fn api_tokens_from_the_cli_drive_the_rest_api() {
     let sink = Sink::start();
     let (env, d, base) = admin_site(&sink, &[]).await;
-    let first = hold(&env, &d, "api one", "1\r\n").await;
-    let second = hold(&env, &d, "api two", "2\r\n").await;
+    let first = hold(&env, &d, STRANGER, "api one", "1\r\n").await;
+    let second = hold(&env, &d, STRANGER, "api two", "2\r\n").await;
 
     let (code, out, err) = run_cli(&env, &["api-token", "create", "ci", "--role", "list:dev"]);
     assert_eq!(code, 0, "{err}");

@@ -1026,4 +1026,39 @@ mod tests {
         assert_eq!(c.web.token_grace_days, 30);
         assert!(c.web.public_url_warning().unwrap().contains("plain http"));
     }
+
+    #[test]
+    fn web_admins_are_addresses_and_sessions_last_some_days() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("lists")).unwrap();
+        let path = dir.path().join("listd.yaml");
+        std::fs::write(
+            &path,
+            "domain: l.example.org\nweb:\n  admins: [root@l.example.org, nobody]\n  session_days: 0\n",
+        )
+        .unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("web.admins: `nobody` is not an email address"),
+            "{err}"
+        );
+        assert!(err.contains("session_days"), "{err}");
+        std::fs::write(
+            &path,
+            "domain: l.example.org\nweb:\n  admins: [root@L.Example.org]\n",
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        assert!(c.web.is_admin("root@l.example.org"));
+        assert!(!c.web.is_admin("Root@l.example.org"));
+        assert_eq!(
+            (
+                c.web.session_days,
+                c.web.login_per_address_per_hour,
+                c.web.login_per_ip_per_hour,
+                c.web.subscribe_per_ip_per_hour
+            ),
+            (7, 5, 30, 10)
+        );
+    }
 }
