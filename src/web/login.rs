@@ -300,19 +300,24 @@ pub async fn confirm(State(s): State<WebState>, Path(token): Path<String>) -> Re
     }
 }
 
-/// The `Set-Cookie` value for `secret`, lasting `max_age` seconds (0: delete).
+/// The `Set-Cookie` value for `secret`, lasting `max_age` seconds (0:
+/// delete it); `Secure` when the site is served over https.
 fn set_cookie(ctx: &Ctx, secret: &str, max_age: i64) -> HeaderValue {
-    let secure = ctx
+    let https = ctx
         .config
         .web
         .public_url
         .as_deref()
         .is_some_and(|u| u.starts_with("https://"));
-    let v = format!(
+    HeaderValue::from_str(&cookie_text(secret, max_age, https))
+        .unwrap_or_else(|_| HeaderValue::from_static("listd_session=; Max-Age=0"))
+}
+
+fn cookie_text(secret: &str, max_age: i64, https: bool) -> String {
+    format!(
         "{COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
-        if secure { "; Secure" } else { "" }
-    );
-    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
+        if https { "; Secure" } else { "" }
+    )
 }
 
 /// `POST /login/TOKEN`: uses the link, opens a session, and sends the
@@ -404,5 +409,14 @@ mod tests {
         assert!(!csrf_ok(&s, &f("t0K")));
         assert!(!csrf_ok(&s, &f("")));
         assert!(!csrf_ok(&s, &[]));
+    }
+
+    #[test]
+    fn the_cookie_is_secure_over_https_only() {
+        assert_eq!(
+            cookie_text("s3", 60, true),
+            "listd_session=s3; Path=/; HttpOnly; SameSite=Lax; Max-Age=60; Secure"
+        );
+        assert!(!cookie_text("s3", 60, false).contains("Secure"));
     }
 }
