@@ -39,13 +39,18 @@ fn service_error(e: ServiceError) -> Response {
         ServiceError::RateLimited(m) => error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", &m),
         ServiceError::Store(e) => {
             tracing::error!(error = %e, "api: store error");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "temporarily unavailable; try again later",
-            )
+            unavailable()
         }
     }
+}
+
+/// The JSON 503 when the store cannot be used (`with_store` logged why).
+fn unavailable() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "temporarily unavailable; try again later",
+    )
 }
 
 /// The bearer token of the request, if it has one.
@@ -70,7 +75,8 @@ async fn caller(s: &WebState, ctx: &Ctx, headers: &HeaderMap) -> Result<Caller, 
     let found = with_store(s, ctx, move |conn| {
         Ok(credentials::api_token(conn, &token)?)
     })
-    .await?;
+    .await
+    .map_err(|_| unavailable())?;
     found.map(Caller::Token).ok_or_else(|| {
         error(
             StatusCode::UNAUTHORIZED,
@@ -93,7 +99,7 @@ pub async fn lists(State(s): State<WebState>, headers: HeaderMap) -> Response {
     })
     .await
     {
-        Err(r) => r,
+        Err(_) => unavailable(),
         Ok(Err(e)) => service_error(e),
         Ok(Ok(v)) => Json(json!({ "lists": v })).into_response(),
     }
@@ -145,7 +151,7 @@ pub async fn held(
     })
     .await
     {
-        Err(r) => r,
+        Err(_) => unavailable(),
         Ok(Err(e)) => service_error(e),
         Ok(Ok(v)) => {
             let next = (v.len() as i64 == limit)
@@ -214,7 +220,7 @@ pub async fn act(
     })
     .await;
     match out {
-        Err(r) => r,
+        Err(_) => unavailable(),
         Ok(Err(e)) => service_error(e),
         Ok(Ok(ActOutcome::Done(t))) => {
             s.wakers.delivery.notify_one();
@@ -223,6 +229,18 @@ pub async fn act(
         Ok(Ok(ActOutcome::Already(t))) => error(StatusCode::CONFLICT, "already_acted", &t),
         Ok(Ok(ActOutcome::NotFound(t))) => error(StatusCode::NOT_FOUND, "not_found", &t),
     }
+}
+
+/// Any other path under `/api`: a JSON 404.
+pub async fn unknown(uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        &format!(
+            "no endpoint {}: see /api/openapi.json",
+            uri.path().chars().take(200).collect::<String>()
+        ),
+    )
 }
 
 /// `GET /api/openapi.json`: needs no token.

@@ -35,7 +35,7 @@ use crate::store::StoreError;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -97,6 +97,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/lists", get(api::lists))
         .route("/api/lists/{list}/held", get(api::held))
         .route("/api/lists/{list}/held/{id}", post(api::act))
+        .route("/api/{*rest}", any(api::unknown))
         .fallback(|| async { page::plain(StatusCode::NOT_FOUND, "Not found.") })
         .layer(axum::middleware::from_fn(deadline))
         .layer(DefaultBodyLimit::max(MAX_BODY))
