@@ -175,6 +175,19 @@ impl Driver {
             .to_string()
     }
 
+    /// The page source once it contains `text` (a click's navigation may
+    /// still be under way when the click returns).
+    async fn wait_for(&self, text: &str) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let page = self.source().await;
+            if page.contains(text) || start.elapsed() > WAIT {
+                return page;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     async fn screenshot(&self) -> Vec<u8> {
         use base64::Engine as _;
         let v = self.call("GET", "/screenshot", Value::Null).await;
@@ -270,6 +283,7 @@ async fn browser_login(browser: &Driver, sink: &Sink, base: &str) {
     let link = login_link(sink, MODERATOR, 1).await;
     browser.open(&link).await;
     browser.click("#login").await;
+    browser.wait_for("Moderation queue").await;
 }
 
 #[tokio::test]
@@ -296,7 +310,7 @@ async fn a_moderator_logs_in_by_emailed_link_in_chromium_and_approves_a_held_pos
     browser.click(&format!("#approve-{id}")).await;
     let copies = wait_mail(&sink, "ann@example.org", "from a guest", 1).await;
     assert!(text_of(&copies[0]).contains("Hello all"));
-    let done = browser.source().await;
+    let done = browser.wait_for("No posts are waiting").await;
     assert!(done.contains("No posts are waiting"), "{done}");
     let acted_by: String = env
         .store()
@@ -342,6 +356,7 @@ async fn screenshots_of_the_moderation_and_lists_pages() {
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
     std::fs::write(out.join("moderation.png"), png).unwrap();
     browser.open(&format!("{base}/")).await;
+    browser.wait_for("Mailing lists at").await;
     let png = browser.screenshot().await;
     std::fs::write(out.join("lists.png"), png).unwrap();
     browser.quit().await;
