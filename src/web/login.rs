@@ -225,7 +225,7 @@ pub fn request_login(
 /// `POST /login` with `address`: the same answer whoever it is.
 pub async fn request(
     State(s): State<WebState>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    Extension(ip): Extension<ClientIp>,
     body: Bytes,
 ) -> Response {
     let ctx = s.live.current();
@@ -238,7 +238,7 @@ pub async fn request(
             &c,
             conn,
             &address,
-            &ip.to_string(),
+            &ip.bucket(),
             store::now(),
         ))
     })

@@ -58,6 +58,20 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub std::net::IpAddr);
 
+impl ClientIp {
+    /// The key its rate limits count under: the address for IPv4, its /64
+    /// for IPv6 (one host usually has a whole /64).
+    pub fn bucket(&self) -> String {
+        match self.0 {
+            std::net::IpAddr::V4(a) => a.to_string(),
+            std::net::IpAddr::V6(a) => {
+                let s = a.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        }
+    }
+}
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct WebState {
@@ -232,4 +246,18 @@ pub async fn serve(
         tracing::warn!("web: connections still open after the grace period; closing them");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientIp;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let b = |s: &str| ClientIp(s.parse().unwrap()).bucket();
+        assert_eq!(b("192.0.2.7"), "192.0.2.7");
+        assert_eq!(b("2001:db8:1:2::5"), "2001:db8:1:2::/64");
+        assert_eq!(b("2001:db8:1:2:aaaa::9"), b("2001:db8:1:2::5"));
+        assert_ne!(b("2001:db8:1:3::5"), b("2001:db8:1:2::5"));
+    }
 }

@@ -88,7 +88,7 @@ pub async fn lists(State(s): State<WebState>, headers: HeaderMap) -> Response {
 /// `POST /subscribe` with `list` and `address`: starts the double opt-in.
 pub async fn subscribe(
     State(s): State<WebState>,
-    Extension(ClientIp(ip)): Extension<ClientIp>,
+    Extension(ip): Extension<ClientIp>,
     body: Bytes,
 ) -> Response {
     let ctx = s.live.current();
@@ -102,7 +102,7 @@ pub async fn subscribe(
             conn,
             &l,
             &address,
-            &ip.to_string(),
+            &ip.bucket(),
             store::now(),
         ))
     })
