@@ -288,7 +288,7 @@ async fn a_get_changes_nothing_and_bad_tokens_and_bodies_are_refused() {
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!(
             "List-Unsubscribe=One-Click&pad={}",
-            "x".repeat(8192)
+            "x".repeat(listd::web::MAX_BODY)
         ))
         .send()
         .await
@@ -496,4 +496,30 @@ fn listd_check_warns_of_a_loopback_public_url_and_a_personalize_without_one() {
         err.contains("listd.yaml:") && err.contains("must be an https:// URL"),
         "{err}"
     );
+}
+
+#[test]
+fn listd_check_warns_when_the_web_templates_are_missing() {
+    let env = TestEnv::builder()
+        .global("templates_dir", "no-templates")
+        .set("web", "listen", "\"127.0.0.1:8080\"")
+        .list(LIST, "")
+        .build();
+    let (code, _, err) = run_cli(&env, &["check"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("web page template `web-page` is missing"),
+        "{err}"
+    );
+    assert!(
+        err.contains("login mail template `web-login` is missing; web logins cannot be mailed"),
+        "{err}"
+    );
+    // with the shipped templates, neither is said
+    let env = TestEnv::builder()
+        .set("web", "listen", "\"127.0.0.1:8080\"")
+        .list(LIST, "")
+        .build();
+    let (_, _, err) = run_cli(&env, &["check"]);
+    assert!(!err.contains("template `web-"), "{err}");
 }

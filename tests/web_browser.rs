@@ -4,8 +4,13 @@
 //! in-process daemon. Without chromium and chromedriver the test says it is
 //! skipped, unless `CI` is set, where it fails.
 //!
+//! A moderator logs in the same way: types the address into `/login`,
+//! opens the link the capturing relay sink received, clicks "Log in",
+//! approves a held post on `/moderate`, and the post reaches the sink.
+//!
 //! `cargo test --test web_browser -- --ignored` also writes
-//! `docs/screenshots/unsubscribe.png` (the README shows it).
+//! `docs/screenshots/unsubscribe.png`, `moderation.png` and `lists.png`
+//! (the README shows them).
 
 mod common;
 mod web_support;
@@ -132,6 +137,12 @@ impl Driver {
     }
 
     async fn click(&self, css: &str) {
+        let id = self.find(css).await;
+        self.call("POST", &format!("/element/{id}/click"), json!({}))
+            .await;
+    }
+
+    async fn find(&self, css: &str) -> String {
         let el = self
             .call(
                 "POST",
@@ -139,12 +150,21 @@ impl Driver {
                 json!({"using": "css selector", "value": css}),
             )
             .await;
-        let id = el[ELEMENT]
+        el[ELEMENT]
             .as_str()
             .unwrap_or_else(|| panic!("no element {css}: {el}"))
-            .to_string();
-        self.call("POST", &format!("/element/{id}/click"), json!({}))
-            .await;
+            .to_string()
+    }
+
+    /// Types `text` into the field `css`.
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css).await;
+        self.call(
+            "POST",
+            &format!("/element/{id}/value"),
+            json!({ "text": text }),
+        )
+        .await;
     }
 
     async fn source(&self) -> String {
@@ -153,6 +173,19 @@ impl Driver {
             .as_str()
             .unwrap_or_default()
             .to_string()
+    }
+
+    /// The page source once it contains `text` (a click's navigation may
+    /// still be under way when the click returns).
+    async fn wait_for(&self, text: &str) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let page = self.source().await;
+            if page.contains(text) || start.elapsed() > WAIT {
+                return page;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     async fn screenshot(&self) -> Vec<u8> {
@@ -218,6 +251,114 @@ async fn screenshot_of_the_unsubscribe_page() {
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("unsubscribe.png"), png).unwrap();
+    browser.quit().await;
+    d.shutdown().await;
+}
+
+const MODERATOR: &str = "mod@example.org";
+
+/// A site whose `dev` list holds posts from non-members for MODERATOR,
+/// with ann as its member.
+async fn moderated_site(sink: &Sink) -> (TestEnv, listd::daemon::DaemonHandle, String) {
+    let (b, port) = site(
+        sink,
+        &format!("posting: members\ndescription: Developers\nmoderators: [{MODERATOR}]\n"),
+    );
+    let env = b
+        .list(
+            "announce",
+            "posting: announce\ndescription: News, now and then\n",
+        )
+        .build();
+    env.add_members(LIST, &["ann@example.org"]);
+    let d = env.start().await;
+    (env, d, format!("http://127.0.0.1:{port}"))
+}
+
+/// Logs MODERATOR in through the browser: the form, the mailed link, the button.
+async fn browser_login(browser: &Driver, sink: &Sink, base: &str) {
+    browser.open(&format!("{base}/login")).await;
+    browser.type_into("#address", MODERATOR).await;
+    browser.click("#send-link").await;
+    let link = login_link(sink, MODERATOR, 1).await;
+    browser.open(&link).await;
+    browser.click("#login").await;
+    browser.wait_for("Moderation queue").await;
+}
+
+#[tokio::test]
+async fn a_moderator_logs_in_by_emailed_link_in_chromium_and_approves_a_held_post() {
+    let Some((chromium, driver)) = browser() else {
+        return;
+    };
+    let sink = Sink::start();
+    let (env, d, base) = moderated_site(&sink).await;
+    let id = hold(
+        &env,
+        &d,
+        "guest@example.net",
+        "from a guest",
+        "Hello all\r\n",
+    )
+    .await;
+
+    let browser = Driver::start(&chromium, &driver).await;
+    browser_login(&browser, &sink, &base).await;
+    let page = browser.source().await;
+    assert!(page.contains("Moderation queue"), "{page}");
+    assert!(page.contains("from a guest"), "{page}");
+    browser.click(&format!("#approve-{id}")).await;
+    let copies = wait_mail(&sink, "ann@example.org", "from a guest", 1).await;
+    assert!(text_of(&copies[0]).contains("Hello all"));
+    let done = browser.wait_for("No posts are waiting").await;
+    assert!(done.contains("No posts are waiting"), "{done}");
+    let acted_by: String = env
+        .store()
+        .query_row("SELECT acted_by FROM held WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(acted_by, format!("web:{MODERATOR}"));
+    browser.quit().await;
+    d.shutdown().await;
+}
+
+/// Writes docs/screenshots/moderation.png and lists.png.
+#[tokio::test]
+#[ignore = "writes docs/screenshots/moderation.png and lists.png; run with --ignored"]
+async fn screenshots_of_the_moderation_and_lists_pages() {
+    let Some((chromium, driver)) = browser() else {
+        return;
+    };
+    let sink = Sink::start();
+    let (env, d, base) = moderated_site(&sink).await;
+    hold(
+        &env,
+        &d,
+        "guest@example.net",
+        "Meetup next week?",
+        "Is anyone going to the meetup on Thursday?\r\nI could bring the projector.\r\n",
+    )
+    .await;
+    hold(
+        &env,
+        &d,
+        "cheap@example.com",
+        "Best prices on everything",
+        "Click here for amazing deals.\r\n",
+    )
+    .await;
+    let browser = Driver::start(&chromium, &driver).await;
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&out).unwrap();
+    browser_login(&browser, &sink, &base).await;
+    let png = browser.screenshot().await;
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+    std::fs::write(out.join("moderation.png"), png).unwrap();
+    browser.open(&format!("{base}/")).await;
+    browser.wait_for("Mailing lists at").await;
+    let png = browser.screenshot().await;
+    std::fs::write(out.join("lists.png"), png).unwrap();
     browser.quit().await;
     d.shutdown().await;
 }

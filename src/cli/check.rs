@@ -50,6 +50,13 @@ pub fn run(path: &Path) -> CliResult {
             crate::web::PAGE_TEMPLATE
         );
     }
+    if config.web.listen.is_some() && !templates.has(None, crate::web::LOGIN_TEMPLATE) {
+        eprintln!(
+            "warning: {}: the login mail template `{}` is missing; web logins cannot be mailed",
+            config.templates_dir.display(),
+            crate::web::LOGIN_TEMPLATE
+        );
+    }
     let missing = crate::robot::missing_templates(&templates, None);
     if !missing.is_empty() {
         eprintln!(

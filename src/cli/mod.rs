@@ -2,6 +2,7 @@
 //! Each subcommand is a thin call into the library, in its own file.
 //! Exit codes: 0 ok, 1 error, 2 usage (clap's own).
 
+mod api_token;
 mod archive;
 mod bounces;
 mod check;
@@ -86,6 +87,11 @@ pub enum Command {
         #[command(subcommand)]
         cmd: web::WebCmd,
     },
+    /// Tokens for the REST API: `create NAME --role admin|list:NAME` prints one, `list`, `revoke NAME`.
+    ApiToken {
+        #[command(subcommand)]
+        cmd: api_token::ApiTokenCmd,
+    },
 }
 
 /// An error a subcommand reports; printed as `listd: ...` with exit code 1.
@@ -125,6 +131,7 @@ pub fn main() -> i32 {
         Command::Archive { cmd } => archive::run(&path, cmd),
         Command::Dkim { cmd } => dkim::run(&path, cmd),
         Command::Web { cmd } => web::run(&path, cmd, crate::store::now()),
+        Command::ApiToken { cmd } => api_token::run(&path, cmd, crate::store::now()),
     };
     if wakes && result.is_ok() {
         if let Ok(config) = crate::config::Config::load(&path) {

@@ -388,6 +388,16 @@ pub struct WebConfig {
     /// Seconds a client has to send a request's head (slowloris); then the
     /// connection is closed.
     pub header_timeout_secs: u64,
+    /// Site admins of the web admin and the API: every list, every action.
+    pub admins: Vec<String>,
+    /// Days a web login session lasts.
+    pub session_days: u32,
+    /// `POST /login` attempts per address per hour (0: no limit).
+    pub login_per_address_per_hour: u32,
+    /// `POST /login` attempts per client IP per hour (0: no limit).
+    pub login_per_ip_per_hour: u32,
+    /// Subscribe requests from the web form per client IP per hour (0: no limit).
+    pub subscribe_per_ip_per_hour: u32,
 }
 
 impl Default for WebConfig {
@@ -399,11 +409,24 @@ impl Default for WebConfig {
             public_url: None,
             token_grace_days: 30,
             header_timeout_secs: 10,
+            admins: Vec::new(),
+            session_days: 7,
+            login_per_address_per_hour: 5,
+            login_per_ip_per_hour: 30,
+            subscribe_per_ip_per_hour: 10,
         }
     }
 }
 
 impl WebConfig {
+    /// Whether `addr` is one of `admins`.
+    pub fn is_admin(&self, addr: &str) -> bool {
+        let k = crate::address::address_key(addr);
+        self.admins
+            .iter()
+            .any(|a| crate::address::address_key(a) == k)
+    }
+
     /// The warning a loopback `http://` `public_url` deserves, if it is one.
     pub fn public_url_warning(&self) -> Option<String> {
         let u = self.public_url.as_deref()?;
@@ -837,6 +860,7 @@ fn validate_global(path: &Path, text: &str, raw: &RawConfig, errors: &mut Vec<Co
             raw.relay.mx_connections_per_domain == 0,
         ),
         ("header_timeout_secs", raw.web.header_timeout_secs == 0),
+        ("session_days", raw.web.session_days == 0),
     ];
     // a threshold of 0 would disable a member on any bounce, NaN never
     let b = &raw.bounce;
@@ -918,6 +942,15 @@ fn validate_global(path: &Path, text: &str, raw: &RawConfig, errors: &mut Vec<Co
             ));
         }
     }
+    for a in &raw.web.admins {
+        if crate::address::Address::parse(a).is_err() {
+            errors.push(ConfigError::new(
+                path,
+                at(a),
+                format!("web.admins: `{a}` is not an email address"),
+            ));
+        }
+    }
     if let Some(why) = raw.web.public_url.as_deref().and_then(bad_public_url) {
         errors.push(ConfigError::new(path, at("public_url"), why));
     }
@@ -992,5 +1025,40 @@ mod tests {
         let c = Config::load(&path).unwrap();
         assert_eq!(c.web.token_grace_days, 30);
         assert!(c.web.public_url_warning().unwrap().contains("plain http"));
+    }
+
+    #[test]
+    fn web_admins_are_addresses_and_sessions_last_some_days() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("lists")).unwrap();
+        let path = dir.path().join("listd.yaml");
+        std::fs::write(
+            &path,
+            "domain: l.example.org\nweb:\n  admins: [root@l.example.org, nobody]\n  session_days: 0\n",
+        )
+        .unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("web.admins: `nobody` is not an email address"),
+            "{err}"
+        );
+        assert!(err.contains("session_days"), "{err}");
+        std::fs::write(
+            &path,
+            "domain: l.example.org\nweb:\n  admins: [root@L.Example.org]\n",
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        assert!(c.web.is_admin("root@l.example.org"));
+        assert!(!c.web.is_admin("Root@l.example.org"));
+        assert_eq!(
+            (
+                c.web.session_days,
+                c.web.login_per_address_per_hour,
+                c.web.login_per_ip_per_hour,
+                c.web.subscribe_per_ip_per_hour
+            ),
+            (7, 5, 30, 10)
+        );
     }
 }

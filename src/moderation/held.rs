@@ -215,6 +215,31 @@ pub fn pending(conn: &Connection, list: Option<&str>, limit: i64) -> Result<Vec<
     Ok(rows)
 }
 
+/// Pending posts of a list, newest first, at most `limit`: those held
+/// before the post `after` (a page's last id), or from the newest.
+pub fn pending_newest(
+    conn: &Connection,
+    list: &str,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Held>> {
+    let (at, id) = match after {
+        Some(a) => match get(conn, a)? {
+            Some(h) if h.list == list => (h.held_at, h.id),
+            _ => return Ok(Vec::new()),
+        },
+        None => (i64::MAX, i64::MAX),
+    };
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {HELD_COLUMNS} FROM held INDEXED BY held_pending
+             WHERE list = ?1 AND state = 'held' AND (held_at < ?2 OR (held_at = ?2 AND id < ?3))
+             ORDER BY held_at DESC, id DESC LIMIT ?4"
+        ))?
+        .query_map(params![list, at, id, limit], held_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 /// Pending posts of a list held at or before `cutoff`, oldest first, at most `limit`.
 pub fn held_before(conn: &Connection, list: &str, cutoff: i64, limit: i64) -> Result<Vec<Held>> {
     Ok(conn

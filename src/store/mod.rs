@@ -117,6 +117,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "moderation_reply_token",
         include_str!("migrations/0074_moderation_reply_token.sql"),
     ),
+    (
+        75,
+        "web_admin",
+        include_str!("migrations/0075_web_admin.sql"),
+    ),
 ];
 
 static STATEMENT_HOOK: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();

@@ -1,6 +1,8 @@
 //! The HTTP server (`web.listen`): RFC 8058 one-click unsubscribe
-//! (`unsubscribe`) and `/healthz` (`healthz`). The web admin and the REST
-//! API are to be routes on this same server.
+//! (`unsubscribe`), `/healthz` (`healthz`), the web admin (`login` by
+//! emailed link, the lists and the moderation queue in `pages`) and the
+//! REST API (`api`), the last two over one service layer (`service`), with
+//! their credentials in the store (`credentials`).
 //!
 //! axum routes, served by hyper connection by connection so that each
 //! connection has a deadline for its request head (slowloris,
@@ -11,13 +13,20 @@
 //! [`SHUTDOWN_GRACE`]).
 //!
 //! Trusts nothing in a request: privilege comes only from a token that
-//! verifies (`member_token`); the configuration and templates come from
-//! the daemon's `Live` context.
+//! verifies (`member_token`), a session cookie or an API token found by its
+//! hash (`credentials`); the configuration and templates come from the
+//! daemon's `Live` context.
 
+mod api;
+pub mod credentials;
 mod healthz;
+mod login;
 mod page;
+mod pages;
+pub mod service;
 mod unsubscribe;
 
+pub use login::MAIL_TEMPLATE as LOGIN_TEMPLATE;
 pub use page::TEMPLATE as PAGE_TEMPLATE;
 
 use crate::health::Health;
@@ -26,7 +35,7 @@ use crate::store::StoreError;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get, post};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -35,14 +44,33 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
-/// Largest request body read (a one-click POST is 26 bytes).
-pub const MAX_BODY: usize = 4096;
+/// Largest request body read (a one-click POST is 26 bytes; a moderation
+/// form with a reason and a page of selected posts a few KiB).
+pub const MAX_BODY: usize = 16 * 1024;
 /// Time a request may take from its head to its answer (its body included).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// Open connections; more wait in the kernel's backlog.
 pub const MAX_CONNECTIONS: usize = 512;
 /// How long shutdown waits for open connections.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The client's IP address, as the connection gave it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+impl ClientIp {
+    /// The key its rate limits count under: the address for IPv4, its /64
+    /// for IPv6 (one host usually has a whole /64).
+    pub fn bucket(&self) -> String {
+        match self.0 {
+            std::net::IpAddr::V4(a) => a.to_string(),
+            std::net::IpAddr::V6(a) => {
+                let s = a.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        }
+    }
+}
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -73,6 +101,17 @@ pub fn router(state: WebState) -> Router {
             "/u/{token}",
             get(unsubscribe::page).post(unsubscribe::one_click),
         )
+        .route("/", get(pages::lists))
+        .route("/subscribe", post(pages::subscribe))
+        .route("/moderate", get(pages::moderate).post(pages::moderate_act))
+        .route("/login", get(login::form).post(login::request))
+        .route("/login/{token}", get(login::confirm).post(login::consume))
+        .route("/logout", post(login::logout))
+        .route("/api/openapi.json", get(api::openapi))
+        .route("/api/lists", get(api::lists))
+        .route("/api/lists/{list}/held", get(api::held))
+        .route("/api/lists/{list}/held/{id}", post(api::act))
+        .route("/api/{*rest}", any(api::unknown))
         .fallback(|| async { page::plain(StatusCode::NOT_FOUND, "Not found.") })
         .layer(axum::middleware::from_fn(deadline))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -100,6 +139,52 @@ async fn deadline(req: axum::extract::Request, next: axum::middleware::Next) -> 
     resp
 }
 
+/// The 503 answer when the store cannot be used.
+fn unavailable() -> Response {
+    page::plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Temporarily unavailable; try again later.",
+    )
+}
+
+/// Runs `f` on the server's store connection (opened on first use), off
+/// the async threads.
+async fn with_store<T: Send + 'static>(
+    s: &WebState,
+    ctx: &crate::handler::Ctx,
+    f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, crate::handler::HandlerError>
+        + Send
+        + 'static,
+) -> Result<T, Response> {
+    let (db, path) = (s.db.clone(), ctx.config.db_path());
+    let out = tokio::task::spawn_blocking(move || {
+        // a panic in an earlier call rolled its transaction back as it
+        // unwound: the connection is fine to use again
+        let mut slot = db.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = match slot.take() {
+            Some(c) => c,
+            None => {
+                let mut c = crate::store::open(&path)?;
+                crate::store::poll_when_busy(&mut c)?;
+                c
+            }
+        };
+        f(slot.insert(conn))
+    })
+    .await;
+    match out {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "web: store error");
+            Err(unavailable())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "web: store task failed");
+            Err(unavailable())
+        }
+    }
+}
+
 /// Returns once `shutdown` is true.
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|v| *v).await;
@@ -119,7 +204,7 @@ pub async fn serve(
 ) -> Result<(), StoreError> {
     // bound at start, like the listener: a reload does not change it
     let header_timeout = Duration::from_secs(state.live.current().config.web.header_timeout_secs);
-    let service = TowerToHyperService::new(router(state));
+    let app = router(state);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
@@ -127,7 +212,7 @@ pub async fn serve(
             p = slots.clone().acquire_owned() => p.map_err(|e| StoreError::Invalid(e.to_string()))?,
             _ = stopped(&mut shutdown) => break,
         };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             a = listener.accept() => match a {
                 Ok(a) => a,
                 Err(e) => {
@@ -143,7 +228,9 @@ pub async fn serve(
         http.timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
             .max_buf_size(64 * 1024);
-        let conn = http.serve_connection(TokioIo::new(stream), service.clone());
+        let service =
+            TowerToHyperService::new(app.clone().layer(axum::Extension(ClientIp(peer.ip()))));
+        let conn = http.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _permit = permit;
@@ -159,4 +246,18 @@ pub async fn serve(
         tracing::warn!("web: connections still open after the grace period; closing them");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientIp;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let b = |s: &str| ClientIp(s.parse().unwrap()).bucket();
+        assert_eq!(b("192.0.2.7"), "192.0.2.7");
+        assert_eq!(b("2001:db8:1:2::5"), "2001:db8:1:2::/64");
+        assert_eq!(b("2001:db8:1:2:aaaa::9"), b("2001:db8:1:2::5"));
+        assert_ne!(b("2001:db8:1:3::5"), b("2001:db8:1:2::5"));
+    }
 }

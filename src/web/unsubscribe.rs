@@ -12,7 +12,7 @@
 //! grace period; nothing else in the request.
 
 use super::page;
-use super::WebState;
+use super::{unavailable, with_store, WebState};
 use crate::address::Address;
 use crate::config::{Config, ListConfig};
 use crate::handler::Ctx;
@@ -155,13 +155,6 @@ fn keys(ctx: &Ctx) -> Result<SiteKeys, Response> {
     })
 }
 
-fn unavailable() -> Response {
-    page::plain(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Temporarily unavailable; try again later.",
-    )
-}
-
 fn refused(ctx: &Ctx, list: Option<&str>, r: Refusal) -> Response {
     let (title, message) = r.text();
     page::html(
@@ -183,44 +176,6 @@ fn page_data(config: &Config, t: &Target<'_>) -> serde_json::Value {
         "subscribe_address": config.list_suffix_address(&t.list.name, "join"),
         "address": t.address.to_string(),
     })
-}
-
-/// Runs `f` on the server's store connection (opened on first use), off
-/// the async threads.
-async fn with_store<T: Send + 'static>(
-    s: &WebState,
-    ctx: &Ctx,
-    f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, crate::handler::HandlerError>
-        + Send
-        + 'static,
-) -> Result<T, Response> {
-    let (db, path) = (s.db.clone(), ctx.config.db_path());
-    let out = tokio::task::spawn_blocking(move || {
-        // a panic in an earlier call rolled its transaction back as it
-        // unwound: the connection is fine to use again
-        let mut slot = db.lock().unwrap_or_else(|p| p.into_inner());
-        let conn = match slot.take() {
-            Some(c) => c,
-            None => {
-                let mut c = store::open(&path)?;
-                store::poll_when_busy(&mut c)?;
-                c
-            }
-        };
-        f(slot.insert(conn))
-    })
-    .await;
-    match out {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "web: store error");
-            Err(unavailable())
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "web: store task failed");
-            Err(unavailable())
-        }
-    }
 }
 
 /// `GET /u/TOKEN`: the confirmation page; changes nothing.

@@ -3,8 +3,10 @@
 //! reqwest over real sockets on 127.0.0.1.
 #![allow(dead_code)]
 
-use crate::common::sink::Sink;
-use crate::common::{free_port, TestEnv, TestEnvBuilder};
+use crate::common::sink::{Sink, Transaction};
+use crate::common::{free_port, message, send, wait_until, TestEnv, TestEnvBuilder, DOMAIN};
+use listd::daemon::DaemonHandle;
+use mail_parser::MessageParser;
 use std::time::Duration;
 
 pub const LIST: &str = "dev";
@@ -65,4 +67,74 @@ pub fn token_url(env: &TestEnv, list: &str, addr: &str) -> String {
     let (code, out, err) = crate::common::run_cli(env, &["web", "token", list, addr]);
     assert_eq!(code, 0, "{err}");
     out.trim().to_string()
+}
+
+/// A captured message's subject, parsed.
+pub fn subject_of(t: &Transaction) -> String {
+    MessageParser::default()
+        .parse(&t.data)
+        .and_then(|m| m.subject().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// A captured message's text, parsed.
+pub fn text_of(t: &Transaction) -> String {
+    MessageParser::default()
+        .parse(&t.data)
+        .and_then(|m| m.body_text(0).map(|b| b.into_owned()))
+        .unwrap_or_default()
+}
+
+/// Mail the sink got for `rcpt` whose subject contains `needle`.
+pub fn mails_to(sink: &Sink, rcpt: &str, needle: &str) -> Vec<Transaction> {
+    sink.transactions()
+        .into_iter()
+        .filter(|t| {
+            t.rcpts.iter().any(|r| r.eq_ignore_ascii_case(rcpt)) && subject_of(t).contains(needle)
+        })
+        .collect()
+}
+
+/// Waits for `n` mails as `mails_to` finds them; returns them.
+pub async fn wait_mail(sink: &Sink, rcpt: &str, needle: &str, n: usize) -> Vec<Transaction> {
+    let ok = wait_until(WAIT, || mails_to(sink, rcpt, needle).len() >= n).await;
+    assert!(
+        ok,
+        "no `{needle}` mail for {rcpt}: {:?}",
+        sink.transactions()
+            .iter()
+            .map(|t| (t.rcpts.clone(), subject_of(t)))
+            .collect::<Vec<_>>()
+    );
+    mails_to(sink, rcpt, needle)
+}
+
+/// Sends a post from `from` (not a member) to `dev` and waits until it
+/// is held; its id.
+pub async fn hold(env: &TestEnv, d: &DaemonHandle, from: &str, subject: &str, body: &str) -> i64 {
+    send(
+        d.smtp_addr(),
+        from,
+        &[&format!("{LIST}@{DOMAIN}")],
+        &message(from, &format!("{LIST}@{DOMAIN}"), subject, body),
+    )
+    .await
+    .expect(250);
+    let q = format!("subject = '{subject}' AND state = 'held'");
+    assert!(wait_until(WAIT, || env.count("held", &q) == 1).await);
+    env.store()
+        .query_row("SELECT id FROM held WHERE subject = ?1", [subject], |r| {
+            r.get(0)
+        })
+        .unwrap()
+}
+
+/// The login link in the `n`th login mail to `addr`.
+pub async fn login_link(sink: &Sink, addr: &str, n: usize) -> String {
+    let mails = wait_mail(sink, addr, "login link", n).await;
+    let text = text_of(&mails[n - 1]);
+    text.split_whitespace()
+        .find(|w| w.contains("/login/"))
+        .unwrap_or_else(|| panic!("no link in {text}"))
+        .to_string()
 }

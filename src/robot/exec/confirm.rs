@@ -24,6 +24,75 @@ use crate::robot::{template_data, Mail, To};
 use crate::store::members::DeliveryMode;
 use crate::store::outbound::JobKind;
 
+/// Issues a confirmation token for `action` on `list` and returns the mail
+/// that asks for it: to the address whose consent the change needs (the
+/// requesting owner's own mailbox for an owner's add/del). Shared by command
+/// mail and `start_subscription` (the web's subscribe form).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn confirmation_mail(
+    ctx: &crate::handler::Ctx,
+    conn: &rusqlite::Connection,
+    list: &ListConfig,
+    action: TokenAction,
+    who: &Joining<'_>,
+    requested_by: &str,
+    third: bool,
+    now: i64,
+) -> Result<Mail, HandlerError> {
+    let (addr, name) = (who.addr, who.name);
+    let config = &ctx.config;
+    let token = tokens::issue(
+        conn,
+        &tokens::NewToken {
+            list: &list.name,
+            action,
+            address: addr,
+            name,
+            requested_by,
+            request_id: None,
+            mode: (who.mode != DeliveryMode::Each || action == TokenAction::SetMode)
+                .then_some(who.mode),
+        },
+        config.robot.token_expiry_days,
+        now,
+    )?;
+    let confirm_address = config.list_suffix_address(&list.name, &format!("confirm+{token}"));
+    let template = match action {
+        TokenAction::Subscribe => "confirm-subscribe",
+        TokenAction::OwnerAdd | TokenAction::OwnerRemove => "confirm-owner",
+        TokenAction::SetMode => "confirm-set",
+        _ => "confirm-unsubscribe",
+    };
+    // an owner's add/del is confirmed by that owner's mailbox, so a
+    // forged From: reaches only the real owner
+    let to = if action.by_owner() {
+        requested_by.to_string()
+    } else {
+        addr.to_string()
+    };
+    Ok(Mail {
+        to: To::One(to),
+        list: Some(list.name.clone()),
+        template,
+        default_subject: format!("confirm {token}"),
+        data: template_data(
+            config,
+            Some(list),
+            json!({"address": addr.to_string(), "token": token,
+                   "confirm_address": confirm_address, "requester": requested_by,
+                   "third_party": third, "action": action.as_str(),
+                   "mode_text": mode_text(who.mode),
+                   "expires": crate::robot::expiry_text(config, now)}),
+        ),
+        kind: JobKind::Reply,
+        reply_to: Some(confirm_address),
+        // only the address's own command mail is answered in-thread
+        answers_command: !third || action.by_owner(),
+        limited: true,
+        attachment: None,
+    })
+}
+
 impl RobotSession<'_> {
     pub(super) fn confirmation(
         &mut self,
@@ -32,7 +101,7 @@ impl RobotSession<'_> {
         who: &Joining<'_>,
         third: bool,
     ) -> Result<(), HandlerError> {
-        let (addr, name) = (who.addr, who.name);
+        let addr = who.addr;
         // two `set` commands for different modes are two requests
         let mode_key = if action == TokenAction::SetMode {
             who.mode.as_str()
@@ -45,58 +114,18 @@ impl RobotSession<'_> {
             return Ok(());
         }
         self.confirmations.push(key);
-        let config = self.ctx.config.clone();
         let requested_by = self.sender.address.to_string();
-        let token = tokens::issue(
+        let mail = confirmation_mail(
+            self.ctx,
             self.conn,
-            &tokens::NewToken {
-                list: &list.name,
-                action,
-                address: addr,
-                name,
-                requested_by: &requested_by,
-                request_id: None,
-                mode: (who.mode != DeliveryMode::Each || action == TokenAction::SetMode)
-                    .then_some(who.mode),
-            },
-            config.robot.token_expiry_days,
+            list,
+            action,
+            who,
+            &requested_by,
+            third,
             self.now,
         )?;
-        let confirm_address = config.list_suffix_address(&list.name, &format!("confirm+{token}"));
-        let template = match action {
-            TokenAction::Subscribe => "confirm-subscribe",
-            TokenAction::OwnerAdd | TokenAction::OwnerRemove => "confirm-owner",
-            TokenAction::SetMode => "confirm-set",
-            _ => "confirm-unsubscribe",
-        };
-        // an owner's add/del is confirmed by that owner's mailbox, so a
-        // forged From: reaches only the real owner
-        let to = if action.by_owner() {
-            requested_by.clone()
-        } else {
-            addr.to_string()
-        };
-        self.mails.push(Mail {
-            to: To::One(to),
-            list: Some(list.name.clone()),
-            template,
-            default_subject: format!("confirm {token}"),
-            data: template_data(
-                &config,
-                Some(list),
-                json!({"address": addr.to_string(), "token": token,
-                       "confirm_address": confirm_address, "requester": requested_by,
-                       "third_party": third, "action": action.as_str(),
-                       "mode_text": mode_text(who.mode),
-                       "expires": crate::robot::expiry_text(&config, self.now)}),
-            ),
-            kind: JobKind::Reply,
-            reply_to: Some(confirm_address),
-            // only the address's own command mail is answered in-thread
-            answers_command: !third || action.by_owner(),
-            limited: true,
-            attachment: None,
-        });
+        self.mails.push(mail);
         Ok(())
     }
 

@@ -32,6 +32,8 @@ mod owner;
 pub mod roster;
 mod subscription;
 
+pub use subscription::{start_subscription, SubscribeStart};
+
 use std::collections::VecDeque;
 
 use rusqlite::Connection;

@@ -9,10 +9,13 @@
 
 use std::collections::VecDeque;
 
+use super::confirm::confirmation_mail;
 use super::mode::{mode_suffix, no_digest, take_mode};
 use super::roster::{add_member, remove_member, request_approval, Joining};
 use super::{Res, RobotSession};
-use crate::config::{SubscriptionPolicy, UnsubscribePolicy};
+use crate::address::Address;
+use crate::config::{ListConfig, SubscriptionPolicy, UnsubscribePolicy};
+use crate::handler::{Ctx, HandlerError};
 use crate::robot::requests;
 use crate::robot::tokens::TokenAction;
 use crate::store::members::{self, DeliveryMode};
@@ -154,4 +157,54 @@ impl RobotSession<'_> {
         remove_member(self.ctx, self.conn, list, &addr, &mut self.mails)?;
         Ok(format!("{addr} has been unsubscribed from {}.", list.name))
     }
+}
+
+/// What a subscription asked for outside a command mail came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscribeStart {
+    /// The list is closed: its owners add members themselves.
+    Closed,
+    /// A confirmation request was mailed to the address, unless it is a
+    /// member already or waits for the owners (the answer does not say).
+    Asked,
+}
+
+/// Starts `addr`'s subscription to `list` for someone who has not proven
+/// the address (the web's subscribe form): the same double opt-in as a
+/// `subscribe` command, so nothing changes until the address confirms, and
+/// the list's policy (owner approval) applies when it does. The mail is
+/// queued in `conn`'s transaction under the robot's reply budgets.
+pub fn start_subscription(
+    ctx: &Ctx,
+    conn: &rusqlite::Connection,
+    list: &ListConfig,
+    addr: &Address,
+    now: i64,
+) -> Result<SubscribeStart, HandlerError> {
+    if list.subscription == SubscriptionPolicy::Closed {
+        return Ok(SubscribeStart::Closed);
+    }
+    if members::get(conn, &list.name, &addr.key())?.is_some()
+        || requests::pending_for(conn, &list.name, addr)?.is_some()
+    {
+        return Ok(SubscribeStart::Asked);
+    }
+    let who = Joining {
+        addr,
+        name: None,
+        mode: DeliveryMode::Each,
+    };
+    let requested_by = addr.to_string();
+    let mail = confirmation_mail(
+        ctx,
+        conn,
+        list,
+        TokenAction::Subscribe,
+        &who,
+        &requested_by,
+        false,
+        now,
+    )?;
+    crate::robot::send(ctx, conn, vec![mail], None, now)?;
+    Ok(SubscribeStart::Asked)
 }
