@@ -5,7 +5,7 @@
 //! - the leaves (`store`, `mime`, `address`, `handler`, `plumbing`,
 //!   `health`, `hold`, `control`, `fault`, `config`, `templates`,
 //!   `routing`, `membership`, `limits`, `archive`, `dkim`, `member_token`,
-//!   `dns`, `auth`) use only leaves, and
+//!   `dns`, `auth`, `password`, `reader`) use only leaves, and
 //!   `store` and `mime` nothing of the application at all;
 //! - intake (`smtp`) uses neither the pipeline nor any handler;
 //! - the pure posting rules use only leaves;
@@ -35,6 +35,8 @@ const LEAVES: &[&str] = &[
     "member_token",
     "dns",
     "auth",
+    "password",
+    "reader",
 ];
 
 const HANDLERS: &[&str] = &[

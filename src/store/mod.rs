@@ -107,6 +107,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "bounce_scores",
         include_str!("migrations/0071_bounce_scores.sql"),
     ),
+    (
+        72,
+        "archive_readers",
+        include_str!("migrations/0072_archive_readers.sql"),
+    ),
 ];
 
 static STATEMENT_HOOK: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
