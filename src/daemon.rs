@@ -134,6 +134,8 @@ pub struct DaemonHandle {
     smtp: Vec<SocketAddr>,
     lmtp: Vec<Bound>,
     web: Option<SocketAddr>,
+    pop3: Option<SocketAddr>,
+    imap: Option<SocketAddr>,
     /// The workers' wake-up signals (tests may poke them).
     pub wakers: Wakers,
     stop_sessions: watch::Sender<bool>,
@@ -185,6 +187,18 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
         })?)),
         None => None,
     };
+    let mut reader_listeners = Vec::new();
+    for (name, spec) in [("pop3", &config.pop3.listen), ("imap", &config.imap.listen)] {
+        if let Some(spec) = spec {
+            let l = tokio::net::TcpListener::bind(spec)
+                .await
+                .map_err(|why| DaemonError::Bind {
+                    addr: spec.clone(),
+                    why,
+                })?;
+            reader_listeners.push((name, Arc::new(l)));
+        }
+    }
     if let Some(w) = config.web.public_url_warning() {
         tracing::warn!("{w}");
     }
@@ -271,8 +285,24 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
         )));
     }
 
+    let (mut pop3, imap) = (None, None);
+    for (name, listener) in reader_listeners {
+        let at = listener.local_addr().ok();
+        tracing::info!(at = ?at, "{name}: listening");
+        let l = live.clone();
+        pop3 = at;
+        workers.push(tokio::spawn(supervise(
+            name,
+            health.clone(),
+            workers_rx.clone(),
+            move |rx| Box::pin(crate::pop3::server::serve(listener.clone(), l.clone(), rx)),
+        )));
+    }
+
     Ok(DaemonHandle {
         live: live_tx,
+        pop3,
+        imap,
         smtp,
         lmtp,
         web,
@@ -319,6 +349,16 @@ impl DaemonHandle {
     }
 
     /// The first LMTP TCP address, if any.
+    /// Where the POP3 server listens (`pop3.listen`), if it does.
+    pub fn pop3_addr(&self) -> Option<SocketAddr> {
+        self.pop3
+    }
+
+    /// Where the IMAP server listens (`imap.listen`), if it does.
+    pub fn imap_addr(&self) -> Option<SocketAddr> {
+        self.imap
+    }
+
     pub fn lmtp_tcp_addr(&self) -> Option<SocketAddr> {
         self.lmtp.iter().find_map(|b| match b {
             Bound::Tcp(a) => Some(*a),
@@ -350,6 +390,10 @@ impl DaemonHandle {
         }
         if config.web.listen != old.web.listen {
             warnings.push("web.listen changed: restart to listen there".to_string());
+        }
+        if config.pop3.listen != old.pop3.listen || config.imap.listen != old.imap.listen {
+            warnings
+                .push("pop3.listen or imap.listen changed: restart to listen there".to_string());
         }
         if config.smtp.max_connections != old.smtp.max_connections {
             warnings.push("smtp.max_connections changed: restart to apply it".to_string());

@@ -35,6 +35,7 @@ pub mod moderation;
 pub mod password;
 pub mod pipeline;
 pub mod plumbing;
+pub mod pop3;
 pub mod posts;
 pub mod reader;
 pub mod robot;

@@ -1,0 +1,136 @@
+//! The archive readers' sessions (POP3 now, IMAP beside it) fed arbitrary
+//! bytes in arbitrary chunks, against a real store and archive built once
+//! per thread in the temp dir: lists `pub` (anyone reads) and `dev`
+//! (members), three posts each, and the member `ann@example.org` whose
+//! `dev` app password is [`PASSWORD`].
+//!
+//! Invariants: every LF the server writes ends a CRLF line; a closed
+//! session writes nothing more; nothing is ever removed from the archive.
+
+use crate::config::{Access, Config, ListConfig};
+use crate::pop3::{Pop3Peer, Pop3Session};
+use crate::reader::ArchiveDb;
+use std::path::Path;
+use std::sync::Arc;
+
+/// ann@example.org's app password for `dev` in the fixture.
+pub const PASSWORD: &str = "fuzzfuzzfuzzfuzzfuzz";
+/// Posts per list in the fixture.
+pub const POSTS: usize = 3;
+
+/// A fresh store under `dir` with the fixture's lists, posts and member.
+pub fn fixture(dir: &Path) -> ArchiveDb {
+    let _ = std::fs::remove_dir_all(dir);
+    let mut config = Config::for_tests(super::DOMAIN, dir);
+    config.smtp.hostname = super::DOMAIN.into();
+    config.pop3.maildrop_size = 2;
+    for (name, access) in [("pub", Access::Anyone), ("dev", Access::Members)] {
+        let mut l = ListConfig::parse(Path::new("fuzz.yaml"), name, "").expect("fixture list");
+        l.archive_access = access;
+        config.lists.insert(name.into(), l);
+    }
+    std::fs::create_dir_all(&config.data_dir).expect("fixture dir");
+    let db = ArchiveDb::open(Arc::new(config)).expect("fixture store");
+    let data = db.config().data_dir.clone();
+    for list in ["pub", "dev"] {
+        for n in 0..POSTS {
+            let m = format!(
+                "From: Ann <ann@example.org>\r\nSubject: {list} post {n}\r\nMessage-ID: <{list}{n}@x>\r\nDate: Sat, 22 Nov 2025 0{n}:00:00 +0000\r\n\r\n.dot\r\nFrom here\r\nbody {n}\r\n"
+            );
+            crate::archive::archive_post(&data, db.conn(), list, "x", m.as_bytes(), 1_763_780_000)
+                .expect("fixture post");
+        }
+    }
+    let key = "ann@example.org";
+    crate::store::members::add(
+        db.conn(),
+        "dev",
+        key,
+        key,
+        None,
+        crate::store::members::DeliveryMode::Each,
+        1,
+    )
+    .expect("fixture member");
+    let hash = crate::password::hash_password(PASSWORD).expect("hash");
+    db.conn()
+        .execute(
+            "INSERT INTO archive_passwords(list, address_key, hash, created_at) VALUES ('dev', ?1, ?2, 1)",
+            [key, hash.as_str()],
+        )
+        .expect("fixture password");
+    db
+}
+
+thread_local! {
+    static DB: ArchiveDb = fixture(&std::env::temp_dir().join(format!(
+        "listd-fuzz-reader-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    )));
+}
+
+/// Calls `f` with this thread's fixture.
+pub fn with_fixture<R>(f: impl FnOnce(&ArchiveDb) -> R) -> R {
+    DB.with(f)
+}
+
+/// Chunk sizes from a seed byte (0: all at once).
+pub(crate) fn chunks(input: &[u8], seed: u8) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut rest = input;
+    let mut k = usize::from(seed);
+    while !rest.is_empty() {
+        let n = if seed == 0 {
+            rest.len()
+        } else {
+            k = (k * 37 + 11) % 101;
+            (k % 67 + 1).min(rest.len())
+        };
+        let (c, tail) = rest.split_at(n);
+        out.push(c);
+        rest = tail;
+    }
+    out
+}
+
+/// Every LF is preceded by CR.
+pub(crate) fn lf_in_crlf(b: &[u8]) -> bool {
+    b.iter()
+        .enumerate()
+        .all(|(i, &c)| c != b'\n' || (i > 0 && b[i - 1] == b'\r'))
+}
+
+/// POP3. First byte: bit 0 a trusted peer, the rest a chunk seed; then
+/// what the client sends.
+pub fn check_pop3(data: &[u8]) {
+    let Some((&flags, input)) = data.split_first() else {
+        return;
+    };
+    with_fixture(|db| {
+        let before = crate::reader::mailbox::uids(db.conn(), "dev").expect("uids");
+        let peer = Pop3Peer {
+            ip: Some("192.0.2.1".parse().expect("literal ip")),
+            trusted: flags & 1 != 0,
+        };
+        let mut s = Pop3Session::new(super::DOMAIN, "<1.2@x>", 2, peer);
+        let mut out = s.take_output();
+        for c in chunks(input, flags >> 1) {
+            let was_closed = s.is_closed();
+            s.receive(c);
+            s.advance(db, 1_763_780_000);
+            let o = s.take_output();
+            assert!(!was_closed || o.is_empty(), "a closed session answered");
+            out.extend(o);
+        }
+        assert!(
+            lf_in_crlf(&out),
+            "a bare LF: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        s.timeout();
+        assert!(s.is_closed());
+        let after = crate::reader::mailbox::uids(db.conn(), "dev").expect("uids");
+        assert_eq!(before, after, "the archive changed");
+    })
+}
