@@ -285,18 +285,29 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
         )));
     }
 
-    let (mut pop3, imap) = (None, None);
+    let (mut pop3, mut imap) = (None, None);
     for (name, listener) in reader_listeners {
         let at = listener.local_addr().ok();
         tracing::info!(at = ?at, "{name}: listening");
         let l = live.clone();
-        pop3 = at;
-        workers.push(tokio::spawn(supervise(
-            name,
-            health.clone(),
-            workers_rx.clone(),
-            move |rx| Box::pin(crate::pop3::server::serve(listener.clone(), l.clone(), rx)),
-        )));
+        let worker = if name == "pop3" {
+            pop3 = at;
+            tokio::spawn(supervise(
+                name,
+                health.clone(),
+                workers_rx.clone(),
+                move |rx| Box::pin(crate::pop3::server::serve(listener.clone(), l.clone(), rx)),
+            ))
+        } else {
+            imap = at;
+            tokio::spawn(supervise(
+                name,
+                health.clone(),
+                workers_rx.clone(),
+                move |rx| Box::pin(crate::imap::server::serve(listener.clone(), l.clone(), rx)),
+            ))
+        };
+        workers.push(worker);
     }
 
     Ok(DaemonHandle {

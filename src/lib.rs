@@ -27,6 +27,7 @@ pub mod fuzzing;
 pub mod handler;
 pub mod health;
 pub mod hold;
+pub mod imap;
 pub mod limits;
 pub mod member_token;
 pub mod membership;
