@@ -7,8 +7,7 @@
 
 use super::session::{ImapPeer, ImapSession};
 use crate::config::Config;
-use crate::plumbing::Live;
-use crate::pop3::server::stopped;
+use crate::plumbing::{stopped, Live};
 use crate::reader::ArchiveDb;
 use crate::store::StoreError;
 use std::net::SocketAddr;

@@ -16,7 +16,7 @@ fn run(s: &mut ImapSession, db: &crate::reader::ArchiveDb, line: &str) -> String
 #[test]
 fn off_loopback_login_is_disabled_but_anonymous_works() {
     let dir = tempfile::tempdir().unwrap();
-    let db = crate::fuzzing::reader::fixture(&dir.path().join("site"));
+    let db = crate::reader::sample::fixture(&dir.path().join("site"));
     let peer = ImapPeer {
         ip: Some("203.0.113.9".parse().unwrap()),
         login_ok: false,
@@ -29,7 +29,7 @@ fn off_loopback_login_is_disabled_but_anonymous_works() {
         r.contains("* CAPABILITY IMAP4REV1") && r.contains("LOGINDISABLED"),
         "{r}"
     );
-    let pw = crate::fuzzing::reader::PASSWORD;
+    let pw = crate::reader::sample::PASSWORD;
     let r = run(&mut s, &db, &format!("a2 LOGIN ann@example.org {pw}"));
     assert!(
         r.starts_with("a2 NO LOGIN with a password is disabled here"),
@@ -63,7 +63,7 @@ fn off_loopback_login_is_disabled_but_anonymous_works() {
 #[test]
 fn the_autologout_timer_says_bye() {
     let dir = tempfile::tempdir().unwrap();
-    let db = crate::fuzzing::reader::fixture(&dir.path().join("site"));
+    let db = crate::reader::sample::fixture(&dir.path().join("site"));
     let mut s = ImapSession::new(
         "h",
         ImapPeer {

@@ -7,7 +7,7 @@
 
 use super::session::{Pop3Peer, Pop3Session};
 use crate::config::Config;
-use crate::plumbing::Live;
+use crate::plumbing::{stopped, Live};
 use crate::reader::ArchiveDb;
 use crate::store::StoreError;
 use std::net::SocketAddr;
@@ -56,11 +56,6 @@ pub async fn serve(
             }
         });
     }
-}
-
-/// Returns once `shutdown` is true.
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|v| *v).await;
 }
 
 /// A unique APOP timestamp for a greeting.

@@ -1,31 +1,10 @@
-//! Session tests that need no socket: a peer off loopback and outside the
-//! trusted networks, and the inactivity timer, against a real store.
+//! Session tests that need no socket, against the sample site
+//! (`reader::sample`): a peer off loopback and outside the trusted
+//! networks, and the inactivity timer.
 
 use super::{Pop3Peer, Pop3Session};
-use crate::config::{Access, Config, ListConfig};
-use crate::reader::{passwords, ArchiveDb};
-use std::sync::Arc;
-
-fn db(dir: &std::path::Path) -> ArchiveDb {
-    let mut config = Config::for_tests("lists.example.org", dir);
-    for (name, access) in [("pub", Access::Anyone), ("dev", Access::Members)] {
-        let mut l = ListConfig::parse(std::path::Path::new("x.yaml"), name, "").unwrap();
-        l.archive_access = access;
-        config.lists.insert(name.into(), l);
-    }
-    std::fs::create_dir_all(&config.data_dir).unwrap();
-    let db = ArchiveDb::open(Arc::new(config)).unwrap();
-    crate::archive::archive_post(
-        &db.config().data_dir,
-        db.conn(),
-        "pub",
-        "x",
-        b"Subject: hello\r\n\r\nhi\r\n",
-        1_700_000_000,
-    )
-    .unwrap();
-    db
-}
+use crate::reader::sample::{fixture, PASSWORD, POSTS};
+use crate::reader::ArchiveDb;
 
 fn run(s: &mut Pop3Session, db: &ArchiveDb, line: &str) -> String {
     s.receive(format!("{line}\r\n").as_bytes());
@@ -36,18 +15,7 @@ fn run(s: &mut Pop3Session, db: &ArchiveDb, line: &str) -> String {
 #[test]
 fn off_loopback_only_anonymous_logins_are_taken() {
     let dir = tempfile::tempdir().unwrap();
-    let db = db(dir.path());
-    crate::store::members::add(
-        db.conn(),
-        "dev",
-        "ann@example.org",
-        "ann@example.org",
-        None,
-        crate::store::members::DeliveryMode::Each,
-        1,
-    )
-    .unwrap();
-    let pw = passwords::issue(db.conn(), "dev", "ann@example.org", 1).unwrap();
+    let db = fixture(&dir.path().join("site"));
     let peer = Pop3Peer {
         ip: Some("203.0.113.9".parse().unwrap()),
         trusted: false,
@@ -57,7 +25,7 @@ fn off_loopback_only_anonymous_logins_are_taken() {
         .unwrap()
         .starts_with("+OK h POP3"));
     run(&mut s, &db, "USER ann@example.org+dev");
-    let r = run(&mut s, &db, &format!("PASS {pw}"));
+    let r = run(&mut s, &db, &format!("PASS {PASSWORD}"));
     assert!(
         r.starts_with("-ERR [AUTH] passwords are taken only on loopback"),
         "{r}"
@@ -65,7 +33,10 @@ fn off_loopback_only_anonymous_logins_are_taken() {
     assert!(s.maildrop().is_none());
     run(&mut s, &db, "USER pub");
     let r = run(&mut s, &db, "PASS anything at all");
-    assert!(r.starts_with("+OK pub has 1 messages"), "{r}");
+    assert!(
+        r.starts_with(&format!("+OK pub has {POSTS} messages")),
+        "{r}"
+    );
     // the same password on a trusted peer works
     let mut t = Pop3Session::new(
         "h",
@@ -77,13 +48,17 @@ fn off_loopback_only_anonymous_logins_are_taken() {
         },
     );
     run(&mut t, &db, "USER ann@example.org+dev");
-    assert!(run(&mut t, &db, &format!("PASS {pw}")).starts_with("+OK dev has 0 messages"));
+    let r = run(&mut t, &db, &format!("PASS {PASSWORD}"));
+    assert!(
+        r.starts_with(&format!("+OK dev has {POSTS} messages")),
+        "{r}"
+    );
 }
 
 #[test]
 fn the_inactivity_timer_closes_without_changing_anything() {
     let dir = tempfile::tempdir().unwrap();
-    let db = db(dir.path());
+    let db = fixture(&dir.path().join("site"));
     let peer = Pop3Peer {
         ip: None,
         trusted: true,
@@ -104,6 +79,6 @@ fn the_inactivity_timer_closes_without_changing_anything() {
         crate::reader::mailbox::uids(db.conn(), "pub")
             .unwrap()
             .len(),
-        1
+        POSTS
     );
 }

@@ -13,6 +13,7 @@ pub mod access;
 pub mod login;
 pub mod mailbox;
 pub mod passwords;
+pub mod sample;
 pub mod text;
 
 pub use access::{may_read, Reader};
