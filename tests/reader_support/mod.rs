@@ -234,3 +234,41 @@ pub fn python(script: &str, args: &[String]) -> String {
     );
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
+
+impl LineClient {
+    /// One IMAP response line with any literals it carries inlined (as
+    /// `{N}\r\n` followed by the N bytes, lossily decoded).
+    pub async fn imap_line(&mut self) -> String {
+        let mut out = self.line().await;
+        while let Some(n) = out
+            .strip_suffix('}')
+            .and_then(|s| s.rsplit_once('{'))
+            .and_then(|(_, n)| n.parse::<usize>().ok())
+        {
+            let bytes = self.bytes(n).await;
+            out.push_str("\r\n");
+            out.push_str(&String::from_utf8_lossy(&bytes));
+            out.push_str(&self.line().await);
+        }
+        out
+    }
+
+    /// Sends `TAG LINE`; returns the responses up to and with the tagged one.
+    pub async fn imap(&mut self, tag: &str, line: &str) -> Vec<String> {
+        self.send(&format!("{tag} {line}")).await;
+        self.imap_until(tag).await
+    }
+
+    /// Reads responses up to and with the one tagged `tag`.
+    pub async fn imap_until(&mut self, tag: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let l = self.imap_line().await;
+            let done = l.starts_with(&format!("{tag} "));
+            out.push(l);
+            if done {
+                return out;
+            }
+        }
+    }
+}
