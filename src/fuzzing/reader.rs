@@ -1,10 +1,11 @@
-//! The archive readers' sessions (POP3 now, IMAP beside it) fed arbitrary
+//! The archive readers' sessions (POP3 and IMAP) fed arbitrary
 //! bytes in arbitrary chunks, against a real store and archive built once
 //! per thread in the temp dir (`reader::sample`).
 //!
 //! Invariants: every LF the server writes ends a CRLF line; a closed
 //! session writes nothing more; nothing is ever removed from the archive.
 
+use crate::imap::{ImapPeer, ImapSession};
 use crate::pop3::{Pop3Peer, Pop3Session};
 use crate::reader::ArchiveDb;
 
@@ -67,6 +68,44 @@ pub fn check_pop3(data: &[u8]) {
             let was_closed = s.is_closed();
             s.receive(c);
             s.advance(db, 1_763_780_000);
+            let o = s.take_output();
+            assert!(!was_closed || o.is_empty(), "a closed session answered");
+            out.extend(o);
+        }
+        assert!(
+            lf_in_crlf(&out),
+            "a bare LF: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        s.timeout();
+        assert!(s.is_closed());
+        let after = crate::reader::mailbox::uids(db.conn(), "dev").expect("uids");
+        assert_eq!(before, after, "the archive changed");
+    })
+}
+
+/// IMAP. First byte: bit 0 LOGIN allowed (loopback), bit 1 the session
+/// also polls for new posts after each chunk, the rest a chunk seed; then
+/// what the client sends.
+pub fn check_imap(data: &[u8]) {
+    let Some((&flags, input)) = data.split_first() else {
+        return;
+    };
+    with_fixture(|db| {
+        let before = crate::reader::mailbox::uids(db.conn(), "dev").expect("uids");
+        let peer = ImapPeer {
+            ip: Some("192.0.2.1".parse().expect("literal ip")),
+            login_ok: flags & 1 != 0,
+        };
+        let mut s = ImapSession::new(super::DOMAIN, peer);
+        let mut out = s.take_output();
+        for c in chunks(input, flags >> 2) {
+            let was_closed = s.is_closed();
+            s.receive(c);
+            s.advance(db, 1_763_780_000);
+            if flags & 2 != 0 {
+                s.poll(db);
+            }
             let o = s.take_output();
             assert!(!was_closed || o.is_empty(), "a closed session answered");
             out.extend(o);
