@@ -489,3 +489,111 @@ async fn python_imaplib_reads_the_archive() {
     assert_eq!(v["logout"], "BYE");
     a.stop().await;
 }
+
+const TLS_CLIENT: &str = r#"
+import imaplib, json, socket, ssl, sys
+host, port, tls_port, user, pw = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+out = {}
+m = imaplib.IMAP4(host, port, timeout=20)
+out["before"] = sorted(m.capabilities)
+m.starttls(ssl_context=ctx)
+out["after"] = sorted(m.capabilities)
+out["login"] = m.login(user, pw)[0]
+out["select"] = m.select("dev", readonly=True)[1][0].decode()
+m.logout()
+s = imaplib.IMAP4_SSL(host, tls_port, ssl_context=ctx, timeout=20)
+out["implicit_caps"] = sorted(s.capabilities)
+out["implicit_login"] = s.login(user, pw)[0]
+out["implicit_select"] = s.select("dev", readonly=True)[1][0].decode()
+s.logout()
+# a command pipelined behind STARTTLS in plain text is never run
+raw = socket.create_connection((host, port), timeout=20)
+f = raw.makefile("rb")
+f.readline()
+raw.sendall(b"a STARTTLS\r\nb LOGOUT\r\n")
+out["starttls"] = f.readline().decode().strip()
+tls = ctx.wrap_socket(raw)
+tf = tls.makefile("rb")
+tls.sendall(b"c NOOP\r\n")
+out["after_injection"] = tf.readline().decode().strip()
+print(json.dumps(out))
+"#;
+
+/// STARTTLS on `imap.listen` and TLS at once on `imap.listen_tls`, with a
+/// self-signed certificate made by openssl, driven by Python's imaplib and
+/// ssl; a command pipelined in clear behind STARTTLS is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_and_implicit_tls_over_tcp() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=lists.example.org",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let yaml = |p: &std::path::Path| common::yaml_str(&p.display().to_string());
+    let a = Archive::start(|b| {
+        b.set("imap", "tls_cert", &yaml(&cert))
+            .set("imap", "tls_key", &yaml(&key))
+            .set("imap", "listen_tls", "127.0.0.1:0")
+    })
+    .await;
+    three_posts(&a).await;
+    let pw = a.password(ANN, "dev").await;
+    let (plain, tls) = (
+        a.imap_addr(),
+        a.daemon().imaps_addr().expect("imaps listens"),
+    );
+    let args = vec![
+        plain.ip().to_string(),
+        plain.port().to_string(),
+        tls.port().to_string(),
+        ANN.to_string(),
+        pw,
+    ];
+    let out = tokio::task::spawn_blocking(move || python(TLS_CLIENT, &args))
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let caps = |k: &str| {
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(caps("before").contains(&"STARTTLS".to_string()), "{v}");
+    assert!(!caps("after").contains(&"STARTTLS".to_string()), "{v}");
+    assert!(
+        !caps("implicit_caps").contains(&"STARTTLS".to_string()),
+        "{v}"
+    );
+    assert_eq!(v["login"], "OK");
+    assert_eq!(v["select"], "3");
+    assert_eq!(v["implicit_login"], "OK");
+    assert_eq!(v["implicit_select"], "3");
+    assert_eq!(v["starttls"], "a OK Begin TLS negotiation now");
+    assert_eq!(v["after_injection"], "c OK NOOP completed");
+    a.stop().await;
+}

@@ -85,8 +85,9 @@ pub fn check_pop3(data: &[u8]) {
 }
 
 /// IMAP. First byte: bit 0 LOGIN allowed (loopback), bit 1 the session
-/// also polls for new posts after each chunk, the rest a chunk seed; then
-/// what the client sends.
+/// also polls for new posts after each chunk, bit 2 STARTTLS offered (the
+/// next chunk then goes to the session after TLS), the rest a chunk seed;
+/// then what the client sends.
 pub fn check_imap(data: &[u8]) {
     let Some((&flags, input)) = data.split_first() else {
         return;
@@ -96,10 +97,15 @@ pub fn check_imap(data: &[u8]) {
         let peer = ImapPeer {
             ip: Some("192.0.2.1".parse().expect("literal ip")),
             login_ok: flags & 1 != 0,
+            starttls: flags & 4 != 0,
         };
         let mut s = ImapSession::new(super::DOMAIN, peer);
         let mut out = s.take_output();
-        for c in chunks(input, flags >> 2) {
+        for c in chunks(input, flags >> 3) {
+            if s.wants_tls() {
+                // what a driver does once TLS is up
+                s = ImapSession::after_starttls(super::DOMAIN, peer);
+            }
             let was_closed = s.is_closed();
             s.receive(c);
             s.advance(db, 1_763_780_000);

@@ -5,8 +5,9 @@
 //! UID is its archive row id; UIDVALIDITY is a hash of the list name.
 //! Every mailbox is read-only: SELECT answers `[READ-ONLY]` as EXAMINE
 //! does, `\Seen` lasts for the session, and APPEND, COPY, MOVE, CREATE,
-//! DELETE, RENAME and EXPUNGE get NO. LOGIN is refused (LOGINDISABLED)
-//! unless the connection is on loopback or from `smtp.trusted_networks`.
+//! DELETE, RENAME and EXPUNGE get NO. LOGIN with a password is refused
+//! (LOGINDISABLED) unless the connection is over TLS (STARTTLS, or
+//! `imap.listen_tls`), on loopback, or from `smtp.trusted_networks`.
 //!
 //! The protocol is parsed and written by `imap-codec`, its flows (literals,
 //! IDLE, AUTHENTICATE) kept by `imap-next`'s sans-IO server; `session`
@@ -21,5 +22,6 @@ pub mod server;
 pub mod session;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 pub use session::{ImapPeer, ImapSession};

@@ -32,6 +32,9 @@ pub struct ImapPeer {
     /// On loopback, from `smtp.trusted_networks`, or over TLS: LOGIN may
     /// carry a password. Elsewhere the server announces LOGINDISABLED.
     pub login_ok: bool,
+    /// A certificate is configured and the connection is still plain: the
+    /// server offers STARTTLS.
+    pub starttls: bool,
 }
 
 /// The open mailbox.
@@ -72,6 +75,9 @@ pub struct ImapSession {
     output: Vec<u8>,
     errors: u32,
     closed: bool,
+    /// STARTTLS was accepted: the driver is to start TLS and go on with
+    /// [`ImapSession::after_starttls`]; nothing more is read here.
+    pub(super) tls_next: bool,
 }
 
 /// A response text: never empty, no line breaks.
@@ -117,13 +123,35 @@ impl ImapSession {
             output: Vec::new(),
             errors: 0,
             closed: false,
+            tls_next: false,
         };
         s.pump(None, 0);
         s
     }
 
+    /// The session that goes on once TLS is up after STARTTLS: Not
+    /// Authenticated, no greeting (RFC 3501 §6.2.1), nothing of what the
+    /// client sent before the handshake.
+    pub fn after_starttls(hostname: &str, peer: ImapPeer) -> ImapSession {
+        let mut s = ImapSession::new(
+            hostname,
+            ImapPeer {
+                login_ok: true,
+                starttls: false,
+                ..peer
+            },
+        );
+        s.output.clear();
+        s
+    }
+
+    /// Whether the driver is to start TLS now (after writing the output).
+    pub fn wants_tls(&self) -> bool {
+        self.tls_next
+    }
+
     pub fn receive(&mut self, bytes: &[u8]) {
-        if !self.closed {
+        if !self.closed && !self.tls_next {
             self.server.enqueue_input(bytes);
         }
     }
@@ -199,6 +227,10 @@ impl ImapSession {
         loop {
             match self.server.next() {
                 Ok(Event::CommandReceived { command }) => {
+                    if self.tls_next {
+                        // pipelined after STARTTLS: dropped unread (RFC 3501 §6.2.1)
+                        continue;
+                    }
                     if let Some(db) = db {
                         self.errors = 0;
                         super::commands::dispatch(self, db, command, now);

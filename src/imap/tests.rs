@@ -20,6 +20,7 @@ fn off_loopback_login_is_disabled_but_anonymous_works() {
     let peer = ImapPeer {
         ip: Some("203.0.113.9".parse().unwrap()),
         login_ok: false,
+        starttls: false,
     };
     let mut s = ImapSession::new("h", peer);
     let greeting = String::from_utf8(s.take_output()).unwrap();
@@ -69,6 +70,7 @@ fn the_autologout_timer_says_bye() {
         ImapPeer {
             ip: None,
             login_ok: true,
+            starttls: false,
         },
     );
     s.take_output();
@@ -188,4 +190,62 @@ fn envelope_and_body_structure_of_a_mime_message() {
         message::body_structure(&odd),
         BodyStructure::Single { .. }
     ));
+}
+
+#[test]
+fn starttls_is_offered_before_login_and_drops_what_was_pipelined() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::reader::sample::fixture(&dir.path().join("site"));
+    let peer = ImapPeer {
+        ip: Some("203.0.113.9".parse().unwrap()),
+        login_ok: false,
+        starttls: true,
+    };
+    let mut s = ImapSession::new("h", peer);
+    let greeting = String::from_utf8(s.take_output()).unwrap();
+    assert!(
+        greeting.contains("STARTTLS") && greeting.contains("LOGINDISABLED"),
+        "{greeting}"
+    );
+    // a command pipelined behind STARTTLS is never run
+    let r = run(&mut s, &db, "a1 STARTTLS\r\na2 LOGIN anonymous x");
+    assert_eq!(r, "a1 OK Begin TLS negotiation now\r\n");
+    assert!(s.wants_tls());
+    assert_eq!(
+        run(&mut s, &db, "a3 NOOP"),
+        "",
+        "nothing is read before TLS"
+    );
+    let mut t = ImapSession::after_starttls("h", peer);
+    assert_eq!(t.take_output(), b"", "no second greeting");
+    let r = run(&mut t, &db, "b1 CAPABILITY");
+    assert!(
+        !r.contains("STARTTLS") && !r.contains("LOGINDISABLED"),
+        "{r}"
+    );
+    let r = run(
+        &mut t,
+        &db,
+        &format!(
+            "b2 LOGIN ann@example.org {}",
+            crate::reader::sample::PASSWORD
+        ),
+    );
+    assert!(r.starts_with("b2 OK LOGIN completed"), "{r}");
+    assert_eq!(
+        run(&mut t, &db, "b3 STARTTLS"),
+        "b3 BAD STARTTLS is for before LOGIN\r\n"
+    );
+    // without a certificate there is no STARTTLS
+    let mut u = ImapSession::new(
+        "h",
+        ImapPeer {
+            starttls: false,
+            ..peer
+        },
+    );
+    assert_eq!(
+        run(&mut u, &db, "c1 STARTTLS").lines().last().unwrap(),
+        "c1 BAD STARTTLS is not offered here"
+    );
 }

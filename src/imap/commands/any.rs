@@ -1,4 +1,4 @@
-//! CAPABILITY, NOOP (which reports new posts), LOGOUT and LOGIN.
+//! CAPABILITY, NOOP (which reports new posts), LOGOUT, STARTTLS and LOGIN.
 
 use super::super::session::{ImapSession, SessionState};
 use crate::reader::{ArchiveDb, Credential, LoginError};
@@ -20,6 +20,18 @@ pub(super) fn logout(s: &mut ImapSession, tag: Tag<'_>) {
     s.bye(&format!("{host} IMAP4rev1 server terminating connection"));
     s.tagged_ok(tag, None, "LOGOUT completed");
     s.state = SessionState::Logout;
+}
+
+/// STARTTLS: only before LOGIN, and only where a certificate is set.
+pub(super) fn starttls(s: &mut ImapSession, tag: Tag<'_>, authenticated: bool) {
+    if authenticated {
+        s.tagged_bad(tag, "STARTTLS is for before LOGIN");
+    } else if !s.peer.starttls {
+        s.tagged_bad(tag, "STARTTLS is not offered here");
+    } else {
+        s.tagged_ok(tag, None, "Begin TLS negotiation now");
+        s.tls_next = true;
+    }
 }
 
 pub(super) fn login(

@@ -15,14 +15,18 @@ use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::response::Capability;
 
-/// What the server announces: IMAP4rev1, IDLE, UNSELECT, and LOGINDISABLED
-/// where LOGIN may not carry a password.
+/// What the server announces: IMAP4rev1, IDLE, UNSELECT, STARTTLS when a
+/// plain connection may start TLS, and LOGINDISABLED where LOGIN may not
+/// carry a password.
 pub(super) fn capabilities(peer: ImapPeer) -> Vec1<Capability<'static>> {
     let mut caps = vec![
         Capability::Imap4Rev1,
         Capability::Idle,
         Capability::Unselect,
     ];
+    if peer.starttls {
+        caps.push(Capability::StartTls);
+    }
     if !peer.login_ok {
         caps.push(Capability::LoginDisabled);
     }
@@ -37,6 +41,7 @@ pub(super) fn dispatch(s: &mut ImapSession, db: &ArchiveDb, command: Command<'_>
         CommandBody::Capability => any::capability(s, tag),
         CommandBody::Noop => any::noop(s, db, tag),
         CommandBody::Logout => any::logout(s, tag),
+        CommandBody::StartTLS => any::starttls(s, tag, authenticated),
         CommandBody::Login { username, password } => {
             if authenticated {
                 s.tagged_bad(tag, "already logged in");
