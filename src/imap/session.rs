@@ -177,6 +177,26 @@ impl ImapSession {
         }
     }
 
+    /// Takes the open mailbox out of the state for the length of a command
+    /// (no copy of its UIDs); the state is Authenticated until
+    /// [`ImapSession::put_back`].
+    pub(super) fn take_selected(&mut self) -> Option<(Grant, Selected)> {
+        match std::mem::replace(&mut self.state, SessionState::NotAuthenticated) {
+            SessionState::Selected(g, sel) => {
+                self.state = SessionState::Authenticated(g.clone());
+                Some((g, sel))
+            }
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+
+    pub(super) fn put_back(&mut self, grant: Grant, sel: Selected) {
+        self.state = SessionState::Selected(grant, sel);
+    }
+
     /// Answers every complete command in the input.
     pub fn advance(&mut self, db: &ArchiveDb, now: i64) {
         self.pump(Some(db), now);

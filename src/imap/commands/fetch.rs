@@ -5,7 +5,7 @@
 //! message `\Seen` for this session and reports its FLAGS.
 
 use super::super::message;
-use super::super::session::{ImapSession, Selected, SessionState};
+use super::super::session::{ImapSession, Selected};
 use super::mailboxes;
 use crate::reader::ArchiveDb;
 use imap_codec::imap_types::core::{Tag, Vec1};
@@ -112,10 +112,9 @@ pub(super) fn fetch(
     if uid && !names.contains(&MessageDataItemName::Uid) {
         names.insert(0, MessageDataItemName::Uid);
     }
-    let SessionState::Selected(_, sel) = &s.state else {
+    let Some((grant, mut sel)) = s.take_selected() else {
         return;
     };
-    let mut sel = sel.clone();
     let wanted = resolve(&sel, set, uid);
     let read_bytes = names.iter().any(needs_bytes);
     let mut failed = 0;
@@ -216,9 +215,7 @@ pub(super) fn fetch(
             });
         }
     }
-    if let SessionState::Selected(_, current) = &mut s.state {
-        current.seen = std::mem::take(&mut sel.seen);
-    }
+    s.put_back(grant, sel);
     if failed > 0 {
         s.tagged_no(tag, &format!("{failed} message(s) cannot be read just now"));
     } else {

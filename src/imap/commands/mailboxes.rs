@@ -282,7 +282,9 @@ pub(super) fn status(
             StatusDataItemName::Recent => Some(StatusDataItem::Recent(0)),
             StatusDataItemName::UidNext => Some(StatusDataItem::UidNext(nz(next))),
             StatusDataItemName::UidValidity => Some(StatusDataItem::UidValidity(nz(validity))),
-            StatusDataItemName::Unseen => Some(StatusDataItem::Unseen(n - seen as u32)),
+            StatusDataItemName::Unseen => {
+                Some(StatusDataItem::Unseen(n.saturating_sub(seen as u32)))
+            }
             _ => None,
         })
         .collect();

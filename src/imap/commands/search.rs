@@ -6,7 +6,7 @@
 //! the flag keys (only `\Seen` is ever set, per session) need no reading.
 //! INBOX's one message is searched by reading it.
 
-use super::super::session::{ImapSession, Selected, SessionState};
+use super::super::session::{ImapSession, Selected};
 use super::fetch::resolve;
 use super::mailboxes;
 use crate::reader::text::{self, Field};
@@ -250,37 +250,46 @@ pub(super) fn search(
             return;
         }
     }
-    let SessionState::Selected(_, sel) = &s.state else {
+    let Some((grant, sel)) = s.take_selected() else {
         return;
     };
-    let sel = sel.clone();
+    let found = run(s, db, &sel, criteria, uid);
+    s.put_back(grant, sel);
+    match found {
+        Ok(found) => {
+            s.data(Data::Search(found));
+            s.tagged_ok(tag, None, "SEARCH completed");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "imap: search failed");
+            s.tagged_no(tag, "the archive cannot be searched just now, try later");
+        }
+    }
+}
+
+/// The sequence numbers (or UIDs) of the messages matching every key.
+fn run(
+    s: &ImapSession,
+    db: &ArchiveDb,
+    sel: &Selected,
+    criteria: &[SearchKey<'_>],
+    uid: bool,
+) -> Result<Vec<NonZeroU32>, String> {
     if let Some(list) = &sel.list {
         if criteria.iter().any(uses_text) {
-            if let Err(e) = text::catch_up(db.conn(), &db.config().data_dir, list) {
-                tracing::error!(list, error = %e, "imap: the search index cannot be brought up to date");
-                s.tagged_no(tag, "the archive cannot be searched just now, try later");
-                return;
-            }
+            text::catch_up(db.conn(), &db.config().data_dir, list).map_err(|e| e.to_string())?;
         }
     }
-    let ctx = Ctx { s, db, sel: &sel };
+    let ctx = Ctx { s, db, sel };
     let mut hits = ctx.all();
     for key in criteria {
-        match ctx.eval(key) {
-            Ok(k) => hits.iter_mut().zip(k).for_each(|(a, b)| *a &= b),
-            Err(e) => {
-                tracing::error!(error = %e, "imap: search failed");
-                s.tagged_no(tag, "the archive cannot be searched just now, try later");
-                return;
-            }
-        }
+        let k = ctx.eval(key)?;
+        hits.iter_mut().zip(k).for_each(|(a, b)| *a &= b);
     }
-    let found: Vec<NonZeroU32> = hits
+    Ok(hits
         .iter()
         .enumerate()
         .filter(|(_, h)| **h)
         .filter_map(|(i, _)| NonZeroU32::new(if uid { sel.uids[i] } else { i as u32 + 1 }))
-        .collect();
-    s.data(Data::Search(found));
-    s.tagged_ok(tag, None, "SEARCH completed");
+        .collect())
 }
