@@ -1018,7 +1018,17 @@ async fn archive_password_is_mailed_to_the_subscribed_address_only() {
     let dev = list_yaml("confirm", "archive_access: members\n");
     let public = list_yaml("confirm", "archive_access: anyone\n");
     let noarch = list_yaml("confirm", "archive: false\narchive_access: members\n");
-    let mut n = Net::start(&[("dev", &dev), ("pub", &public), ("noarch", &noarch)], &[]).await;
+    let ops = list_yaml("confirm", "archive_access: owners\n");
+    let mut n = Net::start(
+        &[
+            ("dev", &dev),
+            ("pub", &public),
+            ("noarch", &noarch),
+            ("ops", &ops),
+        ],
+        &[],
+    )
+    .await;
     // subscribed with upper-case local part: the mail goes there, as written
     n.env.add_members("dev", &["Ann.Smith@example.org"]);
     n.command(
@@ -1089,6 +1099,25 @@ async fn archive_password_is_mailed_to_the_subscribed_address_only() {
         .unwrap()
         .unwrap();
     assert!(!listd::password::verify_password(&hash, &password));
+    // an owners-only archive: the owner's password goes to the configured
+    // owner address; a member is refused
+    n.env.add_members("ops", &["Ann.Smith@example.org"]);
+    n.command(OWNER, &format!("ops-request@{D}"), "", "password\n")
+        .await;
+    let got = n.next(2).await;
+    let mail = one(&got, |g| g.subject() == "Your ops archive password");
+    assert!(mail.is_to(OWNER), "{:?}", mail.rcpts);
+    n.command(
+        "Ann.Smith@example.org",
+        &format!("ops-request@{D}"),
+        "",
+        "password\n",
+    )
+    .await;
+    let got = n.next(1).await;
+    assert!(got[0]
+        .flat()
+        .contains("The archive of ops is not available to you."));
     n.nothing_more().await;
     n.stop().await;
 }

@@ -101,6 +101,10 @@ impl ImapSession {
         options.max_literal_size = MAX_COMMAND;
         options.max_command_size = MAX_COMMAND;
         options.crlf_relaxed = true;
+        let _ = options.set_literal_accept_text("ready for the literal".into());
+        let _ = options.set_literal_reject_text(
+            "literal too long: nothing here takes more than 64 KiB".into(),
+        );
         let caps = super::commands::capabilities(peer);
         let greeting_text = format!("{hostname} IMAP4rev1 server ready: list archives, read-only");
         let greeting = Greeting::new(
@@ -309,11 +313,14 @@ impl ImapSession {
                         }
                     };
                     let why = match e {
-                        imap_next::server::Error::LiteralTooLong { .. }
-                        | imap_next::server::Error::CommandTooLong { .. } => "command too long",
-                        _ => "unknown command or bad syntax",
+                        // imap-next already answered the literal's announcement
+                        imap_next::server::Error::LiteralTooLong { .. } => None,
+                        imap_next::server::Error::CommandTooLong { .. } => Some("command too long"),
+                        _ => Some("unknown command or bad syntax"),
                     };
-                    self.status(Status::bad(tag, None, why));
+                    if let Some(why) = why {
+                        self.status(Status::bad(tag, None, why));
+                    }
                     if self.errors >= MAX_ERRORS {
                         self.bye("too many bad commands");
                         self.state = SessionState::Logout;

@@ -249,3 +249,61 @@ fn starttls_is_offered_before_login_and_drops_what_was_pipelined() {
         "c1 BAD STARTTLS is not offered here"
     );
 }
+
+#[test]
+fn refusals_of_the_protocol_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::reader::sample::fixture(&dir.path().join("site"));
+    let peer = ImapPeer {
+        ip: None,
+        login_ok: true,
+        starttls: false,
+    };
+    let mut s = ImapSession::new("h", peer);
+    s.take_output();
+    assert_eq!(run(&mut s, &db, "a1 IDLE"), "a1 BAD log in first\r\n");
+    assert_eq!(
+        run(&mut s, &db, "a2 AUTHENTICATE PLAIN"),
+        "a2 NO no SASL mechanism here: use LOGIN\r\n"
+    );
+    // a literal over the limit is refused without being read
+    let r = run(&mut s, &db, "a3 LOGIN {999999}");
+    assert_eq!(
+        r,
+        "a3 BAD literal too long: nothing here takes more than 64 KiB\r\n"
+    );
+    let r = run(&mut s, &db, "a4 NOOP");
+    assert_eq!(r, "a4 OK NOOP completed\r\n", "the session goes on");
+    let long = format!("a5 LOGIN {} x", "u".repeat(70_000));
+    assert_eq!(run(&mut s, &db, &long), "a5 BAD command too long\r\n");
+}
+
+#[test]
+fn a_month_file_that_is_gone_is_an_answer_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::reader::sample::fixture(&dir.path().join("site"));
+    let mut s = ImapSession::new(
+        "h",
+        ImapPeer {
+            ip: None,
+            login_ok: true,
+            starttls: false,
+        },
+    );
+    s.take_output();
+    run(&mut s, &db, "a1 LOGIN anonymous x");
+    run(&mut s, &db, "a2 SELECT pub");
+    std::fs::remove_dir_all(crate::archive::root(&db.config().data_dir).join("pub")).unwrap();
+    let r = run(&mut s, &db, "a3 FETCH 1 BODY[]");
+    assert_eq!(r, "a3 NO 1 message(s) cannot be read just now\r\n");
+    let r = run(&mut s, &db, "a4 FETCH 1:* (UID FLAGS)");
+    assert!(
+        r.ends_with("a4 OK FETCH completed\r\n"),
+        "flags need no file: {r}"
+    );
+    let r = run(&mut s, &db, "a5 SEARCH LARGER 1");
+    assert_eq!(
+        r,
+        "a5 NO the archive cannot be searched just now, try later\r\n"
+    );
+}

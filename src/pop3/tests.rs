@@ -82,3 +82,28 @@ fn the_inactivity_timer_closes_without_changing_anything() {
         POSTS
     );
 }
+
+#[test]
+fn a_month_file_that_is_gone_is_an_answer_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture(&dir.path().join("site"));
+    let peer = Pop3Peer {
+        ip: None,
+        trusted: true,
+    };
+    let mut s = Pop3Session::new("h", "<1.2@h>", 10, peer);
+    run(&mut s, &db, "USER pub");
+    run(&mut s, &db, "PASS x");
+    std::fs::remove_dir_all(crate::archive::root(&db.config().data_dir).join("pub")).unwrap();
+    assert_eq!(
+        run(&mut s, &db, "RETR 1"),
+        "-ERR [SYS/TEMP] message 1 cannot be read just now\r\n"
+    );
+    // a new session cannot open the maildrop at all
+    let mut t = Pop3Session::new("h", "<1.2@h>", 10, peer);
+    run(&mut t, &db, "USER pub");
+    assert_eq!(
+        run(&mut t, &db, "PASS x"),
+        "-ERR [SYS/TEMP] the archive cannot be read just now, try later\r\n"
+    );
+}
