@@ -446,6 +446,9 @@ impl DaemonHandle {
                     .to_string(),
             );
         }
+        if config.smtp.max_connections != old.smtp.max_connections {
+            warnings.push("smtp.max_connections changed: restart to apply it".to_string());
+        }
         if config.db_path() != old.db_path() {
             return Err(DaemonError::Reload(format!(
                 "data_dir changed ({} -> {}): restart to use another store",

@@ -264,6 +264,14 @@ async fn failed_logins_lock_the_address_out() {
         c.cmd(&format!("PASS {pw}")).await,
         "-ERR [AUTH] too many failed logins; try again in an hour"
     );
+    // a reload cannot move the listeners: it says so
+    let mut moved = a.env.config();
+    moved.pop3.listen = Some("127.0.0.1:1".into());
+    let warnings = a.daemon().reload(moved).unwrap();
+    assert_eq!(
+        warnings,
+        ["pop3.listen, imap.listen or imap.listen_tls changed: restart to listen there"]
+    );
     a.stop().await;
 }
 
