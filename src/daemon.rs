@@ -314,8 +314,8 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
             ))
         } else {
             let transport = match (name, imap_tls.clone()) {
-                ("imaps", Some(acceptor)) => crate::imap::server::Transport::Tls(acceptor),
-                (_, acceptor) => crate::imap::server::Transport::Plain(acceptor),
+                ("imaps", Some(acceptor)) => crate::imap::server::ImapTransport::Tls(acceptor),
+                (_, acceptor) => crate::imap::server::ImapTransport::Plain(acceptor),
             };
             if name == "imap" {
                 imap = at;

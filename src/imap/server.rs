@@ -25,7 +25,7 @@ pub const IDLE_POLL: Duration = Duration::from_secs(1);
 
 /// How a listener starts its connections.
 #[derive(Clone)]
-pub enum Transport {
+pub enum ImapTransport {
     /// Plain; STARTTLS with this acceptor, if any.
     Plain(Option<TlsAcceptor>),
     /// TLS from the first byte (IMAPS).
@@ -36,7 +36,7 @@ pub enum Transport {
 pub async fn serve(
     listener: Arc<TcpListener>,
     live: Live,
-    transport: Transport,
+    transport: ImapTransport,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
     let slots = Arc::new(Semaphore::new(
@@ -96,7 +96,7 @@ async fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
     config: Arc<Config>,
-    transport: Transport,
+    transport: ImapTransport,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let ip = peer.ip();
@@ -105,8 +105,8 @@ async fn connection(
     let idle = Duration::from_secs(config.imap.idle_timeout_secs);
     let peer = ImapPeer {
         ip: Some(ip),
-        login_ok: local || matches!(transport, Transport::Tls(_)),
-        starttls: matches!(transport, Transport::Plain(Some(_))),
+        login_ok: local || matches!(transport, ImapTransport::Tls(_)),
+        starttls: matches!(transport, ImapTransport::Plain(Some(_))),
     };
     let db = match tokio::task::spawn_blocking(move || ArchiveDb::open(config)).await {
         Ok(Ok(db)) => db,
@@ -117,11 +117,11 @@ async fn connection(
     };
     let session = ImapSession::new(&host, peer);
     match transport {
-        Transport::Tls(acceptor) => {
+        ImapTransport::Tls(acceptor) => {
             let mut tls = acceptor.accept(tcp).await?;
             run(&mut tls, session, db, idle, &mut shutdown).await?;
         }
-        Transport::Plain(acceptor) => {
+        ImapTransport::Plain(acceptor) => {
             let mut tcp = tcp;
             if let Exit::StartTls(db) = run(&mut tcp, session, db, idle, &mut shutdown).await? {
                 let Some(acceptor) = acceptor else {

@@ -39,7 +39,7 @@ pub struct ImapPeer {
 
 /// The open mailbox.
 #[derive(Debug, Clone)]
-pub struct Selected {
+pub struct OpenMailbox {
     /// As the client named it (`INBOX` or a list name).
     pub name: String,
     /// The list, `None` for INBOX.
@@ -50,7 +50,7 @@ pub struct Selected {
     pub seen: HashSet<u32>,
 }
 
-impl Selected {
+impl OpenMailbox {
     /// The 1-based sequence number of `uid`, if present.
     pub fn seq_of(&self, uid: u32) -> Option<u32> {
         self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
@@ -61,7 +61,7 @@ impl Selected {
 pub(super) enum SessionState {
     NotAuthenticated,
     Authenticated(Grant),
-    Selected(Grant, Selected),
+    Selected(Grant, OpenMailbox),
     Logout,
 }
 
@@ -174,7 +174,7 @@ impl ImapSession {
     }
 
     /// The open mailbox, if any.
-    pub fn selected(&self) -> Option<&Selected> {
+    pub fn selected(&self) -> Option<&OpenMailbox> {
         match &self.state {
             SessionState::Selected(_, s) => Some(s),
             _ => None,
@@ -184,7 +184,7 @@ impl ImapSession {
     /// Takes the open mailbox out of the state for the length of a command
     /// (no copy of its UIDs); the state is Authenticated until
     /// [`ImapSession::put_back`].
-    pub(super) fn take_selected(&mut self) -> Option<(Grant, Selected)> {
+    pub(super) fn take_selected(&mut self) -> Option<(Grant, OpenMailbox)> {
         match std::mem::replace(&mut self.state, SessionState::NotAuthenticated) {
             SessionState::Selected(g, sel) => {
                 self.state = SessionState::Authenticated(g.clone());
@@ -197,7 +197,7 @@ impl ImapSession {
         }
     }
 
-    pub(super) fn put_back(&mut self, grant: Grant, sel: Selected) {
+    pub(super) fn put_back(&mut self, grant: Grant, sel: OpenMailbox) {
         self.state = SessionState::Selected(grant, sel);
     }
 

@@ -5,7 +5,7 @@
 //! message `\Seen` for this session and reports its FLAGS.
 
 use super::super::message;
-use super::super::session::{ImapSession, Selected};
+use super::super::session::{ImapSession, OpenMailbox};
 use super::mailboxes;
 use crate::reader::ArchiveDb;
 use imap_codec::imap_types::core::{Tag, Vec1};
@@ -25,7 +25,7 @@ fn nz(n: u32) -> NonZeroU32 {
 
 /// The (sequence number, UID) pairs a set names, ascending, each once.
 /// Numbers past the end are left out.
-pub(super) fn resolve(sel: &Selected, set: &SequenceSet, uid: bool) -> Vec<(u32, u32)> {
+pub(super) fn resolve(sel: &OpenMailbox, set: &SequenceSet, uid: bool) -> Vec<(u32, u32)> {
     let n = sel.uids.len();
     let mut idx: Vec<usize> = Vec::new();
     let star = if uid {

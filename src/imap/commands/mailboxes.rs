@@ -2,7 +2,7 @@
 //! UNSELECT; and the messages of the open mailbox: archived posts read by
 //! UID, or INBOX's one message on how this server works.
 
-use super::super::session::{ImapSession, Selected, SessionState, INBOX_UIDVALIDITY};
+use super::super::session::{ImapSession, OpenMailbox, SessionState, INBOX_UIDVALIDITY};
 use crate::reader::login::Grant;
 use crate::reader::{mailbox, ArchiveDb};
 use imap_codec::imap_types::core::{QuotedChar, Tag};
@@ -69,7 +69,7 @@ pub(super) fn inbox_message(s: &ImapSession, db: &ArchiveDb) -> Vec<u8> {
 pub(super) fn message(
     s: &ImapSession,
     db: &ArchiveDb,
-    sel: &Selected,
+    sel: &OpenMailbox,
     uid: u32,
 ) -> Result<(Vec<u8>, i64), String> {
     let Some(list) = &sel.list else {
@@ -145,7 +145,7 @@ pub(super) fn select(
     };
     s.state = SessionState::Selected(
         g,
-        Selected {
+        OpenMailbox {
             name,
             list,
             uids,

@@ -6,7 +6,7 @@
 //! the flag keys (only `\Seen` is ever set, per session) need no reading.
 //! INBOX's one message is searched by reading it.
 
-use super::super::session::{ImapSession, Selected};
+use super::super::session::{ImapSession, OpenMailbox};
 use super::fetch::resolve;
 use super::mailboxes;
 use crate::reader::text::{self, Field};
@@ -24,7 +24,7 @@ type Hits = Vec<bool>;
 struct Ctx<'a> {
     s: &'a ImapSession,
     db: &'a ArchiveDb,
-    sel: &'a Selected,
+    sel: &'a OpenMailbox,
 }
 
 fn lossy(a: &AString<'_>) -> String {
@@ -271,7 +271,7 @@ pub(super) fn search(
 fn run(
     s: &ImapSession,
     db: &ArchiveDb,
-    sel: &Selected,
+    sel: &OpenMailbox,
     criteria: &[SearchKey<'_>],
     uid: bool,
 ) -> Result<Vec<NonZeroU32>, String> {
