@@ -516,26 +516,67 @@ fn write_entries(
         let Some((_, f)) = open.as_mut() else {
             continue;
         };
-        f.seek(SeekFrom::Start(offset.max(0) as u64))
-            .map_err(io_err(&path))?;
-        buf.resize(length.max(0) as usize, 0);
-        f.read_exact(&mut buf).map_err(|e| ArchiveError::Corrupt {
-            path: path.display().to_string(),
-            message: format!("entry at byte {offset} ({length} bytes) cannot be read: {e}"),
-        })?;
-        if !buf.starts_with(b"From ") {
-            return Err(ArchiveError::Corrupt {
-                path: path.display().to_string(),
-                message: format!(
-                    "no `From ` line at byte {offset}: the index does not match the file"
-                ),
-            });
-        }
+        read_entry(f, &path, offset, length, &mut buf)?;
         out.write_all(&buf).map_err(io_err(Path::new("<output>")))?;
         n += 1;
     }
     out.flush().map_err(io_err(Path::new("<output>")))?;
     Ok(n)
+}
+
+/// Reads the entry of `length` bytes at `offset` of the open month file
+/// `f` into `buf`, checking that it starts with its `From ` line.
+fn read_entry(
+    f: &mut File,
+    path: &Path,
+    offset: i64,
+    length: i64,
+    buf: &mut Vec<u8>,
+) -> Result<(), ArchiveError> {
+    f.seek(SeekFrom::Start(offset.max(0) as u64))
+        .map_err(io_err(path))?;
+    buf.resize(length.max(0) as usize, 0);
+    f.read_exact(buf).map_err(|e| ArchiveError::Corrupt {
+        path: path.display().to_string(),
+        message: format!("entry at byte {offset} ({length} bytes) cannot be read: {e}"),
+    })?;
+    if !buf.starts_with(b"From ") {
+        return Err(ArchiveError::Corrupt {
+            path: path.display().to_string(),
+            message: format!("no `From ` line at byte {offset}: the index does not match the file"),
+        });
+    }
+    Ok(())
+}
+
+/// One archived message as IMAP and POP3 serve it: the entry of `length`
+/// bytes at `offset` of the month file `rel` (an index row's `mbox_path`),
+/// without its `From ` line and the empty line that ends it, `>From `
+/// quoting undone, with CRLF line ends. Reads that entry only, never the
+/// rest of the month.
+pub fn read_message(
+    data_dir: &Path,
+    rel: &str,
+    offset: i64,
+    length: i64,
+) -> Result<Vec<u8>, ArchiveError> {
+    let path = root(data_dir).join(rel);
+    let mut f = File::open(&path).map_err(io_err(&path))?;
+    let mut raw = Vec::new();
+    read_entry(&mut f, &path, offset, length, &mut raw)?;
+    let body = match memchr::memchr(b'\n', &raw) {
+        Some(i) => &raw[i + 1..],
+        None => &raw[raw.len()..],
+    };
+    // the empty line that separates entries
+    let body = body.strip_suffix(b"\n").unwrap_or(body);
+    let mut out = Vec::with_capacity(body.len() + body.len() / 32 + 2);
+    for line in body.split_inclusive(|&c| c == b'\n') {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        out.extend_from_slice(unquote_line(line));
+        out.extend_from_slice(b"\r\n");
+    }
+    Ok(out)
 }
 
 /// One message read from an mbox: its `From ` line, the unquoted message
@@ -781,6 +822,38 @@ mod tests {
         );
         assert_eq!(from_line_date(&got.from_line), Some(1_763_781_215));
         assert!(r.next_message().unwrap().is_none());
+    }
+
+    #[test]
+    fn read_message_serves_one_entry_unquoted_with_crlf() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = db(dir.path());
+        let first = msg(
+            "one",
+            "Sat, 22 Nov 2025 03:00:00 +0000",
+            "From here\r\n>From there\r\n",
+        );
+        let second = msg("two", "Sat, 22 Nov 2025 04:00:00 +0000", "second\n");
+        let mut places = Vec::new();
+        for m in [&first, &second] {
+            match archive_post(dir.path(), &conn, "dev", "d", m, T).unwrap() {
+                Appended::Added {
+                    mbox_path,
+                    offset,
+                    length,
+                } => places.push((mbox_path, offset as i64, length as i64)),
+                other => panic!("{other:?}"),
+            }
+        }
+        let (rel, off, len) = &places[0];
+        assert_eq!(read_message(dir.path(), rel, *off, *len).unwrap(), first);
+        let (rel, off, len) = &places[1];
+        let got = read_message(dir.path(), rel, *off, *len).unwrap();
+        assert!(got.ends_with(b"\r\n\r\nsecond\r\n"), "{got:?}");
+        // an index row that does not point at a `From ` line is an error
+        let err = read_message(dir.path(), rel, off + 1, *len - 1).unwrap_err();
+        assert!(err.to_string().contains("no `From ` line"), "{err}");
+        assert!(read_message(dir.path(), "dev/1999-01.mbox", 0, 10).is_err());
     }
 
     /// Found by the property tests (tests/props.rs): an empty message read

@@ -134,6 +134,9 @@ pub struct DaemonHandle {
     smtp: Vec<SocketAddr>,
     lmtp: Vec<Bound>,
     web: Option<SocketAddr>,
+    pop3: Option<SocketAddr>,
+    imap: Option<SocketAddr>,
+    imaps: Option<SocketAddr>,
     /// The workers' wake-up signals (tests may poke them).
     pub wakers: Wakers,
     stop_sessions: watch::Sender<bool>,
@@ -185,6 +188,31 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
         })?)),
         None => None,
     };
+    let imap_tls = crate::imap::tls::acceptor(&config.imap).map_err(|why| DaemonError::Bind {
+        addr: config
+            .imap
+            .listen_tls
+            .clone()
+            .or(config.imap.listen.clone())
+            .unwrap_or_default(),
+        why: std::io::Error::other(why),
+    })?;
+    let mut reader_listeners = Vec::new();
+    for (name, spec) in [
+        ("pop3", &config.pop3.listen),
+        ("imap", &config.imap.listen),
+        ("imaps", &config.imap.listen_tls),
+    ] {
+        if let Some(spec) = spec {
+            let l = tokio::net::TcpListener::bind(spec)
+                .await
+                .map_err(|why| DaemonError::Bind {
+                    addr: spec.clone(),
+                    why,
+                })?;
+            reader_listeners.push((name, Arc::new(l)));
+        }
+    }
     if let Some(w) = config.web.public_url_warning() {
         tracing::warn!("{w}");
     }
@@ -271,8 +299,51 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
         )));
     }
 
+    let (mut pop3, mut imap, mut imaps) = (None, None, None);
+    for (name, listener) in reader_listeners {
+        let at = listener.local_addr().ok();
+        tracing::info!(at = ?at, "{name}: listening");
+        let l = live.clone();
+        let worker = if name == "pop3" {
+            pop3 = at;
+            tokio::spawn(supervise(
+                name,
+                health.clone(),
+                workers_rx.clone(),
+                move |rx| Box::pin(crate::pop3::server::serve(listener.clone(), l.clone(), rx)),
+            ))
+        } else {
+            let transport = match (name, imap_tls.clone()) {
+                ("imaps", Some(acceptor)) => crate::imap::server::ImapTransport::Tls(acceptor),
+                (_, acceptor) => crate::imap::server::ImapTransport::Plain(acceptor),
+            };
+            if name == "imap" {
+                imap = at;
+            } else {
+                imaps = at;
+            }
+            tokio::spawn(supervise(
+                name,
+                health.clone(),
+                workers_rx.clone(),
+                move |rx| {
+                    Box::pin(crate::imap::server::serve(
+                        listener.clone(),
+                        l.clone(),
+                        transport.clone(),
+                        rx,
+                    ))
+                },
+            ))
+        };
+        workers.push(worker);
+    }
+
     Ok(DaemonHandle {
         live: live_tx,
+        pop3,
+        imap,
+        imaps,
         smtp,
         lmtp,
         web,
@@ -319,6 +390,21 @@ impl DaemonHandle {
     }
 
     /// The first LMTP TCP address, if any.
+    /// Where the POP3 server listens (`pop3.listen`), if it does.
+    pub fn pop3_addr(&self) -> Option<SocketAddr> {
+        self.pop3
+    }
+
+    /// Where the IMAP server listens (`imap.listen`), if it does.
+    pub fn imap_addr(&self) -> Option<SocketAddr> {
+        self.imap
+    }
+
+    /// Where the IMAP server takes TLS at once (`imap.listen_tls`), if it does.
+    pub fn imaps_addr(&self) -> Option<SocketAddr> {
+        self.imaps
+    }
+
     pub fn lmtp_tcp_addr(&self) -> Option<SocketAddr> {
         self.lmtp.iter().find_map(|b| match b {
             Bound::Tcp(a) => Some(*a),
@@ -350,6 +436,15 @@ impl DaemonHandle {
         }
         if config.web.listen != old.web.listen {
             warnings.push("web.listen changed: restart to listen there".to_string());
+        }
+        if config.pop3.listen != old.pop3.listen
+            || config.imap.listen != old.imap.listen
+            || config.imap.listen_tls != old.imap.listen_tls
+        {
+            warnings.push(
+                "pop3.listen, imap.listen or imap.listen_tls changed: restart to listen there"
+                    .to_string(),
+            );
         }
         if config.smtp.max_connections != old.smtp.max_connections {
             warnings.push("smtp.max_connections changed: restart to apply it".to_string());

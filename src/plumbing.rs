@@ -52,3 +52,8 @@ pub struct Wakers {
     /// A pipeline batch committed: a post may have marked a digest issue due.
     pub digest: Arc<tokio::sync::Notify>,
 }
+
+/// Returns once a shutdown signal turns true (or its sender is gone).
+pub async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|v| *v).await;
+}

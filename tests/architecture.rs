@@ -5,9 +5,10 @@
 //! - the leaves (`store`, `mime`, `address`, `handler`, `plumbing`,
 //!   `health`, `hold`, `control`, `fault`, `config`, `templates`,
 //!   `routing`, `membership`, `limits`, `archive`, `dkim`, `member_token`,
-//!   `dns`, `auth`) use only leaves, and
+//!   `dns`, `auth`, `password`, `reader`) use only leaves, and
 //!   `store` and `mime` nothing of the application at all;
 //! - intake (`smtp`) uses neither the pipeline nor any handler;
+//! - the archive readers (`pop3`, `imap`) use only leaves;
 //! - the pure posting rules use only leaves;
 //! - no handler uses the pipeline that dispatches to it;
 //! - there is no import loop among the top-level modules.
@@ -35,6 +36,8 @@ const LEAVES: &[&str] = &[
     "member_token",
     "dns",
     "auth",
+    "password",
+    "reader",
 ];
 
 const HANDLERS: &[&str] = &[
@@ -140,6 +143,20 @@ fn intake_uses_neither_the_pipeline_nor_a_handler() {
             "smtp uses `{u}`; intake may use only leaves"
         );
     }
+}
+
+#[test]
+fn the_archive_readers_sit_beside_the_mail_path() {
+    let g = graph();
+    for m in ["pop3", "imap"] {
+        for u in g.get(m).into_iter().flatten() {
+            assert!(
+                LEAVES.contains(&u.as_str()),
+                "{m} uses `{u}`; the archive readers may use only leaves"
+            );
+        }
+    }
+    assert!(g.contains_key("pop3"), "no pop3 module");
 }
 
 #[test]

@@ -774,13 +774,18 @@ async fn archive_export_import_round_trip() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("imported 3 messages"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("indexed 3 messages of old for IMAP SEARCH")
+    );
+    assert_eq!(env.count("archive_text", "list = 'old'"), 3);
     let out = Listd::at(&env.config_path).output(&["archive", "export", "old"]);
     assert_eq!(out.stdout, mbox);
     // importing again skips what is there
     let out =
         Listd::at(&env.config_path).output(&["archive", "import", "old", file.to_str().unwrap()]);
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("imported 0 messages"),
+        String::from_utf8_lossy(&out.stdout).contains("imported 0 messages")
+            && String::from_utf8_lossy(&out.stdout).contains("indexed 0 messages"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );

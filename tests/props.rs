@@ -194,6 +194,65 @@ proptest! {
     }
 }
 
+/// POP3 command lines, well-formed and not, in any order.
+fn pop3_lines() -> impl Strategy<Value = Vec<u8>> {
+    let line = prop_oneof![
+        Just("USER ann@example.org+dev".to_string()),
+        Just(format!("PASS {}", fuzzing::reader::PASSWORD)),
+        Just("USER pub".to_string()),
+        Just("PASS x".to_string()),
+        "(STAT|LIST|UIDL|RETR|TOP|DELE|NOOP|RSET|CAPA|APOP pub) ?[0-9]{0,2} ?[0-9]{0,2}",
+        "[ -~]{0,20}",
+    ];
+    (any::<u8>(), prop::collection::vec(line, 0..12)).prop_map(|(flags, lines)| {
+        let mut out = vec![flags];
+        for l in lines {
+            out.extend_from_slice(l.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    })
+}
+
+proptest! {
+    #![proptest_config(cases(48))]
+
+    #[test]
+    fn pop3_session_keeps_the_archive_and_crlf(data in prop_oneof![pop3_lines(), any::<Vec<u8>>()]) {
+        fuzzing::reader::check_pop3(&data);
+    }
+}
+
+/// IMAP command lines, well-formed and not, in any order.
+fn imap_lines() -> impl Strategy<Value = Vec<u8>> {
+    let line = prop_oneof![
+        Just(format!("a LOGIN ann@example.org {}", fuzzing::reader::PASSWORD)),
+        Just("a LOGIN anonymous x".to_string()),
+        "b (SELECT|EXAMINE|STATUS) (dev|pub|INBOX|x)( \\(MESSAGES UIDNEXT\\))?",
+        "c (UID )?FETCH [0-9*]{1,2}(:[0-9*]{1,2})? (FLAGS|ENVELOPE|BODYSTRUCTURE|BODY\\[\\]|BODY.PEEK\\[[0-9.]{0,5}(HEADER|TEXT|MIME)?\\]|RFC822(.SIZE|.HEADER|.TEXT)?|BODY\\[\\]<[0-9]{1,3}.[0-9]{1,3}>)",
+        "d (UID )?SEARCH (ALL|BODY x|SUBJECT post|TEXT dot|FROM ann|NOT SEEN|OR 1 2|SINCE 1-Jan-2020|HEADER Subject x|1:\\*)",
+        "e (STORE 1 \\+FLAGS \\\\Seen|COPY 1 x|EXPUNGE|CLOSE|NOOP|LIST \"\" \\*|IDLE|DONE|LOGOUT|CAPABILITY)",
+        "[ -~]{0,24}",
+    ];
+    (any::<u8>(), prop::collection::vec(line, 0..10)).prop_map(|(flags, lines)| {
+        let mut out = vec![flags];
+        for l in lines {
+            out.extend_from_slice(l.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    })
+}
+
+proptest! {
+    #![proptest_config(cases(48))]
+
+    #[test]
+    fn imap_session_keeps_the_archive_and_crlf(data in prop_oneof![imap_lines(), any::<Vec<u8>>()]) {
+        fuzzing::reader::check_imap(&data);
+    }
+}
+
 /// A header block: some of the fields decoration cares about.
 fn headers() -> impl Strategy<Value = String> {
     let field = prop_oneof![
@@ -358,7 +417,7 @@ proptest! {
 fn fuzz_seeds_and_regressions_pass() {
     let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
     type Check = fn(&[u8]);
-    let targets: [(&str, Check); 11] = [
+    let targets: [(&str, Check); 13] = [
         ("auth_fields", fuzzing::auth::check),
         ("dns_zone", fuzzing::auth::check_zone),
         ("bounce_parse", fuzzing::bounce::check),
@@ -369,6 +428,8 @@ fn fuzz_seeds_and_regressions_pass() {
         ("address", fuzzing::address::check),
         ("member_token", fuzzing::member_token::check),
         ("seven_bit", fuzzing::seven_bit::check),
+        ("pop3_session", fuzzing::reader::check_pop3),
+        ("imap_session", fuzzing::reader::check_imap),
         ("mbox", |b| {
             let dir = tempfile::tempdir().unwrap();
             mbox::check(b.get(1..).unwrap_or_default(), Some(dir.path()));

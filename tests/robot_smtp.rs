@@ -1007,3 +1007,117 @@ async fn forged_set_waits_for_the_member_and_can_be_undone() {
     n.nothing_more().await;
     n.stop().await;
 }
+
+/// `password LIST`: a member gets a fresh archive app password at the
+/// subscribed address (the store keeps only its argon2 hash, and a new
+/// one replaces it); a forged From: only has the real member mailed; a
+/// stranger, a public archive and a list without archive get answers
+/// and no password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archive_password_is_mailed_to_the_subscribed_address_only() {
+    let dev = list_yaml("confirm", "archive_access: members\n");
+    let public = list_yaml("confirm", "archive_access: anyone\n");
+    let noarch = list_yaml("confirm", "archive: false\narchive_access: members\n");
+    let ops = list_yaml("confirm", "archive_access: owners\n");
+    let mut n = Net::start(
+        &[
+            ("dev", &dev),
+            ("pub", &public),
+            ("noarch", &noarch),
+            ("ops", &ops),
+        ],
+        &[],
+    )
+    .await;
+    // subscribed with upper-case local part: the mail goes there, as written
+    n.env.add_members("dev", &["Ann.Smith@example.org"]);
+    n.command(
+        "Ann.Smith@example.org",
+        &format!("majordomo@{D}"),
+        "",
+        "password dev\npassword pub\npassword noarch\n",
+    )
+    .await;
+    let got = n.next(2).await;
+    let results = one(&got, |g| g.subject().starts_with("Results")).flat();
+    for want in [
+        "is on its way to your subscribed address",
+        "The archive of pub is public: log in as `anonymous`, no password needed.",
+        "The noarch list keeps no archive to read.",
+    ] {
+        assert!(results.contains(want), "missing {want:?} in {results}");
+    }
+    let mail = one(&got, |g| g.subject() == "Your dev archive password");
+    assert!(mail.is_to("Ann.Smith@example.org"), "{:?}", mail.rcpts);
+    let body = mail.body();
+    let password = body
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Password:"))
+        .map(|p| p.trim().to_string())
+        .expect("a password line");
+    assert_eq!(password.len(), listd::reader::passwords::LENGTH);
+    assert!(
+        body.contains("POP3 user: Ann.Smith@example.org+dev"),
+        "{body}"
+    );
+    let conn = n.env.store();
+    let hash = listd::reader::passwords::hash(&conn, "dev", "Ann.Smith@example.org")
+        .unwrap()
+        .expect("a stored hash");
+    assert!(!hash.contains(&password) && hash.starts_with("$argon2"));
+    assert!(listd::password::verify_password(&hash, &password));
+
+    // a stranger, and a forged From: naming a non-member, get no password
+    n.command(
+        "eve@example.com",
+        &format!("dev-request@{D}"),
+        "",
+        "password\n",
+    )
+    .await;
+    let got = n.next(1).await;
+    assert!(got[0].is_to("eve@example.com"));
+    assert!(
+        got[0]
+            .flat()
+            .contains("The archive of dev is not available to you."),
+        "{}",
+        got[0].flat()
+    );
+    // asking again replaces the password: the old one stops working
+    n.command(
+        "Ann.Smith@example.org",
+        &format!("dev-request@{D}"),
+        "",
+        "password\n",
+    )
+    .await;
+    let got = n.next(2).await;
+    let again = one(&got, |g| g.subject() == "Your dev archive password");
+    assert!(!again.body().contains(&password));
+    let hash = listd::reader::passwords::hash(&conn, "dev", "Ann.Smith@example.org")
+        .unwrap()
+        .unwrap();
+    assert!(!listd::password::verify_password(&hash, &password));
+    // an owners-only archive: the owner's password goes to the configured
+    // owner address; a member is refused
+    n.env.add_members("ops", &["Ann.Smith@example.org"]);
+    n.command(OWNER, &format!("ops-request@{D}"), "", "password\n")
+        .await;
+    let got = n.next(2).await;
+    let mail = one(&got, |g| g.subject() == "Your ops archive password");
+    assert!(mail.is_to(OWNER), "{:?}", mail.rcpts);
+    n.command(
+        "Ann.Smith@example.org",
+        &format!("ops-request@{D}"),
+        "",
+        "password\n",
+    )
+    .await;
+    let got = n.next(1).await;
+    assert!(got[0]
+        .flat()
+        .contains("The archive of ops is not available to you."));
+    n.nothing_more().await;
+    n.stop().await;
+}

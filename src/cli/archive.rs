@@ -1,7 +1,8 @@
 //! `listd archive export LIST [--since DATE]` writes a list's archive to
 //! stdout as one mbox (mboxrd); `listd archive import LIST FILE.mbox` loads
 //! an old archive into it without distributing anything (a progress bar on
-//! a terminal, with the messages read and their rate). A thin layer over `crate::archive`.
+//! a terminal, with the messages read and their rate) and fills its IMAP
+//! search index (`reader::text`). A thin layer over `crate::archive`.
 //!
 //! Trusts the configuration; the mbox file being imported is untrusted and
 //! its errors name the file and line.
@@ -76,6 +77,10 @@ pub fn run(path: &Path, cmd: ArchiveCmd) -> CliResult {
                 "imported {} messages into {list}; {} already archived were skipped",
                 stats.imported, stats.skipped_duplicates
             );
+            // so the first IMAP SEARCH of a big import does not wait for it
+            let indexed = crate::reader::text::catch_up(&conn, &config.data_dir, &list)
+                .map_err(|e| anyhow::anyhow!("search index of {list}: {e}"))?;
+            println!("indexed {indexed} messages of {list} for IMAP SEARCH");
             Ok(())
         }
     }

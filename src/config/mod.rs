@@ -10,6 +10,7 @@ mod auth;
 mod edit;
 mod error;
 mod list;
+mod readers;
 pub mod schedule;
 
 pub use auth::{AuthConfig, DnsConfig};
@@ -20,6 +21,7 @@ pub use list::{
     OversizeAction, PostingPolicy, ReplyTo, SenderVerification, SubscriptionPolicy,
     UnsubscribePolicy,
 };
+pub use readers::{ImapConfig, Pop3Config, IMAP_MIN_IDLE_SECS, POP3_MIN_IDLE_SECS};
 
 use crate::address::Address;
 use serde::Deserialize;
@@ -47,6 +49,10 @@ pub struct Config {
     /// `bounce:` — bounce scoring, disabling, probes and removal.
     pub bounce: BounceConfig,
     pub web: WebConfig,
+    /// `pop3:` — the read-only archive over POP3.
+    pub pop3: Pop3Config,
+    /// `imap:` — the read-only archive over IMAP.
+    pub imap: ImapConfig,
     pub dkim: DkimConfig,
     /// `dns:` — the one resolver (static zone, servers, timeouts).
     pub dns: DnsConfig,
@@ -83,6 +89,10 @@ struct RawConfig {
     bounce: BounceConfig,
     #[serde(default)]
     web: WebConfig,
+    #[serde(default)]
+    pop3: Pop3Config,
+    #[serde(default)]
+    imap: ImapConfig,
     #[serde(default)]
     dkim: DkimConfig,
     #[serde(default)]
@@ -600,6 +610,13 @@ impl Config {
             k.key_file = resolve(&k.key_file);
         }
         validate_dkim(path, &text, &raw.dkim, &mut errors);
+        readers::validate(path, &text, &raw.pop3, &raw.imap, &mut errors);
+        for p in [&mut raw.imap.tls_cert, &mut raw.imap.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            *p = resolve(p);
+        }
         let mut dns = raw.dns.clone();
         dns.load_zone(path, &text, &resolve, &mut errors);
         auth::validate(path, &text, &raw.auth, &mut errors);
@@ -641,6 +658,8 @@ impl Config {
             delivery: raw.delivery,
             bounce: raw.bounce,
             web: raw.web,
+            pop3: raw.pop3,
+            imap: raw.imap,
             dkim: raw.dkim,
             dns,
             auth: raw.auth,
@@ -798,6 +817,8 @@ impl Config {
             delivery: DeliveryConfig::default(),
             bounce: BounceConfig::default(),
             web: WebConfig::default(),
+            pop3: Pop3Config::default(),
+            imap: ImapConfig::default(),
             dkim: DkimConfig::default(),
             dns: DnsConfig::default(),
             auth: AuthConfig::default(),

@@ -14,6 +14,7 @@ pub mod decorate;
 pub mod digest;
 pub mod mbox;
 pub mod member_token;
+pub mod reader;
 pub mod robot;
 pub mod seven_bit;
 pub mod smtp;

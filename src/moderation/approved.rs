@@ -77,33 +77,7 @@ pub fn strip_any(bytes: &[u8], body_line: bool) -> Vec<u8> {
     out
 }
 
-/// Checks a password against an argon2 PHC hash.
-pub fn verify_password(hash: &str, password: &str) -> bool {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    let Ok(parsed) = PasswordHash::new(hash) else {
-        tracing::warn!("moderator_password is not a valid argon2 hash");
-        return false;
-    };
-    argon2::Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok()
-}
-
-/// Makes an argon2id PHC hash of a password with a random salt
-/// (`listd hash-password`).
-pub fn hash_password(password: &str) -> Result<String, String> {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    use rand::TryRngCore;
-    let mut salt = [0u8; 16];
-    rand::rngs::OsRng
-        .try_fill_bytes(&mut salt)
-        .map_err(|e| format!("OS random source failed: {e}"))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
-}
+pub use crate::password::{hash_password, verify_password};
 
 /// Where the password was found.
 #[derive(Debug, Clone)]

@@ -47,6 +47,7 @@ pub const TEMPLATES: &[&str] = &[
     "owner-notice",
     "refusal",
     "archive-get",
+    "archive-password",
     // rendered for bounce processing (`crate::bounce`)
     "bounce-disabled",
     "bounce-owner",

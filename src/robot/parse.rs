@@ -25,6 +25,9 @@ pub enum Verb {
     Index,
     /// One archive month, mailed as an mbox.
     Get,
+    /// A fresh app password for reading the archive over IMAP and POP3,
+    /// mailed to the member's subscribed address.
+    Password,
     /// Answers with its own words (Mailman's `echo`): is the robot there?
     Echo,
     /// An owner adds a member (Sympa's `ADD`), confirmed by the owner.
@@ -56,6 +59,7 @@ impl Verb {
             "set" => Verb::Set,
             "index" => Verb::Index,
             "get" => Verb::Get,
+            "password" => Verb::Password,
             "echo" => Verb::Echo,
             "add" => Verb::Add,
             "del" | "delete" => Verb::Del,
@@ -83,6 +87,7 @@ impl Verb {
             Verb::Set => "set",
             Verb::Index => "index",
             Verb::Get => "get",
+            Verb::Password => "password",
             Verb::Echo => "echo",
             Verb::Add => "add",
             Verb::Del => "del",

@@ -108,6 +108,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         include_str!("migrations/0071_bounce_scores.sql"),
     ),
     (
+        72,
+        "archive_readers",
+        include_str!("migrations/0072_archive_readers.sql"),
+    ),
+    (
         73,
         "delivery_reports",
         include_str!("migrations/0073_delivery_reports.sql"),

@@ -3,6 +3,12 @@
 //! `application/mbox` attachment, at most `robot.max_get_size` bytes and
 //! within the per-address daily budget (`limits::get_budget`).
 //!
+//! `password LIST` makes a new app password for reading the archive over
+//! IMAP and POP3 (`reader`) and mails it to the member's subscribed
+//! address (an owner's configured one), never to the From: of the command,
+//! which is a claim: a forger can only have a fresh password mailed to the
+//! real member, within the robot's reply budgets.
+//!
 //! Trusts the archive index it wrote; the month word reaches the archive
 //! only once it reads `YYYY-MM`.
 
@@ -181,6 +187,65 @@ impl RobotSession<'_> {
             "The archive of {} for {month} ({posts} post{}) is on its way to you in a separate message.",
             list.name,
             if posts == 1 { "" } else { "s" }
+        ))
+    }
+}
+
+impl RobotSession<'_> {
+    /// `password LIST`: a fresh archive app password, mailed to the
+    /// sender's subscribed address (it replaces the older one).
+    pub(super) fn password(&mut self, mut args: VecDeque<String>) -> Res {
+        let config = self.ctx.config.clone();
+        let list = match self.list_arg(&config, "password", &mut args) {
+            Ok(l) => l,
+            Err(e) => return Ok(e),
+        };
+        if !list.archive || list.archive_access == crate::config::Access::Nobody {
+            return Ok(format!("The {} list keeps no archive to read.", list.name));
+        }
+        if list.archive_access == crate::config::Access::Anyone {
+            return Ok(format!(
+                "The archive of {} is public: log in as `anonymous`, no password needed.",
+                list.name
+            ));
+        }
+        let key = self.sender.address.key();
+        let member = crate::store::members::get(self.conn, &list.name, &key)?;
+        let owner = list
+            .owners
+            .iter()
+            .find(|o| crate::address::address_key(o) == key);
+        let to = match (member, owner) {
+            (Some(m), _) if list.archive_access == crate::config::Access::Members => m.address,
+            (_, Some(o)) => o.clone(),
+            _ => {
+                tracing::info!(list = %list.name, sender = %self.sender.address, "archive password refused: not a reader");
+                return Ok(format!(
+                    "The archive of {} is not available to you.",
+                    list.name
+                ));
+            }
+        };
+        let password = crate::reader::passwords::issue(self.conn, &list.name, &key, self.now)?;
+        self.mails.push(Mail {
+            to: To::One(to.clone()),
+            list: Some(list.name.clone()),
+            template: "archive-password",
+            default_subject: format!("Your {} archive password", list.name),
+            data: template_data(
+                &config,
+                Some(list),
+                json!({"address": key, "password": password}),
+            ),
+            kind: JobKind::Reply,
+            reply_to: None,
+            answers_command: false,
+            limited: true,
+            attachment: None,
+        });
+        Ok(format!(
+            "A new password for reading the archive of {} is on its way to your subscribed address in a separate message.",
+            list.name
         ))
     }
 }

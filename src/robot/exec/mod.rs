@@ -7,7 +7,7 @@
 //! The families, a file each: `subscription` (subscribe, unsubscribe),
 //! `confirm` (confirmation tokens, sent and redeemed), `mode` (set, and the
 //! delivery-mode words), `info` (help, lists, info, who, which, echo),
-//! `archive` (index, get), `owner` (add, del, and approve/reject/discard of
+//! `archive` (index, get, password), `owner` (add, del, and approve/reject/discard of
 //! a subscription request), `moderation` (the one call into moderation);
 //! `roster` makes the membership changes they settle on.
 //!
@@ -268,6 +268,7 @@ impl<'a> RobotSession<'a> {
             Verb::Set => self.set(args),
             Verb::Index => self.index(args),
             Verb::Get => self.get(args),
+            Verb::Password => self.password(args),
             Verb::Echo => self.echo(&args),
             Verb::Add | Verb::Del => self.owner_change(verb, args),
             Verb::Approve => self.decide(verb, &mut args, Decision::Approve),
