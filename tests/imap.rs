@@ -8,133 +8,15 @@ mod common;
 mod reader_support;
 
 use mail_parser::MessageParser;
-use reader_support::{python, Archive, LineClient, ANN};
-
-const DATES: [&str; 3] = [
-    "Mon, 16 Apr 2001 16:48:00 -0400",
-    "Tue, 17 Apr 2001 09:00:00 +0000",
-    "Wed, 18 Apr 2001 12:00:00 +0000",
-];
-
-async fn three_posts(a: &Archive) {
-    let posts = [
-        ("Release plans", "The release is on Friday.\r\nBring cake."),
-        ("Cafe talk", "Meet at the cafe at 10."),
-        ("Re: Release plans", "Friday works for me."),
-    ];
-    for ((s, b), d) in posts.iter().zip(DATES) {
-        a.post("dev", s, b, d).await;
-    }
-}
-
-fn uids(a: &Archive, list: &str) -> Vec<i64> {
-    let conn = a.env.store();
-    let mut st = conn
-        .prepare("SELECT id FROM archive_index WHERE list = ?1 ORDER BY id")
-        .unwrap();
-    st.query_map([list], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
-}
-
-fn tagged(r: &[String]) -> &str {
-    r.last().unwrap()
-}
-
-/// T16 (003:L110-139), as this read-only server answers it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn t16_dialogue_over_tcp() {
-    let a = Archive::start(|b| b).await;
-    three_posts(&a).await;
-    let pw = a.password(ANN, "dev").await;
-    let ids = uids(&a, "dev");
-
-    let mut c = LineClient::connect(a.imap_addr()).await;
-    let greeting = c.line().await;
-    assert!(
-        greeting.starts_with("* OK [CAPABILITY IMAP4REV1"),
-        "{greeting}"
-    );
-    assert!(
-        greeting.contains("lists.example.org IMAP4rev1 server ready"),
-        "{greeting}"
-    );
-    assert!(
-        !greeting.contains("LOGINDISABLED"),
-        "loopback may log in: {greeting}"
-    );
-    let r = c.imap("a0001", &format!("LOGIN {ANN} {pw}")).await;
-    assert!(tagged(&r).starts_with("a0001 OK LOGIN completed"), "{r:?}");
-    let r = c.imap("a0002", "SELECT dev").await;
-    let validity = listd::reader::mailbox::uid_validity("dev");
-    for want in [
-        "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)".to_string(),
-        "* 3 EXISTS".into(),
-        "* 0 RECENT".into(),
-        "* OK [UNSEEN 1] first unseen message".into(),
-        format!("* OK [UIDVALIDITY {validity}] UIDs valid"),
-        format!("* OK [UIDNEXT {}] predicted next UID", ids[2] + 1),
-        "* OK [PERMANENTFLAGS ()] no permanent flags: the archive is read-only".into(),
-        "a0002 OK [READ-ONLY] SELECT completed (list archives are read-only)".into(),
-    ] {
-        assert!(r.contains(&want), "missing {want:?} in {r:#?}");
-    }
-    let r = c.imap("a0003", "FETCH 1 BODY[TEXT]").await;
-    assert_eq!(r.len(), 2, "{r:#?}");
-    let (head, rest) = r[0].split_once("\r\n").unwrap();
-    let n: usize = head
-        .strip_prefix("* 1 FETCH (BODY[TEXT] {")
-        .and_then(|x| x.strip_suffix('}'))
-        .unwrap_or_else(|| panic!("{head}"))
-        .parse()
-        .unwrap();
-    assert_eq!(&rest[..n], "The release is on Friday.\r\nBring cake.\r\n");
-    assert_eq!(
-        &rest[n..],
-        " FLAGS (\\Seen))",
-        "D12: the closing parenthesis"
-    );
-    assert_eq!(tagged(&r), "a0003 OK FETCH completed");
-    let r = c.imap("a0004", "STORE 1 +FLAGS \\DELETED").await;
-    assert_eq!(
-        r,
-        ["a0004 NO the list archives are read-only: only \\Seen can be set, for this session"]
-    );
-    assert_eq!(
-        c.imap("a0005", "CLOSE").await,
-        ["a0005 OK CLOSE completed (nothing expunged: the archive is read-only)"]
-    );
-    assert_eq!(
-        c.imap("a0006", "LOGOUT").await,
-        [
-            "* BYE lists.example.org IMAP4rev1 server terminating connection",
-            "a0006 OK LOGOUT completed"
-        ]
-    );
-    assert!(c.closed().await);
-    // nothing changed, and INBOX (as the seed selects it) is there too
-    assert_eq!(uids(&a, "dev"), ids);
-    let mut c = LineClient::connect(a.imap_addr()).await;
-    c.line().await;
-    c.imap("b1", &format!("LOGIN {ANN} {pw}")).await;
-    let r = c.imap("b2", "SELECT inbox").await;
-    assert!(r.contains(&"* 1 EXISTS".to_string()), "{r:#?}");
-    let r = c.imap("b3", "FETCH 1 BODY.PEEK[TEXT]").await;
-    assert!(
-        r[0].contains("password LIST") && r[0].contains("Your mailboxes: dev, pub."),
-        "{r:#?}"
-    );
-    a.stop().await;
-}
+use reader_support::{imap_posts, python, tagged, uids, Archive, LineClient, ANN, IMAP_DATES};
 
 /// Every command family and its refusals, as an anonymous reader and as a
 /// member; UIDs are the archive row ids and UIDVALIDITY is stable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_and_error_path() {
     let a = Archive::start(|b| b).await;
-    three_posts(&a).await;
-    a.post("pub", "public one", "Anyone may read this.", DATES[0])
+    imap_posts(&a).await;
+    a.post("pub", "public one", "Anyone may read this.", IMAP_DATES[0])
         .await;
     let pw = a.password(ANN, "dev").await;
     let ids = uids(&a, "dev");
@@ -255,7 +137,7 @@ async fn every_command_and_error_path() {
         )
         .await;
     assert_eq!(r.len(), 3, "{r:#?}");
-    assert!(r[0].starts_with(&format!("* 2 FETCH (UID {} ENVELOPE (\"{}\" \"Cafe talk\" ((\"Ann Example\" NIL \"ann\" \"example.org\"))", ids[1], DATES[1])), "{}", r[0]);
+    assert!(r[0].starts_with(&format!("* 2 FETCH (UID {} ENVELOPE (\"{}\" \"Cafe talk\" ((\"Ann Example\" NIL \"ann\" \"example.org\"))", ids[1], IMAP_DATES[1])), "{}", r[0]);
     assert!(
         r[0].contains("INTERNALDATE \"17-Apr-2001 09:00:00 +0000\""),
         "{}",
@@ -375,7 +257,7 @@ async fn every_command_and_error_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sees_a_new_post_arrive() {
     let a = Archive::start(|b| b).await;
-    a.post("pub", "first", "one", DATES[0]).await;
+    a.post("pub", "first", "one", IMAP_DATES[0]).await;
     let mut c = LineClient::connect(a.imap_addr()).await;
     c.line().await;
     c.imap("a1", "LOGIN anonymous x").await;
@@ -383,7 +265,7 @@ async fn idle_sees_a_new_post_arrive() {
     assert!(r.contains(&"* 1 EXISTS".to_string()));
     c.send("a3 IDLE").await;
     assert!(c.line().await.starts_with("+ idling"));
-    a.post("pub", "second", "two", DATES[1]).await;
+    a.post("pub", "second", "two", IMAP_DATES[1]).await;
     assert_eq!(c.line().await, "* 2 EXISTS");
     c.send("DONE").await;
     assert_eq!(c.line().await, "a3 OK IDLE terminated");
@@ -392,7 +274,7 @@ async fn idle_sees_a_new_post_arrive() {
         .await;
     assert!(r[0].contains("Subject: second"), "{r:?}");
     // NOOP reports new posts too
-    a.post("pub", "third", "three", DATES[2]).await;
+    a.post("pub", "third", "three", IMAP_DATES[2]).await;
     assert_eq!(
         c.imap("a5", "NOOP").await,
         ["* 3 EXISTS", "a5 OK NOOP completed"]
@@ -432,7 +314,7 @@ print(json.dumps(out))
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_imaplib_reads_the_archive() {
     let a = Archive::start(|b| b).await;
-    three_posts(&a).await;
+    imap_posts(&a).await;
     let pw = a.password(ANN, "dev").await;
     let ids = uids(&a, "dev");
     let addr = a.imap_addr();
@@ -559,7 +441,7 @@ async fn starttls_and_implicit_tls_over_tcp() {
             .set("imap", "listen_tls", "127.0.0.1:0")
     })
     .await;
-    three_posts(&a).await;
+    imap_posts(&a).await;
     let pw = a.password(ANN, "dev").await;
     let (plain, tls) = (
         a.imap_addr(),

@@ -7,112 +7,14 @@ mod common;
 mod reader_support;
 
 use mail_parser::MessageParser;
-use reader_support::{python, Archive, LineClient, ANN};
-
-const DATE: &str = "Mon, 16 Apr 2001 16:48:00 -0400";
-
-async fn three_posts(a: &Archive) {
-    for (s, b) in [
-        ("message 1", "The full text of message 1."),
-        (
-            "message 2",
-            ".A line that starts with a dot\r\nFrom the start",
-        ),
-        ("message 3", "The full text of message 3."),
-    ] {
-        a.post("dev", s, b, DATE).await;
-    }
-}
-
-/// T15 (003:L71-98 and 001:L267-297): a member logs in with USER and
-/// PASS, STATs, LISTs, RETRs and DELEs each message and QUITs; the sizes
-/// agree (LIST = STAT = the octets RETR announces and sends), and since
-/// DELE marks for the session only, the next session finds all three.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn t15_dialogue_over_tcp() {
-    let a = Archive::start(|b| b).await;
-    three_posts(&a).await;
-    let pw = a.password(ANN, "dev").await;
-
-    let mut c = LineClient::connect(a.pop3_addr()).await;
-    let greeting = c.line().await;
-    assert!(
-        greeting.starts_with("+OK lists.example.org POP3 server ready"),
-        "{greeting}"
-    );
-    assert!(greeting.contains("the newest 500 posts"), "{greeting}");
-    let user = format!("{ANN}+dev");
-    assert!(c.cmd(&format!("USER {user}")).await.starts_with("+OK"));
-    let r = c.cmd(&format!("PASS {pw}")).await;
-    assert!(r.starts_with("+OK dev has 3 messages ("), "{r}");
-    let stat = c.cmd("STAT").await;
-    let total: u64 = stat
-        .strip_prefix("+OK 3 ")
-        .unwrap_or_else(|| panic!("{stat}"))
-        .parse()
-        .unwrap();
-    assert!(c.cmd("list").await.starts_with("+OK 3 messages"));
-    let listing = String::from_utf8(c.multiline().await).unwrap();
-    let sizes: Vec<u64> = listing
-        .lines()
-        .enumerate()
-        .map(|(i, l)| {
-            let (n, size) = l.split_once(' ').unwrap();
-            assert_eq!(n, (i + 1).to_string());
-            size.parse().unwrap()
-        })
-        .collect();
-    assert_eq!(sizes.len(), 3);
-    assert_eq!(
-        sizes.iter().sum::<u64>(),
-        total,
-        "146 + 155 + 158 = 459, in kind"
-    );
-    for n in 1..=3 {
-        let r = c.cmd(&format!("RETR {n}")).await;
-        assert_eq!(r, format!("+OK {} octets", sizes[n - 1]));
-        let msg = c.multiline().await;
-        assert_eq!(msg.len() as u64, sizes[n - 1]);
-        let parsed = MessageParser::default().parse(&msg).unwrap();
-        assert_eq!(parsed.subject(), Some(format!("message {n}").as_str()));
-        if n == 2 {
-            let body = parsed.body_text(0).unwrap();
-            assert!(
-                body.contains(".A line that starts with a dot\r\nFrom the start"),
-                "{body:?}"
-            );
-        }
-        // the seed's bold/indent artifact: leading spaces before DELE
-        let r = c.cmd(&format!("               DELE {n}")).await;
-        assert_eq!(
-            r,
-            format!("+OK message {n} deleted (for this session only: the archive keeps it)")
-        );
-    }
-    let bye = c.cmd("QUIT").await;
-    assert!(bye.starts_with("+OK lists.example.org POP3 server signing off (0 dev messages left; 3 marked deleted, none removed from the archive)"), "{bye}");
-    assert!(c.closed().await);
-
-    // nothing was deleted from the archive
-    assert_eq!(a.archived("dev"), 3);
-    let mut c = LineClient::connect(a.pop3_addr()).await;
-    c.line().await;
-    c.cmd(&format!("USER {user}")).await;
-    assert!(c
-        .cmd(&format!("PASS {pw}"))
-        .await
-        .starts_with("+OK dev has 3 messages"));
-    assert_eq!(c.cmd("STAT").await, format!("+OK 3 {total}"));
-    c.cmd("QUIT").await;
-    a.stop().await;
-}
+use reader_support::{pop3_posts, python, Archive, LineClient, ANN, POP3_DATE};
 
 /// Every command and its error paths, in both states.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_and_error_path() {
     let a = Archive::start(|b| b.set("pop3", "maildrop_size", "2")).await;
-    three_posts(&a).await;
-    a.post("pub", "public one", "Anyone may read this.", DATE)
+    pop3_posts(&a).await;
+    a.post("pub", "public one", "Anyone may read this.", POP3_DATE)
         .await;
     let pw = a.password(ANN, "dev").await;
     let uids: Vec<i64> = {
@@ -303,7 +205,7 @@ print(json.dumps(out))
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_poplib_reads_the_archive() {
     let a = Archive::start(|b| b).await;
-    three_posts(&a).await;
+    pop3_posts(&a).await;
     let pw = a.password(ANN, "dev").await;
     let addr = a.pop3_addr();
     let args = vec![

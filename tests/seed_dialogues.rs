@@ -11,11 +11,13 @@
 //! listeners.
 
 mod common;
+mod reader_support;
 
 use common::sink::{Sink, Transaction};
 use common::*;
 use listd::daemon::DaemonHandle;
 use mail_parser::{MessageParser, MimeHeaders, PartType};
+use reader_support::{imap_posts, pop3_posts, tagged, uids, Archive, LineClient, ANN};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -650,6 +652,175 @@ Content-type: text/plain; charset=\"us-ascii\"\r\n\r\nForty-two.\r\n"
     assert!(body.starts_with("Forty-two.\r\n"), "{body}");
     assert!(body.contains("To unsubscribe"), "{body}");
     s.daemon.shutdown().await;
+}
+
+/// T15 (003:L71-98 and 001:L267-297): a member logs in with USER and
+/// PASS, STATs, LISTs, RETRs and DELEs each message and QUITs; the sizes
+/// agree (LIST = STAT = the octets RETR announces and sends), and since
+/// DELE marks for the session only, the next session finds all three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t15_pop3_sessions() {
+    let a = Archive::start(|b| b).await;
+    pop3_posts(&a).await;
+    let pw = a.password(ANN, "dev").await;
+
+    let mut c = LineClient::connect(a.pop3_addr()).await;
+    let greeting = c.line().await;
+    assert!(
+        greeting.starts_with("+OK lists.example.org POP3 server ready"),
+        "{greeting}"
+    );
+    assert!(greeting.contains("the newest 500 posts"), "{greeting}");
+    let user = format!("{ANN}+dev");
+    assert!(c.cmd(&format!("USER {user}")).await.starts_with("+OK"));
+    let r = c.cmd(&format!("PASS {pw}")).await;
+    assert!(r.starts_with("+OK dev has 3 messages ("), "{r}");
+    let stat = c.cmd("STAT").await;
+    let total: u64 = stat
+        .strip_prefix("+OK 3 ")
+        .unwrap_or_else(|| panic!("{stat}"))
+        .parse()
+        .unwrap();
+    assert!(c.cmd("list").await.starts_with("+OK 3 messages"));
+    let listing = String::from_utf8(c.multiline().await).unwrap();
+    let sizes: Vec<u64> = listing
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let (n, size) = l.split_once(' ').unwrap();
+            assert_eq!(n, (i + 1).to_string());
+            size.parse().unwrap()
+        })
+        .collect();
+    assert_eq!(sizes.len(), 3);
+    assert_eq!(
+        sizes.iter().sum::<u64>(),
+        total,
+        "146 + 155 + 158 = 459, in kind"
+    );
+    for n in 1..=3 {
+        let r = c.cmd(&format!("RETR {n}")).await;
+        assert_eq!(r, format!("+OK {} octets", sizes[n - 1]));
+        let msg = c.multiline().await;
+        assert_eq!(msg.len() as u64, sizes[n - 1]);
+        let parsed = MessageParser::default().parse(&msg).unwrap();
+        assert_eq!(parsed.subject(), Some(format!("message {n}").as_str()));
+        if n == 2 {
+            let body = parsed.body_text(0).unwrap();
+            assert!(
+                body.contains(".A line that starts with a dot\r\nFrom the start"),
+                "{body:?}"
+            );
+        }
+        // the seed's bold/indent artifact: leading spaces before DELE
+        let r = c.cmd(&format!("               DELE {n}")).await;
+        assert_eq!(
+            r,
+            format!("+OK message {n} deleted (for this session only: the archive keeps it)")
+        );
+    }
+    let bye = c.cmd("QUIT").await;
+    assert!(bye.starts_with("+OK lists.example.org POP3 server signing off (0 dev messages left; 3 marked deleted, none removed from the archive)"), "{bye}");
+    assert!(c.closed().await);
+
+    // nothing was deleted from the archive
+    assert_eq!(a.archived("dev"), 3);
+    let mut c = LineClient::connect(a.pop3_addr()).await;
+    c.line().await;
+    c.cmd(&format!("USER {user}")).await;
+    assert!(c
+        .cmd(&format!("PASS {pw}"))
+        .await
+        .starts_with("+OK dev has 3 messages"));
+    assert_eq!(c.cmd("STAT").await, format!("+OK 3 {total}"));
+    c.cmd("QUIT").await;
+    a.stop().await;
+}
+
+/// T16 (003:L110-139), as this read-only server answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t16_imap4rev1_session() {
+    let a = Archive::start(|b| b).await;
+    imap_posts(&a).await;
+    let pw = a.password(ANN, "dev").await;
+    let ids = uids(&a, "dev");
+
+    let mut c = LineClient::connect(a.imap_addr()).await;
+    let greeting = c.line().await;
+    assert!(
+        greeting.starts_with("* OK [CAPABILITY IMAP4REV1"),
+        "{greeting}"
+    );
+    assert!(
+        greeting.contains("lists.example.org IMAP4rev1 server ready"),
+        "{greeting}"
+    );
+    assert!(
+        !greeting.contains("LOGINDISABLED"),
+        "loopback may log in: {greeting}"
+    );
+    let r = c.imap("a0001", &format!("LOGIN {ANN} {pw}")).await;
+    assert!(tagged(&r).starts_with("a0001 OK LOGIN completed"), "{r:?}");
+    let r = c.imap("a0002", "SELECT dev").await;
+    let validity = listd::reader::mailbox::uid_validity("dev");
+    for want in [
+        "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)".to_string(),
+        "* 3 EXISTS".into(),
+        "* 0 RECENT".into(),
+        "* OK [UNSEEN 1] first unseen message".into(),
+        format!("* OK [UIDVALIDITY {validity}] UIDs valid"),
+        format!("* OK [UIDNEXT {}] predicted next UID", ids[2] + 1),
+        "* OK [PERMANENTFLAGS ()] no permanent flags: the archive is read-only".into(),
+        "a0002 OK [READ-ONLY] SELECT completed (list archives are read-only)".into(),
+    ] {
+        assert!(r.contains(&want), "missing {want:?} in {r:#?}");
+    }
+    let r = c.imap("a0003", "FETCH 1 BODY[TEXT]").await;
+    assert_eq!(r.len(), 2, "{r:#?}");
+    let (head, rest) = r[0].split_once("\r\n").unwrap();
+    let n: usize = head
+        .strip_prefix("* 1 FETCH (BODY[TEXT] {")
+        .and_then(|x| x.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("{head}"))
+        .parse()
+        .unwrap();
+    assert_eq!(&rest[..n], "The release is on Friday.\r\nBring cake.\r\n");
+    assert_eq!(
+        &rest[n..],
+        " FLAGS (\\Seen))",
+        "D12: the closing parenthesis"
+    );
+    assert_eq!(tagged(&r), "a0003 OK FETCH completed");
+    let r = c.imap("a0004", "STORE 1 +FLAGS \\DELETED").await;
+    assert_eq!(
+        r,
+        ["a0004 NO the list archives are read-only: only \\Seen can be set, for this session"]
+    );
+    assert_eq!(
+        c.imap("a0005", "CLOSE").await,
+        ["a0005 OK CLOSE completed (nothing expunged: the archive is read-only)"]
+    );
+    assert_eq!(
+        c.imap("a0006", "LOGOUT").await,
+        [
+            "* BYE lists.example.org IMAP4rev1 server terminating connection",
+            "a0006 OK LOGOUT completed"
+        ]
+    );
+    assert!(c.closed().await);
+    // nothing changed, and INBOX (as the seed selects it) is there too
+    assert_eq!(uids(&a, "dev"), ids);
+    let mut c = LineClient::connect(a.imap_addr()).await;
+    c.line().await;
+    c.imap("b1", &format!("LOGIN {ANN} {pw}")).await;
+    let r = c.imap("b2", "SELECT inbox").await;
+    assert!(r.contains(&"* 1 EXISTS".to_string()), "{r:#?}");
+    let r = c.imap("b3", "FETCH 1 BODY.PEEK[TEXT]").await;
+    assert!(
+        r[0].contains("password LIST") && r[0].contains("Your mailboxes: dev, pub."),
+        "{r:#?}"
+    );
+    a.stop().await;
 }
 
 /// T17 (000:L657¶268): from a client outside the trusted networks, RCPT to

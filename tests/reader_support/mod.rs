@@ -272,3 +272,54 @@ impl LineClient {
         }
     }
 }
+
+pub const POP3_DATE: &str = "Mon, 16 Apr 2001 16:48:00 -0400";
+
+/// The three posts of the POP3 dialogue (T15), in `dev`.
+pub async fn pop3_posts(a: &Archive) {
+    for (s, b) in [
+        ("message 1", "The full text of message 1."),
+        (
+            "message 2",
+            ".A line that starts with a dot\r\nFrom the start",
+        ),
+        ("message 3", "The full text of message 3."),
+    ] {
+        a.post("dev", s, b, POP3_DATE).await;
+    }
+}
+
+pub const IMAP_DATES: [&str; 3] = [
+    "Mon, 16 Apr 2001 16:48:00 -0400",
+    "Tue, 17 Apr 2001 09:00:00 +0000",
+    "Wed, 18 Apr 2001 12:00:00 +0000",
+];
+
+/// Three posts of a thread on three days, in `dev`.
+pub async fn imap_posts(a: &Archive) {
+    let posts = [
+        ("Release plans", "The release is on Friday.\r\nBring cake."),
+        ("Cafe talk", "Meet at the cafe at 10."),
+        ("Re: Release plans", "Friday works for me."),
+    ];
+    for ((s, b), d) in posts.iter().zip(IMAP_DATES) {
+        a.post("dev", s, b, d).await;
+    }
+}
+
+/// The archive UIDs of `list`, oldest first.
+pub fn uids(a: &Archive, list: &str) -> Vec<i64> {
+    let conn = a.env.store();
+    let mut st = conn
+        .prepare("SELECT id FROM archive_index WHERE list = ?1 ORDER BY id")
+        .unwrap();
+    st.query_map([list], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// The tagged (last) line of an IMAP response.
+pub fn tagged(r: &[String]) -> &str {
+    r.last().unwrap()
+}
