@@ -891,3 +891,48 @@ async fn a_post_without_a_date_goes_out_and_is_archived_with_one() {
     assert!(archived.contains("\nDate: "), "{archived}");
     d.shutdown().await;
 }
+
+/// `sender_header: true` gives the members' copies `Sender:` the list's
+/// bounce address in place of the post's own; a list without it keeps
+/// the post's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_header_names_the_bounce_address_when_the_list_asks() {
+    let sink = Sink::start();
+    let env = TestEnv::builder()
+        .relay_port(sink.port())
+        .list("dev", "posting: members\nsender_header: true\n")
+        .list("plain", "posting: members\n")
+        .build();
+    env.add_members("dev", &["ann@example.org"]);
+    env.add_members("plain", &["ann@example.org"]);
+    let d = env.start().await;
+    for list in ["dev", "plain"] {
+        let to = format!("{list}@{DOMAIN}");
+        send(
+            d.smtp_addr(),
+            "ann@example.org",
+            &[&to],
+            &format!(
+                "From: ann@example.org\r\nSender: secretary@example.org\r\nTo: {to}\r\n\
+                 Subject: to {list}\r\n\r\nhello\r\n"
+            ),
+        )
+        .await
+        .expect(250);
+    }
+    assert!(wait_until(Duration::from_secs(20), || sink.delivered_count() == 2).await);
+    let sender = |needle: &str| {
+        let t = &with_subject(&sink, needle)[0];
+        let m = MessageParser::default().parse(&t.data).unwrap();
+        m.sender()
+            .and_then(|s| s.first())
+            .and_then(|a| a.address())
+            .map(str::to_string)
+    };
+    assert_eq!(
+        sender("to dev").as_deref(),
+        Some(format!("dev-bounces@{DOMAIN}").as_str())
+    );
+    assert_eq!(sender("to plain").as_deref(), Some("secretary@example.org"));
+    d.shutdown().await;
+}

@@ -263,6 +263,12 @@ pub struct ListConfig {
     pub subject_prefix: String,
     #[serde(default)]
     pub reply_to: ReplyTo,
+    /// Distributed posts carry `Sender: NAME-bounces@domain` (any Sender:
+    /// of the post's own is replaced), as Mailman 2's
+    /// `include_sender_header` did: old clients then send auto-replies to
+    /// the list's bounce address. Some clients show "on behalf of".
+    #[serde(default)]
+    pub sender_header: bool,
     /// Per-list size limit in bytes (0: the global smtp.max_message_size).
     #[serde(default)]
     pub max_message_size: u64,

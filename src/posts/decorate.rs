@@ -48,6 +48,8 @@ pub struct Decoration {
     pub subject_prefix: String,
     /// The Reply-To to set, if the policy sets one.
     pub reply_to: Option<String>,
+    /// The Sender: to set (the list's bounce address), if the list sets one.
+    pub sender: Option<String>,
     /// The rendered footer text, if the list has one.
     pub footer: Option<String>,
     /// The `Date:` a post without one gets (RFC 5322 requires it): the
@@ -96,6 +98,9 @@ impl Decoration {
                 ReplyTo::List => Some(list_address.clone()),
                 ReplyTo::Address(a) => Some(a.clone()),
             },
+            sender: list
+                .sender_header
+                .then(|| config.list_suffix_address(&list.name, "bounces")),
             list_address,
             footer,
         }
@@ -256,6 +261,12 @@ fn decorate_with(original: &[u8], d: &Decoration, footer: Option<&str>) -> Decor
     if let Some(r) = &d.reply_to {
         rw.remove_all(&split, original, "Reply-To");
         rw.append("Reply-To", r.as_bytes(), eol);
+    }
+
+    // Sender
+    if let Some(a) = &d.sender {
+        rw.remove_all(&split, original, "Sender");
+        rw.append("Sender", a.as_bytes(), eol);
     }
 
     // the list headers
@@ -643,6 +654,34 @@ mod tests {
         )
         .unwrap();
         Decoration::for_list(&config, &list, footer.map(str::to_string))
+    }
+
+    #[test]
+    fn the_sender_header_is_the_bounce_address_when_the_list_sets_it() {
+        let post = format!("{HEAD}Sender: ann@example.org\r\nSubject: s\r\n\r\nbody\r\n");
+        let off = decorate(post.as_bytes(), &deco(None)).bytes;
+        assert_eq!(header(&off, "Sender").as_deref(), Some("ann@example.org"));
+        let mut d = deco(None);
+        d.sender = Some("dev-bounces@lists.example.org".into());
+        let on = decorate(post.as_bytes(), &d).bytes;
+        let s = header_block::split(&on);
+        assert_eq!(s.find(&on, "Sender").count(), 1, "replaced, not added");
+        assert_eq!(
+            header(&on, "Sender").as_deref(),
+            Some("dev-bounces@lists.example.org")
+        );
+        let dir = std::path::Path::new("/nonexistent");
+        let config = Config::for_tests("lists.example.org", dir);
+        let list = ListConfig::parse(
+            std::path::Path::new("dev.yaml"),
+            "dev",
+            "sender_header: true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Decoration::for_list(&config, &list, None).sender.as_deref(),
+            Some("dev-bounces@lists.example.org")
+        );
     }
 
     fn header(m: &[u8], name: &str) -> Option<String> {
