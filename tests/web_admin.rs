@@ -674,3 +674,103 @@ async fn the_openapi_document_describes_the_endpoints() {
     );
     d.shutdown().await;
 }
+
+fn mode_of(env: &TestEnv, list: &str, addr: &str) -> String {
+    env.store()
+        .query_row(
+            "SELECT mode FROM members WHERE list = ?1 AND address = ?2",
+            [list, addr],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_member_changes_its_delivery_mode_and_leaves_on_its_own_page() {
+    let sink = Sink::start();
+    let (env, d, base) = admin_site(&sink, &[]).await;
+    env.add_members("ops", &[MEMBER]);
+    let url = format!("{base}/me");
+    // no session: the login page, nothing changes
+    assert_eq!(
+        post_form(&url, None, &[("list", LIST), ("do", "leave")])
+            .await
+            .0,
+        401
+    );
+    let m = login(&sink, &base, MEMBER).await;
+    let (status, page) = get_with(&url, &m).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("id=\"sub-dev\"") && page.contains("id=\"sub-ops\""),
+        "{page}"
+    );
+    let csrf = csrf_of(&page);
+    // a wrong CSRF token changes nothing
+    let (status, _, _) = post_form(
+        &url,
+        Some(&m),
+        &[
+            ("csrf", "wrong"),
+            ("list", LIST),
+            ("do", "mode"),
+            ("mode", "nomail"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(mode_of(&env, LIST, MEMBER), "each");
+
+    let (status, page, _) = post_form(
+        &url,
+        Some(&m),
+        &[
+            ("csrf", &csrf),
+            ("list", LIST),
+            ("do", "mode"),
+            ("mode", "digest_plain"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("now digest_plain"), "{page}");
+    assert_eq!(mode_of(&env, LIST, MEMBER), "digest_plain");
+    let (_, page, _) = post_form(
+        &url,
+        Some(&m),
+        &[
+            ("csrf", &csrf),
+            ("list", LIST),
+            ("do", "mode"),
+            ("mode", "sometimes"),
+        ],
+    )
+    .await;
+    assert!(page.contains("not a delivery mode"), "{page}");
+    assert_eq!(mode_of(&env, LIST, MEMBER), "digest_plain");
+
+    // leaving: the goodbye is mailed; the other list stays
+    let (_, page, _) = post_form(
+        &url,
+        Some(&m),
+        &[("csrf", &csrf), ("list", LIST), ("do", "leave")],
+    )
+    .await;
+    assert!(page.contains("You have left the list dev"), "{page}");
+    assert!(
+        !page.contains("id=\"sub-dev\"") && page.contains("id=\"sub-ops\""),
+        "{page}"
+    );
+    assert!(!is_member(&env, LIST, MEMBER));
+    assert!(is_member(&env, "ops", MEMBER));
+    wait_mail(&sink, MEMBER, "You have left", 1).await;
+    // leaving again names no subscription of its own
+    let (_, page, _) = post_form(
+        &url,
+        Some(&m),
+        &[("csrf", &csrf), ("list", LIST), ("do", "leave")],
+    )
+    .await;
+    assert!(page.contains("You are not on the list dev"), "{page}");
+    d.shutdown().await;
+}

@@ -21,6 +21,7 @@ mod api;
 pub mod credentials;
 mod healthz;
 mod login;
+mod me;
 mod page;
 mod pages;
 pub mod service;
@@ -104,6 +105,7 @@ pub fn router(state: WebState) -> Router {
         .route("/", get(pages::lists))
         .route("/subscribe", post(pages::subscribe))
         .route("/moderate", get(pages::moderate).post(pages::moderate_act))
+        .route("/me", get(me::get).post(me::post))
         .route("/login", get(login::form).post(login::request))
         .route("/login/{token}", get(login::confirm).post(login::consume))
         .route("/logout", post(login::logout))
