@@ -235,6 +235,28 @@ pub fn for_each(conn: &Connection, list: &str, mut f: impl FnMut(Member) -> bool
     Ok(())
 }
 
+/// One page of a list's members in `address_key` order: those whose key
+/// starts with `prefix`, after the key `after`, at most `limit`. A range
+/// on the `(list, address_key)` index (keyset paging, never OFFSET), so a
+/// page costs the same at any depth.
+pub fn page(
+    conn: &Connection,
+    list: &str,
+    prefix: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Member>> {
+    // every key starting with `prefix` sorts below `prefix` + U+10FFFF
+    let hi = format!("{prefix}\u{10FFFF}");
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLS} {PAGE_WHERE}"))?;
+    let rows = stmt.query_map(params![list, prefix, hi, after, limit], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<Member>>>()?)
+}
+
+/// The query of [`page`], after its columns.
+pub const PAGE_WHERE: &str = "FROM members WHERE list = ?1 AND address_key >= ?2 \
+     AND address_key < ?3 AND (?4 IS NULL OR address_key > ?4) ORDER BY address_key LIMIT ?5";
+
 /// The lists an address is on.
 pub fn lists_of(conn: &Connection, key: &str) -> Result<Vec<String>> {
     let mut stmt =
@@ -319,5 +341,52 @@ mod tests {
         let bad = conn.execute("UPDATE members SET moderation = 'maybe'", []);
         assert!(bad.is_err(), "the column only takes the four actions");
         assert_eq!(Moderation::parse("sometimes"), None);
+    }
+
+    #[test]
+    fn a_page_is_an_index_range_by_prefix_and_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::open(&dir.path().join("t.db")).unwrap();
+        for a in [
+            "ann@x.org",
+            "bob@x.org",
+            "bea@x.org",
+            "ben@x.org",
+            "cy@x.org",
+        ] {
+            add(&conn, "dev", a, a, None, DeliveryMode::Each, 1).unwrap();
+        }
+        add(
+            &conn,
+            "ops",
+            "bill@x.org",
+            "bill@x.org",
+            None,
+            DeliveryMode::Each,
+            1,
+        )
+        .unwrap();
+        let keys = |v: Vec<Member>| v.into_iter().map(|m| m.address).collect::<Vec<_>>();
+        assert_eq!(
+            keys(page(&conn, "dev", "b", None, 2).unwrap()),
+            ["bea@x.org", "ben@x.org"]
+        );
+        assert_eq!(
+            keys(page(&conn, "dev", "b", Some("ben@x.org"), 2).unwrap()),
+            ["bob@x.org"]
+        );
+        assert_eq!(
+            keys(page(&conn, "dev", "", Some("bob@x.org"), 9).unwrap()),
+            ["cy@x.org"]
+        );
+        assert!(page(&conn, "dev", "é", None, 9).unwrap().is_empty());
+        let plan: String = conn
+            .query_row(
+                &format!("EXPLAIN QUERY PLAN SELECT {COLS} {PAGE_WHERE}"),
+                params!["dev", "b", "b\u{10FFFF}", None::<String>, 50],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("SEARCH members USING INDEX sqlite_autoindex_members_1 (list=? AND address_key>? AND address_key<?)"), "{plan}");
     }
 }
