@@ -664,7 +664,8 @@ async fn the_openapi_document_describes_the_endpoints() {
         [
             "/api/lists",
             "/api/lists/{list}/held",
-            "/api/lists/{list}/held/{id}"
+            "/api/lists/{list}/held/{id}",
+            "/api/lists/{list}/members"
         ]
     );
     assert!(v["paths"]["/api/lists/{list}/held/{id}"]["post"]["responses"]["409"].is_object());
@@ -772,5 +773,77 @@ async fn a_member_changes_its_delivery_mode_and_leaves_on_its_own_page() {
     )
     .await;
     assert!(page.contains("You are not on the list dev"), "{page}");
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_members_api_pages_by_address_prefix_for_the_lists_token_only() {
+    let sink = Sink::start();
+    let (env, d, base) = admin_site(&sink, &[]).await;
+    env.add_members(
+        LIST,
+        &[
+            "bea@example.org",
+            "ben@example.org",
+            "bob@example.org",
+            "cy@example.org",
+        ],
+    );
+    let token = |role: &str, name: &str| {
+        let (code, out, err) = run_cli(&env, &["api-token", "create", name, "--role", role]);
+        assert_eq!(code, 0, "{err}");
+        out.trim().to_string()
+    };
+    let (dev, ops) = (token("list:dev", "dev"), token("list:ops", "ops"));
+    let url = format!("{base}/api/lists/{LIST}/members");
+    let (status, v) = api("GET", &format!("{url}?q=b&limit=2"), Some(&dev), None).await;
+    assert_eq!(status, 200, "{v}");
+    let addrs = |v: &Value| {
+        v["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["address"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(addrs(&v), ["bea@example.org", "ben@example.org"]);
+    assert_eq!(v["members"][0]["mode"], "each");
+    let next = v["next_after"].as_str().unwrap().to_string();
+    let (_, v) = api(
+        "GET",
+        &format!("{url}?q=b&limit=2&after={next}"),
+        Some(&dev),
+        None,
+    )
+    .await;
+    assert_eq!(addrs(&v), ["bob@example.org"]);
+    assert_eq!(v["next_after"], Value::Null);
+    let (_, v) = api("GET", &format!("{url}?q=%C3%A9"), Some(&dev), None).await;
+    assert!(addrs(&v).is_empty());
+    // another list's token, an unknown list, a bad limit
+    assert_eq!(api("GET", &url, Some(&ops), None).await.0, 403);
+    assert_eq!(
+        api(
+            "GET",
+            &format!("{base}/api/lists/nope/members"),
+            Some(&dev),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        api("GET", &format!("{url}?limit=0"), Some(&dev), None)
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        api("GET", &format!("{url}?offset=3"), Some(&dev), None)
+            .await
+            .0,
+        400
+    );
     d.shutdown().await;
 }

@@ -162,6 +162,65 @@ pub async fn held(
     }
 }
 
+/// `GET /api/lists/{list}/members?q=&after=&limit=`: keyset-paged by
+/// address key; `next_after` names the next page.
+pub async fn members(
+    State(s): State<WebState>,
+    Path(list): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = s.live.current();
+    let who = match caller(&s, &ctx, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let (mut q, mut after, mut limit) = (String::new(), None, 50);
+    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "q" => q = v.into_owned(),
+            "after" => after = Some(v.into_owned()),
+            "limit" => match v.parse::<i64>() {
+                Ok(n) if (1..=500).contains(&n) => limit = n,
+                _ => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        "`limit` must be from 1 to 500",
+                    )
+                }
+            },
+            _ => {
+                let m = format!("unknown parameter `{k}`: use q, after and limit");
+                return error(StatusCode::BAD_REQUEST, "bad_request", &m);
+            }
+        }
+    }
+    let c = ctx.clone();
+    match with_store(&s, &ctx, move |conn| {
+        Ok(service::members_page(
+            conn,
+            &c.config,
+            &who,
+            &list,
+            &q,
+            after.as_deref(),
+            limit,
+        ))
+    })
+    .await
+    {
+        Err(_) => unavailable(),
+        Ok(Err(e)) => service_error(e),
+        Ok(Ok(v)) => {
+            let next = (v.len() as i64 == limit)
+                .then(|| v.last().map(|m| m.key.clone()))
+                .flatten();
+            Json(json!({ "members": v, "next_after": next })).into_response()
+        }
+    }
+}
+
 /// The body of an action.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -280,6 +339,21 @@ pub fn openapi_document() -> Value {
                     "400": answer("bad limit or after"),
                     "401": answer("no token, or not a valid one"),
                     "403": answer("the token does not moderate this list"),
+                    "404": answer("no such list")}}},
+            "/api/lists/{list}/members": {"get": {
+                "summary": "Members of a list by address, keyset-paged (owners, admins, the list's tokens)",
+                "parameters": [list_param,
+                    {"name": "q", "in": "query", "description": "address prefix", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
+                    {"name": "after", "in": "query", "description": "next_after of the previous page", "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "a page of members", "content": {"application/json": {"schema": {
+                        "type": "object", "properties": {
+                            "members": {"type": "array", "items": {"type": "object"}},
+                            "next_after": {"type": ["string", "null"]}}}}}},
+                    "400": answer("bad q, limit or after"),
+                    "401": answer("no token, or not a valid one"),
+                    "403": answer("the token does not administer this list"),
                     "404": answer("no such list")}}},
             "/api/lists/{list}/held/{id}": {"post": {
                 "summary": "Act on a held post; the first action wins",

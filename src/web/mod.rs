@@ -112,6 +112,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/openapi.json", get(api::openapi))
         .route("/api/lists", get(api::lists))
         .route("/api/lists/{list}/held", get(api::held))
+        .route("/api/lists/{list}/members", get(api::members))
         .route("/api/lists/{list}/held/{id}", post(api::act))
         .route("/api/{*rest}", any(api::unknown))
         .fallback(|| async { page::plain(StatusCode::NOT_FOUND, "Not found.") })

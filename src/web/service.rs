@@ -337,3 +337,63 @@ fn start(
         ctx, conn, l, &addr, now,
     )?)
 }
+
+impl Caller {
+    /// Whether the caller may administer `list`'s members: an admin, the
+    /// list's owners, a token for this list (moderators may not).
+    pub fn may_administer(&self, config: &Config, list: &ListConfig) -> bool {
+        self.is_admin(config)
+            || match self {
+                Caller::Person(a) => list.is_owner(a),
+                Caller::Token(t) => t.role == ApiRole::List(list.name.clone()),
+            }
+    }
+}
+
+/// A member as the pages and the API show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberView {
+    pub address: String,
+    pub key: String,
+    pub mode: &'static str,
+    pub moderation: Option<&'static str>,
+    pub disabled: bool,
+    pub joined_at: i64,
+}
+
+/// A page of `list`'s members whose address starts with `q` (keys fold the
+/// domain only, so `q` is matched as given), after the key `after`.
+pub fn members_page(
+    conn: &Connection,
+    config: &Config,
+    caller: &Caller,
+    list: &str,
+    q: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> ServiceResult<Vec<MemberView>> {
+    let l = config
+        .list(list)
+        .ok_or_else(|| ServiceError::NotFound(format!("no list `{list}`")))?;
+    if !caller.may_administer(config, l) {
+        return Err(ServiceError::Forbidden(format!(
+            "you do not administer the list `{}`",
+            l.name
+        )));
+    }
+    Ok(
+        members::page(conn, &l.name, q.trim(), after, limit.clamp(1, 500))?
+            .into_iter()
+            .map(|m| MemberView {
+                key: Address::parse(&m.address)
+                    .map(|a| a.key())
+                    .unwrap_or_else(|_| m.address.clone()),
+                address: m.address,
+                mode: m.mode.as_str(),
+                moderation: m.moderation.map(members::Moderation::as_str),
+                disabled: m.disabled,
+                joined_at: m.joined_at,
+            })
+            .collect(),
+    )
+}
