@@ -330,7 +330,7 @@ pub fn openapi_document() -> Value {
                 "summary": "Held posts of a list, newest first",
                 "parameters": [list_param,
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": DEFAULT_LIMIT}},
-                    {"name": "after", "in": "query", "description": "the last id of the previous page", "schema": {"type": "integer"}}],
+                    {"name": "after", "in": "query", "description": "the last id of the previous page", "schema": {"type": "integer", "format": "int64", "minimum": 0}}],
                 "responses": {
                     "200": {"description": "a page of held posts", "content": {"application/json": {"schema": {
                         "type": "object", "properties": {
@@ -357,7 +357,7 @@ pub fn openapi_document() -> Value {
                     "404": answer("no such list")}}},
             "/api/lists/{list}/held/{id}": {"post": {
                 "summary": "Act on a held post; the first action wins",
-                "parameters": [list_param, {"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                "parameters": [list_param, {"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "format": "int64", "minimum": 1}}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["action"], "additionalProperties": false, "properties": {
                         "action": {"type": "string", "enum": ["approve", "accept", "reject", "discard", "ban"]},
