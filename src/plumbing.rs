@@ -57,3 +57,45 @@ pub struct Wakers {
 pub async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|v| *v).await;
 }
+
+/// Accepts connections on `listener` until `shutdown` turns true, at most
+/// `max` open at once: each runs what `start` returns in a task of its
+/// own, which holds its slot until it ends. A failed accept is logged
+/// (`what` names the listener) and retried after 100 ms.
+pub async fn accept_bounded<F, Fut>(
+    listener: &tokio::net::TcpListener,
+    max: usize,
+    what: &'static str,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    mut start: F,
+) where
+    F: FnMut(tokio::net::TcpStream, std::net::SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(tokio::sync::Semaphore::new(max.max(1)));
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return, // never closed
+            },
+            _ = stopped(&mut shutdown) => return,
+        };
+        let (stream, peer) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "{what}: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut shutdown) => return,
+        };
+        let run = start(stream, peer);
+        tokio::spawn(async move {
+            let _permit = permit;
+            run.await;
+        });
+    }
+}

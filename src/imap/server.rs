@@ -9,7 +9,7 @@
 
 use super::session::{ImapPeer, ImapSession};
 use crate::config::Config;
-use crate::plumbing::{stopped, Live};
+use crate::plumbing::{accept_bounded, stopped, Live};
 use crate::reader::ArchiveDb;
 use crate::store::StoreError;
 use std::net::SocketAddr;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 /// How often an IDLE session looks for new posts (one indexed query).
@@ -37,37 +37,22 @@ pub async fn serve(
     listener: Arc<TcpListener>,
     live: Live,
     transport: ImapTransport,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
-    let slots = Arc::new(Semaphore::new(
-        live.current().config.imap.max_connections.max(1),
-    ));
-    loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => p.map_err(|e| StoreError::Invalid(e.to_string()))?,
-            _ = stopped(&mut shutdown) => return Ok(()),
-        };
-        let (stream, peer) = tokio::select! {
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "imap: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = stopped(&mut shutdown) => return Ok(()),
-        };
+    let max = live.current().config.imap.max_connections;
+    let stop = shutdown.clone();
+    accept_bounded(&listener, max, "imap", shutdown, |stream, peer| {
         let config = live.current().config;
-        let stop = shutdown.clone();
+        let stop = stop.clone();
         let transport = transport.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
+        async move {
             if let Err(e) = connection(stream, peer, config, transport, stop).await {
                 tracing::debug!(error = %e, "imap: connection ended");
             }
-        });
-    }
+        }
+    })
+    .await;
+    Ok(())
 }
 
 /// Runs `f` on the session and store on a blocking thread.

@@ -7,7 +7,7 @@
 
 use super::session::{Pop3Peer, Pop3Session};
 use crate::config::Config;
-use crate::plumbing::{stopped, Live};
+use crate::plumbing::{accept_bounded, stopped, Live};
 use crate::reader::ArchiveDb;
 use crate::store::StoreError;
 use std::net::SocketAddr;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 /// Binds `pop3.listen`.
 pub async fn bind(spec: &str) -> std::io::Result<TcpListener> {
@@ -26,36 +26,21 @@ pub async fn bind(spec: &str) -> std::io::Result<TcpListener> {
 pub async fn serve(
     listener: Arc<TcpListener>,
     live: Live,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
-    let slots = Arc::new(Semaphore::new(
-        live.current().config.pop3.max_connections.max(1),
-    ));
-    loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => p.map_err(|e| StoreError::Invalid(e.to_string()))?,
-            _ = stopped(&mut shutdown) => return Ok(()),
-        };
-        let (stream, peer) = tokio::select! {
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "pop3: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = stopped(&mut shutdown) => return Ok(()),
-        };
+    let max = live.current().config.pop3.max_connections;
+    let stop = shutdown.clone();
+    accept_bounded(&listener, max, "pop3", shutdown, |stream, peer| {
         let config = live.current().config;
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
+        let stop = stop.clone();
+        async move {
             if let Err(e) = connection(stream, peer, config, stop).await {
                 tracing::debug!(error = %e, "pop3: connection ended");
             }
-        });
-    }
+        }
+    })
+    .await;
+    Ok(())
 }
 
 /// A unique APOP timestamp for a greeting.
