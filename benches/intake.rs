@@ -27,6 +27,8 @@
 //! - `INTAKE_SOURCE_MSGS` messages smtp-source sends to each of listd and
 //!   Postfix per round (default 10,000; 0 skips the comparison)
 //! - `INTAKE_SOURCE_ROUNDS` alternating rounds (default 3; medians shown)
+//! - `INTAKE_AUTH` `0`: the daemon checks no SPF/DKIM/DMARC, as the
+//!   private Postfix checks nothing (default `1`: checked, listd's default)
 //! - `INTAKE_DRAIN_SECS` how long to wait for the pipeline to drain the
 //!   incoming queue after the load (default 600; 0 skips the wait)
 //!
@@ -57,8 +59,10 @@ fn write_config(dir: &Path, port: u16) {
          data_dir: data\n\
          templates_dir: \"{}\"\n\
          smtp:\n  listen: [\"127.0.0.1:{port}\"]\n  hostname: lists.example.org\n  max_connections: 256\n\
-         relay:\n  host: 127.0.0.1\n  port: 9\n",
-        templates.display()
+         relay:\n  host: 127.0.0.1\n  port: 9\n\
+         auth:\n  enabled: {auth}\n",
+        templates.display(),
+        auth = env_u64("INTAKE_AUTH", 1) != 0,
     );
     std::fs::write(dir.join("listd.yaml"), yaml).expect("write listd.yaml");
     std::fs::create_dir_all(dir.join("lists")).expect("lists dir");
