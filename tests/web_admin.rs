@@ -268,6 +268,37 @@ async fn unknown_and_expired_login_links_are_refused() {
 }
 
 #[tokio::test]
+async fn a_login_link_posted_from_another_site_is_refused_and_stays_usable() {
+    let sink = Sink::start();
+    let (env, d, base) = admin_site(&sink, &[]).await;
+    let (status, _, _) = post_form(&format!("{base}/login"), None, &[("address", MODERATOR)]).await;
+    assert_eq!(status, 200);
+    let link = login_link(&sink, MODERATOR, 1).await;
+    // a foreign page's form, auto-submitted in the victim's browser
+    let r = client()
+        .post(&link)
+        .header("origin", "https://evil.example")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(r.headers().get("set-cookie").is_none());
+    assert_eq!(env.count("web_sessions", "1"), 0);
+    // the same from our own page logs in
+    let r = client()
+        .post(&link)
+        .header("origin", base.as_str())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert!(r.headers().get("set-cookie").is_some());
+    d.shutdown().await;
+}
+
+#[tokio::test]
 async fn login_requests_are_rate_limited_per_address_and_per_ip() {
     let sink = Sink::start();
     let (_env, d, base) = admin_site(

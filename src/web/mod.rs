@@ -22,6 +22,7 @@ pub mod credentials;
 mod healthz;
 mod login;
 mod me;
+mod origin;
 mod page;
 mod pages;
 pub mod service;
@@ -116,6 +117,10 @@ pub fn router(state: WebState) -> Router {
         .route("/api/lists/{list}/held/{id}", post(api::act))
         .route("/api/{*rest}", any(api::unknown))
         .fallback(|| async { page::plain(StatusCode::NOT_FOUND, "Not found.") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            origin::guard,
+        ))
         .layer(axum::middleware::from_fn(deadline))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
