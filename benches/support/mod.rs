@@ -194,6 +194,8 @@ pub fn smtp_source(
     Ok(count as f64 / took.as_secs_f64())
 }
 
+pub mod archive_fill;
+
 #[path = "../../tests/common/postfix.rs"]
 mod postfix;
 #[allow(unused_imports)]
