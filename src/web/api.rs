@@ -27,16 +27,28 @@ use serde_json::{json, Value};
 const DEFAULT_LIMIT: i64 = 50;
 
 /// A JSON error answer.
-fn error(status: StatusCode, code: &str, detail: &str) -> Response {
+pub(super) fn error(status: StatusCode, code: &str, detail: &str) -> Response {
     (status, Json(json!({"error": code, "detail": detail}))).into_response()
 }
 
-fn service_error(e: ServiceError) -> Response {
+pub(super) fn service_error(e: ServiceError) -> Response {
     match e {
         ServiceError::NotFound(m) => error(StatusCode::NOT_FOUND, "not_found", &m),
         ServiceError::Forbidden(m) => error(StatusCode::FORBIDDEN, "forbidden", &m),
         ServiceError::BadRequest(m) => error(StatusCode::BAD_REQUEST, "bad_request", &m),
         ServiceError::RateLimited(m) => error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", &m),
+        ServiceError::Conflict(m) => error(StatusCode::CONFLICT, "conflict", &m),
+        ServiceError::Invalid { key, message } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": "invalid_setting", "detail": format!("{key}: {message}"), "key": key})),
+        )
+            .into_response(),
+        ServiceError::VersionRequired(m) => {
+            error(StatusCode::PRECONDITION_REQUIRED, "version_required", &m)
+        }
+        ServiceError::VersionMismatch(m) => {
+            error(StatusCode::PRECONDITION_FAILED, "version_mismatch", &m)
+        }
         ServiceError::Store(e) => {
             tracing::error!(error = %e, "api: store error");
             unavailable()
@@ -64,7 +76,11 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The caller a request's token names, or the 401.
-async fn caller(s: &WebState, ctx: &Ctx, headers: &HeaderMap) -> Result<Caller, Response> {
+pub(super) async fn caller(
+    s: &WebState,
+    ctx: &Ctx,
+    headers: &HeaderMap,
+) -> Result<Caller, Response> {
     let Some(token) = bearer(headers) else {
         return Err(error(
             StatusCode::UNAUTHORIZED,

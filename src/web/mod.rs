@@ -25,6 +25,8 @@ mod me;
 mod page;
 mod pages;
 pub mod service;
+pub mod service_owner;
+pub mod service_settings;
 mod unsubscribe;
 
 pub use login::MAIL_TEMPLATE as LOGIN_TEMPLATE;
@@ -81,6 +83,9 @@ pub struct WebState {
     pub wakers: Wakers,
     /// The server's store connection, opened on first use.
     pub db: Arc<std::sync::Mutex<Option<rusqlite::Connection>>>,
+    /// Swaps in a configuration edited on the settings page (the daemon's
+    /// own reload); None: edits apply at the next start.
+    pub reloader: Option<crate::plumbing::Reloader>,
 }
 
 impl WebState {
@@ -90,7 +95,14 @@ impl WebState {
             health,
             wakers,
             db: Arc::default(),
+            reloader: None,
         }
+    }
+
+    /// The same, reloading the daemon through `reloader` after a settings edit.
+    pub fn with_reloader(mut self, reloader: crate::plumbing::Reloader) -> WebState {
+        self.reloader = Some(reloader);
+        self
     }
 }
 
