@@ -323,8 +323,33 @@ pub async fn openapi() -> Response {
     Json(openapi_document()).into_response()
 }
 
-/// The OpenAPI 3.1 description of the API.
+/// The OpenAPI 3.1 description of the API: the moderation part here, the
+/// owners' part from `api_owner`, merged path by path.
 pub fn openapi_document() -> Value {
+    let mut doc = moderation_document();
+    for (section, more) in [
+        ("paths", super::api_owner::openapi_paths()),
+        ("schemas", super::api_owner::openapi_schemas()),
+    ] {
+        let target = match section {
+            "paths" => &mut doc["paths"],
+            _ => &mut doc["components"]["schemas"],
+        };
+        if let (Value::Object(t), Value::Object(m)) = (target, more) {
+            for (k, v) in m {
+                match (t.get_mut(&k), v) {
+                    (Some(Value::Object(have)), Value::Object(ops)) => have.extend(ops),
+                    (_, v) => {
+                        t.insert(k, v);
+                    }
+                }
+            }
+        }
+    }
+    doc
+}
+
+fn moderation_document() -> Value {
     let err = json!({"$ref": "#/components/schemas/Error"});
     let answer =
         |d: &str| json!({"description": d, "content": {"application/json": {"schema": err}}});
@@ -333,7 +358,7 @@ pub fn openapi_document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {"title": "listd", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Moderation of listd mailing lists. Authenticate with an API token (`listd api-token create NAME --role admin|list:NAME`) as `Authorization: Bearer TOKEN`."},
+                 "description": "Moderation and administration of listd mailing lists. Authenticate with an API token (`listd api-token create NAME --role admin|list:NAME`) as `Authorization: Bearer TOKEN`."},
         "security": [{"bearer": []}],
         "paths": {
             "/api/lists": {"get": {
@@ -365,7 +390,7 @@ pub fn openapi_document() -> Value {
                 "responses": {
                     "200": {"description": "a page of members", "content": {"application/json": {"schema": {
                         "type": "object", "properties": {
-                            "members": {"type": "array", "items": {"type": "object"}},
+                            "members": {"type": "array", "items": {"$ref": "#/components/schemas/Member"}},
                             "next_after": {"type": ["string", "null"]}}}}}},
                     "400": answer("bad q, limit or after"),
                     "401": answer("no token, or not a valid one"),
