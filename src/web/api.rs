@@ -136,7 +136,13 @@ fn paging(query: Option<&str>) -> Result<(i64, Option<i64>), String> {
                     return Err("`limit` must be from 1 to 500".into());
                 }
             }
-            "after" => after = Some(n()?),
+            "after" => {
+                let a = n()?;
+                if a < 0 {
+                    return Err("`after` must be 0 or more".into());
+                }
+                after = Some(a)
+            }
             _ => return Err(format!("unknown parameter `{k}`: use limit and after")),
         }
     }
@@ -447,6 +453,7 @@ mod tests {
             "limit=501",
             "limit=x",
             "after=",
+            "after=-1",
             "page=2",
             "limit=%C3%A9",
         ] {

@@ -36,17 +36,21 @@ fn object(body: &[u8], like: &str) -> Result<Map<String, Value>, Response> {
     }
 }
 
-/// Runs `f` as the token's caller on the store; answers its result as
-/// JSON, or the refusal.
+/// The token's caller, or the 401: checked before anything in the
+/// request is read.
+async fn token(s: &WebState, headers: &HeaderMap) -> Result<Caller, Response> {
+    caller(s, &s.live.current(), headers).await
+}
+
+/// Runs `f` as `who` on the store; its result, or the refusal.
 async fn run<T: serde::Serialize + Send + 'static>(
     s: &WebState,
-    headers: &HeaderMap,
+    who: Caller,
     f: impl FnOnce(&Ctx, &mut rusqlite::Connection, &Caller) -> super::service::ServiceResult<T>
         + Send
         + 'static,
 ) -> Result<T, Response> {
     let ctx = s.live.current();
-    let who = caller(s, &ctx, headers).await?;
     let c = ctx.clone();
     match with_store(s, &ctx, move |conn| Ok(f(&c, conn, &who))).await {
         Err(_) => Err(error(
@@ -66,6 +70,10 @@ pub async fn add_members(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let who = match token(&s, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     const LIKE: &str = r#"{"addresses": ["ann@example.org"], "welcome": false}"#;
     let mut b = match object(&body, LIKE) {
         Ok(b) => b,
@@ -93,7 +101,7 @@ pub async fn add_members(
     if let Some(k) = b.keys().next() {
         return bad(&format!("unknown field `{k}`: use addresses and welcome"));
     }
-    let out = run(&s, &headers, move |ctx, conn, who| {
+    let out = run(&s, who, move |ctx, conn, who| {
         owner::add_members(ctx, conn, who, &list, &addresses, welcome, store::now())
     })
     .await;
@@ -118,6 +126,10 @@ pub async fn remove_member(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    let who = match token(&s, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let mut goodbye = false;
     for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match (k.as_ref(), v.as_ref()) {
@@ -128,7 +140,7 @@ pub async fn remove_member(
         }
     }
     let a = address.clone();
-    let out = run(&s, &headers, move |ctx, conn, who| {
+    let out = run(&s, who, move |ctx, conn, who| {
         owner::remove_member(ctx, conn, who, &list, &a, goodbye, store::now())
     })
     .await;
@@ -180,6 +192,10 @@ pub async fn change_member(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let who = match token(&s, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let b = match object(&body, r#"{"mode": "nomail", "moderated": true}"#) {
         Ok(b) => b,
         Err(r) => return r,
@@ -188,7 +204,7 @@ pub async fn change_member(
         Ok(c) => c,
         Err(m) => return bad(&m),
     };
-    match run(&s, &headers, move |ctx, conn, who| {
+    match run(&s, who, move |ctx, conn, who| {
         owner::change_member(conn, &ctx.config, who, &list, &address, change)
     })
     .await
@@ -204,7 +220,11 @@ pub async fn requests(
     Path(list): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match run(&s, &headers, move |ctx, conn, who| {
+    let who = match token(&s, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match run(&s, who, move |ctx, conn, who| {
         owner::pending_requests(conn, &ctx.config, who, &list)
     })
     .await
@@ -221,6 +241,10 @@ pub async fn decide(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let who = match token(&s, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     const LIKE: &str = r#"{"action": "approve|reject|discard", "reason": "..."}"#;
     let Ok(id) = id.parse::<i64>() else {
         let m = format!("`{id}` is not a request number");
@@ -245,7 +269,7 @@ pub async fn decide(
         Ok(d) => d,
         Err(e) => return service_error(e),
     };
-    match run(&s, &headers, move |ctx, conn, who| {
+    match run(&s, who, move |ctx, conn, who| {
         owner::decide_request(ctx, conn, who, &list, id, &decision, store::now())
     })
     .await
@@ -379,7 +403,7 @@ pub fn openapi_paths() -> Value {
             "parameters": [list_param],
             "requestBody": {"required": true, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["addresses"], "additionalProperties": false, "properties": {
-                    "addresses": {"type": "array", "maxItems": owner::MAX_ADD, "items": {"type": "string"},
+                    "addresses": {"type": "array", "minItems": 1, "maxItems": owner::MAX_ADD, "items": {"type": "string"},
                                   "description": "`ann@example.org` or `Ann <ann@example.org>`"},
                     "welcome": {"type": "boolean", "default": false, "description": "send each new member the welcome"}}}}}},
             "responses": with(refused(&[]), "200", ok("what became of each address", json!({
@@ -400,7 +424,8 @@ pub fn openapi_paths() -> Value {
                 "summary": "Change a member's delivery mode or moderation flag",
                 "parameters": [list_param, addr_param],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {
-                    "type": "object", "additionalProperties": false, "minProperties": 1, "properties": {
+                    "type": "object", "additionalProperties": false, "minProperties": 1,
+                    "not": {"required": ["moderation", "moderated"]}, "properties": {
                         "mode": {"type": "string", "enum": ["each", "digest_mime", "digest_plain", "nomail"]},
                         "moderation": {"type": ["string", "null"], "enum": ["accept", "hold", "reject", "discard", "default", null]},
                         "moderated": {"type": "boolean", "description": "true: hold the member's posts; false: the list's policy"}}}}}},
@@ -429,8 +454,7 @@ pub fn openapi_paths() -> Value {
                 "summary": "Change editable settings (dotted keys); written to the list's file with its comments, then reloaded",
                 "parameters": [list_param, {"name": "If-Match", "in": "header", "required": true, "schema": {"type": "string"},
                     "description": "the ETag of the settings read"}],
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {
-                    "type": "object", "minProperties": 1, "additionalProperties": true}}}},
+                "requestBody": {"required": true, "content": {"application/json": {"schema": settings::edit_schema()}}},
                 "responses": with(refused(&[
                     ("412", "the settings changed since the If-Match version"),
                     ("422", "a key is not editable or its value does not load: `key` names it"),

@@ -167,9 +167,13 @@ pub fn add_pasted(
     add_members(ctx, conn, caller, list, &pasted_entries(text), welcome, now)
 }
 
-fn member_address(address: &str) -> ServiceResult<Address> {
+/// The member `address` names; one that is not an address is no member.
+fn member_address(address: &str, list: &str) -> ServiceResult<Address> {
     Address::parse(address.trim()).map_err(|_| {
-        ServiceError::BadRequest(format!("`{}` is not an email address", address.trim()))
+        ServiceError::NotFound(format!(
+            "`{}` is not a member of {list} (not an email address)",
+            address.trim()
+        ))
     })
 }
 
@@ -189,7 +193,7 @@ pub fn remove_member(
     now: i64,
 ) -> ServiceResult<()> {
     let l = administered_list(&ctx.config, caller, list)?;
-    let a = member_address(address)?;
+    let a = member_address(address, &l.name)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut mails = Vec::new();
     let gone = if goodbye {
@@ -247,7 +251,7 @@ pub fn change_member(
     change: MemberChange,
 ) -> ServiceResult<MemberView> {
     let l = administered_list(config, caller, list)?;
-    let a = member_address(address)?;
+    let a = member_address(address, &l.name)?;
     if change.mode.is_some_and(DeliveryMode::is_digest) && !l.digest.enabled {
         return Err(ServiceError::BadRequest(format!(
             "{} has digests turned off (digest.enabled: false)",

@@ -25,7 +25,8 @@ use std::sync::Mutex;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SettingKind {
     Bool,
-    Number,
+    /// A whole number from .0 to .1.
+    Number(u64, u64),
     Text,
     Choice(&'static [&'static str]),
 }
@@ -63,10 +64,10 @@ pub const EDITABLE: &[(&str, SettingKind)] = &[
     ("subject_prefix", SettingKind::Text),
     ("reply_to", SettingKind::Text),
     ("sender_header", SettingKind::Bool),
-    ("max_message_size", SettingKind::Number),
+    ("max_message_size", SettingKind::Number(0, i64::MAX as u64)),
     ("oversize_posts", SettingKind::Choice(&["hold", "reject"])),
     ("require_explicit_destination", SettingKind::Bool),
-    ("max_recipients", SettingKind::Number),
+    ("max_recipients", SettingKind::Number(0, u32::MAX as u64)),
     ("administrivia", SettingKind::Bool),
     ("hold_no_subject", SettingKind::Bool),
     ("emergency", SettingKind::Bool),
@@ -79,19 +80,50 @@ pub const EDITABLE: &[(&str, SettingKind)] = &[
     ("notify_owners", SettingKind::Bool),
     ("notify_held", SettingKind::Bool),
     ("moderator_reminders", SettingKind::Bool),
-    ("hold_days", SettingKind::Number),
-    ("moderation_notices_per_hour", SettingKind::Number),
+    ("hold_days", SettingKind::Number(1, u32::MAX as u64)),
+    (
+        "moderation_notices_per_hour",
+        SettingKind::Number(0, u32::MAX as u64),
+    ),
     ("require_dmarc_pass_for_members", SettingKind::Bool),
     (
         "dmarc_mitigation",
         SettingKind::Choice(&["auto", "always", "never", "wrap"]),
     ),
     ("digest.enabled", SettingKind::Bool),
-    ("digest.max_messages", SettingKind::Number),
-    ("digest.max_bytes", SettingKind::Number),
+    (
+        "digest.max_messages",
+        SettingKind::Number(1, u32::MAX as u64),
+    ),
+    ("digest.max_bytes", SettingKind::Number(1, i64::MAX as u64)),
     ("digest.schedule", SettingKind::Text),
     ("digest.send_empty", SettingKind::Bool),
 ];
+
+/// The JSON Schema of an edit of every [`EDITABLE`] key (the API's PATCH
+/// body): the loader still has the last word (a reply_to address, a
+/// digest schedule).
+pub fn edit_schema() -> Value {
+    let mut props = serde_json::Map::new();
+    for (key, kind) in EDITABLE {
+        let schema = match (*kind, *key) {
+            (SettingKind::Bool, _) => serde_json::json!({"type": "boolean"}),
+            (SettingKind::Number(min, max), _) => {
+                serde_json::json!({"type": "integer", "format": "int64", "minimum": min, "maximum": max})
+            }
+            (SettingKind::Choice(c), _) => serde_json::json!({"type": "string", "enum": c}),
+            (SettingKind::Text, "reply_to") => serde_json::json!({"type": "string",
+                "description": "`none`, `list` or an address",
+                "pattern": "^(none|list|[A-Za-z0-9._+-]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+)$"}),
+            (SettingKind::Text, "digest.schedule") => serde_json::json!({"type": "string",
+                "pattern": "^(none|daily ([01][0-9]|2[0-3]):[0-5][0-9]|weekly (mon|tue|wed|thu|fri|sat|sun) ([01][0-9]|2[0-3]):[0-5][0-9])$"}),
+            (SettingKind::Text, _) => serde_json::json!({"type": "string"}),
+        };
+        props.insert(key.to_string(), schema);
+    }
+    serde_json::json!({"type": "object", "minProperties": 1, "additionalProperties": false,
+                       "properties": props})
+}
 
 /// How `key` is edited, if owners may edit it here.
 pub fn editable(key: &str) -> Option<SettingKind> {
@@ -194,7 +226,7 @@ fn view(l: &ListConfig, text: &str) -> SettingsView {
                 editable: kind.is_some(),
                 kind: match kind {
                     Some(SettingKind::Bool) => "bool",
-                    Some(SettingKind::Number) => "number",
+                    Some(SettingKind::Number(..)) => "number",
                     Some(SettingKind::Text) => "text",
                     Some(SettingKind::Choice(_)) => "choice",
                     None => "other",
@@ -290,14 +322,15 @@ pub fn edit_settings(
     let mut text = before.clone();
     let mut changed = Vec::new();
     for (key, value) in edits {
-        if editable(key).is_none() {
+        let Some(kind) = editable(key) else {
             let why = if current.settings.iter().any(|s| &s.key == key) {
                 "cannot be changed here (edit the list's file or use `listd lists set`)"
             } else {
                 "is not a setting"
             };
             return Err(invalid(key, why));
-        }
+        };
+        let value = &whole(kind, value);
         if current
             .settings
             .iter()
@@ -348,6 +381,18 @@ pub fn edit_settings(
     })
 }
 
+/// `768.0` for a number setting is `768` (JSON does not tell them apart).
+fn whole(kind: SettingKind, value: &Value) -> Value {
+    match (kind, value.as_f64()) {
+        (SettingKind::Number(..), Some(f))
+            if value.is_f64() && f.fract() == 0.0 && (0.0..9.0e15).contains(&f) =>
+        {
+            Value::from(f as u64)
+        }
+        _ => value.clone(),
+    }
+}
+
 /// Reads a settings form field for `key` (a text box, a choice, or a
 /// checkbox: `on` when checked, absent otherwise) as the value to set.
 pub fn form_value(key: &str, raw: Option<&str>) -> ServiceResult<Option<Value>> {
@@ -357,7 +402,7 @@ pub fn form_value(key: &str, raw: Option<&str>) -> ServiceResult<Option<Value>> 
     Ok(match (kind, raw) {
         (SettingKind::Bool, v) => Some(Value::Bool(v.is_some())),
         (_, None) => None,
-        (SettingKind::Number, Some(v)) => {
+        (SettingKind::Number(..), Some(v)) => {
             Some(Value::from(v.trim().parse::<u64>().map_err(|_| {
                 invalid(key, format!("`{}` is not a whole number", v.trim()))
             })?))
@@ -382,6 +427,16 @@ mod tests {
         assert!(matches("*", &e));
         assert!(!matches("\"x\"", &e));
         assert!(!matches("", &e));
+    }
+
+    #[test]
+    fn whole_floats_are_numbers_for_number_settings_only() {
+        let n = editable("hold_days").unwrap();
+        assert_eq!(whole(n, &serde_json::json!(7.0)), Value::from(7));
+        assert_eq!(whole(n, &serde_json::json!(7.5)), serde_json::json!(7.5));
+        assert_eq!(whole(n, &serde_json::json!(-1.0)), serde_json::json!(-1.0));
+        let t = editable("subject_prefix").unwrap();
+        assert_eq!(whole(t, &serde_json::json!(7.0)), serde_json::json!(7.0));
     }
 
     #[test]
