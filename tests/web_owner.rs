@@ -857,3 +857,81 @@ async fn the_openapi_document_describes_the_owner_endpoints() {
     assert!(v["components"]["schemas"]["Member"].is_object());
     d.shutdown().await;
 }
+
+/// The slowest of `n` GETs of `url` (after one to warm the caches), in ms.
+async fn slowest_ms(url: &str, cookie: Option<&str>, token: Option<&str>, n: usize) -> u128 {
+    let c = client();
+    let fetch = || {
+        let mut r = c.get(url);
+        if let Some(k) = cookie {
+            r = r.header("cookie", k);
+        }
+        if let Some(t) = token {
+            r = r.header("authorization", format!("Bearer {t}"));
+        }
+        r.send()
+    };
+    assert_eq!(fetch().await.unwrap().status(), 200, "{url}");
+    let mut worst = 0;
+    for _ in 0..n {
+        let t = std::time::Instant::now();
+        let r = fetch().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap();
+        worst = worst.max(t.elapsed().as_millis());
+    }
+    worst
+}
+
+#[tokio::test]
+#[ignore = "inserts a million members (some seconds); run with --ignored"]
+async fn member_pages_and_the_overview_stay_under_50_ms_with_a_million_members() {
+    let sink = Sink::start();
+    let (env, d, base) = owner_site(&sink).await;
+    env.store()
+        .execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999999)
+             INSERT INTO members(list, address, address_key, joined_at)
+             SELECT 'dev', printf('m%07d@example.org', i), printf('m%07d@example.org', i), 0 FROM n",
+        )
+        .unwrap();
+    assert_eq!(env.count("members", "list = 'dev'"), 1_000_001);
+    let cookie = login(&sink, &base, OWNER).await;
+    let token = api_token(&env, "dev", "list:dev");
+    let page = format!("{base}/lists/{LIST}/members");
+    let api_page = format!("{base}/api/lists/{LIST}/members");
+    let mut report = Vec::new();
+    for (what, url, cookie, token) in [
+        ("first page", page.clone(), Some(cookie.as_str()), None),
+        (
+            "deep page",
+            format!("{page}?after=m0987654%40example.org"),
+            Some(cookie.as_str()),
+            None,
+        ),
+        (
+            "search",
+            format!("{page}?q=m09999"),
+            Some(cookie.as_str()),
+            None,
+        ),
+        (
+            "api deep page",
+            format!("{api_page}?after=m0987654%40example.org&limit=200"),
+            None,
+            Some(token.as_str()),
+        ),
+    ] {
+        let ms = slowest_ms(&url, cookie, token, 20).await;
+        report.push(format!("{what}: {ms} ms"));
+        assert!(ms < 50, "{what} took {ms} ms: {report:?}");
+    }
+    let admin = format!("{base}/lists/{LIST}/admin");
+    let admin_ms = slowest_ms(&admin, Some(&cookie), None, 20).await;
+    report.push(format!("overview with the member count: {admin_ms} ms"));
+    assert!(admin_ms < 50, "{report:?}");
+    let (_, page) = get_with(&admin, &cookie).await;
+    assert!(page.contains("1000001 members"), "{page}");
+    eprintln!("slowest of 20 at 1M members: {report:?}");
+    d.shutdown().await;
+}
