@@ -1,5 +1,6 @@
-//! The daemon's plumbing: the live configuration that a reload replaces,
-//! and the wake-up signals between its workers.
+//! The daemon's plumbing: the live configuration that a reload replaces
+//! (`Reloader`, shared by SIGHUP, the control socket and the web settings
+//! page), and the wake-up signals between its workers.
 //!
 //! A leaf that intake, the pipeline and the workers share; it decides
 //! nothing and trusts its callers.

@@ -475,5 +475,16 @@ mod tests {
             .find(|s| s.key == "moderator_password")
             .unwrap();
         assert_eq!(p.value, Value::from("not set"));
+        // a password's hash is never shown, only that there is one
+        let text = "moderator_password: \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA\"\n";
+        let l = ListConfig::parse(std::path::Path::new("dev.yaml"), "dev", text).unwrap();
+        let v = view(&l, text);
+        let p = v
+            .settings
+            .iter()
+            .find(|s| s.key == "moderator_password")
+            .unwrap();
+        assert_eq!((p.value.clone(), p.in_file), (Value::from("set"), true));
+        assert!(!serde_json::to_string(&v).unwrap().contains("argon2"));
     }
 }
