@@ -399,6 +399,23 @@ async fn the_members_api_adds_changes_and_removes_and_says_what_was_wrong() {
     assert_eq!(v["results"][1]["outcome"], "invalid");
     assert_eq!(v["results"][1]["input"], "x@");
     assert!(is_member(&env, LIST, "bo@example.org"));
+    // without `welcome` nothing is mailed; with it, the welcome goes out
+    let (status, v) = api(
+        "POST",
+        &url,
+        Some(&token),
+        Some(json!({"addresses": ["wel@example.org"], "welcome": true})),
+    )
+    .await;
+    assert_eq!((status, v["added"].as_i64()), (200, Some(1)), "{v}");
+    wait_mail(
+        &sink,
+        "wel@example.org",
+        "Welcome to the dev mailing list",
+        1,
+    )
+    .await;
+    assert!(mails_to(&sink, "bo@example.org", "Welcome").is_empty());
 
     for (body, why) in [
         (json!({"addresses": "bo@example.org"}), "addresses"),
@@ -802,6 +819,11 @@ async fn settings_are_written_with_comments_kept_reloaded_and_versioned() {
     let (status, page, _) = send_form(as_refs(&form(&etag, "Stale"))).await;
     assert_eq!(status, 409, "{page}");
     assert!(page.contains("changed since you read them"), "{page}");
+    let mut bad = form(&new_etag, "Bad");
+    bad.push(("hold_days".to_string(), "soon".to_string()));
+    let (status, page, _) = send_form(bad).await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("hold_days: "), "{page}");
     let (status, page, _) = send_form(as_refs(&form(&new_etag, "Developers & friends"))).await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("Saved: description."), "{page}");
