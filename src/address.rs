@@ -124,6 +124,50 @@ pub fn address_key(s: &str) -> String {
     }
 }
 
+/// Splits `Name <addr>` into (name, addr); a bare address has no name.
+pub fn split_display_name(s: &str) -> (Option<String>, String) {
+    match (s.rfind('<'), s.rfind('>')) {
+        (Some(a), Some(b)) if a < b => {
+            let name = s[..a].trim().trim_matches('"').trim();
+            let name = (!name.is_empty()).then(|| name.to_string());
+            (name, s[a + 1..b].trim().to_string())
+        }
+        _ => (None, s.to_string()),
+    }
+}
+
+/// The entries of a pasted list of addresses: one a line or separated by
+/// commas or semicolons (not those inside `"quotes"` or `<angle
+/// brackets>`), trimmed; empty entries and `#` comment lines left out.
+pub fn pasted_entries(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        let (mut cur, mut quoted, mut angle) = (String::new(), false, false);
+        for c in line.chars() {
+            match c {
+                '"' if !angle => quoted = !quoted,
+                '<' if !quoted => angle = true,
+                '>' if !quoted => angle = false,
+                ',' | ';' if !quoted && !angle => {
+                    out.push(std::mem::take(&mut cur));
+                    continue;
+                }
+                _ => {}
+            }
+            cur.push(c);
+        }
+        out.push(cur);
+    }
+    out.into_iter()
+        .map(|e| e.trim().to_string())
+        .filter(|e| !e.is_empty())
+        .collect()
+}
+
 fn valid_domain(d: &str) -> bool {
     if d.is_empty() || d.len() > 255 {
         return false;
@@ -174,6 +218,26 @@ impl std::str::FromStr for Address {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pasted_list_splits_on_lines_commas_and_semicolons_but_not_inside_names() {
+        let text = "ann@example.org, bob@example.org\n# a comment\n\n\"Lee, Cy\" <cy@example.org>;dee@example.org\n  <e,f@example.org>  \né@x, ,";
+        assert_eq!(
+            pasted_entries(text),
+            vec![
+                "ann@example.org",
+                "bob@example.org",
+                "\"Lee, Cy\" <cy@example.org>",
+                "dee@example.org",
+                "<e,f@example.org>",
+                "é@x",
+            ]
+        );
+        assert_eq!(
+            split_display_name("\"Lee, Cy\" <cy@example.org>"),
+            (Some("Lee, Cy".into()), "cy@example.org".into())
+        );
+    }
 
     #[test]
     fn domain_folds_local_keeps_case() {

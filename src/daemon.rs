@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::handler::Ctx;
 use crate::health::{self, Health, WorkerState};
 use crate::pipeline;
-use crate::plumbing::{Live, Wakers};
+use crate::plumbing::{Live, ReloadRefused, Reloader, Wakers};
 use crate::smtp::server::{self, Active, Bound, Shared};
 use crate::smtp::session::Protocol;
 use crate::smtp::writer::{self, WriterHandle};
@@ -130,7 +130,7 @@ async fn supervise<F>(
 /// A running daemon.
 pub struct DaemonHandle {
     /// Replaces the configuration the workers and new sessions see.
-    live: watch::Sender<Ctx>,
+    live: Reloader,
     smtp: Vec<SocketAddr>,
     lmtp: Vec<Bound>,
     web: Option<SocketAddr>,
@@ -227,6 +227,7 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
         config: config.clone(),
         templates,
     });
+    let reloader = Reloader::new(live_tx, wakers.clone());
     let shared = Arc::new(Shared {
         live: live.clone(),
         writer,
@@ -290,7 +291,8 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
     if let Some(listener) = web_listener {
         web = listener.local_addr().ok();
         tracing::info!(at = ?web, "web: listening");
-        let state = crate::web::WebState::new(live.clone(), health.clone(), wakers.clone());
+        let state = crate::web::WebState::new(live.clone(), health.clone(), wakers.clone())
+            .with_reloader(reloader.clone());
         workers.push(tokio::spawn(supervise(
             "web",
             health.clone(),
@@ -340,7 +342,7 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
     }
 
     Ok(DaemonHandle {
-        live: live_tx,
+        live: reloader,
         pop3,
         imap,
         imaps,
@@ -414,7 +416,7 @@ impl DaemonHandle {
 
     /// The configuration the daemon runs now.
     pub fn config(&self) -> Arc<Config> {
-        self.live.borrow().config.clone()
+        self.live.current().config
     }
 
     /// Replaces the configuration and templates (SIGHUP): new SMTP/LMTP
@@ -425,46 +427,10 @@ impl DaemonHandle {
     /// keeps its old value: each such change is returned as a warning, to
     /// apply with a restart. Templates that do not load refuse the reload.
     pub fn reload(&self, config: Config) -> Result<Vec<String>, DaemonError> {
-        let templates = Arc::new(Templates::for_config(&config)?);
-        let old = self.config();
-        let mut warnings = Vec::new();
-        if config.smtp.listen != old.smtp.listen {
-            warnings.push("smtp.listen changed: restart to listen there".to_string());
-        }
-        if config.lmtp.listen != old.lmtp.listen {
-            warnings.push("lmtp.listen changed: restart to listen there".to_string());
-        }
-        if config.web.listen != old.web.listen {
-            warnings.push("web.listen changed: restart to listen there".to_string());
-        }
-        if config.pop3.listen != old.pop3.listen
-            || config.imap.listen != old.imap.listen
-            || config.imap.listen_tls != old.imap.listen_tls
-        {
-            warnings.push(
-                "pop3.listen, imap.listen or imap.listen_tls changed: restart to listen there"
-                    .to_string(),
-            );
-        }
-        if config.smtp.max_connections != old.smtp.max_connections {
-            warnings.push("smtp.max_connections changed: restart to apply it".to_string());
-        }
-        if config.db_path() != old.db_path() {
-            return Err(DaemonError::Reload(format!(
-                "data_dir changed ({} -> {}): restart to use another store",
-                old.data_dir.display(),
-                config.data_dir.display()
-            )));
-        }
-        let lists = config.lists.len();
-        self.live.send_replace(Ctx {
-            config: Arc::new(config),
-            templates,
-        });
-        self.wakers.pipeline.notify_one();
-        self.wakers.delivery.notify_one();
-        tracing::info!(lists, "configuration reloaded");
-        Ok(warnings)
+        self.live.reload(config).map_err(|e| match e {
+            ReloadRefused::Templates(t) => DaemonError::Templates(t),
+            ReloadRefused::Restart(m) => DaemonError::Reload(m),
+        })
     }
 
     /// Open SMTP/LMTP sessions.

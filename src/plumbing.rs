@@ -1,5 +1,6 @@
-//! The daemon's plumbing: the live configuration that a reload replaces,
-//! and the wake-up signals between its workers.
+//! The daemon's plumbing: the live configuration that a reload replaces
+//! (`Reloader`, shared by SIGHUP, the control socket and the web settings
+//! page), and the wake-up signals between its workers.
 //!
 //! A leaf that intake, the pipeline and the workers share; it decides
 //! nothing and trusts its callers.
@@ -39,6 +40,85 @@ impl Live {
 impl From<Ctx> for Live {
     fn from(ctx: Ctx) -> Live {
         Live::channel(ctx).1
+    }
+}
+
+/// Why a reload was refused; the daemon keeps its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadRefused {
+    #[error(transparent)]
+    Templates(#[from] crate::templates::TemplateError),
+    #[error("{0}")]
+    Restart(String),
+}
+
+/// Replaces the daemon's live [`Ctx`] with a new configuration and its
+/// templates: the one reload `DaemonHandle::reload` (SIGHUP, the control
+/// socket) and the web settings page share.
+#[derive(Clone)]
+pub struct Reloader {
+    tx: Arc<tokio::sync::watch::Sender<Ctx>>,
+    wakers: Wakers,
+}
+
+impl Reloader {
+    pub fn new(tx: tokio::sync::watch::Sender<Ctx>, wakers: Wakers) -> Reloader {
+        Reloader {
+            tx: Arc::new(tx),
+            wakers,
+        }
+    }
+
+    /// The context now.
+    pub fn current(&self) -> Ctx {
+        self.tx.borrow().clone()
+    }
+
+    /// Swaps in `config`: new SMTP/LMTP sessions and the workers' next
+    /// passes use it. What was bound or opened at start keeps its old
+    /// value: each such change is returned as a warning, to apply with a
+    /// restart. Templates that do not load, or another store, refuse it.
+    pub fn reload(&self, config: crate::config::Config) -> Result<Vec<String>, ReloadRefused> {
+        let templates = Arc::new(crate::templates::Templates::for_config(&config)?);
+        let old = self.current().config;
+        let mut warnings = Vec::new();
+        if config.smtp.listen != old.smtp.listen {
+            warnings.push("smtp.listen changed: restart to listen there".to_string());
+        }
+        if config.lmtp.listen != old.lmtp.listen {
+            warnings.push("lmtp.listen changed: restart to listen there".to_string());
+        }
+        if config.web.listen != old.web.listen {
+            warnings.push("web.listen changed: restart to listen there".to_string());
+        }
+        if config.pop3.listen != old.pop3.listen
+            || config.imap.listen != old.imap.listen
+            || config.imap.listen_tls != old.imap.listen_tls
+        {
+            warnings.push(
+                "pop3.listen, imap.listen or imap.listen_tls changed: restart to listen there"
+                    .to_string(),
+            );
+        }
+        if config.smtp.max_connections != old.smtp.max_connections {
+            warnings.push("smtp.max_connections changed: restart to apply it".to_string());
+        }
+        if config.db_path() != old.db_path() {
+            return Err(ReloadRefused::Restart(format!(
+                "data_dir changed ({} -> {}): restart to use another store",
+                old.data_dir.display(),
+                config.data_dir.display()
+            )));
+        }
+        let lists = config.lists.len();
+        self.tx.send_replace(Ctx {
+            config: Arc::new(config),
+            templates,
+        });
+        self.wakers.pipeline.notify_one();
+        self.wakers.delivery.notify_one();
+        tracing::info!(lists, "configuration reloaded");
+        Ok(warnings)
     }
 }
 

@@ -67,6 +67,10 @@ const ALLOWED: &[(&str, &str)] = &[
     ),
     ("SELECT COUNT(*) FROM incoming WHERE state = ", "this test's own check"),
     ("-- ", "a trigger's trace line"),
+    (
+        "INSERT INTO member_counts(list, n) SELECT list, COUNT(*) FROM members",
+        "migration 0077's one-time count of the members a store already has",
+    ),
 ];
 
 static SEEN: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());

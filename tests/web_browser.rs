@@ -8,9 +8,13 @@
 //! opens the link the capturing relay sink received, clicks "Log in",
 //! approves a held post on `/moderate`, and the post reaches the sink.
 //!
+//! An owner adds a member on the members page and changes a setting on the
+//! settings page; a visitor subscribes on `/` and confirms by replying to
+//! the confirmation mail over SMTP, as a mail client would.
+//!
 //! `cargo test --test web_browser -- --ignored` also writes
-//! `docs/screenshots/unsubscribe.png`, `moderation.png` and `lists.png`
-//! (the README shows them).
+//! `docs/screenshots/unsubscribe.png`, `moderation.png`, `lists.png`,
+//! `members.png`, `settings.png` and `requests.png` (the README shows them).
 
 mod common;
 mod web_support;
@@ -156,6 +160,13 @@ impl Driver {
             .to_string()
     }
 
+    /// Empties the field `css`.
+    async fn clear(&self, css: &str) {
+        let id = self.find(css).await;
+        self.call("POST", &format!("/element/{id}/clear"), json!({}))
+            .await;
+    }
+
     /// Types `text` into the field `css`.
     async fn type_into(&self, css: &str, text: &str) {
         let id = self.find(css).await;
@@ -277,10 +288,15 @@ async fn moderated_site(sink: &Sink) -> (TestEnv, listd::daemon::DaemonHandle, S
 
 /// Logs MODERATOR in through the browser: the form, the mailed link, the button.
 async fn browser_login(browser: &Driver, sink: &Sink, base: &str) {
+    browser_login_as(browser, sink, base, MODERATOR).await
+}
+
+/// Logs `addr` (a moderator or owner) in through the browser.
+async fn browser_login_as(browser: &Driver, sink: &Sink, base: &str, addr: &str) {
     browser.open(&format!("{base}/login")).await;
-    browser.type_into("#address", MODERATOR).await;
+    browser.type_into("#address", addr).await;
     browser.click("#send-link").await;
-    let link = login_link(sink, MODERATOR, 1).await;
+    let link = login_link(sink, addr, 1).await;
     browser.open(&link).await;
     browser.click("#login").await;
     browser.wait_for("Moderation queue").await;
@@ -359,6 +375,174 @@ async fn screenshots_of_the_moderation_and_lists_pages() {
     browser.wait_for("Mailing lists at").await;
     let png = browser.screenshot().await;
     std::fs::write(out.join("lists.png"), png).unwrap();
+    browser.quit().await;
+    d.shutdown().await;
+}
+
+const OWNER: &str = "owner@example.org";
+
+/// A site whose `dev` list (advertised, double opt-in, a comment in its
+/// file) is owned by OWNER, with ann as its member and a waiting
+/// subscription request on `club` (approval needed), also OWNER's.
+async fn owned_site(sink: &Sink) -> (TestEnv, listd::daemon::DaemonHandle, String) {
+    let (b, port) = site(
+        sink,
+        &format!("# the developers\ndescription: Developers\nowners: [{OWNER}]\nsubject_prefix: \"[dev]\"\n"),
+    );
+    let env = b
+        .list(
+            "club",
+            &format!("description: Members only\nowners: [{OWNER}]\nsubscription: approve\n"),
+        )
+        .build();
+    env.add_members(
+        LIST,
+        &["ann@example.org", "bob@example.org", "cy@example.org"],
+    );
+    let d = env.start().await;
+    (env, d, format!("http://127.0.0.1:{port}"))
+}
+
+#[tokio::test]
+async fn an_owner_adds_a_member_and_changes_a_setting_in_chromium() {
+    let Some((chromium, driver)) = browser() else {
+        return;
+    };
+    let sink = Sink::start();
+    let (env, d, base) = owned_site(&sink).await;
+    let browser = Driver::start(&chromium, &driver).await;
+    browser_login_as(&browser, &sink, &base, OWNER).await;
+    browser.open(&format!("{base}/")).await;
+    browser.click("#admin-dev").await;
+    browser.wait_for("dev: administration").await;
+    browser.click("#members-link").await;
+    browser.wait_for("dev: members").await;
+    browser
+        .type_into("#addresses", "Dee Example <dee@example.org>")
+        .await;
+    browser.click("#add").await;
+    let page = browser.wait_for("1 added").await;
+    assert!(page.contains("1 added, 0 already members"), "{page}");
+    assert!(page.contains("dee@example.org"), "{page}");
+    assert!(is_member(&env, LIST, "dee@example.org"));
+
+    browser.open(&format!("{base}/lists/{LIST}/settings")).await;
+    browser.wait_for("dev: settings").await;
+    browser.clear("input[name='subject_prefix']").await;
+    browser
+        .type_into("input[name='subject_prefix']", "[developers]")
+        .await;
+    browser.click("#save").await;
+    let page = browser.wait_for("Saved:").await;
+    assert!(page.contains("Saved: subject_prefix."), "{page}");
+    let file = std::fs::read_to_string(env.path().join("lists/dev.yaml")).unwrap();
+    assert!(
+        file.contains("[developers]") && file.contains("# the developers\n"),
+        "{file}"
+    );
+    assert_eq!(
+        d.config().list(LIST).unwrap().subject_prefix,
+        "[developers]"
+    );
+    browser.quit().await;
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_visitor_subscribes_on_the_lists_page_and_confirms_by_replying() {
+    let Some((chromium, driver)) = browser() else {
+        return;
+    };
+    let sink = Sink::start();
+    let (env, d, base) = owned_site(&sink).await;
+    let visitor = "visitor@example.net";
+    let browser = Driver::start(&chromium, &driver).await;
+    browser.open(&format!("{base}/")).await;
+    browser.type_into("#sub-dev", visitor).await;
+    browser.click("#subscribe-dev").await;
+    let page = browser.wait_for("Check your mail").await;
+    assert!(page.contains("Check your mail"), "{page}");
+    assert!(!is_member(&env, LIST, visitor));
+
+    // the confirmation arrives; the visitor replies to it
+    let mails = wait_mail(&sink, visitor, "confirm ", 1).await;
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&mails[0].data)
+        .unwrap();
+    let subject = parsed.subject().unwrap().to_string();
+    let reply_to = parsed
+        .reply_to()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .expect("a Reply-To")
+        .to_string();
+    assert!(reply_to.contains("confirm+"), "{reply_to}");
+    let reply = message(
+        visitor,
+        &reply_to,
+        &format!("Re: {subject}"),
+        "> To confirm\r\n",
+    );
+    send(d.smtp_addr(), visitor, &[&reply_to], &reply)
+        .await
+        .expect(250);
+    assert!(
+        wait_until(WAIT, || is_member(&env, LIST, visitor)).await,
+        "the reply did not confirm"
+    );
+    wait_mail(&sink, visitor, "Welcome to the dev mailing list", 1).await;
+    browser.quit().await;
+    d.shutdown().await;
+}
+
+/// Writes docs/screenshots/members.png, settings.png and requests.png.
+#[tokio::test]
+#[ignore = "writes docs/screenshots/members.png, settings.png and requests.png; run with --ignored"]
+async fn screenshots_of_the_owner_pages() {
+    let Some((chromium, driver)) = browser() else {
+        return;
+    };
+    let sink = Sink::start();
+    let (env, d, base) = owned_site(&sink).await;
+    let to = format!("club-request@{DOMAIN}");
+    for who in ["newcomer@example.net", "friend@example.com"] {
+        send(
+            d.smtp_addr(),
+            who,
+            &[&to],
+            &message(who, &to, "subscribe", "subscribe\r\n"),
+        )
+        .await
+        .expect(250);
+    }
+    assert!(wait_until(WAIT, || env.count("sub_requests", "state = 'pending'") == 2).await);
+    let browser = Driver::start(&chromium, &driver).await;
+    browser_login_as(&browser, &sink, &base, OWNER).await;
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&out).unwrap();
+    for (path, wait, file) in [
+        (
+            format!("/lists/{LIST}/members"),
+            "dev: members",
+            "members.png",
+        ),
+        (
+            format!("/lists/{LIST}/settings"),
+            "dev: settings",
+            "settings.png",
+        ),
+        (
+            "/lists/club/requests".to_string(),
+            "club: subscription requests",
+            "requests.png",
+        ),
+    ] {
+        browser.open(&format!("{base}{path}")).await;
+        browser.wait_for(wait).await;
+        let png = browser.screenshot().await;
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+        std::fs::write(out.join(file), png).unwrap();
+    }
     browser.quit().await;
     d.shutdown().await;
 }

@@ -141,17 +141,7 @@ fn edit(path: &Path, list: &str, key: &str, value: Option<Result<Value, String>>
         println!("{name}: {key} unchanged");
         return Ok(());
     }
-    let tmp = file.with_file_name(format!(".{stem}.yaml.new"));
-    std::fs::write(&tmp, &edited.text).with_context(|| format!("{}", tmp.display()))?;
-    let now = std::fs::read_to_string(&file).unwrap_or_default();
-    if now != before {
-        let _ = std::fs::remove_file(&tmp);
-        bail!(
-            "{} changed while it was being edited; nothing written, try again",
-            file.display()
-        );
-    }
-    std::fs::rename(&tmp, &file).with_context(|| format!("{}", file.display()))?;
+    crate::config::replace_list_file(&file, &before, &edited.text).map_err(anyhow::Error::msg)?;
     if !edited.kept_layout {
         eprintln!(
             "warning: {}: rewritten whole (its comments are gone): the edit could not be made in place",

@@ -6,7 +6,7 @@
 //! skipped; the command then exits 1.
 
 use super::{load_config, open_store, progress, CliResult};
-use crate::address::Address;
+use crate::address::{split_display_name as split_name, Address};
 use crate::store::members::{self, DeliveryMode, Moderation};
 use clap::Subcommand;
 use indicatif::ProgressBar;
@@ -100,18 +100,6 @@ fn inputs(args: &[String]) -> anyhow::Result<Vec<Input>> {
         }
     }
     Ok(out)
-}
-
-/// Splits `Name <addr>` into (name, addr); a bare address has no name.
-fn split_name(s: &str) -> (Option<String>, String) {
-    match (s.rfind('<'), s.rfind('>')) {
-        (Some(a), Some(b)) if a < b => {
-            let name = s[..a].trim().trim_matches('"').trim();
-            let name = (!name.is_empty()).then(|| name.to_string());
-            (name, s[a + 1..b].trim().to_string())
-        }
-        _ => (None, s.to_string()),
-    }
 }
 
 /// Calls `f` with the display name and address of every input that parses,

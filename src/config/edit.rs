@@ -1,5 +1,6 @@
-//! Editing one list file by key (`listd lists set` / `unset`): text in, text
-//! out, no I/O. Trusts neither the key nor the value: the caller checks the
+//! Editing one list file by key (`listd lists set` / `unset`, the web
+//! settings page): text in, text out, and [`replace_list_file`], the one
+//! write (atomic, refused when the file changed meanwhile). Trusts neither the key nor the value: the caller checks the
 //! result with [`super::ListConfig::parse`] before writing it. Comments and
 //! layout outside the edited top-level key are kept; when a line edit would
 //! not read back as exactly the intended document, the whole file is
@@ -74,6 +75,27 @@ pub fn parse_setting_value(raw: &str, literal: bool) -> Result<Value, String> {
     }
     serde_yaml_ng::from_str(raw)
         .map_err(|e| format!("`{raw}` is not a YAML value ({e}); use --string for text"))
+}
+
+/// Replaces `file` with `text` atomically (a temporary file beside it,
+/// renamed over it), unless the file no longer reads `before` (someone
+/// else edited it meanwhile): then nothing is written.
+pub fn replace_list_file(file: &std::path::Path, before: &str, text: &str) -> Result<(), String> {
+    let name = file
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or("list.yaml");
+    let tmp = file.with_file_name(format!(".{name}.new"));
+    std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let now = std::fs::read_to_string(file).unwrap_or_default();
+    if now != before {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!(
+            "{} changed while it was being edited; nothing written, try again",
+            file.display()
+        ));
+    }
+    std::fs::rename(&tmp, file).map_err(|e| format!("{}: {e}", file.display()))
 }
 
 /// Sets or removes `value` at `path` inside `doc`, making maps on the way.
@@ -244,6 +266,29 @@ mod tests {
         assert_eq!(
             parse_setting_value("[dev]", true).unwrap(),
             Value::from("[dev]")
+        );
+    }
+
+    #[test]
+    fn a_list_file_is_replaced_only_if_it_still_reads_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("dev.yaml");
+        std::fs::write(&f, "# c\nposting: members\n").unwrap();
+        replace_list_file(&f, "# c\nposting: members\n", "# c\nposting: anyone\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&f).unwrap(),
+            "# c\nposting: anyone\n"
+        );
+        let e = replace_list_file(&f, "# c\nposting: members\n", "x: 1\n").unwrap_err();
+        assert!(e.contains("changed while"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&f).unwrap(),
+            "# c\nposting: anyone\n"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary left"
         );
     }
 

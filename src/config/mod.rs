@@ -14,7 +14,7 @@ mod readers;
 pub mod schedule;
 
 pub use auth::{AuthConfig, DnsConfig};
-pub use edit::{edit_list_key, parse_setting_value, EditedListFile};
+pub use edit::{edit_list_key, parse_setting_value, replace_list_file, EditedListFile};
 pub use error::{find_line_from, ConfigError, ConfigErrors};
 pub use list::{
     Access, DigestConfig, DmarcMitigation, HeaderMatch, ListConfig, NonmemberAction,

@@ -211,10 +211,11 @@ pub fn set_disabled(conn: &Connection, list: &str, key: &str, disabled: bool) ->
     Ok(n == 1)
 }
 
-/// Number of members of a list.
+/// Number of members of a list: one row of `member_counts`, which
+/// triggers keep (migration 0077), not a count of a million rows.
 pub fn count(conn: &Connection, list: &str) -> Result<i64> {
     Ok(conn.query_row(
-        "SELECT COUNT(*) FROM members WHERE list = ?1",
+        "SELECT coalesce((SELECT n FROM member_counts WHERE list = ?1), 0)",
         [list],
         |r| r.get(0),
     )?)
@@ -237,8 +238,8 @@ pub fn for_each(conn: &Connection, list: &str, mut f: impl FnMut(Member) -> bool
 
 /// One page of a list's members in `address_key` order: those whose key
 /// starts with `prefix`, after the key `after`, at most `limit`. A range
-/// on the `(list, address_key)` index (keyset paging, never OFFSET), so a
-/// page costs the same at any depth.
+/// on the `(list, address_key)` index (keyset paging, never OFFSET) that
+/// starts at `after` itself, so a page costs the same at any depth.
 pub fn page(
     conn: &Connection,
     list: &str,
@@ -248,14 +249,24 @@ pub fn page(
 ) -> Result<Vec<Member>> {
     // every key starting with `prefix` sorts below `prefix` + U+10FFFF
     let hi = format!("{prefix}\u{10FFFF}");
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLS} {PAGE_WHERE}"))?;
-    let rows = stmt.query_map(params![list, prefix, hi, after, limit], from_row)?;
+    // the lower bound: the prefix (inclusive), or `after` (exclusive) once
+    // it is past the prefix
+    let (sql, lo) = match after {
+        Some(a) if a >= prefix => (PAGE_AFTER_WHERE, a),
+        _ => (PAGE_WHERE, prefix),
+    };
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLS} {sql}"))?;
+    let rows = stmt.query_map(params![list, lo, hi, limit], from_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<Member>>>()?)
 }
 
-/// The query of [`page`], after its columns.
+/// The query of a first [`page`], after its columns.
 pub const PAGE_WHERE: &str = "FROM members WHERE list = ?1 AND address_key >= ?2 \
-     AND address_key < ?3 AND (?4 IS NULL OR address_key > ?4) ORDER BY address_key LIMIT ?5";
+     AND address_key < ?3 ORDER BY address_key LIMIT ?4";
+
+/// The query of a later [`page`] (`?2` is the previous page's last key).
+pub const PAGE_AFTER_WHERE: &str = "FROM members WHERE list = ?1 AND address_key > ?2 \
+     AND address_key < ?3 ORDER BY address_key LIMIT ?4";
 
 /// The lists an address is on.
 pub fn lists_of(conn: &Connection, key: &str) -> Result<Vec<String>> {
@@ -344,6 +355,57 @@ mod tests {
     }
 
     #[test]
+    fn the_count_follows_every_insert_ignore_and_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::open(&dir.path().join("t.db")).unwrap();
+        let real = |l: &str| -> i64 {
+            conn.query_row("SELECT COUNT(*) FROM members WHERE list = ?1", [l], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        assert_eq!(count(&conn, "dev").unwrap(), 0);
+        for a in ["a@x.org", "b@x.org", "c@x.org"] {
+            add(&conn, "dev", a, a, None, DeliveryMode::Each, 1).unwrap();
+        }
+        // already a member: ignored, not counted
+        assert!(!add(
+            &conn,
+            "dev",
+            "a@x.org",
+            "a@x.org",
+            None,
+            DeliveryMode::Each,
+            1
+        )
+        .unwrap());
+        add(
+            &conn,
+            "ops",
+            "a@x.org",
+            "a@x.org",
+            None,
+            DeliveryMode::Each,
+            1,
+        )
+        .unwrap();
+        assert!(remove(&conn, "dev", "b@x.org").unwrap());
+        assert!(!remove(&conn, "dev", "b@x.org").unwrap());
+        conn.execute(
+            "UPDATE members SET list = 'ops' WHERE address_key = 'c@x.org'",
+            [],
+        )
+        .unwrap();
+        for l in ["dev", "ops", "none"] {
+            assert_eq!(count(&conn, l).unwrap(), real(l), "{l}");
+        }
+        assert_eq!(
+            (count(&conn, "dev").unwrap(), count(&conn, "ops").unwrap()),
+            (1, 2)
+        );
+    }
+
+    #[test]
     fn a_page_is_an_index_range_by_prefix_and_after() {
         let dir = tempfile::tempdir().unwrap();
         let conn = crate::store::open(&dir.path().join("t.db")).unwrap();
@@ -380,13 +442,20 @@ mod tests {
             ["cy@x.org"]
         );
         assert!(page(&conn, "dev", "é", None, 9).unwrap().is_empty());
-        let plan: String = conn
-            .query_row(
-                &format!("EXPLAIN QUERY PLAN SELECT {COLS} {PAGE_WHERE}"),
-                params!["dev", "b", "b\u{10FFFF}", None::<String>, 50],
-                |r| r.get(3),
-            )
-            .unwrap();
-        assert!(plan.contains("SEARCH members USING INDEX sqlite_autoindex_members_1 (list=? AND address_key>? AND address_key<?)"), "{plan}");
+        // an `after` before the prefix does not widen the range
+        assert_eq!(
+            keys(page(&conn, "dev", "b", Some("ann@x.org"), 9).unwrap()),
+            ["bea@x.org", "ben@x.org", "bob@x.org"]
+        );
+        for sql in [PAGE_WHERE, PAGE_AFTER_WHERE] {
+            let plan: String = conn
+                .query_row(
+                    &format!("EXPLAIN QUERY PLAN SELECT {COLS} {sql}"),
+                    params!["dev", "b", "b\u{10FFFF}", 50],
+                    |r| r.get(3),
+                )
+                .unwrap();
+            assert!(plan.contains("SEARCH members USING INDEX sqlite_autoindex_members_1 (list=? AND address_key>? AND address_key<?)"), "{plan}");
+        }
     }
 }

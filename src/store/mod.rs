@@ -127,6 +127,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "web_admin",
         include_str!("migrations/0075_web_admin.sql"),
     ),
+    (
+        77,
+        "member_counts",
+        include_str!("migrations/0077_member_counts.sql"),
+    ),
 ];
 
 static STATEMENT_HOOK: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
@@ -390,6 +395,36 @@ mod tests {
         .unwrap();
         migrate(&mut conn).unwrap();
         assert_eq!(rate::count(&conn, "a@x.org", rate::HOUR, 200).unwrap(), 1);
+    }
+
+    /// 0077 counts the members a store already has.
+    #[test]
+    fn migration_0077_counts_existing_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("old.db")).unwrap();
+        configure(&conn).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (
+                version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+        )
+        .unwrap();
+        for (v, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v < 77) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
+                rusqlite::params![v, name],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO members(list, address, address_key, joined_at) VALUES
+             ('dev', 'a@x.org', 'a@x.org', 1), ('dev', 'b@x.org', 'b@x.org', 1),
+             ('ops', 'a@x.org', 'a@x.org', 1)",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(members::count(&conn, "dev").unwrap(), 2);
+        assert_eq!(members::count(&conn, "ops").unwrap(), 1);
     }
 
     #[test]

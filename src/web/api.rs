@@ -27,16 +27,28 @@ use serde_json::{json, Value};
 const DEFAULT_LIMIT: i64 = 50;
 
 /// A JSON error answer.
-fn error(status: StatusCode, code: &str, detail: &str) -> Response {
+pub(super) fn error(status: StatusCode, code: &str, detail: &str) -> Response {
     (status, Json(json!({"error": code, "detail": detail}))).into_response()
 }
 
-fn service_error(e: ServiceError) -> Response {
+pub(super) fn service_error(e: ServiceError) -> Response {
     match e {
         ServiceError::NotFound(m) => error(StatusCode::NOT_FOUND, "not_found", &m),
         ServiceError::Forbidden(m) => error(StatusCode::FORBIDDEN, "forbidden", &m),
         ServiceError::BadRequest(m) => error(StatusCode::BAD_REQUEST, "bad_request", &m),
         ServiceError::RateLimited(m) => error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", &m),
+        ServiceError::Conflict(m) => error(StatusCode::CONFLICT, "conflict", &m),
+        ServiceError::Invalid { key, message } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": "invalid_setting", "detail": format!("{key}: {message}"), "key": key})),
+        )
+            .into_response(),
+        ServiceError::VersionRequired(m) => {
+            error(StatusCode::PRECONDITION_REQUIRED, "version_required", &m)
+        }
+        ServiceError::VersionMismatch(m) => {
+            error(StatusCode::PRECONDITION_FAILED, "version_mismatch", &m)
+        }
         ServiceError::Store(e) => {
             tracing::error!(error = %e, "api: store error");
             unavailable()
@@ -64,7 +76,11 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The caller a request's token names, or the 401.
-async fn caller(s: &WebState, ctx: &Ctx, headers: &HeaderMap) -> Result<Caller, Response> {
+pub(super) async fn caller(
+    s: &WebState,
+    ctx: &Ctx,
+    headers: &HeaderMap,
+) -> Result<Caller, Response> {
     let Some(token) = bearer(headers) else {
         return Err(error(
             StatusCode::UNAUTHORIZED,
@@ -120,7 +136,13 @@ fn paging(query: Option<&str>) -> Result<(i64, Option<i64>), String> {
                     return Err("`limit` must be from 1 to 500".into());
                 }
             }
-            "after" => after = Some(n()?),
+            "after" => {
+                let a = n()?;
+                if a < 0 {
+                    return Err("`after` must be 0 or more".into());
+                }
+                after = Some(a)
+            }
             _ => return Err(format!("unknown parameter `{k}`: use limit and after")),
         }
     }
@@ -307,8 +329,33 @@ pub async fn openapi() -> Response {
     Json(openapi_document()).into_response()
 }
 
-/// The OpenAPI 3.1 description of the API.
+/// The OpenAPI 3.1 description of the API: the moderation part here, the
+/// owners' part from `api_owner`, merged path by path.
 pub fn openapi_document() -> Value {
+    let mut doc = moderation_document();
+    for (section, more) in [
+        ("paths", super::api_owner::openapi_paths()),
+        ("schemas", super::api_owner::openapi_schemas()),
+    ] {
+        let target = match section {
+            "paths" => &mut doc["paths"],
+            _ => &mut doc["components"]["schemas"],
+        };
+        if let (Value::Object(t), Value::Object(m)) = (target, more) {
+            for (k, v) in m {
+                match (t.get_mut(&k), v) {
+                    (Some(Value::Object(have)), Value::Object(ops)) => have.extend(ops),
+                    (_, v) => {
+                        t.insert(k, v);
+                    }
+                }
+            }
+        }
+    }
+    doc
+}
+
+fn moderation_document() -> Value {
     let err = json!({"$ref": "#/components/schemas/Error"});
     let answer =
         |d: &str| json!({"description": d, "content": {"application/json": {"schema": err}}});
@@ -317,7 +364,7 @@ pub fn openapi_document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {"title": "listd", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Moderation of listd mailing lists. Authenticate with an API token (`listd api-token create NAME --role admin|list:NAME`) as `Authorization: Bearer TOKEN`."},
+                 "description": "Moderation and administration of listd mailing lists. Authenticate with an API token (`listd api-token create NAME --role admin|list:NAME`) as `Authorization: Bearer TOKEN`."},
         "security": [{"bearer": []}],
         "paths": {
             "/api/lists": {"get": {
@@ -349,7 +396,7 @@ pub fn openapi_document() -> Value {
                 "responses": {
                     "200": {"description": "a page of members", "content": {"application/json": {"schema": {
                         "type": "object", "properties": {
-                            "members": {"type": "array", "items": {"type": "object"}},
+                            "members": {"type": "array", "items": {"$ref": "#/components/schemas/Member"}},
                             "next_after": {"type": ["string", "null"]}}}}}},
                     "400": answer("bad q, limit or after"),
                     "401": answer("no token, or not a valid one"),
@@ -406,6 +453,7 @@ mod tests {
             "limit=501",
             "limit=x",
             "after=",
+            "after=-1",
             "page=2",
             "limit=%C3%A9",
         ] {

@@ -1,7 +1,8 @@
 //! The HTTP server (`web.listen`): RFC 8058 one-click unsubscribe
 //! (`unsubscribe`), `/healthz` (`healthz`), the web admin (`login` by
-//! emailed link, the lists and the moderation queue in `pages`) and the
-//! REST API (`api`), the last two over one service layer (`service`), with
+//! emailed link, the lists and the moderation queue in `pages`, the owners'
+//! pages in `owner_pages`) and the REST API (`api`, `api_owner`), over one
+//! service layer (`service`, `service_owner`, `service_settings`), with
 //! their credentials in the store (`credentials`).
 //!
 //! axum routes, served by hyper connection by connection so that each
@@ -18,14 +19,18 @@
 //! daemon's `Live` context.
 
 mod api;
+mod api_owner;
 pub mod credentials;
 mod healthz;
 mod login;
 mod me;
 mod origin;
+mod owner_pages;
 mod page;
 mod pages;
 pub mod service;
+pub mod service_owner;
+pub mod service_settings;
 mod unsubscribe;
 
 pub use login::MAIL_TEMPLATE as LOGIN_TEMPLATE;
@@ -82,6 +87,9 @@ pub struct WebState {
     pub wakers: Wakers,
     /// The server's store connection, opened on first use.
     pub db: Arc<std::sync::Mutex<Option<rusqlite::Connection>>>,
+    /// Swaps in a configuration edited on the settings page (the daemon's
+    /// own reload); None: edits apply at the next start.
+    pub reloader: Option<crate::plumbing::Reloader>,
 }
 
 impl WebState {
@@ -91,7 +99,14 @@ impl WebState {
             health,
             wakers,
             db: Arc::default(),
+            reloader: None,
         }
+    }
+
+    /// The same, reloading the daemon through `reloader` after a settings edit.
+    pub fn with_reloader(mut self, reloader: crate::plumbing::Reloader) -> WebState {
+        self.reloader = Some(reloader);
+        self
     }
 }
 
@@ -107,14 +122,44 @@ pub fn router(state: WebState) -> Router {
         .route("/subscribe", post(pages::subscribe))
         .route("/moderate", get(pages::moderate).post(pages::moderate_act))
         .route("/me", get(me::get).post(me::post))
+        .route("/lists/{list}/admin", get(owner_pages::admin))
+        .route(
+            "/lists/{list}/members",
+            get(owner_pages::members)
+                .post(owner_pages::members_post)
+                .layer(DefaultBodyLimit::max(api_owner::ADD_BODY)),
+        )
+        .route(
+            "/lists/{list}/requests",
+            get(owner_pages::requests).post(owner_pages::requests_post),
+        )
+        .route(
+            "/lists/{list}/settings",
+            get(owner_pages::settings_get).post(owner_pages::settings_post),
+        )
         .route("/login", get(login::form).post(login::request))
         .route("/login/{token}", get(login::confirm).post(login::consume))
         .route("/logout", post(login::logout))
         .route("/api/openapi.json", get(api::openapi))
         .route("/api/lists", get(api::lists))
         .route("/api/lists/{list}/held", get(api::held))
-        .route("/api/lists/{list}/members", get(api::members))
         .route("/api/lists/{list}/held/{id}", post(api::act))
+        .route(
+            "/api/lists/{list}/members",
+            get(api::members)
+                .post(api_owner::add_members)
+                .layer(DefaultBodyLimit::max(api_owner::ADD_BODY)),
+        )
+        .route(
+            "/api/lists/{list}/members/{address}",
+            axum::routing::delete(api_owner::remove_member).patch(api_owner::change_member),
+        )
+        .route("/api/lists/{list}/requests", get(api_owner::requests))
+        .route("/api/lists/{list}/requests/{id}", post(api_owner::decide))
+        .route(
+            "/api/lists/{list}/settings",
+            get(api_owner::get_settings).patch(api_owner::patch_settings),
+        )
         .route("/api/{*rest}", any(api::unknown))
         .fallback(|| async { page::plain(StatusCode::NOT_FOUND, "Not found.") })
         .layer(axum::middleware::from_fn_with_state(

@@ -31,12 +31,20 @@ use serde_json::{json, Value};
 const PAGE_PER_LIST: i64 = 100;
 
 /// The page of a service refusal.
-fn refused(ctx: &Ctx, cur: Option<&Current>, e: ServiceError) -> Response {
+pub(super) fn refused(ctx: &Ctx, cur: Option<&Current>, e: ServiceError) -> Response {
     let (status, title, message) = match e {
         ServiceError::NotFound(m) => (StatusCode::NOT_FOUND, "Not found", m),
         ServiceError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", m),
         ServiceError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Nothing done", m),
         ServiceError::RateLimited(m) => (StatusCode::TOO_MANY_REQUESTS, "Too many requests", m),
+        ServiceError::Conflict(_) | ServiceError::VersionMismatch(_) => {
+            (StatusCode::CONFLICT, "Changed meanwhile", e.message())
+        }
+        ServiceError::VersionRequired(_) | ServiceError::Invalid { .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Nothing saved",
+            e.message(),
+        ),
         ServiceError::Store(e) => {
             tracing::error!(error = %e, "web: store error");
             return super::unavailable();
@@ -252,12 +260,7 @@ pub async fn moderate_act(State(s): State<WebState>, headers: HeaderMap, body: B
                 Ok(ActOutcome::Done(t)) => json!({"ok": true, "text": t}),
                 Ok(o) => json!({"ok": false, "text": o.text()}),
                 Err(ServiceError::Store(e)) => return Err(e),
-                Err(
-                    ServiceError::NotFound(m)
-                    | ServiceError::Forbidden(m)
-                    | ServiceError::BadRequest(m)
-                    | ServiceError::RateLimited(m),
-                ) => json!({"ok": false, "text": m}),
+                Err(e) => json!({"ok": false, "text": e.message()}),
             });
         }
         Ok(out)

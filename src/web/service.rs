@@ -64,7 +64,35 @@ pub enum ServiceError {
     Forbidden(String),
     BadRequest(String),
     RateLimited(String),
+    /// The request conflicts with the state (a request already decided).
+    Conflict(String),
+    /// A setting's value (or the setting) is not acceptable: 422.
+    Invalid {
+        key: String,
+        message: String,
+    },
+    /// A write without `If-Match` (API 428).
+    VersionRequired(String),
+    /// A write whose `If-Match` is not the current version (API 412).
+    VersionMismatch(String),
     Store(HandlerError),
+}
+
+impl ServiceError {
+    /// The text shown for a refusal (none for a store error, which is logged).
+    pub fn message(&self) -> String {
+        match self {
+            ServiceError::NotFound(m)
+            | ServiceError::Forbidden(m)
+            | ServiceError::BadRequest(m)
+            | ServiceError::RateLimited(m)
+            | ServiceError::Conflict(m)
+            | ServiceError::VersionRequired(m)
+            | ServiceError::VersionMismatch(m) => m.clone(),
+            ServiceError::Invalid { key, message } => format!("{key}: {message}"),
+            ServiceError::Store(_) => "temporarily unavailable; try again later".into(),
+        }
+    }
 }
 
 impl From<StoreError> for ServiceError {
@@ -105,6 +133,8 @@ pub struct ListView {
     pub advertised: bool,
     /// Whether the caller may moderate it.
     pub moderated_by_caller: bool,
+    /// Whether the caller may administer it (owner pages).
+    pub administered_by_caller: bool,
     /// Posts waiting, shown only to those who moderate the list.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held: Option<i64>,
@@ -137,6 +167,7 @@ pub fn lists(
             address: config.list_address(&l.name),
             advertised: l.advertised,
             moderated_by_caller: moderates,
+            administered_by_caller: caller.is_some_and(|c| c.may_administer(config, l)),
             held: if moderates {
                 Some(held::pending_count(conn, &l.name)?)
             } else {
@@ -361,6 +392,21 @@ pub struct MemberView {
     pub joined_at: i64,
 }
 
+impl From<members::Member> for MemberView {
+    fn from(m: members::Member) -> MemberView {
+        MemberView {
+            key: Address::parse(&m.address)
+                .map(|a| a.key())
+                .unwrap_or_else(|_| m.address.clone()),
+            address: m.address,
+            mode: m.mode.as_str(),
+            moderation: m.moderation.map(members::Moderation::as_str),
+            disabled: m.disabled,
+            joined_at: m.joined_at,
+        }
+    }
+}
+
 /// A page of `list`'s members whose address starts with `q` (keys fold the
 /// domain only, so `q` is matched as given), after the key `after`.
 pub fn members_page(
@@ -372,28 +418,11 @@ pub fn members_page(
     after: Option<&str>,
     limit: i64,
 ) -> ServiceResult<Vec<MemberView>> {
-    let l = config
-        .list(list)
-        .ok_or_else(|| ServiceError::NotFound(format!("no list `{list}`")))?;
-    if !caller.may_administer(config, l) {
-        return Err(ServiceError::Forbidden(format!(
-            "you do not administer the list `{}`",
-            l.name
-        )));
-    }
+    let l = super::service_owner::administered_list(config, caller, list)?;
     Ok(
         members::page(conn, &l.name, q.trim(), after, limit.clamp(1, 500))?
             .into_iter()
-            .map(|m| MemberView {
-                key: Address::parse(&m.address)
-                    .map(|a| a.key())
-                    .unwrap_or_else(|_| m.address.clone()),
-                address: m.address,
-                mode: m.mode.as_str(),
-                moderation: m.moderation.map(members::Moderation::as_str),
-                disabled: m.disabled,
-                joined_at: m.joined_at,
-            })
+            .map(MemberView::from)
             .collect(),
     )
 }

@@ -138,3 +138,98 @@ pub async fn login_link(sink: &Sink, addr: &str, n: usize) -> String {
         .unwrap_or_else(|| panic!("no link in {text}"))
         .to_string()
 }
+
+/// POSTs a form; (status, body, headers).
+pub async fn post_form(
+    url: &str,
+    cookie: Option<&str>,
+    form: &[(&str, &str)],
+) -> (u16, String, reqwest::header::HeaderMap) {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let mut r = client()
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    if let Some(c) = cookie {
+        r = r.header("cookie", c);
+    }
+    let r = r.send().await.unwrap();
+    let (status, headers) = (r.status().as_u16(), r.headers().clone());
+    (status, r.text().await.unwrap(), headers)
+}
+
+/// GETs `url` with the session cookie: (status, body).
+pub async fn get_with(url: &str, cookie: &str) -> (u16, String) {
+    let r = client()
+        .get(url)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// Logs `addr` in by the emailed link; returns the `Cookie` header value.
+pub async fn login(sink: &Sink, base: &str, addr: &str) -> String {
+    let before = mails_to(sink, addr, "login link").len();
+    let (status, _, _) = post_form(&format!("{base}/login"), None, &[("address", addr)]).await;
+    assert_eq!(status, 200);
+    let link = login_link(sink, addr, before + 1).await;
+    let (status, _, headers) = post_form(&link, None, &[]).await;
+    assert_eq!(status, 303);
+    let set = headers["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_string()
+}
+
+/// The CSRF token in a page's forms.
+pub fn csrf_of(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+/// One API call with `headers` added: (status, JSON body or null, headers).
+pub async fn api_with(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+    headers: &[(&str, &str)],
+) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut r = client().request(method, url);
+    if let Some(t) = token {
+        r = r.header("authorization", format!("Bearer {t}"));
+    }
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    if let Some(b) = body {
+        r = r
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    let r = r.send().await.unwrap();
+    let (status, h) = (r.status().as_u16(), r.headers().clone());
+    (status, r.json().await.unwrap_or(serde_json::Value::Null), h)
+}
+
+/// One API call: (status, JSON body or null).
+pub async fn api(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let (status, v, _) = api_with(method, url, token, body, &[]).await;
+    (status, v)
+}
+
+/// `listd api-token create NAME --role ROLE` from the real binary: the token.
+pub fn api_token(env: &TestEnv, name: &str, role: &str) -> String {
+    let (code, out, err) =
+        crate::common::run_cli(env, &["api-token", "create", name, "--role", role]);
+    assert_eq!(code, 0, "{err}");
+    out.trim().to_string()
+}
