@@ -58,10 +58,10 @@ send ann@example.org "an archived post"
 send guest@example.net "a held post"
 send guest@example.net "another held post"
 sleep 2
-schemathesis run "http://127.0.0.1:$web/api/openapi.json" \
+schemathesis --config-file contrib/schemathesis.toml run "http://127.0.0.1:$web/api/openapi.json" \
     --url "http://127.0.0.1:$web" \
     -H "Authorization: Bearer $token" \
-    --checks all --max-examples "${EXAMPLES:-200}" --workers 2 \
+    --checks all --max-examples "${EXAMPLES:-200}" --workers 1 \
     --report junit --report-dir "$dir/report" "$@"
 if grep -q "panicked" "$dir/log"; then
     echo "the daemon logged a panic:"; grep -A3 panicked "$dir/log"; exit 1

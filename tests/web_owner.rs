@@ -42,9 +42,13 @@ async fn owner_site(sink: &Sink) -> (TestEnv, DaemonHandle, String) {
     let (b, port) = site(sink, DEV_YAML);
     let env = b
         .set("web", "admins", &format!("[\"{ADMIN}\"]"))
-        .list("ops", "owners: [opsowner@example.org]\n")
+        .list(
+            "ops",
+            "owners: [opsowner@example.org]\ndigest:\n  enabled: false\n",
+        )
         .build();
     env.add_members(LIST, &[MEMBER]);
+    env.add_members("ops", &[MEMBER]);
     let d = env.start().await;
     (env, d, format!("http://127.0.0.1:{port}"))
 }
@@ -495,6 +499,21 @@ async fn the_members_api_adds_changes_and_removes_and_says_what_was_wrong() {
     )
     .await;
     assert_eq!(status, 404, "{v}");
+
+    // a digest mode where the list sends no digests conflicts with the list
+    let ops_token = api_token(&env, "ops-admin", "admin");
+    let (status, v) = api(
+        "PATCH",
+        &format!("{base}/api/lists/ops/members/{MEMBER}"),
+        Some(&ops_token),
+        Some(json!({"mode": "digest_mime"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("digests turned off"),
+        "{v}"
+    );
 
     // a path that is no address names no member
     let (status, v) = api(

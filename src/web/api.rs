@@ -408,7 +408,7 @@ fn moderation_document() -> Value {
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["action"], "additionalProperties": false, "properties": {
                         "action": {"type": "string", "enum": ["approve", "accept", "reject", "discard", "ban"]},
-                        "reason": {"type": "string", "description": "recorded; on reject also sent to the poster"}}}}}},
+                        "reason": {"type": ["string", "null"], "description": "recorded; on reject also sent to the poster"}}}}}},
                 "responses": {
                     "200": {"description": "done", "content": {"application/json": {"schema": {
                         "type": "object", "properties": {"outcome": {"const": "done"}, "detail": {"type": "string"}}}}}},

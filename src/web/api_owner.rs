@@ -394,6 +394,8 @@ pub fn openapi_paths() -> Value {
         m.insert(code.into(), v);
         Value::Object(m)
     };
+    let too_large = json!({"description": "the body is over 1 MiB",
+        "content": {"text/plain": {"schema": {"type": "string"}}}});
     let member = json!({"$ref": "#/components/schemas/Member"});
     let settings_doc = json!({"$ref": "#/components/schemas/Settings"});
     let etag_header = json!({"ETag": {"description": "the version of the list's file", "schema": {"type": "string"}}});
@@ -406,7 +408,7 @@ pub fn openapi_paths() -> Value {
                     "addresses": {"type": "array", "minItems": 1, "maxItems": owner::MAX_ADD, "items": {"type": "string"},
                                   "description": "`ann@example.org` or `Ann <ann@example.org>`"},
                     "welcome": {"type": "boolean", "default": false, "description": "send each new member the welcome"}}}}}},
-            "responses": with(refused(&[]), "200", ok("what became of each address", json!({
+            "responses": with({ let mut m = refused(&[]); m.insert("413".into(), too_large); m }, "200", ok("what became of each address", json!({
                 "type": "object", "properties": {
                     "added": {"type": "integer"}, "already_member": {"type": "integer"}, "invalid": {"type": "integer"},
                     "results": {"type": "array", "items": {"type": "object", "properties": {
@@ -429,7 +431,7 @@ pub fn openapi_paths() -> Value {
                         "mode": {"type": "string", "enum": ["each", "digest_mime", "digest_plain", "nomail"]},
                         "moderation": {"type": ["string", "null"], "enum": ["accept", "hold", "reject", "discard", "default", null]},
                         "moderated": {"type": "boolean", "description": "true: hold the member's posts; false: the list's policy"}}}}}},
-                "responses": with(refused(&[]), "200", ok("the member now", member.clone()))}},
+                "responses": with(refused(&[("409", "a digest mode, and the list sends no digests")]), "200", ok("the member now", member.clone()))}},
         "/api/lists/{list}/requests": {"get": {
             "summary": "Pending subscription requests, oldest first",
             "parameters": [list_param],

@@ -253,7 +253,7 @@ pub fn change_member(
     let l = administered_list(config, caller, list)?;
     let a = member_address(address, &l.name)?;
     if change.mode.is_some_and(DeliveryMode::is_digest) && !l.digest.enabled {
-        return Err(ServiceError::BadRequest(format!(
+        return Err(ServiceError::Conflict(format!(
             "{} has digests turned off (digest.enabled: false)",
             l.name
         )));

@@ -307,17 +307,6 @@ pub fn edit_settings(
     let _one = WRITING.lock().unwrap_or_else(|p| p.into_inner());
     let before = read_file(l)?;
     let etag = etag_of(before.as_bytes());
-    let Some(if_match) = if_match else {
-        return Err(ServiceError::VersionRequired(format!(
-            "name the version you edit: send If-Match: {etag} (the ETag of GET .../settings)"
-        )));
-    };
-    if !matches(if_match, &etag) {
-        return Err(ServiceError::VersionMismatch(format!(
-            "the settings of {} changed since you read them (now {etag}); read them again",
-            l.name
-        )));
-    }
     let current = view(l, &before);
     let mut text = before.clone();
     let mut changed = Vec::new();
@@ -331,6 +320,7 @@ pub fn edit_settings(
             return Err(invalid(key, why));
         };
         let value = &whole(kind, value);
+        typed(kind, key, value)?;
         if current
             .settings
             .iter()
@@ -346,6 +336,20 @@ pub fn edit_settings(
             .map_err(|e| invalid(key, e))?
             .text;
         changed.push(key.clone());
+    }
+    // the version is checked once the edits are known to be valid: a
+    // request that is wrong anyway gets the error that says so (RFC 9110
+    // 13.2.2: preconditions apply only where the request would succeed)
+    let Some(if_match) = if_match else {
+        return Err(ServiceError::VersionRequired(format!(
+            "name the version you edit: send If-Match: {etag} (the ETag of GET .../settings)"
+        )));
+    };
+    if !matches(if_match, &etag) {
+        return Err(ServiceError::VersionMismatch(format!(
+            "the settings of {} changed since you read them (now {etag}); read them again",
+            l.name
+        )));
     }
     if changed.is_empty() {
         return Ok(SettingsSaved {
@@ -379,6 +383,24 @@ pub fn edit_settings(
         reloaded,
         warnings,
     })
+}
+
+/// Refuses a value of the wrong JSON type for its setting, before YAML
+/// (which would read `0` as a text and `"yes"` as a truth) can guess.
+fn typed(kind: SettingKind, key: &str, value: &Value) -> ServiceResult<()> {
+    let why = match (kind, value) {
+        (SettingKind::Bool, Value::Bool(_)) => return Ok(()),
+        (SettingKind::Bool, _) => "must be true or false".to_string(),
+        (SettingKind::Number(lo, hi), v) => match v.as_u64() {
+            Some(n) if (lo..=hi).contains(&n) => return Ok(()),
+            _ => format!("must be a whole number from {lo} to {hi}"),
+        },
+        (SettingKind::Text, Value::String(_)) => return Ok(()),
+        (SettingKind::Text, _) => "must be a text (a JSON string)".to_string(),
+        (SettingKind::Choice(c), Value::String(v)) if c.contains(&v.as_str()) => return Ok(()),
+        (SettingKind::Choice(c), _) => format!("must be one of {}", c.join(", ")),
+    };
+    Err(invalid(key, why))
 }
 
 /// `768.0` for a number setting is `768` (JSON does not tell them apart).
@@ -427,6 +449,28 @@ mod tests {
         assert!(matches("*", &e));
         assert!(!matches("\"x\"", &e));
         assert!(!matches("", &e));
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_json_type_is_refused_naming_the_key() {
+        let refused = |key: &str, v: Value| {
+            matches!(typed(editable(key).unwrap(), key, &v),
+                Err(ServiceError::Invalid { key: k, .. }) if k == key)
+        };
+        assert!(refused("subject_prefix", serde_json::json!(0)));
+        assert!(refused("emergency", serde_json::json!("yes")));
+        assert!(refused("hold_days", serde_json::json!(-1)));
+        assert!(refused("hold_days", serde_json::json!("7")));
+        assert!(refused("posting", serde_json::json!("everyone")));
+        assert!(refused("who", serde_json::json!({})));
+        for (key, v) in [
+            ("subject_prefix", serde_json::json!("[dev]")),
+            ("emergency", serde_json::json!(true)),
+            ("hold_days", serde_json::json!(7)),
+            ("posting", serde_json::json!("members")),
+        ] {
+            assert!(typed(editable(key).unwrap(), key, &v).is_ok(), "{key}");
+        }
     }
 
     #[test]
