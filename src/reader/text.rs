@@ -186,8 +186,7 @@ pub fn matching(
         return Ok(super::mailbox::uids(conn, list)?);
     }
     let rows: Vec<i64> = if needle.chars().count() >= 3 {
-        let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
-        let query = format!("{{{}}} : {phrase}", cols.join(" "));
+        let query = phrase_query(cols, needle);
         let mut stmt = conn.prepare_cached(
             "SELECT rowid FROM archive_text WHERE archive_text MATCH ?1 AND list = ?2",
         )?;
@@ -208,6 +207,43 @@ pub fn matching(
     out.extend(rows.into_iter().filter_map(|id| u32::try_from(id).ok()));
     out.sort_unstable();
     Ok(out)
+}
+
+/// The FTS5 query for `needle` as one phrase in the columns `cols` (the
+/// needle is data: its quotes are doubled).
+fn phrase_query(cols: &[&str], needle: &str) -> String {
+    let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
+    format!("{{{}}} : {phrase}", cols.join(" "))
+}
+
+/// The columns the web archive's search looks in: From, Subject and body.
+const POST_COLUMNS: &[&str] = &["from_addr", "subject", "body"];
+
+/// The statement of [`newest_matching`] (public for its query-plan test).
+pub const NEWEST_MATCHING: &str = "SELECT rowid, body FROM archive_text
+     WHERE archive_text MATCH ?1 AND list = ?2 AND rowid < ?3 ORDER BY rowid DESC LIMIT ?4";
+
+/// The newest posts of `list` (UIDs below `before`) whose From, Subject or
+/// body contains `needle`, at most `limit`, newest first, each with its
+/// indexed body text: a trigram phrase query walked in descending rowid order, so it
+/// stops after `limit` hits. `needle` must have 3 characters or more
+/// (shorter ones would scan); callers refuse shorter ones.
+pub fn newest_matching(
+    conn: &Connection,
+    list: &str,
+    needle: &str,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String)>, ArchiveError> {
+    if needle.chars().count() < 3 {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare_cached(NEWEST_MATCHING)?;
+    let rows = stmt.query_map(
+        params![phrase_query(POST_COLUMNS, needle), list, before, limit],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 #[cfg(test)]
@@ -263,5 +299,19 @@ mod tests {
         .unwrap();
         assert_eq!(catch_up(&conn, dir.path(), "dev").unwrap(), 1);
         assert_eq!(q(Field::Body, "friday"), vec![1, 4]);
+        // newest first, bounded, paged below a UID; the subject counts
+        let newest = |s, before, limit| {
+            newest_matching(&conn, "dev", s, before, limit)
+                .unwrap()
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(newest("friday", i64::MAX, 10), vec![4, 1]);
+        assert_eq!(newest("friday", i64::MAX, 1), vec![4]);
+        assert_eq!(newest("friday", 4, 10), vec![1]);
+        assert_eq!(newest("release plans", i64::MAX, 10), vec![1]);
+        assert!(newest("x-tag", i64::MAX, 10).is_empty(), "not the header");
+        assert!(newest("hi", i64::MAX, 10).is_empty(), "too short");
     }
 }

@@ -127,6 +127,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "web_admin",
         include_str!("migrations/0075_web_admin.sql"),
     ),
+    (
+        76,
+        "archive_web",
+        include_str!("migrations/0076_archive_web.sql"),
+    ),
 ];
 
 static STATEMENT_HOOK: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();

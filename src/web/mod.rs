@@ -2,7 +2,8 @@
 //! (`unsubscribe`), `/healthz` (`healthz`), the web admin (`login` by
 //! emailed link, the lists and the moderation queue in `pages`) and the
 //! REST API (`api`), the last two over one service layer (`service`), with
-//! their credentials in the store (`credentials`).
+//! their credentials in the store (`credentials`); the list archive
+//! (`archive_pages`, `archive_api` over `archive_service`).
 //!
 //! axum routes, served by hyper connection by connection so that each
 //! connection has a deadline for its request head (slowloris,
@@ -18,6 +19,11 @@
 //! daemon's `Live` context.
 
 mod api;
+mod archive_api;
+mod archive_atom;
+mod archive_pages;
+mod archive_render;
+pub mod archive_service;
 pub mod credentials;
 mod healthz;
 mod login;
@@ -114,7 +120,11 @@ pub fn router(state: WebState) -> Router {
         .route("/api/lists/{list}/held", get(api::held))
         .route("/api/lists/{list}/members", get(api::members))
         .route("/api/lists/{list}/held/{id}", post(api::act))
+        .route("/api/lists/{list}/archive", get(archive_api::posts))
+        .route("/api/lists/{list}/archive/search", get(archive_api::search))
+        .route("/api/lists/{list}/archive/{id}", get(archive_api::post))
         .route("/api/{*rest}", any(api::unknown))
+        .merge(archive_pages::routes())
         .fallback(|| async { page::plain(StatusCode::NOT_FOUND, "Not found.") })
         .layer(axum::middleware::from_fn(deadline))
         .layer(DefaultBodyLimit::max(MAX_BODY))
