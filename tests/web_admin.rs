@@ -41,49 +41,6 @@ async fn admin_site(sink: &Sink, web: &[(&str, &str)]) -> (TestEnv, DaemonHandle
     (env, d, format!("http://127.0.0.1:{port}"))
 }
 
-/// POSTs a form; (status, body, headers).
-async fn post_form(
-    url: &str,
-    cookie: Option<&str>,
-    form: &[(&str, &str)],
-) -> (u16, String, reqwest::header::HeaderMap) {
-    let body: String = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form)
-        .finish();
-    let mut r = client()
-        .post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body);
-    if let Some(c) = cookie {
-        r = r.header("cookie", c);
-    }
-    let r = r.send().await.unwrap();
-    let (status, headers) = (r.status().as_u16(), r.headers().clone());
-    (status, r.text().await.unwrap(), headers)
-}
-
-async fn get_with(url: &str, cookie: &str) -> (u16, String) {
-    let r = client()
-        .get(url)
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
-}
-
-/// Logs `addr` in by the emailed link; returns the `Cookie` header value.
-async fn login(sink: &Sink, base: &str, addr: &str) -> String {
-    let before = mails_to(sink, addr, "login link").len();
-    let (status, _, _) = post_form(&format!("{base}/login"), None, &[("address", addr)]).await;
-    assert_eq!(status, 200);
-    let link = login_link(sink, addr, before + 1).await;
-    let (status, _, headers) = post_form(&link, None, &[]).await;
-    assert_eq!(status, 303);
-    let set = headers["set-cookie"].to_str().unwrap();
-    set.split(';').next().unwrap().to_string()
-}
-
 /// The CSRF token in a page's forms.
 fn csrf_of(page: &str) -> String {
     let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
@@ -459,26 +416,6 @@ async fn the_lists_page_shows_advertised_lists_and_subscribing_starts_double_opt
     d.shutdown().await;
 }
 
-async fn api(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let c = client();
-    let mut r = if method == "GET" {
-        c.get(url)
-    } else {
-        c.post(url)
-    };
-    if let Some(t) = token {
-        r = r.header("authorization", format!("Bearer {t}"));
-    }
-    if let Some(b) = body {
-        r = r
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    let r = r.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn api_tokens_from_the_cli_drive_the_rest_api() {
     let sink = Sink::start();
@@ -663,6 +600,9 @@ async fn the_openapi_document_describes_the_endpoints() {
         paths,
         [
             "/api/lists",
+            "/api/lists/{list}/archive",
+            "/api/lists/{list}/archive/search",
+            "/api/lists/{list}/archive/{id}",
             "/api/lists/{list}/held",
             "/api/lists/{list}/held/{id}",
             "/api/lists/{list}/members"

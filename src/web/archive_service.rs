@@ -654,6 +654,56 @@ mod tests {
     }
 
     #[test]
+    fn month_counts_follow_inserts_deletes_and_the_backfill() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::open(&dir.path().join("m.db")).unwrap();
+        let (nov, dec) = (1_793_000_000, 1_796_000_000); // two months, 35 days apart
+        for (i, (list, t)) in [("dev", nov), ("dev", nov), ("dev", dec), ("ops", dec)]
+            .into_iter()
+            .enumerate()
+        {
+            let m = format!("Message-ID: <{i}@x>\r\nSubject: {i}\r\n\r\nbody\r\n");
+            crate::archive::archive_post(dir.path(), &conn, list, "x", m.as_bytes(), t).unwrap();
+        }
+        let counts = |conn: &Connection| {
+            conn.prepare("SELECT list, month, posts FROM archive_months ORDER BY list, month")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .collect::<Result<Vec<(String, String, i64)>, _>>()
+                .unwrap()
+        };
+        let (m1, m2) = (crate::archive::month_of(nov), crate::archive::month_of(dec));
+        let want = vec![
+            ("dev".to_string(), m1.clone(), 2),
+            ("dev".to_string(), m2.clone(), 1),
+            ("ops".to_string(), m2.clone(), 1),
+        ];
+        assert_eq!(counts(&conn), want);
+        // the migration's backfill gives the same counts from the index
+        let sql = include_str!("../store/migrations/0076_archive_web.sql");
+        let backfill = sql
+            .split(';')
+            .find(|s| s.contains("INSERT INTO archive_months") && s.contains("GROUP BY"))
+            .unwrap();
+        conn.execute("DELETE FROM archive_months", []).unwrap();
+        conn.execute(backfill, []).unwrap();
+        assert_eq!(counts(&conn), want);
+        // a delete counts down, and an emptied month goes
+        conn.execute(
+            "DELETE FROM archive_index WHERE list = 'dev' AND mbox_path LIKE ?1",
+            [format!("%{m2}%")],
+        )
+        .unwrap();
+        conn.execute("DELETE FROM archive_index WHERE id = 1", [])
+            .unwrap();
+        assert_eq!(
+            counts(&conn),
+            vec![("dev".to_string(), m1, 1), ("ops".to_string(), m2, 1)]
+        );
+    }
+
+    #[test]
     fn months_are_checked() {
         assert_eq!(month_file("dev", "2026-11").unwrap(), "dev/2026-11.mbox");
         for bad in [

@@ -138,3 +138,100 @@ pub async fn login_link(sink: &Sink, addr: &str, n: usize) -> String {
         .unwrap_or_else(|| panic!("no link in {text}"))
         .to_string()
 }
+
+/// POSTs a form; (status, body, headers).
+pub async fn post_form(
+    url: &str,
+    cookie: Option<&str>,
+    form: &[(&str, &str)],
+) -> (u16, String, reqwest::header::HeaderMap) {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let mut r = client()
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    if let Some(c) = cookie {
+        r = r.header("cookie", c);
+    }
+    let r = r.send().await.unwrap();
+    let (status, headers) = (r.status().as_u16(), r.headers().clone());
+    (status, r.text().await.unwrap(), headers)
+}
+
+/// GETs `url` with a `Cookie` header: (status, body).
+pub async fn get_with(url: &str, cookie: &str) -> (u16, String) {
+    let r = client()
+        .get(url)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// Logs `addr` in by the emailed link; returns the `Cookie` header value.
+pub async fn login(sink: &Sink, base: &str, addr: &str) -> String {
+    let before = mails_to(sink, addr, "login link").len();
+    let (status, _, _) = post_form(&format!("{base}/login"), None, &[("address", addr)]).await;
+    assert_eq!(status, 200);
+    let link = login_link(sink, addr, before + 1).await;
+    let (status, _, headers) = post_form(&link, None, &[]).await;
+    assert_eq!(status, 303);
+    let set = headers["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_string()
+}
+
+/// Calls the REST API with an optional bearer token: (status, JSON body).
+pub async fn api(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let c = client();
+    let mut r = if method == "GET" {
+        c.get(url)
+    } else {
+        c.post(url)
+    };
+    if let Some(t) = token {
+        r = r.header("authorization", format!("Bearer {t}"));
+    }
+    if let Some(b) = body {
+        r = r
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// Sends `message` from `from` to `list` over SMTP and waits until the
+/// pipeline has archived it; its archive id.
+pub async fn archived_post(
+    env: &TestEnv,
+    d: &DaemonHandle,
+    list: &str,
+    from: &str,
+    message: &str,
+) -> i64 {
+    let count = || env.count("archive_index", &format!("list = '{list}'"));
+    let before = count();
+    send(d.smtp_addr(), from, &[&format!("{list}@{DOMAIN}")], message)
+        .await
+        .expect(250);
+    assert!(
+        wait_until(WAIT, || count() > before).await,
+        "not archived: {message}"
+    );
+    env.store()
+        .query_row(
+            "SELECT MAX(id) FROM archive_index WHERE list = ?1",
+            [list],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
