@@ -33,6 +33,7 @@ mod pages;
 pub mod service;
 mod unsubscribe;
 
+pub use archive_pages::TEMPLATE as ARCHIVE_TEMPLATE;
 pub use login::MAIL_TEMPLATE as LOGIN_TEMPLATE;
 pub use page::TEMPLATE as PAGE_TEMPLATE;
 
