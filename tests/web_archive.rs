@@ -334,6 +334,7 @@ async fn the_archive_shows_months_threads_messages_attachments_and_search() {
     assert!(p.contains(&format!("id=\"hit-{root}\"")), "{p}");
     assert!(p.contains("The zebra release is on Friday."), "{p}");
     assert!(!p.contains(&format!("id=\"hit-{reply}\"")), "{p}");
+    assert!(!p.contains("id=\"indexing\""), "the index is complete: {p}");
     let (_, p, _) = page(&format!("{arch}/search?q=giraffe"), None).await;
     assert!(p.contains("id=\"no-hits\""), "{p}");
     let (_, p, _) = page(&format!("{arch}/search?q=release"), None).await;
@@ -651,6 +652,7 @@ async fn each_role_reads_what_archive_access_allows_on_pages_and_api() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["hits"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v["hits"][0]["id"], dev_root);
+    assert_eq!(v["index_complete"], true, "{v}");
     assert!(v["hits"][0]["snippet"].as_str().unwrap().contains("zebra"));
     let (_, v) = api(
         "GET",

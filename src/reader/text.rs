@@ -115,8 +115,23 @@ fn posts_after(conn: &Connection, list: &str, after: i64) -> rusqlite::Result<Ve
 /// many. A post whose bytes cannot be read is indexed empty (and logged),
 /// so one damaged month does not stop every search.
 pub fn catch_up(conn: &Connection, data_dir: &Path, list: &str) -> Result<usize, ArchiveError> {
+    catch_up_at_most(conn, data_dir, list, usize::MAX).map(|(n, _)| n)
+}
+
+/// [`catch_up`], stopping once `max` posts or more were indexed (whole
+/// batches), so one request never waits for a long backlog; returns how
+/// many, and whether the index now covers every post.
+pub fn catch_up_at_most(
+    conn: &Connection,
+    data_dir: &Path,
+    list: &str,
+    max: usize,
+) -> Result<(usize, bool), ArchiveError> {
     let mut done = 0;
     loop {
+        if done >= max {
+            return Ok((done, false));
+        }
         let last: i64 = conn
             .prepare_cached("SELECT last_id FROM archive_text_done WHERE list = ?1")?
             .query_row([list], |r| r.get(0))
@@ -124,7 +139,7 @@ pub fn catch_up(conn: &Connection, data_dir: &Path, list: &str) -> Result<usize,
             .unwrap_or(0);
         let posts = posts_after(conn, list, last)?;
         let Some(newest) = posts.last().map(|p| i64::from(p.uid)) else {
-            return Ok(done);
+            return Ok((done, true));
         };
         let texts: Vec<(u32, Indexed)> = posts
             .iter()
@@ -297,7 +312,15 @@ mod tests {
             1_700_000_100,
         )
         .unwrap();
-        assert_eq!(catch_up(&conn, dir.path(), "dev").unwrap(), 1);
+        assert_eq!(
+            catch_up_at_most(&conn, dir.path(), "dev", 1).unwrap(),
+            (1, false),
+            "a capped catch-up stops once it reached its cap"
+        );
+        assert_eq!(
+            catch_up_at_most(&conn, dir.path(), "dev", 1).unwrap(),
+            (0, true)
+        );
         assert_eq!(q(Field::Body, "friday"), vec![1, 4]);
         // newest first, bounded, paged below a UID; the subject counts
         let newest = |s, before, limit| {

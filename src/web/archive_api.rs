@@ -164,9 +164,12 @@ pub async fn search(
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
     answer(&s, &headers, move |conn, ctx, who| {
-        let hits = svc::search(conn, &ctx.config, who, &list, &needle, before, limit)?;
-        let next_before = next(hits.iter().map(|h| h.post.id), limit);
-        Ok(json!({ "hits": hits, "next_before": next_before }))
+        let found = svc::search(conn, &ctx.config, who, &list, &needle, before, limit)?;
+        let next_before = next(found.hits.iter().map(|h| h.post.id), limit);
+        Ok(json!({
+            "hits": found.hits, "next_before": next_before,
+            "index_complete": found.index_complete,
+        }))
     })
     .await
 }
@@ -226,7 +229,8 @@ pub fn openapi_paths(answer: impl Fn(&str) -> Value) -> (Value, Value) {
                 {"name": "before", "in": "query", "description": "next_before of the previous page", "schema": {"type": "integer", "format": "int64"}},
                 limit],
             "responses": refusals(json!({"description": "matching posts", "content": {"application/json": {"schema": {
-                "type": "object", "required": ["hits", "next_before"], "properties": {
+                "type": "object", "required": ["hits", "next_before", "index_complete"], "properties": {
+                    "index_complete": {"type": "boolean", "description": "false while the search index still catches up with the archive (older posts may be missing)"},
                     "hits": {"type": "array", "items": {"allOf": [post_ref, {"type": "object", "required": ["snippet"], "properties": {"snippet": {"type": "string"}}}]}},
                     "next_before": {"type": ["integer", "null"], "format": "int64"}}}}}}))}},
         "/api/lists/{list}/archive/{id}": {"get": {

@@ -359,11 +359,18 @@ async fn search(
             if needle.trim().is_empty() {
                 // the bare form: only the access check
                 svc::readable(conn, &ctx.config, caller, &l)?;
-                return Ok(Vec::new());
+                return Ok(svc::SearchView {
+                    hits: Vec::new(),
+                    index_complete: true,
+                });
             }
             svc::search(conn, &ctx.config, caller, &l, &needle, before?, PER_PAGE)
         },
-        |ctx, cur, hits| {
+        |ctx, cur, found| {
+            let svc::SearchView {
+                hits,
+                index_complete,
+            } = found;
             let next = (hits.len() as i64 == PER_PAGE)
                 .then(|| hits.last().map(|h| h.post.id))
                 .flatten()
@@ -375,6 +382,7 @@ async fn search(
                 });
             let data = json!({
                 "q": q, "hits": hits, "next": next, "searched": !q.trim().is_empty(),
+                "indexing": !index_complete,
             });
             render(
                 ctx,

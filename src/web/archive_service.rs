@@ -135,6 +135,19 @@ pub struct MessageView {
     pub next: Option<PostView>,
 }
 
+/// Posts a search adds to the search index at most before it searches
+/// (a backlog is indexed over several searches, or by
+/// `listd archive import`).
+pub const SEARCH_CATCH_UP: usize = 1000;
+
+/// What a search found.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchView {
+    pub hits: Vec<HitView>,
+    /// Whether the search index covered every archived post.
+    pub index_complete: bool,
+}
+
 /// A search hit.
 #[derive(Debug, Clone, Serialize)]
 pub struct HitView {
@@ -521,7 +534,8 @@ pub fn attachment(
 
 /// The newest posts of `list` (ids below `before`) whose From, Subject or
 /// text contains `q` (3 to 200 characters), at most `limit`, each with a
-/// snippet. The search index catches up with the archive first.
+/// snippet. The search index catches up with the archive first, by at
+/// most [`SEARCH_CATCH_UP`] posts.
 pub fn search(
     conn: &Connection,
     config: &Config,
@@ -530,7 +544,7 @@ pub fn search(
     q: &str,
     before: Option<i64>,
     limit: i64,
-) -> ServiceResult<Vec<HitView>> {
+) -> ServiceResult<SearchView> {
     let l = readable(conn, config, caller, list)?;
     let q = q.trim();
     if !(3..=200).contains(&q.chars().count()) {
@@ -538,7 +552,9 @@ pub fn search(
             "search for 3 to 200 characters".into(),
         ));
     }
-    text::catch_up(conn, &config.data_dir, &l.name).map_err(archive_err)?;
+    let (_, index_complete) =
+        text::catch_up_at_most(conn, &config.data_dir, &l.name, SEARCH_CATCH_UP)
+            .map_err(archive_err)?;
     let limit = limit.clamp(1, PAGE_MAX);
     let found = text::newest_matching(conn, &l.name, q, before.unwrap_or(i64::MAX), limit)
         .map_err(archive_err)?;
@@ -551,7 +567,10 @@ pub fn search(
             });
         }
     }
-    Ok(out)
+    Ok(SearchView {
+        hits: out,
+        index_complete,
+    })
 }
 
 /// The Atom feed of a public archive: its newest [`FEED_POSTS`] posts.
