@@ -24,6 +24,7 @@ mod archive_atom;
 mod archive_pages;
 mod archive_render;
 pub mod archive_service;
+pub mod archive_threads;
 pub mod credentials;
 mod healthz;
 mod login;
