@@ -749,3 +749,64 @@ async fn each_role_reads_what_archive_access_allows_on_pages_and_api() {
     );
     s.d.shutdown().await;
 }
+
+/// A search index behind by more than one request indexes (1,000 posts):
+/// the first search says it is still catching up and misses the newest
+/// posts; the next one covers them. The archive comes from `listd archive
+/// import`, its search index then emptied (an archive from before the
+/// index existed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_over_a_long_backlog_says_the_index_is_catching_up() {
+    let s = archive_site().await;
+    let t0 = 1_790_000_000;
+    let mut mbox = Vec::new();
+    for i in 0..1200 {
+        let word = if i == 1199 { "okapi" } else { "filler" };
+        let m = format!(
+            "From: {ANN}\r\nSubject: old post {i}\r\nMessage-ID: <old.{i}@t>\r\n\r\nAn old {word} post.\r\n"
+        );
+        let t = t0 + i * 60;
+        mbox.extend(listd::archive::mbox_entry(
+            &listd::archive::from_line(ANN, t),
+            m.as_bytes(),
+        ));
+    }
+    let file = s.env.path().join("old.mbox");
+    std::fs::write(&file, &mbox).unwrap();
+    let (code, out, err) = run_cli(
+        &s.env,
+        &["archive", "import", "pub", file.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("imported 1200 messages"), "{out}");
+    let conn = s.env.store();
+    conn.execute("DELETE FROM archive_text WHERE list = 'pub'", [])
+        .unwrap();
+    conn.execute("DELETE FROM archive_text_done WHERE list = 'pub'", [])
+        .unwrap();
+
+    let search = format!("{}/archive/pub/search?q=okapi", s.base);
+    let (status, p, _) = page(&search, None).await;
+    assert_eq!(status, 200, "{p}");
+    assert!(
+        p.contains("id=\"indexing\"") && p.contains("id=\"no-hits\""),
+        "{p}"
+    );
+    assert_eq!(s.env.count("archive_text", "list = 'pub'"), 1000);
+    let (status, p, _) = page(&search, None).await;
+    assert_eq!(status, 200);
+    assert!(
+        !p.contains("id=\"indexing\"") && p.contains("id=\"hit-"),
+        "{p}"
+    );
+    let (_, v) = api(
+        "GET",
+        &format!("{}/api/lists/pub/archive/search?q=okapi", s.base),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(v["index_complete"], true, "{v}");
+    assert_eq!(v["hits"][0]["subject"], "old post 1199", "{v}");
+    s.d.shutdown().await;
+}
