@@ -1,10 +1,14 @@
-//! Benchmark: the web admin and the REST API at scale, from the real
-//! `listd serve` over HTTP on 127.0.0.1: a list of 1,000,000 members
-//! (`BENCH_MEMBERS`) and 1,000,000 archived posts (`BENCH_POSTS`), and
-//! posts held for moderation. Times page loads, searches and a moderation
-//! action as a browser or a script would see them (one keep-alive client,
-//! request sent to body read), `BENCH_RUNS` (7) times each, and prints the
-//! medians. Target: each under 50 ms (median, release build).
+//! Benchmark: the web admin, the archive pages and the REST API at scale,
+//! from the real `listd serve` over HTTP on 127.0.0.1: a list of 1,000,000
+//! members (`BENCH_MEMBERS`) and 1,000,000 archived posts (`BENCH_POSTS`),
+//! and posts held for moderation. Times page loads (the lists, the
+//! moderation queue, the owner's members pages, the archive's months,
+//! threads, by date and by author, a message, the Atom feed), searches (of
+//! members by prefix, of the archive for a rare and a common word) and a
+//! moderation action as a browser or a script would see them (one
+//! keep-alive client, request sent to body read), `BENCH_RUNS` (7) times
+//! each, and prints the medians. Target: each under 50 ms (median, release
+//! build).
 //!
 //! The archive is written straight into the month files and the index
 //! (`support::archive_fill`), the members straight into the store in one
@@ -22,7 +26,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::archive_fill::build;
+use support::archive_fill::{build, T0};
 
 const OWNER: &str = "owner@example.org";
 const TARGET: Duration = Duration::from_millis(50);
@@ -321,6 +325,69 @@ fn main() {
             "held 1".into(),
         ),
     ];
+    // the archive: a month in the middle, a post in it, a cursor half-way
+    let mid_t = T0 + (posts as i64 / 2) * 60;
+    let month = listd::archive::month_of(mid_t);
+    let mid_id = posts as i64 / 2 + 1;
+    let a = format!("{base}/archive/dev");
+    let archive: Vec<(&str, String, bool, String)> = vec![
+        ("archive: the months", a.clone(), true, month.clone()),
+        (
+            "archive: a month as threads (first 100)",
+            format!("{a}/{month}"),
+            true,
+            "data-depth=\"3\"".into(),
+        ),
+        (
+            "archive: by date, a page from the middle (keyset)",
+            format!("{a}/{month}?by=date&after={mid_id}"),
+            true,
+            format!("msg/{}\"", mid_id + 1),
+        ),
+        (
+            "archive: by author (first 100)",
+            format!("{a}/{month}?by=author"),
+            true,
+            "poster0@example.org".into(),
+        ),
+        (
+            "archive: one message",
+            format!("{a}/msg/{mid_id}"),
+            true,
+            format!("item {}", mid_id - 1),
+        ),
+        (
+            "archive: search a rare word",
+            format!("{a}/search?q=zebracorn"),
+            true,
+            "hit-".into(),
+        ),
+        (
+            "archive: search a word in every post, newest 100",
+            format!("{a}/search?q=decision"),
+            true,
+            format!("hit-{posts}\""),
+        ),
+        (
+            "archive: Atom feed (30 newest)",
+            format!("{a}/atom.xml"),
+            true,
+            "</feed>".into(),
+        ),
+        (
+            "API archive: the newest 50 posts",
+            format!("{base}/api/lists/dev/archive"),
+            false,
+            "next_after".into(),
+        ),
+        (
+            "API archive: search a rare word",
+            format!("{base}/api/lists/dev/archive/search?q=zebracorn"),
+            false,
+            "zebracorn".into(),
+        ),
+    ];
+    let pages: Vec<_> = pages.into_iter().chain(archive).collect();
     println!("  {} runs each, one keep-alive client:", runs);
     for (name, url, is_page, needle) in &pages {
         b.time(name, runs, |b, _| {

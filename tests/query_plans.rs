@@ -49,6 +49,10 @@ const GROWING: &[&str] = &[
 /// are this test's own look-ups.
 const ALLOWED: &[(&str, &str)] = &[
     (
+        "INSERT INTO archive_months(list, month, posts)\n    SELECT",
+        "migration 0076's one-time backfill, when the store is created",
+    ),
+    (
         "DELETE FROM digest_entries WHERE id IN (",
         "retention, hourly, in steps",
     ),
@@ -328,4 +332,36 @@ async fn every_statement_on_the_message_path_is_an_index_seek() {
         "statements on the message path scan a growing table:\n{}",
         scans.join("\n")
     );
+}
+
+/// The web archive's statements (months, a month by date or author,
+/// threads, one message and its neighbours, the newest posts, search):
+/// each an index seek or range on `archive_index` and `archive_months`,
+/// never a scan, never a sort of a whole month or list.
+#[test]
+fn the_web_archive_pages_are_index_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = listd::store::open(&dir.path().join("plans.db")).unwrap();
+    for sql in listd::web::archive_service::STATEMENTS {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
+        let plan: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(nulls.iter()), |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(!plan.is_empty(), "{sql}");
+        for step in &plan {
+            let scan = step.starts_with("SCAN ") && !step.contains("VIRTUAL TABLE");
+            assert!(
+                !scan && !step.contains("TEMP B-TREE"),
+                "{step}\n    in: {sql}\n    plan: {plan:?}"
+            );
+        }
+        assert!(
+            plan.iter()
+                .any(|s| s.starts_with("SEARCH ") || s.contains("VIRTUAL TABLE")),
+            "no index used: {plan:?}\n    in: {sql}"
+        );
+    }
 }

@@ -515,6 +515,10 @@ fn listd_check_warns_when_the_web_templates_are_missing() {
         err.contains("login mail template `web-login` is missing; web logins cannot be mailed"),
         "{err}"
     );
+    assert!(
+        err.contains("archive page template `web-archive` is missing"),
+        "{err}"
+    );
     // with the shipped templates, neither is said
     let env = TestEnv::builder()
         .set("web", "listen", "\"127.0.0.1:8080\"")

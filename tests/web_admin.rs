@@ -625,6 +625,9 @@ async fn the_openapi_document_describes_the_endpoints() {
         paths,
         [
             "/api/lists",
+            "/api/lists/{list}/archive",
+            "/api/lists/{list}/archive/search",
+            "/api/lists/{list}/archive/{id}",
             "/api/lists/{list}/held",
             "/api/lists/{list}/held/{id}",
             "/api/lists/{list}/members",

@@ -546,3 +546,149 @@ async fn screenshots_of_the_owner_pages() {
     browser.quit().await;
     d.shutdown().await;
 }
+
+/// A public archive `pub` with a thread (a root and its reply) and an HTML
+/// post; (env, daemon, base URL, the root's id, the reply's id, the HTML
+/// post's id).
+async fn archive_site(sink: &Sink) -> (TestEnv, listd::daemon::DaemonHandle, String, [i64; 3]) {
+    let (b, port) = site(sink, "description: Developers\n");
+    let env = b
+        .list("pub", "description: Open to all\narchive_access: anyone\n")
+        .build();
+    env.add_members("pub", &["ann@example.org", "bob@example.org"]);
+    let d = env.start().await;
+    let post = |from: &str, id: &str, date: &str, subject: &str, extra: &str, body: &str| {
+        format!("From: {from}\r\nTo: pub@{DOMAIN}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\nDate: {date}\r\n{extra}\r\n{body}\r\n")
+    };
+    let root = archived_post(
+        &env,
+        &d,
+        "pub",
+        "ann@example.org",
+        &post(
+            "Ann <ann@example.org>",
+            "r@t",
+            "Mon, 02 Nov 2026 09:00:00 +0000",
+            "Release plan for 2.0",
+            "",
+            "The zebra release is on Friday.\r\nPlease test the betas.",
+        ),
+    )
+    .await;
+    let reply = archived_post(
+        &env,
+        &d,
+        "pub",
+        "bob@example.org",
+        &post(
+            "Bob <bob@example.org>",
+            "a@t",
+            "Mon, 02 Nov 2026 10:30:00 +0000",
+            "Re: Release plan for 2.0",
+            "In-Reply-To: <r@t>\r\n",
+            "> The zebra release is on Friday.\r\n\r\nSounds good, I will test on ARM.",
+        ),
+    )
+    .await;
+    let html = post("Ann <ann@example.org>", "h@t", "Mon, 02 Nov 2026 12:00:00 +0000", "Meeting notes",
+        "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n",
+        "<h3>Notes</h3><ul><li>Ship <b>2.0</b> on Friday</li><li>Docs: <a href=\"https://example.org/docs\">example.org/docs</a></li></ul><img src=\"http://tracker.example/p.gif\"><script>alert(1)</script>");
+    let html = archived_post(&env, &d, "pub", "ann@example.org", &html).await;
+    (
+        env,
+        d,
+        format!("http://127.0.0.1:{port}"),
+        [root, reply, html],
+    )
+}
+
+/// The page-relative position of the element `css`: (x, y).
+async fn rect(browser: &Driver, css: &str) -> (f64, f64) {
+    let id = browser.find(css).await;
+    let r = browser
+        .call("GET", &format!("/element/{id}/rect"), Value::Null)
+        .await;
+    (r["x"].as_f64().unwrap(), r["y"].as_f64().unwrap())
+}
+
+#[tokio::test]
+async fn the_archive_shows_a_thread_and_finds_a_word_in_chromium() {
+    let Some((chromium, driver)) = browser() else {
+        return;
+    };
+    let sink = Sink::start();
+    let (_env, d, base, [root, reply, html]) = archive_site(&sink).await;
+    let browser = Driver::start(&chromium, &driver).await;
+    browser.open(&format!("{base}/archive/pub")).await;
+    browser.click("#months a").await;
+    let page = browser.wait_for(&format!("m-{reply}")).await;
+    assert!(page.contains("Re: Release plan for 2.0"), "{page}");
+    // the reply sits below its parent, indented
+    let (rx, ry) = rect(&browser, &format!("#m-{root}")).await;
+    let (x, y) = rect(&browser, &format!("#m-{reply}")).await;
+    assert!(x > rx && y > ry, "root at {rx},{ry}; reply at {x},{y}");
+    let (hx, _) = rect(&browser, &format!("#m-{html}")).await;
+    assert_eq!(hx, rx, "a new thread starts at the left");
+    // search a word; find the post
+    browser.open(&format!("{base}/archive/pub/search")).await;
+    browser.type_into("#q", "ARM").await;
+    browser.click("#search").await;
+    let page = browser.wait_for("id=\"hit-").await;
+    assert!(page.contains(&format!("id=\"hit-{reply}\"")), "{page}");
+    assert!(!page.contains(&format!("id=\"hit-{root}\"")), "{page}");
+    browser.click(&format!("#hit-{reply} a")).await;
+    let page = browser.wait_for("Sounds good").await;
+    assert!(page.contains("I will test on ARM."), "{page}");
+    browser.quit().await;
+    d.shutdown().await;
+}
+
+/// Writes docs/screenshots/archive-thread.png, archive-message.png and
+/// archive-search.png.
+#[tokio::test]
+#[ignore = "writes docs/screenshots/archive-*.png; run with --ignored"]
+async fn screenshots_of_the_archive_pages() {
+    let Some((chromium, driver)) = browser() else {
+        return;
+    };
+    let sink = Sink::start();
+    let (env, d, base, [_, _, html]) = archive_site(&sink).await;
+    let month: String = env
+        .store()
+        .query_row("SELECT mbox_path FROM archive_index LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let month = month
+        .trim_start_matches("pub/")
+        .trim_end_matches(".mbox")
+        .to_string();
+    let browser = Driver::start(&chromium, &driver).await;
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&out).unwrap();
+    for (url, wait, file) in [
+        (
+            format!("{base}/archive/pub/{month}"),
+            "Threads",
+            "archive-thread.png",
+        ),
+        (
+            format!("{base}/archive/pub/msg/{html}"),
+            "Ship",
+            "archive-message.png",
+        ),
+        (
+            format!("{base}/archive/pub/search?q=zebra"),
+            "hit-",
+            "archive-search.png",
+        ),
+    ] {
+        browser.open(&url).await;
+        browser.wait_for(wait).await;
+        let png = browser.screenshot().await;
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+        std::fs::write(out.join(file), png).unwrap();
+    }
+    browser.quit().await;
+    d.shutdown().await;
+}

@@ -57,6 +57,13 @@ pub fn run(path: &Path) -> CliResult {
             crate::web::LOGIN_TEMPLATE
         );
     }
+    if config.web.listen.is_some() && !templates.has(None, crate::web::ARCHIVE_TEMPLATE) {
+        eprintln!(
+            "warning: {}: the archive page template `{}` is missing; archive pages will answer 500",
+            config.templates_dir.display(),
+            crate::web::ARCHIVE_TEMPLATE
+        );
+    }
     let missing = crate::robot::missing_templates(&templates, None);
     if !missing.is_empty() {
         eprintln!(

@@ -115,8 +115,23 @@ fn posts_after(conn: &Connection, list: &str, after: i64) -> rusqlite::Result<Ve
 /// many. A post whose bytes cannot be read is indexed empty (and logged),
 /// so one damaged month does not stop every search.
 pub fn catch_up(conn: &Connection, data_dir: &Path, list: &str) -> Result<usize, ArchiveError> {
+    catch_up_at_most(conn, data_dir, list, usize::MAX).map(|(n, _)| n)
+}
+
+/// [`catch_up`], stopping once `max` posts or more were indexed (whole
+/// batches), so one request never waits for a long backlog; returns how
+/// many, and whether the index now covers every post.
+pub fn catch_up_at_most(
+    conn: &Connection,
+    data_dir: &Path,
+    list: &str,
+    max: usize,
+) -> Result<(usize, bool), ArchiveError> {
     let mut done = 0;
     loop {
+        if done >= max {
+            return Ok((done, false));
+        }
         let last: i64 = conn
             .prepare_cached("SELECT last_id FROM archive_text_done WHERE list = ?1")?
             .query_row([list], |r| r.get(0))
@@ -124,7 +139,7 @@ pub fn catch_up(conn: &Connection, data_dir: &Path, list: &str) -> Result<usize,
             .unwrap_or(0);
         let posts = posts_after(conn, list, last)?;
         let Some(newest) = posts.last().map(|p| i64::from(p.uid)) else {
-            return Ok(done);
+            return Ok((done, true));
         };
         let texts: Vec<(u32, Indexed)> = posts
             .iter()
@@ -186,8 +201,7 @@ pub fn matching(
         return Ok(super::mailbox::uids(conn, list)?);
     }
     let rows: Vec<i64> = if needle.chars().count() >= 3 {
-        let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
-        let query = format!("{{{}}} : {phrase}", cols.join(" "));
+        let query = phrase_query(cols, needle);
         let mut stmt = conn.prepare_cached(
             "SELECT rowid FROM archive_text WHERE archive_text MATCH ?1 AND list = ?2",
         )?;
@@ -208,6 +222,43 @@ pub fn matching(
     out.extend(rows.into_iter().filter_map(|id| u32::try_from(id).ok()));
     out.sort_unstable();
     Ok(out)
+}
+
+/// The FTS5 query for `needle` as one phrase in the columns `cols` (the
+/// needle is data: its quotes are doubled).
+fn phrase_query(cols: &[&str], needle: &str) -> String {
+    let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
+    format!("{{{}}} : {phrase}", cols.join(" "))
+}
+
+/// The columns the web archive's search looks in: From, Subject and body.
+const POST_COLUMNS: &[&str] = &["from_addr", "subject", "body"];
+
+/// The statement of [`newest_matching`] (public for its query-plan test).
+pub const NEWEST_MATCHING: &str = "SELECT rowid, body FROM archive_text
+     WHERE archive_text MATCH ?1 AND list = ?2 AND rowid < ?3 ORDER BY rowid DESC LIMIT ?4";
+
+/// The newest posts of `list` (UIDs below `before`) whose From, Subject or
+/// body contains `needle`, at most `limit`, newest first, each with its
+/// indexed body text: a trigram phrase query walked in descending rowid order, so it
+/// stops after `limit` hits. `needle` must have 3 characters or more
+/// (shorter ones would scan); callers refuse shorter ones.
+pub fn newest_matching(
+    conn: &Connection,
+    list: &str,
+    needle: &str,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String)>, ArchiveError> {
+    if needle.chars().count() < 3 {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare_cached(NEWEST_MATCHING)?;
+    let rows = stmt.query_map(
+        params![phrase_query(POST_COLUMNS, needle), list, before, limit],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 #[cfg(test)]
@@ -261,7 +312,29 @@ mod tests {
             1_700_000_100,
         )
         .unwrap();
-        assert_eq!(catch_up(&conn, dir.path(), "dev").unwrap(), 1);
+        assert_eq!(
+            catch_up_at_most(&conn, dir.path(), "dev", 1).unwrap(),
+            (1, false),
+            "a capped catch-up stops once it reached its cap"
+        );
+        assert_eq!(
+            catch_up_at_most(&conn, dir.path(), "dev", 1).unwrap(),
+            (0, true)
+        );
         assert_eq!(q(Field::Body, "friday"), vec![1, 4]);
+        // newest first, bounded, paged below a UID; the subject counts
+        let newest = |s, before, limit| {
+            newest_matching(&conn, "dev", s, before, limit)
+                .unwrap()
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(newest("friday", i64::MAX, 10), vec![4, 1]);
+        assert_eq!(newest("friday", i64::MAX, 1), vec![4]);
+        assert_eq!(newest("friday", 4, 10), vec![1]);
+        assert_eq!(newest("release plans", i64::MAX, 10), vec![1]);
+        assert!(newest("x-tag", i64::MAX, 10).is_empty(), "not the header");
+        assert!(newest("hi", i64::MAX, 10).is_empty(), "too short");
     }
 }

@@ -128,6 +128,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         include_str!("migrations/0075_web_admin.sql"),
     ),
     (
+        76,
+        "archive_web",
+        include_str!("migrations/0076_archive_web.sql"),
+    ),
+    (
         77,
         "member_counts",
         include_str!("migrations/0077_member_counts.sql"),

@@ -57,7 +57,7 @@ pub(super) fn service_error(e: ServiceError) -> Response {
 }
 
 /// The JSON 503 when the store cannot be used (`with_store` logged why).
-fn unavailable() -> Response {
+pub(super) fn unavailable() -> Response {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
         "unavailable",
@@ -361,7 +361,7 @@ fn moderation_document() -> Value {
         |d: &str| json!({"description": d, "content": {"application/json": {"schema": err}}});
     let list_param =
         json!({"name": "list", "in": "path", "required": true, "schema": {"type": "string"}});
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {"title": "listd", "version": env!("CARGO_PKG_VERSION"),
                  "description": "Moderation and administration of listd mailing lists. Authenticate with an API token (`listd api-token create NAME --role admin|list:NAME`) as `Authorization: Bearer TOKEN`."},
@@ -427,7 +427,8 @@ fn moderation_document() -> Value {
                     "name": {"type": "string"}, "description": {"type": "string"},
                     "address": {"type": "string"}, "advertised": {"type": "boolean"},
                     "moderated_by_caller": {"type": "boolean"},
-                    "held": {"type": "integer", "description": "posts waiting; only on lists the token moderates"}}},
+                    "held": {"type": "integer", "description": "posts waiting; only on lists the token moderates"},
+                    "archive": {"type": "boolean", "description": "whether the token may read the list's archive"}}},
                 "Held": {"type": "object", "properties": {
                     "id": {"type": "integer"}, "list": {"type": "string"},
                     "reason": {"type": "string"}, "detail": {"type": "string"},
@@ -437,7 +438,27 @@ fn moderation_document() -> Value {
                     "preview": {"type": "string", "description": "the first lines of the text, plain"}}}
             }
         }
-    })
+    });
+    let (paths, schemas) = super::archive_api::openapi_paths(answer);
+    for (key, add) in [
+        ("paths", paths),
+        ("components", json!({ "schemas": schemas })),
+    ] {
+        merge(&mut doc[key], add);
+    }
+    doc
+}
+
+/// Adds `add`'s keys to `into`, object by object.
+fn merge(into: &mut Value, add: Value) {
+    match (into, add) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
 }
 
 #[cfg(test)]

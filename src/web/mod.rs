@@ -1,9 +1,10 @@
 //! The HTTP server (`web.listen`): RFC 8058 one-click unsubscribe
 //! (`unsubscribe`), `/healthz` (`healthz`), the web admin (`login` by
 //! emailed link, the lists and the moderation queue in `pages`, the owners'
-//! pages in `owner_pages`) and the REST API (`api`, `api_owner`), over one
-//! service layer (`service`, `service_owner`, `service_settings`), with
-//! their credentials in the store (`credentials`).
+//! pages in `owner_pages`, the list archive in `archive_pages`) and the
+//! REST API (`api`, `api_owner`, `archive_api`), over one service layer
+//! (`service`, `service_owner`, `service_settings`, `archive_service`),
+//! with their credentials in the store (`credentials`).
 //!
 //! axum routes, served by hyper connection by connection so that each
 //! connection has a deadline for its request head (slowloris,
@@ -20,6 +21,12 @@
 
 mod api;
 mod api_owner;
+mod archive_api;
+mod archive_atom;
+mod archive_pages;
+mod archive_render;
+pub mod archive_service;
+pub mod archive_threads;
 pub mod credentials;
 mod healthz;
 mod login;
@@ -33,6 +40,7 @@ pub mod service_owner;
 pub mod service_settings;
 mod unsubscribe;
 
+pub use archive_pages::TEMPLATE as ARCHIVE_TEMPLATE;
 pub use login::MAIL_TEMPLATE as LOGIN_TEMPLATE;
 pub use page::TEMPLATE as PAGE_TEMPLATE;
 
@@ -160,7 +168,11 @@ pub fn router(state: WebState) -> Router {
             "/api/lists/{list}/settings",
             get(api_owner::get_settings).patch(api_owner::patch_settings),
         )
+        .route("/api/lists/{list}/archive", get(archive_api::posts))
+        .route("/api/lists/{list}/archive/search", get(archive_api::search))
+        .route("/api/lists/{list}/archive/{id}", get(archive_api::post))
         .route("/api/{*rest}", any(api::unknown))
+        .merge(archive_pages::routes())
         .fallback(|| async { page::plain(StatusCode::NOT_FOUND, "Not found.") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

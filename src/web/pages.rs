@@ -32,6 +32,16 @@ const PAGE_PER_LIST: i64 = 100;
 
 /// The page of a service refusal.
 pub(super) fn refused(ctx: &Ctx, cur: Option<&Current>, e: ServiceError) -> Response {
+    refused_in(ctx, None, cur, e)
+}
+
+/// The page of a service refusal, in `list`'s templates where given.
+pub(super) fn refused_in(
+    ctx: &Ctx,
+    list: Option<&str>,
+    cur: Option<&Current>,
+    e: ServiceError,
+) -> Response {
     let (status, title, message) = match e {
         ServiceError::NotFound(m) => (StatusCode::NOT_FOUND, "Not found", m),
         ServiceError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", m),
@@ -54,7 +64,7 @@ pub(super) fn refused(ctx: &Ctx, cur: Option<&Current>, e: ServiceError) -> Resp
     login::user_data(&mut data, cur);
     page::html(
         &ctx.templates,
-        None,
+        list,
         status,
         "refused",
         title,

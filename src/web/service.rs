@@ -138,6 +138,8 @@ pub struct ListView {
     /// Posts waiting, shown only to those who moderate the list.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held: Option<i64>,
+    /// Whether the caller may read its archive (`/archive/NAME`).
+    pub archive: bool,
 }
 
 /// The lists the caller may moderate.
@@ -173,6 +175,7 @@ pub fn lists(
             } else {
                 None
             },
+            archive: super::archive_service::may_read(conn, config, caller, &l.name)?,
         });
     }
     Ok(out)

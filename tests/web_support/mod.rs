@@ -233,3 +233,30 @@ pub fn api_token(env: &TestEnv, name: &str, role: &str) -> String {
     assert_eq!(code, 0, "{err}");
     out.trim().to_string()
 }
+
+/// Sends `message` from `from` to `list` over SMTP and waits until the
+/// pipeline has archived it; its archive id.
+pub async fn archived_post(
+    env: &TestEnv,
+    d: &DaemonHandle,
+    list: &str,
+    from: &str,
+    message: &str,
+) -> i64 {
+    let count = || env.count("archive_index", &format!("list = '{list}'"));
+    let before = count();
+    send(d.smtp_addr(), from, &[&format!("{list}@{DOMAIN}")], message)
+        .await
+        .expect(250);
+    assert!(
+        wait_until(WAIT, || count() > before).await,
+        "not archived: {message}"
+    );
+    env.store()
+        .query_row(
+            "SELECT MAX(id) FROM archive_index WHERE list = ?1",
+            [list],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
