@@ -236,6 +236,7 @@ pub async fn start(config: Config) -> Result<DaemonHandle, DaemonError> {
         active: active.clone(),
         per_client: Arc::default(),
         resolver: Arc::default(),
+        flow: wakers.intake.clone(),
     });
 
     let mut smtp = Vec::new();

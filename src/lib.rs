@@ -12,6 +12,7 @@
 pub mod address;
 pub mod archive;
 pub mod auth;
+pub mod background;
 pub mod bounce;
 pub mod cli;
 pub mod config;

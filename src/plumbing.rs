@@ -131,6 +131,8 @@ pub struct Wakers {
     pub delivery: Arc<tokio::sync::Notify>,
     /// A pipeline batch committed: a post may have marked a digest issue due.
     pub digest: Arc<tokio::sync::Notify>,
+    /// The spool writer waits for the write lock: the pipeline yields it.
+    pub intake: Arc<crate::store::IntakeFlow>,
 }
 
 /// Returns once a shutdown signal turns true (or its sender is gone).

@@ -5,7 +5,7 @@
 //! - the leaves (`store`, `mime`, `address`, `handler`, `plumbing`,
 //!   `health`, `hold`, `control`, `fault`, `config`, `templates`,
 //!   `routing`, `membership`, `limits`, `archive`, `dkim`, `member_token`,
-//!   `dns`, `auth`, `password`, `reader`) use only leaves, and
+//!   `dns`, `auth`, `password`, `reader`, `background`) use only leaves, and
 //!   `store` and `mime` nothing of the application at all;
 //! - intake (`smtp`) uses neither the pipeline nor any handler;
 //! - the archive readers (`pop3`, `imap`) use only leaves;
@@ -38,6 +38,7 @@ const LEAVES: &[&str] = &[
     "auth",
     "password",
     "reader",
+    "background",
 ];
 
 const HANDLERS: &[&str] = &[

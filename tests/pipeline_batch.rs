@@ -13,6 +13,7 @@ use listd::pipeline;
 use listd::routing::Route;
 use listd::store::rusqlite::Connection;
 use listd::store::spool::{insert_inbound, Envelope};
+use listd::store::IntakeFlow;
 
 fn env() -> TestEnv {
     TestEnv::builder()
@@ -67,7 +68,8 @@ fn a_failing_row_is_rolled_back_alone_and_the_batch_commits() {
     let b = spool_owner_mail(&conn, "solo");
     let c = spool_owner_mail(&conn, "dev2");
     let d = spool_owner_mail(&conn, "dev");
-    let handled = pipeline::process_batch(&e.ctx(), &mut conn, 2_000, 10).unwrap();
+    let handled =
+        pipeline::process_batch(&e.ctx(), &mut conn, &IntakeFlow::default(), 2_000, 10).unwrap();
     assert_eq!(handled, 4, "all four in one batch");
     assert_eq!(state(&conn, a).0, "done");
     assert_eq!(state(&conn, d).0, "done");
@@ -86,7 +88,7 @@ fn a_failing_row_is_rolled_back_alone_and_the_batch_commits() {
     assert_eq!(e.count("messages", "direction = 'out'"), 2);
     // the deferred row is not due yet; later it is, and succeeds alone
     assert_eq!(
-        pipeline::process_batch(&e.ctx(), &mut conn, 2_001, 10).unwrap(),
+        pipeline::process_batch(&e.ctx(), &mut conn, &IntakeFlow::default(), 2_001, 10).unwrap(),
         0
     );
     conn.execute_batch("DROP TRIGGER refuse_dev2").unwrap();
@@ -109,7 +111,8 @@ fn a_lost_batch_transaction_falls_back_to_one_transaction_per_row() {
          BEGIN SELECT RAISE(ROLLBACK, 'transaction lost in test'); END;"
     ))
     .unwrap();
-    let handled = pipeline::process_batch(&e.ctx(), &mut conn, 2_000, 10).unwrap();
+    let handled =
+        pipeline::process_batch(&e.ctx(), &mut conn, &IntakeFlow::default(), 2_000, 10).unwrap();
     assert_eq!(handled, 3);
     assert_eq!(state(&conn, a).0, "done");
     assert_eq!(state(&conn, c).0, "done");
@@ -128,7 +131,7 @@ fn a_batch_takes_at_most_max_rows_and_drain_takes_them_all() {
     let n = pipeline::BATCH_ROWS + 7;
     let ids: Vec<i64> = (0..n).map(|_| spool_owner_mail(&conn, "dev")).collect();
     assert_eq!(
-        pipeline::process_batch(&e.ctx(), &mut conn, 2_000, 5).unwrap(),
+        pipeline::process_batch(&e.ctx(), &mut conn, &IntakeFlow::default(), 2_000, 5).unwrap(),
         5
     );
     assert_eq!(e.count("incoming", "state = 'done'"), 5);
@@ -147,6 +150,31 @@ fn a_batch_takes_at_most_max_rows_and_drain_takes_them_all() {
     );
     assert_eq!(e.count("incoming", "state = 'done'"), n as i64);
     assert_eq!(e.count("jobs", "kind = 'forward'"), n as i64);
+}
+
+#[test]
+fn a_batch_ends_at_the_next_row_while_the_spool_writer_waits() {
+    let e = env();
+    let mut conn = e.store();
+    let ids: Vec<i64> = (0..10).map(|_| spool_owner_mail(&conn, "dev")).collect();
+    let demand = IntakeFlow::default();
+    let waiting = demand.wait();
+    assert_eq!(
+        pipeline::process_batch(&e.ctx(), &mut conn, &demand, 2_000, 10).unwrap(),
+        1,
+        "one row, then the lock goes to the spool writer"
+    );
+    // the rest keep their claims clean and are handled once it has gone
+    assert!(ids[1..]
+        .iter()
+        .all(|&id| state(&conn, id) == ("incoming".into(), 0, None)));
+    assert_eq!(e.count("incoming", "inflight > 0"), 0);
+    drop(waiting);
+    assert_eq!(
+        pipeline::process_batch(&e.ctx(), &mut conn, &demand, 2_000, 10).unwrap(),
+        9
+    );
+    assert_eq!(e.count("incoming", "state = 'done'"), 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

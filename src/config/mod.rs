@@ -156,6 +156,13 @@ pub struct SmtpConfig {
     /// Most addresses an EXPN answer lists; a bigger list gets 550 5.3.4
     /// (the expansion stops there, so EXPN never holds a big list in memory).
     pub expn_max_members: usize,
+    /// Incoming rows waiting for the pipeline above which a session pauses
+    /// before it commits a message (Postfix's `in_flow_delay`; the default
+    /// is Postfix's active queue limit). 0: never pause.
+    pub in_flow_backlog: u64,
+    /// Longest such pause per message, in milliseconds; the message is
+    /// then taken anyway (mail is never refused for it).
+    pub in_flow_delay_ms: u64,
 }
 
 impl Default for SmtpConfig {
@@ -176,6 +183,8 @@ impl Default for SmtpConfig {
             max_errors: 10,
             max_commands_per_minute: 6000,
             expn_max_members: 100_000,
+            in_flow_backlog: 20_000,
+            in_flow_delay_ms: 1000,
         }
     }
 }

@@ -38,6 +38,7 @@ pub mod retention;
 
 pub use queue::{enqueue_post, enqueue_post_message, Done, RecordStats, Work};
 
+use crate::background::BackgroundThread;
 use crate::config::{Config, RelayMode};
 use crate::dkim::Signer;
 use crate::plumbing::Wakers;
@@ -85,6 +86,8 @@ pub struct Engine {
     signer: Arc<Signer>,
     /// `relay.mode: mx`: the resolver that finds each domain's exchangers.
     mx: Option<Arc<crate::dns::Resolver>>,
+    /// Where the store work runs: below intake's priority (`background`).
+    thread: Arc<BackgroundThread>,
 }
 
 /// Opens the delivery worker's connection. `synchronous=NORMAL` here: in WAL
@@ -122,6 +125,9 @@ impl Engine {
             relay,
             signer,
             mx,
+            thread: Arc::new(BackgroundThread::start("listd-delivery").map_err(|e| {
+                StoreError::Invalid(format!("cannot start the delivery thread: {e}"))
+            })?),
         })
     }
 
@@ -131,14 +137,15 @@ impl Engine {
     ) -> Result<T, StoreError> {
         let db = self.db.clone();
         let config = self.config.clone();
-        tokio::task::spawn_blocking(move || {
-            // a panic in an earlier call rolled its transaction back as it
-            // unwound: the connection is fine to use again
-            let mut g = db.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut g, &config)
-        })
-        .await
-        .map_err(|e| StoreError::Invalid(format!("delivery database task: {e}")))?
+        self.thread
+            .run(move || {
+                // a panic in an earlier call rolled its transaction back as
+                // it unwound: the connection is fine to use again
+                let mut g = db.lock().unwrap_or_else(|p| p.into_inner());
+                f(&mut g, &config)
+            })
+            .await
+            .map_err(|e| StoreError::Invalid(format!("delivery database task: {e}")))?
     }
 
     /// Puts rows left `sending` back in line (call at start-up).

@@ -16,10 +16,11 @@ pub mod owner;
 pub mod post;
 pub mod postmaster;
 
+use crate::background::BackgroundThread;
 use crate::handler::{Ctx, HandlerError, Inbound};
 use crate::plumbing::{Live, Wakers};
 use crate::routing::Route;
-use crate::store::{self, StoreError};
+use crate::store::{self, IntakeFlow, StoreError};
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,8 +56,9 @@ pub enum PipelineStep {
 /// Most rows handled in one transaction (one commit, one fsync).
 pub const BATCH_ROWS: usize = 128;
 
-/// A batch takes no new row after this long, so the write lock goes back
-/// to the spool writer (whose sessions wait for their 250) soon enough.
+/// A batch takes no new row after this long, or as soon as the spool writer
+/// waits for the write lock (`IntakeFlow`), so the lock goes back to it
+/// (its sessions wait for their 250) soon enough.
 const BATCH_TIME: Duration = Duration::from_millis(10);
 
 /// Hard failures (the worker died, or the handler panicked, while the row
@@ -207,6 +209,7 @@ fn process_row(ctx: &Ctx, conn: &mut Connection, row: &Row, now: i64) -> Result<
 pub fn process_batch(
     ctx: &Ctx,
     conn: &mut Connection,
+    intake: &IntakeFlow,
     now: i64,
     max: usize,
 ) -> Result<usize, StoreError> {
@@ -222,7 +225,7 @@ pub fn process_batch(
     let rows = &rows[..n];
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     claim(conn, &ids)?;
-    match run_batch(ctx, conn, rows, now) {
+    match run_batch(ctx, conn, intake, rows, now) {
         Ok(n) => Ok(n),
         Err(e) => {
             tracing::warn!(error = %e, rows = rows.len(), "pipeline batch failed; handling its rows one by one");
@@ -244,6 +247,7 @@ pub fn process_batch(
 fn run_batch(
     ctx: &Ctx,
     conn: &mut Connection,
+    intake: &IntakeFlow,
     rows: &[Row],
     now: i64,
 ) -> Result<usize, StoreError> {
@@ -253,8 +257,10 @@ fn run_batch(
     let syncs = crate::archive::SyncBatch::begin();
     let mut n = 0;
     for row in rows {
-        if n > 0 && started.elapsed() >= BATCH_TIME {
-            // not handled in this batch: give the claim back
+        if n > 0 && (started.elapsed() >= BATCH_TIME || intake.waiting()) {
+            // not handled in this batch (it is long enough, or the spool
+            // writer waits for the lock with senders waiting for their
+            // 250): give the claim back
             tx.execute(
                 "UPDATE incoming SET inflight = inflight - 1 WHERE id = ?1 AND inflight > 0",
                 [row.id],
@@ -373,7 +379,7 @@ fn mark(
 pub fn drain(ctx: &Ctx, conn: &mut Connection, now: i64) -> Result<usize, StoreError> {
     let mut n = 0;
     loop {
-        match process_batch(ctx, conn, now, BATCH_ROWS)? {
+        match process_batch(ctx, conn, &IntakeFlow::default(), now, BATCH_ROWS)? {
             0 => break,
             k => n += k,
         }
@@ -418,22 +424,28 @@ pub async fn run(
     let mut conn = store::open(&db)?;
     store::poll_when_busy(&mut conn)?;
     let conn = Arc::new(std::sync::Mutex::new(conn));
+    // the batches run on a thread of lower priority than intake's
+    let thread = BackgroundThread::start("listd-pipeline")
+        .map_err(|e| StoreError::Invalid(format!("cannot start the pipeline thread: {e}")))?;
     let mut stopping_since: Option<tokio::time::Instant> = None;
     loop {
         let c = conn.clone();
         let ctx2 = live.current();
-        let handled = tokio::task::spawn_blocking(move || {
-            let mut guard = c
-                .lock()
-                .map_err(|_| StoreError::Invalid("pipeline connection poisoned".into()))?;
-            let n = process_batch(&ctx2, &mut guard, store::now(), BATCH_ROWS)?;
-            if n == 0 {
-                bounce_pass(&ctx2, &mut guard, store::now());
-            }
-            Ok::<usize, StoreError>(n)
-        })
-        .await
-        .map_err(|e| StoreError::Invalid(format!("pipeline task: {e}")))?;
+        let intake = wakers.intake.clone();
+        let handled = thread
+            .run(move || {
+                let mut guard = c
+                    .lock()
+                    .map_err(|_| StoreError::Invalid("pipeline connection poisoned".into()))?;
+                let n = process_batch(&ctx2, &mut guard, &intake, store::now(), BATCH_ROWS)?;
+                intake.handled(n);
+                if n == 0 {
+                    bounce_pass(&ctx2, &mut guard, store::now());
+                }
+                Ok::<usize, StoreError>(n)
+            })
+            .await
+            .map_err(|e| StoreError::Invalid(format!("pipeline task: {e}")))?;
         let more = match handled {
             Ok(n) if n > 0 => {
                 wakers.delivery.notify_one();

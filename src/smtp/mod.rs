@@ -13,6 +13,7 @@
 
 pub mod commands;
 pub mod expn;
+pub mod inflow;
 pub mod reply;
 pub mod server;
 pub mod session;

@@ -43,6 +43,8 @@ pub struct Shared {
     pub per_client: Arc<PerClient>,
     /// The one DNS resolver, for the authentication checks.
     pub resolver: Arc<crate::dns::ResolverSlot>,
+    /// The pipeline's backlog, for in-flow control (`inflow`).
+    pub flow: Arc<crate::store::IntakeFlow>,
 }
 
 /// Counts open connections per client IP, for `max_connections_per_client`
@@ -297,6 +299,12 @@ where
             }
             Step::Request(Request::Store(mut sub)) => {
                 authenticate(&config, &session.peer, &shared.resolver, &mut sub).await;
+                let limit = config.smtp.in_flow_backlog;
+                let max = Duration::from_millis(config.smtp.in_flow_delay_ms);
+                let paused = super::inflow::pause(&shared.flow, limit, max).await;
+                if !paused.is_zero() {
+                    tracing::debug!(queue_id = %sub.queue_id, ?paused, "in-flow delay");
+                }
                 let r = shared.writer.submit(sub).await;
                 session.complete(Completion::Stored(r));
             }

@@ -24,7 +24,7 @@
 use super::session::Submission;
 use crate::health::Health;
 use crate::plumbing::Wakers;
-use crate::store::{self, StoreError};
+use crate::store::{self, IntakeFlow, StoreError};
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
 use std::sync::Arc;
@@ -110,7 +110,10 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, wakers: Wakers) {
     while let Some(first) = rx.blocking_recv() {
         let stop = gather(first, &mut rx, &mut batch);
         if !batch.is_empty() {
-            commit(&mut conn, &mut batch);
+            let n = batch.len();
+            if commit(&mut conn, &wakers.intake, &mut batch) {
+                wakers.intake.queued(n);
+            }
             wakers.pipeline.notify_one();
         }
         if stop {
@@ -139,27 +142,31 @@ fn gather(first: Msg, rx: &mut mpsc::Receiver<Msg>, batch: &mut Vec<Job>) -> boo
     stop
 }
 
-fn commit(conn: &mut Connection, batch: &mut Vec<Job>) {
-    match write(conn, batch) {
+/// Commits `batch` and answers each submission; whether any committed.
+fn commit(conn: &mut Connection, demand: &IntakeFlow, batch: &mut Vec<Job>) -> bool {
+    match write(conn, demand, batch) {
         Ok(ids) => {
             for (job, id) in batch.drain(..).zip(ids) {
                 answer(job, Ok(id));
             }
+            true
         }
         Err(e) if batch.len() > 1 => {
             tracing::warn!(error = %e, n = batch.len(), "spool batch failed; retrying one by one");
             for job in batch.drain(..) {
                 let one = std::slice::from_ref(&job);
-                let r = write(conn, one)
+                let r = write(conn, demand, one)
                     .map(|ids| ids[0])
                     .map_err(|e| e.to_string());
                 answer(job, r);
             }
+            true
         }
         Err(e) => {
             for job in batch.drain(..) {
                 answer(job, Err(e.to_string()));
             }
+            false
         }
     }
 }
@@ -183,8 +190,10 @@ fn answer(job: Job, result: Result<i64, String>) {
     let _ = job.done.send(result);
 }
 
-fn write(conn: &mut Connection, jobs: &[Job]) -> Result<Vec<i64>, StoreError> {
+fn write(conn: &mut Connection, demand: &IntakeFlow, jobs: &[Job]) -> Result<Vec<i64>, StoreError> {
+    let waiting = demand.wait();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    drop(waiting);
     let mut ids = Vec::with_capacity(jobs.len());
     for j in jobs {
         let id =
@@ -247,7 +256,7 @@ mod tests {
         let (b, mut rb) = job("bad@x.org");
         let (c, mut rc) = job("c@x.org");
         let mut batch = vec![a, b, c];
-        commit(&mut conn, &mut batch);
+        commit(&mut conn, &IntakeFlow::default(), &mut batch);
         assert!(batch.is_empty());
         let ida = ra.try_recv().unwrap().unwrap();
         let err = rb.try_recv().unwrap().unwrap_err();

@@ -176,6 +176,72 @@ pub fn open(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// The flow between intake and the pipeline, shared by the spool writer,
+/// the pipeline worker and the SMTP sessions.
+///
+/// - Waiting: SQLite has one writer at a time, and the spool writer's
+///   commit is the one a sending server waits on for its 250; while it
+///   waits for the write lock the pipeline ends its batch at the next row.
+/// - Backlog: rows the spool has queued and the pipeline not yet handled
+///   (counted from the daemon's start; set to 0 whenever the pipeline finds
+///   nothing due). Above `smtp.in_flow_backlog`, a session pauses before
+///   it commits its next message (`smtp::inflow`), as Postfix's
+///   `in_flow_delay` does, so a sustained overload cannot queue without end.
+#[derive(Debug, Default)]
+pub struct IntakeFlow {
+    waiting: std::sync::atomic::AtomicUsize,
+    backlog: std::sync::atomic::AtomicI64,
+}
+
+/// Held while the spool writer waits for the write lock (see [`IntakeFlow`]).
+pub struct IntakeWaiting<'a>(&'a IntakeFlow);
+
+impl IntakeFlow {
+    /// The spool writer is about to ask for the write lock.
+    pub fn wait(&self) -> IntakeWaiting<'_> {
+        self.waiting
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        IntakeWaiting(self)
+    }
+
+    /// Whether the spool writer is waiting now.
+    pub fn waiting(&self) -> bool {
+        self.waiting.load(std::sync::atomic::Ordering::SeqCst) > 0
+    }
+
+    /// The spool committed `n` incoming rows.
+    pub fn queued(&self, n: usize) {
+        self.backlog
+            .fetch_add(n as i64, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The pipeline handled `n` rows; `0`: it found nothing due, so the
+    /// backlog is empty (whatever the counts said).
+    pub fn handled(&self, n: usize) {
+        if n == 0 {
+            self.backlog.store(0, std::sync::atomic::Ordering::SeqCst);
+        } else {
+            self.backlog
+                .fetch_sub(n as i64, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Rows queued and not yet handled (never below 0).
+    pub fn backlog(&self) -> u64 {
+        self.backlog
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .max(0) as u64
+    }
+}
+
+impl Drop for IntakeWaiting<'_> {
+    fn drop(&mut self) {
+        self.0
+            .waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// Prepared statements each connection keeps (rusqlite's default is 16).
 pub const STATEMENT_CACHE: usize = 256;
 
