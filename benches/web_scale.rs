@@ -295,6 +295,36 @@ fn main() {
             "held 0".into(),
         ),
         (
+            "owner: the list's overview (counts)",
+            format!("{base}/lists/dev/admin"),
+            true,
+            format!("{members} members"),
+        ),
+        (
+            "owner: members page, the first 50",
+            format!("{base}/lists/dev/members"),
+            true,
+            "member0000049@".into(),
+        ),
+        (
+            "owner: members page, searched by prefix",
+            format!("{base}/lists/dev/members?q={prefix}"),
+            true,
+            format!("{prefix}9@"),
+        ),
+        (
+            "owner: members page, the next page from the middle",
+            format!("{base}/lists/dev/members?after={mid}"),
+            true,
+            after_mid.clone(),
+        ),
+        (
+            "owner: settings page",
+            format!("{base}/lists/dev/settings"),
+            true,
+            "subject_prefix".into(),
+        ),
+        (
             "API members, first page of 50",
             format!("{base}/api/lists/dev/members?limit=50"),
             false,
@@ -304,7 +334,7 @@ fn main() {
             "API members, a page after the middle",
             format!("{base}/api/lists/dev/members?limit=50&after={mid}"),
             false,
-            after_mid,
+            after_mid.clone(),
         ),
         (
             "API members, search by prefix",

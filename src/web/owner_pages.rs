@@ -52,6 +52,23 @@ async fn owner_of(
     Ok(cur)
 }
 
+/// A POST of the owner of `list`: the session and the form's fields, or
+/// the refusal (not logged in, not an owner, no valid CSRF token).
+async fn owner_form(
+    s: &WebState,
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    list: &str,
+    body: &Bytes,
+) -> Result<(Current, Vec<(String, String)>), Response> {
+    let cur = owner_of(s, ctx, headers, list).await?;
+    let fields = form_fields(body);
+    if !csrf_ok(&cur.session, &fields) {
+        return Err(login::csrf_refused(ctx));
+    }
+    Ok((cur, fields))
+}
+
 /// An owner page: `section` names its part of the template.
 fn render(
     ctx: &Ctx,
@@ -289,14 +306,10 @@ pub async fn members_post(
     body: Bytes,
 ) -> Response {
     let ctx = s.live.current();
-    let cur = match owner_of(&s, &ctx, &headers, &list).await {
+    let (cur, fields) = match owner_form(&s, &ctx, &headers, &list, &body).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let fields = form_fields(&body);
-    if !csrf_ok(&cur.session, &fields) {
-        return login::csrf_refused(&ctx);
-    }
     let form = match members_form(&fields) {
         Ok(f) => f,
         Err(e) => return refused(&ctx, Some(&cur), e),
@@ -406,14 +419,10 @@ pub async fn requests_post(
     body: Bytes,
 ) -> Response {
     let ctx = s.live.current();
-    let cur = match owner_of(&s, &ctx, &headers, &list).await {
+    let (cur, fields) = match owner_form(&s, &ctx, &headers, &list, &body).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let fields = form_fields(&body);
-    if !csrf_ok(&cur.session, &fields) {
-        return login::csrf_refused(&ctx);
-    }
     let asked = match requested(&fields) {
         Ok(a) => a,
         Err(m) => return refused(&ctx, Some(&cur), ServiceError::BadRequest(m)),
@@ -504,14 +513,10 @@ pub async fn settings_post(
     body: Bytes,
 ) -> Response {
     let ctx = s.live.current();
-    let cur = match owner_of(&s, &ctx, &headers, &list).await {
+    let (cur, fields) = match owner_form(&s, &ctx, &headers, &list, &body).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let fields = form_fields(&body);
-    if !csrf_ok(&cur.session, &fields) {
-        return login::csrf_refused(&ctx);
-    }
     let edits = match settings_form(&fields) {
         Ok(e) => e,
         Err(e) => return refused(&ctx, Some(&cur), e),
