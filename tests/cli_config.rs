@@ -143,7 +143,7 @@ fn reserved_and_invalid_list_names() {
 #[test]
 fn global_value_errors() {
     let dir = setup(
-        "domain: lists.example.org\nsmtp:\n  trusted_networks: [\"10.0.0.0/33\"]\n  listen: [\"nowhere\"]\nrelay:\n  connections: 0\n",
+        "domain: lists.example.org\nsmtp:\n  trusted_networks: [\"10.0.0.0/33\"]\n  listen: [\"nowhere\"]\nrelay:\n  connections: 0\nweb:\n  trusted_proxies: [\"proxy.example\"]\n",
         &[],
     );
     let o = Listd::at(dir.path().join("listd.yaml")).output(&["check"]);
@@ -156,6 +156,10 @@ fn global_value_errors() {
     assert!(e.contains("listd.yaml:4:") && e.contains("nowhere"), "{e}");
     assert!(
         e.contains("listd.yaml:6:") && e.contains("connections"),
+        "{e}"
+    );
+    assert!(
+        e.contains("listd.yaml:8:") && e.contains("`proxy.example` is not a CIDR"),
         "{e}"
     );
 }

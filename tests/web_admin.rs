@@ -279,6 +279,57 @@ async fn login_requests_are_rate_limited_per_address_and_per_ip() {
     d.shutdown().await;
 }
 
+/// POSTs `/login` for `addr` with an `X-Forwarded-For:` header; the status.
+async fn login_via(url: &str, forwarded_for: &str, addr: &str) -> u16 {
+    client()
+        .post(url)
+        .header("x-forwarded-for", forwarded_for)
+        .form(&[("address", addr)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_login_budget() {
+    let sink = Sink::start();
+    let (_env, d, base) = admin_site(
+        &sink,
+        &[
+            ("login_per_ip_per_hour", "2"),
+            ("trusted_proxies", "[\"127.0.0.1\"]"),
+        ],
+    )
+    .await;
+    let url = format!("{base}/login");
+    // the client wrote the first entry; the proxy appended the real one
+    let a = "192.0.2.1, 198.51.100.7";
+    assert_eq!(login_via(&url, a, MEMBER).await, 200);
+    assert_eq!(login_via(&url, a, STRANGER).await, 200);
+    assert_eq!(login_via(&url, a, MODERATOR).await, 429);
+    // another client behind the same proxy is not held back by the first
+    assert_eq!(login_via(&url, "198.51.100.8", MEMBER).await, 200);
+    // nor does forging the first entry buy a fresh budget
+    assert_eq!(
+        login_via(&url, "203.0.113.5, 198.51.100.7", MEMBER).await,
+        429
+    );
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_untrusted_peer_cannot_pick_its_address_with_x_forwarded_for() {
+    let sink = Sink::start();
+    let (_env, d, base) = admin_site(&sink, &[("login_per_ip_per_hour", "2")]).await;
+    let url = format!("{base}/login");
+    assert_eq!(login_via(&url, "198.51.100.1", MEMBER).await, 200);
+    assert_eq!(login_via(&url, "198.51.100.2", STRANGER).await, 200);
+    assert_eq!(login_via(&url, "198.51.100.3", MODERATOR).await, 429);
+    d.shutdown().await;
+}
+
 #[tokio::test]
 async fn every_form_checks_csrf_and_the_queue_is_for_moderators() {
     let sink = Sink::start();

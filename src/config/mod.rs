@@ -417,6 +417,10 @@ pub struct WebConfig {
     pub login_per_ip_per_hour: u32,
     /// Subscribe requests from the web form per client IP per hour (0: no limit).
     pub subscribe_per_ip_per_hour: u32,
+    /// Reverse proxies (CIDRs) whose `X-Forwarded-For:` names the client:
+    /// from them the client is the last address there that is not itself
+    /// a trusted proxy. From anyone else the header is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for WebConfig {
@@ -433,6 +437,7 @@ impl Default for WebConfig {
             login_per_address_per_hour: 5,
             login_per_ip_per_hour: 30,
             subscribe_per_ip_per_hour: 10,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -856,7 +861,12 @@ fn validate_global(path: &Path, text: &str, raw: &RawConfig, errors: &mut Vec<Co
             format!("domain `{}` is not a valid domain name", raw.domain),
         ));
     }
-    for n in &raw.smtp.trusted_networks {
+    for n in raw
+        .smtp
+        .trusted_networks
+        .iter()
+        .chain(&raw.web.trusted_proxies)
+    {
         if let Err(e) = parse_cidr(n) {
             errors.push(ConfigError::new(path, at(n), e));
         }

@@ -27,6 +27,7 @@ mod archive_pages;
 mod archive_render;
 pub mod archive_service;
 pub mod archive_threads;
+mod client_ip;
 pub mod credentials;
 mod healthz;
 mod login;
@@ -177,6 +178,10 @@ pub fn router(state: WebState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             origin::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            client_ip::resolve,
         ))
         .layer(axum::middleware::from_fn(deadline))
         .layer(DefaultBodyLimit::max(MAX_BODY))
