@@ -157,10 +157,10 @@ fn a_batch_ends_at_the_next_row_while_the_spool_writer_waits() {
     let e = env();
     let mut conn = e.store();
     let ids: Vec<i64> = (0..10).map(|_| spool_owner_mail(&conn, "dev")).collect();
-    let demand = IntakeFlow::default();
-    let waiting = demand.wait();
+    let flow = IntakeFlow::default();
+    let waiting = flow.wait();
     assert_eq!(
-        pipeline::process_batch(&e.ctx(), &mut conn, &demand, 2_000, 10).unwrap(),
+        pipeline::process_batch(&e.ctx(), &mut conn, &flow, 2_000, 10).unwrap(),
         1,
         "one row, then the lock goes to the spool writer"
     );
@@ -171,7 +171,7 @@ fn a_batch_ends_at_the_next_row_while_the_spool_writer_waits() {
     assert_eq!(e.count("incoming", "inflight > 0"), 0);
     drop(waiting);
     assert_eq!(
-        pipeline::process_batch(&e.ctx(), &mut conn, &demand, 2_000, 10).unwrap(),
+        pipeline::process_batch(&e.ctx(), &mut conn, &flow, 2_000, 10).unwrap(),
         9
     );
     assert_eq!(e.count("incoming", "state = 'done'"), 10);

@@ -143,8 +143,8 @@ fn gather(first: Msg, rx: &mut mpsc::Receiver<Msg>, batch: &mut Vec<Job>) -> boo
 }
 
 /// Commits `batch` and answers each submission; whether any committed.
-fn commit(conn: &mut Connection, demand: &IntakeFlow, batch: &mut Vec<Job>) -> bool {
-    match write(conn, demand, batch) {
+fn commit(conn: &mut Connection, flow: &IntakeFlow, batch: &mut Vec<Job>) -> bool {
+    match write(conn, flow, batch) {
         Ok(ids) => {
             for (job, id) in batch.drain(..).zip(ids) {
                 answer(job, Ok(id));
@@ -155,7 +155,7 @@ fn commit(conn: &mut Connection, demand: &IntakeFlow, batch: &mut Vec<Job>) -> b
             tracing::warn!(error = %e, n = batch.len(), "spool batch failed; retrying one by one");
             for job in batch.drain(..) {
                 let one = std::slice::from_ref(&job);
-                let r = write(conn, demand, one)
+                let r = write(conn, flow, one)
                     .map(|ids| ids[0])
                     .map_err(|e| e.to_string());
                 answer(job, r);
@@ -190,8 +190,8 @@ fn answer(job: Job, result: Result<i64, String>) {
     let _ = job.done.send(result);
 }
 
-fn write(conn: &mut Connection, demand: &IntakeFlow, jobs: &[Job]) -> Result<Vec<i64>, StoreError> {
-    let waiting = demand.wait();
+fn write(conn: &mut Connection, flow: &IntakeFlow, jobs: &[Job]) -> Result<Vec<i64>, StoreError> {
+    let waiting = flow.wait();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     drop(waiting);
     let mut ids = Vec::with_capacity(jobs.len());

@@ -439,19 +439,17 @@ mod tests {
         assert_eq!(indexes, 2);
     }
 
-    /// 0065 renames the robot's reply log to the rate log; rows written
-    /// before it still count.
-    #[test]
-    fn migration_0065_keeps_the_reply_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut conn = Connection::open(dir.path().join("old.db")).unwrap();
+    /// A store at `dir/old.db` with every migration before `version`
+    /// applied and recorded, as an older listd left it.
+    fn store_before(dir: &std::path::Path, version: u32) -> Connection {
+        let conn = Connection::open(dir.join("old.db")).unwrap();
         configure(&conn).unwrap();
         conn.execute_batch(
             "CREATE TABLE schema_migrations (
                 version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
         )
         .unwrap();
-        for (v, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v < 65) {
+        for (v, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v < version) {
             conn.execute_batch(sql).unwrap();
             conn.execute(
                 "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
@@ -459,6 +457,15 @@ mod tests {
             )
             .unwrap();
         }
+        conn
+    }
+
+    /// 0065 renames the robot's reply log to the rate log; rows written
+    /// before it still count.
+    #[test]
+    fn migration_0065_keeps_the_reply_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = store_before(dir.path(), 65);
         conn.execute(
             "INSERT INTO robot_replies(address_key, sent_at) VALUES ('a@x.org', 100)",
             [],
@@ -472,21 +479,7 @@ mod tests {
     #[test]
     fn migration_0077_counts_existing_members() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = Connection::open(dir.path().join("old.db")).unwrap();
-        configure(&conn).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE schema_migrations (
-                version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
-        )
-        .unwrap();
-        for (v, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v < 77) {
-            conn.execute_batch(sql).unwrap();
-            conn.execute(
-                "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
-                rusqlite::params![v, name],
-            )
-            .unwrap();
-        }
+        let mut conn = store_before(dir.path(), 77);
         conn.execute_batch(
             "INSERT INTO members(list, address, address_key, joined_at) VALUES
              ('dev', 'a@x.org', 'a@x.org', 1), ('dev', 'b@x.org', 'b@x.org', 1),
@@ -523,21 +516,7 @@ mod tests {
     #[test]
     fn migration_0066_keeps_existing_tokens() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = Connection::open(dir.path().join("old.db")).unwrap();
-        configure(&conn).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE schema_migrations (
-                version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL);",
-        )
-        .unwrap();
-        for (v, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v < 66) {
-            conn.execute_batch(sql).unwrap();
-            conn.execute(
-                "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
-                rusqlite::params![v, name],
-            )
-            .unwrap();
-        }
+        let mut conn = store_before(dir.path(), 66);
         conn.execute_batch(
             "INSERT INTO messages(id, direction, received_at, env_from, size, bytes)
                  VALUES (1, 'in', 1, '', 1, x'00');

@@ -10,7 +10,7 @@ use super::api::{caller, error, service_error};
 use super::service::Caller;
 use super::service_owner::{self as owner, MemberChange};
 use super::service_settings as settings;
-use super::{with_store, WebState};
+use super::{save_settings, with_store, WebState};
 use crate::handler::Ctx;
 use crate::store;
 use axum::body::Bytes;
@@ -336,27 +336,14 @@ pub async fn patch_settings(
         .get(header::IF_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let reloader = s.reloader.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        settings::edit_settings(&ctx.config, &who, &list, if_match.as_deref(), &edits, |c| {
-            match &reloader {
-                Some(r) => r.reload(c).map_err(|e| e.to_string()),
-                None => Err("no daemon to reload here".into()),
-            }
-        })
-    })
-    .await;
-    match out {
-        Err(e) => {
-            tracing::error!(error = %e, "api: settings task failed");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "temporarily unavailable; try again later",
-            )
-        }
-        Ok(Err(e)) => service_error(e),
-        Ok(Ok(saved)) => {
+    match save_settings(&s, ctx.config.clone(), who, list, if_match, edits).await {
+        None => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "temporarily unavailable; try again later",
+        ),
+        Some(Err(e)) => service_error(e),
+        Some(Ok(saved)) => {
             let etag = saved.etag.clone();
             with_etag(Json(saved).into_response(), &etag)
         }

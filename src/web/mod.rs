@@ -217,6 +217,32 @@ fn unavailable() -> Response {
     )
 }
 
+/// Saves `edits` to `list`'s settings against `version`
+/// (`service_settings::edit_settings`, off the async threads) and reloads
+/// the daemon; `None` when the task itself failed (logged). The settings
+/// page and the API both save through this.
+async fn save_settings(
+    s: &WebState,
+    config: Arc<crate::config::Config>,
+    caller: service::Caller,
+    list: String,
+    version: Option<String>,
+    edits: Vec<(String, serde_json::Value)>,
+) -> Option<service::ServiceResult<service_settings::SettingsSaved>> {
+    let reloader = s.reloader.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        service_settings::edit_settings(&config, &caller, &list, version.as_deref(), &edits, |c| {
+            match &reloader {
+                Some(r) => r.reload(c).map_err(|e| e.to_string()),
+                None => Err("no daemon to reload here".into()),
+            }
+        })
+    })
+    .await;
+    out.map_err(|e| tracing::error!(error = %e, "web: settings task failed"))
+        .ok()
+}
+
 /// Runs `f` on the server's store connection (opened on first use), off
 /// the async threads.
 async fn with_store<T: Send + 'static>(

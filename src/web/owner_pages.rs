@@ -19,10 +19,10 @@
 
 use super::login::{self, csrf_ok, field, form_fields, Current};
 use super::pages::{refused, requested};
-use super::service::{Caller, ServiceError};
+use super::service::ServiceError;
 use super::service_owner::{self as owner, administered_list, MemberChange};
 use super::service_settings as settings;
-use super::{page, with_store, WebState};
+use super::{page, save_settings, with_store, WebState};
 use crate::handler::Ctx;
 use crate::store;
 use axum::body::Bytes;
@@ -522,24 +522,18 @@ pub async fn settings_post(
         Err(e) => return refused(&ctx, Some(&cur), e),
     };
     let version = field(&fields, "version").map(str::to_string);
-    let (c, caller, l, reloader): (Ctx, Caller, String, _) =
-        (ctx.clone(), cur.caller(), list.clone(), s.reloader.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        settings::edit_settings(&c.config, &caller, &l, version.as_deref(), &edits, |conf| {
-            match &reloader {
-                Some(r) => r.reload(conf).map_err(|e| e.to_string()),
-                None => Err("no daemon to reload here".into()),
-            }
-        })
-    })
-    .await;
-    let saved = match out {
-        Err(e) => {
-            tracing::error!(error = %e, "web: settings task failed");
-            return super::unavailable();
-        }
-        Ok(Err(e)) => return refused(&ctx, Some(&cur), e),
-        Ok(Ok(saved)) => saved,
+    let out = save_settings(
+        &s,
+        ctx.config.clone(),
+        cur.caller(),
+        list.clone(),
+        version,
+        edits,
+    );
+    let saved = match out.await {
+        None => return super::unavailable(),
+        Some(Err(e)) => return refused(&ctx, Some(&cur), e),
+        Some(Ok(saved)) => saved,
     };
     let mut results = vec![if saved.changed.is_empty() {
         (true, "Nothing changed.".to_string())
