@@ -1,9 +1,10 @@
 //! A thread of its own, at a lower CPU priority, for queue work that may
 //! wait (the pipeline's batches, delivery's store work): when the cores are
 //! busy, the kernel gives SMTP intake, whose senders wait for their 250,
-//! the larger share, and the queue catches up as soon as intake pauses. A burst is accepted
-//! at intake's speed; a sustained overload is held back by intake's
-//! in-flow delay (`smtp::inflow`), as Postfix's `in_flow_delay` does.
+//! the larger share, and the queue catches up as soon as intake pauses. A
+//! burst is accepted at intake's speed; a sustained overload is held back
+//! by intake's in-flow delay (`smtp::inflow`), as Postfix's
+//! `in_flow_delay` does.
 //!
 //! A leaf: it runs the closures it is given, one at a time, and trusts
 //! them; a panic in one is returned as an error and the thread goes on.
