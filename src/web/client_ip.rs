@@ -90,6 +90,37 @@ mod tests {
         assert_eq!(client(ip("10.1.2.3"), &h, &[]), ip("10.1.2.3"));
     }
 
+    proptest::proptest! {
+        /// Whatever the header holds: from a trusted proxy the answer is
+        /// the proxy or an address written in the header; from anyone else
+        /// always the peer.
+        #[test]
+        fn the_answer_is_the_peer_or_a_written_address(
+            hops in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "(10|198)\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}",
+                    "[ -~]{0,20}",
+                ],
+                0..6,
+            )
+        ) {
+            let joined = hops.join(", ");
+            let Ok(value) = joined.parse::<axum::http::HeaderValue>() else {
+                return Ok(());
+            };
+            let mut h = HeaderMap::new();
+            h.insert("x-forwarded-for", value);
+            let proxies = vec![crate::config::parse_cidr("10.0.0.0/8").unwrap()];
+            let from_proxy = client(ip("10.1.2.3"), &h, &proxies);
+            proptest::prop_assert!(
+                from_proxy == ip("10.1.2.3")
+                    || hops.iter().flat_map(|h| h.split(','))
+                        .any(|w| w.trim().parse::<IpAddr>().is_ok_and(|a| a.to_canonical() == from_proxy))
+            );
+            proptest::prop_assert_eq!(client(ip("203.0.113.9"), &h, &proxies), ip("203.0.113.9"));
+        }
+    }
+
     #[test]
     fn the_client_is_the_last_hop_no_proxy_wrote_itself() {
         let proxies = vec![crate::config::parse_cidr("10.0.0.0/8").unwrap()];
