@@ -548,13 +548,26 @@ pub async fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
 // The real `listd serve` binary
 // ---------------------------------------------------------------------------
 
-/// A free TCP port on 127.0.0.1 (bound, then released).
+/// A free TCP port on 127.0.0.1 for a daemon to bind later. Taken below
+/// the kernel's ephemeral range (32768 and up): a port that `bind(0)`
+/// handed out could be the source port of some test client's connection,
+/// or another test's `bind(0)`, before the daemon binds it (`AddrInUse`).
+/// A counter per test process hands each test its own, from a base that
+/// differs by process.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("local addr")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = std::process::id() % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (base + n) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {LOW}..{}", LOW + SPAN)
 }
 
 /// A running `listd serve` child; killed (SIGKILL) if dropped while running.
